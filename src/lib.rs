@@ -1,0 +1,22 @@
+//! izyrt: a hard-realtime, low-latency networked audio engine.
+//!
+//! The source tree says which thread code runs on:
+//!
+//! | folder    | what it is                                   | thread |
+//! |-----------|----------------------------------------------|--------|
+//! | `wire`    | the streamproto1 codec                       | net thread (and tools) |
+//! | `device`  | sound devices: ALSA, `virtual`               | RT audio thread |
+//! | `dsp`     | meters, sample conversion, resampling        | RT audio thread |
+//! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
+//! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
+//! | `cli`     | the command line                             | main thread |
+//!
+//! See `README.md` for how to run it and `../shared/DESIGN.md` for the design.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod device;
+pub mod dsp;
+pub mod file;
+pub mod rt;
+pub mod wire;

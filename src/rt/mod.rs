@@ -1,0 +1,3 @@
+//! Realtime threads: spawning, priority, allocation accounting.
+
+pub mod alloc_count;
