@@ -177,6 +177,16 @@ pub trait Device: Send {
 
     /// Stops the stream; `start` may be called again.
     fn stop(&mut self);
+
+    /// Tries once to open the device again after [`DeviceError::Gone`] (not realtime-safe:
+    /// the caller is out of steady state while the device is missing). On success the
+    /// stream is ready for [`Device::start`].
+    ///
+    /// # Errors
+    /// The reason it is still unavailable.
+    fn reopen(&mut self) -> Result<(), DeviceError> {
+        Err(DeviceError::Gone { name: self.obtained().name.clone() })
+    }
 }
 
 /// Why a device could not be opened or run.
