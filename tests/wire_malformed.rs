@@ -74,6 +74,9 @@ fn framing_errors() {
         (header(1, 1024 * 1024 + 1), ErrorCode::BadJson),
         (frame(6, &[0; 7]), ErrorCode::BadFrame),
         (frame(7, &[0; 9]), ErrorCode::BadFrame),
+        // Found by the fuzzer: a BYE declaring 2 MiB overran the no-move buffer.
+        (header(9, 2 * 1024 * 1024), ErrorCode::BadFrame),
+        (frame(9, &[1]), ErrorCode::BadFrame),
     ];
     for (bad, code) in cases {
         let mut stream = ok.clone();

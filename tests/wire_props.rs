@@ -103,8 +103,11 @@ fn frame() -> impl Strategy<Value = F> {
     ]
 }
 
+/// What the decoder reports for one frame: offset, header, payload.
+type Decoded = (u64, Header, Vec<u8>);
+
 /// Encodes the frames; returns the stream and what the decoder must report for each.
-fn encode(frames: &[F]) -> (Vec<u8>, Vec<(u64, Header, Vec<u8>)>) {
+fn encode(frames: &[F]) -> (Vec<u8>, Vec<Decoded>) {
     let mut stream = Vec::new();
     let mut want = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -163,7 +166,7 @@ impl Read for Chunked<'_> {
     }
 }
 
-fn decode(stream: &[u8], zone: usize, sizes: Vec<usize>) -> Vec<(u64, Header, Vec<u8>)> {
+fn decode(stream: &[u8], zone: usize, sizes: Vec<usize>) -> Vec<Decoded> {
     let mut dec = Decoder::with_zone(zone);
     let mut r = Chunked {
         data: stream,

@@ -261,6 +261,9 @@ impl Decoder {
                 "decoder cannot take bytes now: take the waiting frames (next_frame) first",
             ));
         }
+        // The header bounds keep every buffered frame within the buffer; clamp anyway so
+        // a future bound mistake is a stalled frame, never an out-of-bounds slice.
+        let n = n.min(self.buf.len() - at);
         let got = r.read(&mut self.buf[at..at + n])?;
         self.end += got;
         Ok(got)

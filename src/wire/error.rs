@@ -38,7 +38,8 @@ pub enum ErrorCode {
     Replaced,
     /// The sender failed internally.
     Internal,
-    /// A PING or PONG whose payload is not 8 bytes. Not in the spec's list yet: proposed
+    /// A PING or PONG whose payload is not 8 bytes, or a BYE that is not empty. Not in
+    /// the spec's list yet: proposed
     /// as an addition (a receiver that does not know it still closes on ERROR).
     BadFrame,
 }

@@ -129,7 +129,8 @@ impl Header {
     ///
     /// # Errors
     /// `bad_magic`, `bad_version`, `frame_too_large`, or for a known kind whose `len`
-    /// cannot be valid: `bad_audio`, `bad_json`, `bad_frame`.
+    /// cannot be valid: `bad_audio`, `bad_json`, `bad_frame` (PING/PONG not 8 bytes, BYE
+    /// not empty).
     pub fn parse(b: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
         if b[0..2] != MAGIC {
             return Err(ProtocolError::new(
@@ -165,6 +166,9 @@ impl Header {
         let Some(kind) = self.kind() else {
             return Ok(());
         };
+        let name = || kind.name().to_uppercase();
+        // Exhaustive on purpose: a new kind must state its bound, because the decoder
+        // buffers every known kind whole and relies on these limits.
         match kind {
             Kind::Audio if !(super::AUDIO_HEADER_LEN..=MAX_AUDIO_PAYLOAD).contains(&len) => {
                 Err(ProtocolError::new(
@@ -172,21 +176,31 @@ impl Header {
                     format!("AUDIO len {len} outside 40..={MAX_AUDIO_PAYLOAD}"),
                 ))
             }
-            k if k.is_json() && len > MAX_JSON_LEN => Err(ProtocolError::new(
-                ErrorCode::BadJson,
-                format!(
-                    "{} payload of {len} bytes over the 1 MiB limit",
-                    k.name().to_uppercase()
-                ),
-            )),
+            Kind::Hello | Kind::Welcome | Kind::Metadata | Kind::Qos | Kind::Error
+                if len > MAX_JSON_LEN =>
+            {
+                Err(ProtocolError::new(
+                    ErrorCode::BadJson,
+                    format!("{} payload of {len} bytes over the 1 MiB limit", name()),
+                ))
+            }
             Kind::Ping | Kind::Pong if len != 8 => Err(ProtocolError::new(
                 ErrorCode::BadFrame,
-                format!(
-                    "{} payload of {len} bytes, expected 8",
-                    kind.name().to_uppercase()
-                ),
+                format!("{} payload of {len} bytes, expected 8", name()),
             )),
-            _ => Ok(()),
+            Kind::Bye if len != 0 => Err(ProtocolError::new(
+                ErrorCode::BadFrame,
+                format!("BYE payload of {len} bytes, expected none"),
+            )),
+            Kind::Audio
+            | Kind::Hello
+            | Kind::Welcome
+            | Kind::Metadata
+            | Kind::Qos
+            | Kind::Error
+            | Kind::Ping
+            | Kind::Pong
+            | Kind::Bye => Ok(()),
         }
     }
 
