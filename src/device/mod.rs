@@ -11,12 +11,16 @@
 //! suspend) are recovered inside `cycle` and counted in [`DeviceCounters`], which other
 //! threads read through atomics.
 
+#[cfg(target_os = "linux")]
+pub mod alsa;
 pub mod spec;
+pub mod virtual_device;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use spec::{DeviceSpec, Signal, VirtualOptions};
+pub use virtual_device::VirtualDevice;
 
 /// What the engine asks of a stream. The device reports what it actually got in [`Obtained`].
 ///
@@ -45,6 +49,54 @@ impl Default for StreamConfig {
             period_frames: 64,
             periods: 2,
         }
+    }
+}
+
+impl StreamConfig {
+    /// Allowed rates, Hz.
+    pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=384_000;
+    /// Allowed channel counts.
+    pub const CHANNELS: std::ops::RangeInclusive<u16> = 1..=64;
+    /// Allowed frames per period.
+    pub const PERIOD_FRAMES: std::ops::RangeInclusive<u32> = 1..=4096;
+    /// Allowed periods per buffer.
+    pub const PERIODS: std::ops::RangeInclusive<u32> = 2..=16;
+
+    /// Checks every field against what devices accept.
+    ///
+    /// # Errors
+    /// [`DeviceError::BadConfig`] naming the first field out of range, its value and the
+    /// allowed range.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::device::StreamConfig;
+    /// let cfg = StreamConfig { rate: 7_000, ..Default::default() };
+    /// let e = cfg.validate().unwrap_err().to_string();
+    /// assert_eq!(e, "stream rate 7000 is not allowed (allowed: 8000..=384000 Hz)");
+    /// assert!(StreamConfig::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), DeviceError> {
+        let bad = |field, value: u32, allowed| {
+            Err(DeviceError::BadConfig {
+                field,
+                value,
+                allowed,
+            })
+        };
+        if !Self::RATES.contains(&self.rate) {
+            return bad("rate", self.rate, "8000..=384000 Hz");
+        }
+        if !Self::CHANNELS.contains(&self.channels) {
+            return bad("channels", self.channels.into(), "1..=64");
+        }
+        if !Self::PERIOD_FRAMES.contains(&self.period_frames) {
+            return bad("period", self.period_frames, "1..=4096 frames");
+        }
+        if !Self::PERIODS.contains(&self.periods) {
+            return bad("periods", self.periods, "2..=16");
+        }
+        Ok(())
     }
 }
 
@@ -185,7 +237,41 @@ pub trait Device: Send {
     /// # Errors
     /// The reason it is still unavailable.
     fn reopen(&mut self) -> Result<(), DeviceError> {
-        Err(DeviceError::Gone { name: self.obtained().name.clone() })
+        Err(DeviceError::Gone {
+            name: self.obtained().name.clone(),
+        })
+    }
+}
+
+/// Opens the device `spec` names for `dir` at `cfg` (main thread: allocates).
+///
+/// # Errors
+/// [`DeviceError::BadConfig`] when `cfg` is out of range ([`StreamConfig::validate`]);
+/// otherwise whatever the backend reports.
+///
+/// # Example
+/// ```
+/// use izyrt::device::{open, DeviceSpec, Direction, StreamConfig};
+/// let spec: DeviceSpec = "virtual:tone=440".parse()?;
+/// let dev = open(&spec, Direction::Capture, StreamConfig::default())?;
+/// assert_eq!(dev.obtained().name, "virtual:tone=440");
+/// # Ok::<(), izyrt::device::DeviceError>(())
+/// ```
+pub fn open(
+    spec: &DeviceSpec,
+    dir: Direction,
+    cfg: StreamConfig,
+) -> Result<Box<dyn Device>, DeviceError> {
+    cfg.validate()?;
+    match spec {
+        DeviceSpec::Virtual(opts) => Ok(Box::new(VirtualDevice::open(*opts, dir, cfg)?)),
+        #[cfg(target_os = "linux")]
+        DeviceSpec::Alsa(name) => Ok(Box::new(alsa::AlsaDevice::open(name, dir, cfg)?)),
+        #[cfg(not(target_os = "linux"))]
+        DeviceSpec::Alsa(name) => Err(DeviceError::Open {
+            name: name.clone(),
+            reason: "ALSA devices exist only on Linux".into(),
+        }),
     }
 }
 
@@ -193,6 +279,16 @@ pub trait Device: Send {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
+    /// A [`StreamConfig`] field is out of range.
+    #[error("stream {field} {value} is not allowed (allowed: {allowed})")]
+    BadConfig {
+        /// The field (`rate`, `channels`, `period`, `periods`).
+        field: &'static str,
+        /// The value given.
+        value: u32,
+        /// What is allowed.
+        allowed: &'static str,
+    },
     /// The device string is not valid.
     #[error("bad device '{spec}': {reason}")]
     BadSpec {
@@ -223,4 +319,95 @@ pub enum DeviceError {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_config_bounds_are_enforced_by_name() {
+        let ok = StreamConfig::default();
+        for (cfg, msg) in [
+            (
+                StreamConfig { rate: 7_999, ..ok },
+                "stream rate 7999 is not allowed (allowed: 8000..=384000 Hz)",
+            ),
+            (
+                StreamConfig {
+                    rate: 384_001,
+                    ..ok
+                },
+                "stream rate 384001 is not allowed (allowed: 8000..=384000 Hz)",
+            ),
+            (
+                StreamConfig { channels: 0, ..ok },
+                "stream channels 0 is not allowed (allowed: 1..=64)",
+            ),
+            (
+                StreamConfig { channels: 65, ..ok },
+                "stream channels 65 is not allowed (allowed: 1..=64)",
+            ),
+            (
+                StreamConfig {
+                    period_frames: 0,
+                    ..ok
+                },
+                "stream period 0 is not allowed (allowed: 1..=4096 frames)",
+            ),
+            (
+                StreamConfig {
+                    period_frames: 4_097,
+                    ..ok
+                },
+                "stream period 4097 is not allowed (allowed: 1..=4096 frames)",
+            ),
+            (
+                StreamConfig { periods: 1, ..ok },
+                "stream periods 1 is not allowed (allowed: 2..=16)",
+            ),
+            (
+                StreamConfig { periods: 17, ..ok },
+                "stream periods 17 is not allowed (allowed: 2..=16)",
+            ),
+        ] {
+            assert_eq!(cfg.validate().unwrap_err().to_string(), msg);
+            let spec = DeviceSpec::Virtual(VirtualOptions::default());
+            let e = open(&spec, Direction::Duplex, cfg).err().unwrap();
+            assert_eq!(e.to_string(), msg);
+        }
+        for cfg in [
+            StreamConfig {
+                rate: 8_000,
+                channels: 1,
+                period_frames: 1,
+                periods: 2,
+            },
+            StreamConfig {
+                rate: 384_000,
+                channels: 64,
+                period_frames: 4_096,
+                periods: 16,
+            },
+        ] {
+            assert!(cfg.validate().is_ok(), "{cfg:?}");
+        }
+    }
+
+    #[test]
+    fn open_dispatches_on_the_spec() {
+        let spec: DeviceSpec = "virtual:impulse,skew=25".parse().unwrap();
+        let dev = open(&spec, Direction::Playback, StreamConfig::default()).unwrap();
+        assert_eq!(dev.obtained().name, "virtual:impulse,skew=25");
+        assert_eq!(dev.obtained().playback_channels, 2);
+        assert_eq!(dev.obtained().capture_channels, 0);
+        let e = open(
+            &DeviceSpec::Alsa("hw:9,0".into()),
+            Direction::Capture,
+            StreamConfig::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("hw:9,0"), "{e}");
+    }
 }

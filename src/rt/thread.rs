@@ -1,0 +1,781 @@
+//! Spawning RT audio threads: `SCHED_FIFO`, locked memory, optional CPU pinning, and an
+//! honest report of what was obtained (main thread, and the new thread before its loop).
+//!
+//! Design: realtime scheduling is a privilege the process may not have, and an audio
+//! engine that refuses to run without it is useless on a developer's laptop. So nothing
+//! here fails because a privilege is missing: the thread runs anyway, an [`RtReport`]
+//! says exactly what it got (policy, priority, memory locking, CPU) for the metrics, and
+//! the *spawning* thread prints one loud warning per process saying how to grant it. The
+//! warning is never printed from the RT thread: printing takes the stderr lock and may
+//! block.
+//!
+//! Promotion happens on the new thread itself, before the caller's closure runs, and the
+//! result travels back over a channel; [`spawn`] returns only once it is known, so the
+//! report is never a guess. `audio_thread_priority` 0.38 built without D-Bus promotes the
+//! calling thread directly with `pthread_setschedparam(SCHED_FIFO | SCHED_RESET_ON_FORK)`
+//! (root, `CAP_SYS_NICE` or `RLIMIT_RTPRIO`), which is what we want; its priority is a
+//! process-wide setting, so promotions are serialised. With the `rtkit` feature the crate
+//! asks RTKit over D-Bus instead, at a low priority (it asks for 10, RTKit caps at its
+//! configured maximum) and with an `RLIMIT_RTTIME` budget, so we first try the direct
+//! call ourselves and fall back to RTKit only when it is refused. When an `rtprio` limit
+//! below the asked priority is what refused it, the thread takes the limit rather than
+//! nothing. The policy and priority in the report are read back from the kernel, not
+//! assumed from what was asked.
+//!
+//! `mlockall(MCL_CURRENT | MCL_FUTURE)` is done once per process, from the spawning
+//! thread. It is attempted only when it cannot hurt: with `CAP_IPC_LOCK` (root, or
+//! `setcap`) or an unlimited `RLIMIT_MEMLOCK`. Under a finite limit `MCL_FUTURE` would
+//! make later allocations fail once the locked total reaches the limit, which would turn
+//! a missing privilege into a crash.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::thread::JoinHandle;
+
+/// The `SCHED_FIFO` priority asked for by default: above the kernel's threaded IRQ
+/// handlers (50) and below the watchdogs (99), as JACK and PipeWire set up.
+pub const DEFAULT_PRIORITY: u8 = 80;
+
+/// How to spawn an RT thread.
+///
+/// # Example
+/// ```
+/// let opts = izyrt::rt::thread::RtOptions { cpu: Some(1), ..Default::default() };
+/// assert_eq!(opts.priority, izyrt::rt::thread::DEFAULT_PRIORITY);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtOptions {
+    /// Thread name (Linux shows the first 15 bytes).
+    pub name: String,
+    /// `SCHED_FIFO` priority, 1..=99.
+    pub priority: u8,
+    /// Pin the thread to this CPU.
+    pub cpu: Option<usize>,
+    /// Lock the process's memory (`mlockall`) before spawning.
+    pub lock_memory: bool,
+    /// Frames per period and rate of the stream the thread serves: RTKit sizes the CPU
+    /// time budget from them (only used with the `rtkit` feature).
+    pub period_frames: u32,
+    /// See `period_frames`.
+    pub rate: u32,
+}
+
+impl Default for RtOptions {
+    fn default() -> Self {
+        RtOptions {
+            name: "izyrt-rt".into(),
+            priority: DEFAULT_PRIORITY,
+            cpu: None,
+            lock_memory: true,
+            period_frames: 64,
+            rate: 48_000,
+        }
+    }
+}
+
+/// A scheduling policy, as read back from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchedPolicy {
+    /// `SCHED_OTHER`: the normal time-sharing policy (realtime was not obtained).
+    Other,
+    /// `SCHED_FIFO`: realtime, first in first out.
+    Fifo,
+    /// `SCHED_RR`: realtime, round robin.
+    RoundRobin,
+    /// `SCHED_BATCH`.
+    Batch,
+    /// `SCHED_IDLE`.
+    Idle,
+    /// Any other value.
+    Unknown(i32),
+}
+
+impl SchedPolicy {
+    fn from_raw(raw: libc::c_int) -> Self {
+        // Drop SCHED_RESET_ON_FORK, which Linux reports or-ed into the policy.
+        let raw = raw & !0x4000_0000;
+        match raw {
+            libc::SCHED_OTHER => SchedPolicy::Other,
+            libc::SCHED_FIFO => SchedPolicy::Fifo,
+            libc::SCHED_RR => SchedPolicy::RoundRobin,
+            #[cfg(target_os = "linux")]
+            libc::SCHED_BATCH => SchedPolicy::Batch,
+            #[cfg(target_os = "linux")]
+            libc::SCHED_IDLE => SchedPolicy::Idle,
+            other => SchedPolicy::Unknown(other),
+        }
+    }
+
+    /// The kernel's name (`SCHED_FIFO`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedPolicy::Other => "SCHED_OTHER",
+            SchedPolicy::Fifo => "SCHED_FIFO",
+            SchedPolicy::RoundRobin => "SCHED_RR",
+            SchedPolicy::Batch => "SCHED_BATCH",
+            SchedPolicy::Idle => "SCHED_IDLE",
+            SchedPolicy::Unknown(_) => "unknown",
+        }
+    }
+
+    /// True for the realtime policies.
+    pub fn is_realtime(self) -> bool {
+        matches!(self, SchedPolicy::Fifo | SchedPolicy::RoundRobin)
+    }
+}
+
+/// What an RT thread actually obtained, for metrics (`realtime` in getMetrics).
+///
+/// # Example
+/// ```
+/// use izyrt::rt::thread::{spawn, RtOptions};
+/// let t = spawn(&RtOptions { lock_memory: false, ..Default::default() }, || 6 * 7)?;
+/// let report = t.report().clone();
+/// // SCHED_FIFO 80 when privileged; SCHED_OTHER 0 plus a reason otherwise.
+/// assert_eq!(report.policy.is_realtime(), report.refused.is_none());
+/// assert_eq!(t.join().unwrap(), 42);
+/// # Ok::<(), izyrt::rt::thread::SpawnError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtReport {
+    /// The thread's name.
+    pub thread: String,
+    /// The scheduling policy in force.
+    pub policy: SchedPolicy,
+    /// Its priority (0 for `SCHED_OTHER`).
+    pub priority: i32,
+    /// How realtime was obtained: `"direct"` or `"rtkit"`, `None` when it was not.
+    pub via: Option<&'static str>,
+    /// Why realtime scheduling was refused, when it was.
+    pub refused: Option<String>,
+    /// Whether the process's memory is locked (`mlockall`).
+    pub memory_locked: bool,
+    /// Why memory is not locked, when it is not and locking was asked for.
+    pub memory_refused: Option<String>,
+    /// The CPU the thread is pinned to.
+    pub cpu: Option<usize>,
+    /// Why pinning failed, when it was asked for and failed.
+    pub cpu_refused: Option<String>,
+}
+
+impl RtReport {
+    /// True when the thread runs under a realtime policy.
+    pub fn is_realtime(&self) -> bool {
+        self.policy.is_realtime()
+    }
+}
+
+impl fmt::Display for RtReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.thread,
+            self.policy.name(),
+            self.priority
+        )?;
+        if let Some(via) = self.via {
+            write!(f, " ({via})")?;
+        }
+        f.write_str(if self.memory_locked {
+            ", memory locked"
+        } else {
+            ", memory not locked"
+        })?;
+        match self.cpu {
+            Some(cpu) => write!(f, ", cpu {cpu}"),
+            None => f.write_str(", not pinned"),
+        }
+    }
+}
+
+/// Why an RT thread could not be spawned (a refused privilege is not an error: see
+/// [`RtReport`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The priority is outside 1..=99.
+    #[error("RT priority {0} is not allowed (allowed: 1..=99)")]
+    Priority(u8),
+    /// The CPU index is beyond what the affinity mask can name.
+    #[error("CPU {cpu} is not allowed (allowed: 0..{max})")]
+    Cpu {
+        /// The CPU asked for.
+        cpu: usize,
+        /// One past the largest CPU index.
+        max: usize,
+    },
+    /// The operating system could not create the thread.
+    #[error("cannot spawn thread '{name}': {source}")]
+    Spawn {
+        /// The thread's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The thread died (panicked) before it reported what it obtained.
+    #[error("thread '{0}' died while setting up")]
+    Died(String),
+}
+
+/// A running RT thread and what it obtained.
+#[derive(Debug)]
+pub struct RtThread<T> {
+    handle: JoinHandle<T>,
+    report: RtReport,
+}
+
+impl<T> RtThread<T> {
+    /// What the thread obtained.
+    pub fn report(&self) -> &RtReport {
+        &self.report
+    }
+
+    /// True when the thread's closure has returned.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the thread's closure to return.
+    ///
+    /// # Errors
+    /// The panic payload when the closure panicked.
+    pub fn join(self) -> std::thread::Result<T> {
+        self.handle.join()
+    }
+}
+
+/// Spawns `f` on a new thread promoted to `SCHED_FIFO` at `opts.priority`, pinned to
+/// `opts.cpu`, after locking the process's memory (once per process) if asked.
+///
+/// Returns once the thread has reported what it obtained, before `f` runs. When realtime
+/// scheduling, memory locking or pinning is refused, `f` still runs, the refusal is in
+/// [`RtThread::report`], and a one-time warning saying how to grant it is printed on
+/// stderr from this (the calling) thread.
+///
+/// # Errors
+/// [`SpawnError`] for a priority outside 1..=99, a CPU index beyond the affinity mask, or
+/// when the thread cannot be created or dies during setup.
+///
+/// # Example
+/// ```
+/// use izyrt::rt::thread::{spawn, RtOptions};
+/// let opts = RtOptions { name: "doc-rt".into(), lock_memory: false, ..Default::default() };
+/// let t = spawn(&opts, || {
+///     // the RT loop goes here
+/// })?;
+/// // e.g. "doc-rt SCHED_FIFO 80 (direct), memory not locked, not pinned"
+/// println!("{}", t.report());
+/// t.join().unwrap();
+/// # Ok::<(), izyrt::rt::thread::SpawnError>(())
+/// ```
+pub fn spawn<F, T>(opts: &RtOptions, f: F) -> Result<RtThread<T>, SpawnError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if !(1..=99).contains(&opts.priority) {
+        return Err(SpawnError::Priority(opts.priority));
+    }
+    match opts.cpu {
+        Some(cpu) if cpu >= MAX_CPUS => return Err(SpawnError::Cpu { cpu, max: MAX_CPUS }),
+        _ => {}
+    }
+    let memory = if opts.lock_memory {
+        lock_memory()
+    } else {
+        Ok(())
+    };
+
+    let (tx, rx) = mpsc::sync_channel::<RtReport>(1);
+    let name = opts.name.clone();
+    let setup = opts.clone();
+    let handle = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let mut report = promote(&setup);
+            report.memory_locked = memory_is_locked();
+            // The receiver only goes away if `spawn` itself unwound; run anyway.
+            let _ = tx.send(report);
+            drop(tx);
+            f()
+        })
+        .map_err(|source| SpawnError::Spawn {
+            name: name.clone(),
+            source,
+        })?;
+    let mut report = rx.recv().map_err(|_| SpawnError::Died(name))?;
+    match memory {
+        Err(reason) if !report.memory_locked => {
+            report.memory_refused = Some(reason.to_string());
+        }
+        _ => {}
+    }
+    warn_once(&report);
+    Ok(RtThread { handle, report })
+}
+
+/// Why the process's memory was not locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// Locking was not attempted: without `CAP_IPC_LOCK`, `MCL_FUTURE` under a finite
+    /// `RLIMIT_MEMLOCK` would make later allocations fail.
+    #[error(
+        "no CAP_IPC_LOCK and RLIMIT_MEMLOCK is {limit_kib} KiB: locking everything under a \
+         finite limit would make later allocations fail"
+    )]
+    Limited {
+        /// The soft memlock limit, KiB.
+        limit_kib: u64,
+    },
+    /// `mlockall` failed with this errno.
+    #[error("mlockall: {}", std::io::Error::from_raw_os_error(*.errno))]
+    Failed {
+        /// The errno.
+        errno: i32,
+    },
+}
+
+/// Locks all current and future memory of the process (`mlockall`), once; later calls
+/// return the first call's outcome. Called by [`spawn`]; call it early from `main` to
+/// lock before the process grows.
+///
+/// # Errors
+/// [`LockError`]: why memory was not locked.
+pub fn lock_memory() -> Result<(), LockError> {
+    static LOCKED: OnceLock<Result<(), LockError>> = OnceLock::new();
+    *LOCKED.get_or_init(|| {
+        if !may_lock_all() {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: valid out-pointer.
+            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+            return Err(LockError::Limited {
+                limit_kib: lim.rlim_cur / 1024,
+            });
+        }
+        // SAFETY: plain syscall with flag arguments.
+        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+        if rc == 0 {
+            MEMORY_LOCKED.store(true, Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(LockError::Failed {
+                errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            })
+        }
+    })
+}
+
+static MEMORY_LOCKED: AtomicBool = AtomicBool::new(false);
+
+fn memory_is_locked() -> bool {
+    MEMORY_LOCKED.load(Ordering::Relaxed)
+}
+
+/// `CAP_IPC_LOCK` (locking is then unlimited) or an unlimited memlock limit.
+fn may_lock_all() -> bool {
+    if has_cap_ipc_lock() {
+        return true;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    rc == 0 && lim.rlim_cur == libc::RLIM_INFINITY
+}
+
+/// Whether `CAP_IPC_LOCK` (bit 14) is in the process's effective set. Root in a
+/// container may lack it, and a non-root binary may hold it through `setcap`.
+#[cfg(target_os = "linux")]
+fn has_cap_ipc_lock() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_cap_ipc_lock() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(target_os = "linux")]
+const MAX_CPUS: usize = libc::CPU_SETSIZE as usize;
+#[cfg(not(target_os = "linux"))]
+const MAX_CPUS: usize = 1024;
+
+/// Runs on the new thread: pin, promote, read back.
+fn promote(opts: &RtOptions) -> RtReport {
+    let (cpu, cpu_refused) = match opts.cpu {
+        None => (None, None),
+        Some(cpu) => match pin_current_thread(cpu) {
+            Ok(()) => (Some(cpu), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let (via, refused) = match promote_current_thread(opts, opts.priority) {
+        Ok(via) => (Some(via), None),
+        // An `rtprio` limit below the priority asked for: take what the limit allows
+        // rather than nothing (the report shows the priority obtained).
+        Err(e) => match rtprio_limit().filter(|&lim| lim > 0 && lim < opts.priority) {
+            Some(lim) => match promote_current_thread(opts, lim) {
+                Ok(via) => (Some(via), None),
+                Err(_) => (None, Some(e)),
+            },
+            None => (None, Some(e)),
+        },
+    };
+    let (policy, priority) = current_policy();
+    let refused = match (policy.is_realtime(), refused) {
+        (true, _) => None,
+        (false, Some(e)) => Some(e),
+        (false, None) => Some(format!("the kernel reports {}", policy.name())),
+    };
+    RtReport {
+        thread: opts.name.clone(),
+        policy,
+        priority,
+        via: if policy.is_realtime() { via } else { None },
+        refused,
+        memory_locked: false,
+        memory_refused: None,
+        cpu,
+        cpu_refused,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set; `cpu` < CPU_SETSIZE was
+    // checked by `spawn`; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!(
+                "sched_setaffinity(cpu {cpu}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    Err(format!("pinning to cpu {cpu} is only supported on Linux"))
+}
+
+/// Serialises promotions: `audio_thread_priority::set_rt_priority` is process-wide.
+static PROMOTE_LOCK: Mutex<()> = Mutex::new(());
+
+#[cfg(all(target_os = "linux", not(feature = "rtkit")))]
+fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
+    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    audio_thread_priority::set_rt_priority(Some(priority));
+    // The handle only serves to demote (it has no Drop): the thread stays realtime until
+    // it ends.
+    let _handle =
+        audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
+            .map_err(|e| e.to_string())?;
+    Ok("direct")
+}
+
+#[cfg(all(target_os = "linux", feature = "rtkit"))]
+fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
+    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let direct = match set_fifo_directly(priority) {
+        Ok(()) => return Ok("direct"),
+        Err(e) => e,
+    };
+    let _handle =
+        audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
+            .map_err(|e| format!("{direct}; RTKit: {e}"))?;
+    Ok("rtkit")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn promote_current_thread(_opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
+    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_fifo_directly(priority).map(|()| "direct")
+}
+
+#[cfg(any(not(target_os = "linux"), feature = "rtkit"))]
+fn set_fifo_directly(priority: u8) -> Result<(), String> {
+    // SAFETY: sched_param is plain data; pthread_self is the calling thread.
+    let rc = unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        param.sched_priority = priority as libc::c_int;
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "pthread_setschedparam(SCHED_FIFO {priority}): {}",
+            std::io::Error::from_raw_os_error(rc)
+        ))
+    }
+}
+
+/// The soft `RLIMIT_RTPRIO` (the highest realtime priority an unprivileged thread may
+/// take), when the platform has one.
+#[cfg(target_os = "linux")]
+fn rtprio_limit() -> Option<u8> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut lim) } != 0 {
+        return None;
+    }
+    Some(lim.rlim_cur.min(99) as u8)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rtprio_limit() -> Option<u8> {
+    None
+}
+
+/// The calling thread's policy and priority, from the kernel.
+fn current_policy() -> (SchedPolicy, i32) {
+    let mut policy = 0;
+    // SAFETY: sched_param is plain data; valid out-pointers; pthread_self is valid.
+    unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        if libc::pthread_getschedparam(libc::pthread_self(), &mut policy, &mut param) != 0 {
+            return (SchedPolicy::Unknown(-1), 0);
+        }
+        (SchedPolicy::from_raw(policy), param.sched_priority)
+    }
+}
+
+/// Prints each kind of refusal once per process.
+fn warn_once(report: &RtReport) {
+    static RT: AtomicBool = AtomicBool::new(false);
+    static MEM: AtomicBool = AtomicBool::new(false);
+    static CPU: AtomicBool = AtomicBool::new(false);
+    if let Some(reason) = report
+        .refused
+        .as_ref()
+        .filter(|_| !RT.swap(true, Ordering::Relaxed))
+    {
+        eprintln!("{}", rt_refused_warning(&report.thread, reason));
+    }
+    if let Some(reason) = report
+        .memory_refused
+        .as_ref()
+        .filter(|_| !MEM.swap(true, Ordering::Relaxed))
+    {
+        eprintln!(
+            "izyrt: WARNING: memory is not locked ({reason}); page faults may cause dropouts.\n\
+             izyrt:   grant it: run as root, `sudo setcap cap_ipc_lock+ep {exe}`, or add\n\
+             izyrt:   '@audio - memlock unlimited' to /etc/security/limits.d/95-audio.conf",
+            exe = exe_name()
+        );
+    }
+    if let Some(reason) = report
+        .cpu_refused
+        .as_ref()
+        .filter(|_| !CPU.swap(true, Ordering::Relaxed))
+    {
+        eprintln!(
+            "izyrt: WARNING: thread '{}' is not pinned: {reason}",
+            report.thread
+        );
+    }
+}
+
+fn exe_name() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/path/to/izyrt".into())
+}
+
+/// The warning printed when realtime scheduling is refused.
+fn rt_refused_warning(thread: &str, reason: &str) -> String {
+    format!(
+        "izyrt: WARNING: ********************************************************************\n\
+         izyrt: WARNING: realtime scheduling was REFUSED for thread '{thread}': {reason}\n\
+         izyrt: WARNING: it runs as a normal thread; expect dropouts under load.\n\
+         izyrt: WARNING: grant it in one of these ways:\n\
+         izyrt:   - run as root;\n\
+         izyrt:   - sudo setcap cap_sys_nice,cap_ipc_lock+ep {exe}\n\
+         izyrt:   - put '@audio - rtprio 95' and '@audio - memlock unlimited' in\n\
+         izyrt:     /etc/security/limits.d/95-audio.conf, add yourself to the audio group\n\
+         izyrt:     and log in again (systemd services: LimitRTPRIO=95, LimitMEMLOCK=infinity).\n\
+         izyrt: WARNING: ********************************************************************",
+        exe = exe_name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(name: &str) -> RtOptions {
+        RtOptions {
+            name: name.into(),
+            lock_memory: false,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn report_matches_what_the_thread_sees() {
+        let t = spawn(&opts("t-report"), current_policy).unwrap();
+        let report = t.report().clone();
+        let seen = t.join().unwrap();
+        assert_eq!((report.policy, report.priority), seen);
+        assert_eq!(report.thread, "t-report");
+        if report.is_realtime() {
+            assert_eq!(report.policy, SchedPolicy::Fifo);
+            assert_eq!(report.priority, i32::from(DEFAULT_PRIORITY));
+            assert!(report.refused.is_none());
+            assert!(report.via.is_some());
+        } else {
+            assert!(report.refused.is_some(), "a refusal must say why");
+            assert!(report.via.is_none());
+        }
+    }
+
+    #[test]
+    fn configured_priority_is_obtained_when_privileged() {
+        let t = spawn(
+            &RtOptions {
+                priority: 42,
+                ..opts("t-prio")
+            },
+            current_policy,
+        )
+        .unwrap();
+        let report = t.report().clone();
+        let (policy, prio) = t.join().unwrap();
+        assert_eq!((report.policy, report.priority), (policy, prio));
+        if report.is_realtime() {
+            assert_eq!((policy, prio), (SchedPolicy::Fifo, 42));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pins_to_a_cpu() {
+        let t = spawn(
+            &RtOptions {
+                cpu: Some(0),
+                ..opts("t-pin")
+            },
+            // SAFETY: sched_getcpu has no preconditions.
+            || unsafe { libc::sched_getcpu() },
+        )
+        .unwrap();
+        let report = t.report().clone();
+        let on = t.join().unwrap();
+        if report.cpu_refused.is_none() {
+            assert_eq!(report.cpu, Some(0));
+            assert_eq!(on, 0);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_options_by_value() {
+        for p in [0u8, 100] {
+            let e = spawn(
+                &RtOptions {
+                    priority: p,
+                    ..opts("t-bad")
+                },
+                || (),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(&format!("priority {p}")), "{e}");
+            assert!(e.to_string().contains("1..=99"), "{e}");
+        }
+        let e = spawn(
+            &RtOptions {
+                cpu: Some(1 << 20),
+                ..opts("t-bad")
+            },
+            || (),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("CPU 1048576"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_in_the_closure_reaches_join() {
+        let t = spawn(&opts("t-panic"), || panic!("boom")).unwrap();
+        assert!(t.join().is_err());
+    }
+
+    #[test]
+    fn refusal_warning_says_how_to_grant_it() {
+        let w = rt_refused_warning("izyrt-capture", "Operation not permitted (os error 1)");
+        for needle in [
+            "izyrt-capture",
+            "Operation not permitted",
+            "root",
+            "setcap cap_sys_nice",
+            "@audio - rtprio 95",
+            "limits.d",
+        ] {
+            assert!(w.contains(needle), "missing {needle:?} in\n{w}");
+        }
+    }
+
+    #[test]
+    fn lock_errors_name_the_limit_and_errno() {
+        let e = LockError::Limited { limit_kib: 8192 }.to_string();
+        assert!(e.contains("RLIMIT_MEMLOCK is 8192 KiB"), "{e}");
+        let e = LockError::Failed {
+            errno: libc::ENOMEM,
+        }
+        .to_string();
+        assert!(e.starts_with("mlockall: "), "{e}");
+        assert!(e.contains("memory"), "{e}");
+    }
+
+    #[test]
+    fn policy_names() {
+        assert_eq!(SchedPolicy::from_raw(libc::SCHED_FIFO).name(), "SCHED_FIFO");
+        assert_eq!(
+            SchedPolicy::from_raw(libc::SCHED_FIFO | 0x4000_0000),
+            SchedPolicy::Fifo
+        );
+        assert!(!SchedPolicy::Other.is_realtime());
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let r = RtReport {
+            thread: "x".into(),
+            policy: SchedPolicy::Fifo,
+            priority: 80,
+            via: Some("direct"),
+            refused: None,
+            memory_locked: true,
+            memory_refused: None,
+            cpu: Some(1),
+            cpu_refused: None,
+        };
+        assert_eq!(
+            r.to_string(),
+            "x SCHED_FIFO 80 (direct), memory locked, cpu 1"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! The RT rule, proven: the driver loop over the `virtual` device allocates nothing in
+//! steady state (capture, playback, duplex; wakeup-histogram recording, its quantile
+//! publication and meter publication included), with a control showing the counter does
+//! see an allocation made inside `process`. Plus the device's pacing: N periods take
+//! ~N × 1.333 ms, and a skew changes the number of periods in a fixed wall time in
+//! proportion. Timing bounds are deliberately generous: the machine is shared.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use izyrt::device::{Device, Direction, Signal, StreamConfig, VirtualDevice, VirtualOptions, open};
+use izyrt::dsp::meter::{Meter, MeterConfig};
+use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
+use izyrt::rt::clock::now_ns;
+use izyrt::rt::driver::{Driver, DriverConfig};
+use izyrt::rt::thread::{RtOptions, spawn};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+const WARM_UP: u64 = 100;
+const STEADY: u64 = 200;
+
+/// What one steady-state stretch did.
+#[derive(Debug)]
+struct Stretch {
+    allocations: u64,
+    cycles: u64,
+    wakeup_publications: u64,
+    wakeups_recorded: u64,
+    playback_windows: u64,
+    capture_windows: u64,
+    realtime: bool,
+}
+
+/// Runs the driver over a virtual device on an RT thread: `WARM_UP` periods, then
+/// `STEADY` periods under the allocation counter. With `allocate_at`, `process`
+/// allocates once in that steady-state period (the control).
+fn steady_state(dir: Direction, allocate_at: Option<u64>) -> Stretch {
+    let cfg = StreamConfig {
+        rate: 48_000,
+        channels: 2,
+        period_frames: 64,
+        periods: 4,
+    };
+    let opts = VirtualOptions {
+        signal: Signal::Tone(1_000.0),
+        skew_ppm: 0.0,
+    };
+    // Main thread: everything that allocates.
+    let mut dev = VirtualDevice::open(opts, dir, cfg).unwrap();
+    let playback_levels = dev.playback_levels();
+    let mut capture_meter = Meter::new(MeterConfig {
+        rate: cfg.rate,
+        channels: cfg.channels,
+        window_ms: 10, // 480 frames: several publications per stretch
+        ..MeterConfig::default()
+    })
+    .unwrap();
+    let capture_levels = capture_meter.levels();
+    let mut driver = Driver::new(DriverConfig {
+        publish_every: 50, // four quantile publications per stretch
+        ..DriverConfig::default()
+    })
+    .unwrap();
+    let stop = driver.stop_flag();
+    let wakeups = driver.wakeup_stats();
+    let stats = driver.stats();
+
+    let t = spawn(
+        &RtOptions {
+            name: format!("rt-alloc-{dir:?}"),
+            ..RtOptions::default()
+        },
+        move || {
+            let limit = AtomicU64::new(WARM_UP);
+            let mut calls = 0u64;
+            let mut process = |capture: &[f32], playback: &mut [f32]| {
+                calls += 1;
+                if !capture.is_empty() {
+                    capture_meter.process(capture);
+                }
+                if !playback.is_empty() {
+                    if capture.is_empty() {
+                        playback.fill(0.25);
+                    } else {
+                        playback.copy_from_slice(capture);
+                    }
+                }
+                if allocate_at == Some(calls) {
+                    std::hint::black_box(Box::new(calls));
+                }
+                if calls >= limit.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            };
+            driver.run(&mut dev, &mut process).unwrap();
+            let publications_before = wakeups.publications();
+            let windows_before = capture_levels.windows();
+            let playback_before = playback_levels.as_ref().map_or(0, |l| l.windows());
+            let cycles_before = stats.cycles();
+
+            stop.store(false, Ordering::Relaxed);
+            limit.store(WARM_UP + STEADY, Ordering::Relaxed);
+            let (result, allocations) = count_allocations(|| driver.run(&mut dev, &mut process));
+            result.unwrap();
+
+            Stretch {
+                allocations,
+                cycles: stats.cycles() - cycles_before,
+                wakeup_publications: wakeups.publications() - publications_before,
+                wakeups_recorded: wakeups.snapshot().count,
+                playback_windows: playback_levels.as_ref().map_or(0, |l| l.windows())
+                    - playback_before,
+                capture_windows: capture_levels.windows() - windows_before,
+                realtime: false,
+            }
+        },
+    )
+    .unwrap();
+    let realtime = t.report().is_realtime();
+    let mut s = t.join().unwrap();
+    s.realtime = realtime;
+    s
+}
+
+fn assert_allocation_free(dir: Direction) {
+    let s = steady_state(dir, None);
+    assert_eq!(
+        s.allocations, 0,
+        "{dir:?}: allocations in steady state: {s:?}"
+    );
+    // The stretch really exercised everything the claim covers.
+    assert_eq!(s.cycles, STEADY, "{s:?}");
+    assert_eq!(s.wakeups_recorded, WARM_UP + STEADY, "{s:?}");
+    assert!(s.wakeup_publications >= STEADY / 50, "{s:?}");
+    if dir.plays() {
+        // 200 × 64 frames = 12800 frames: five 50 ms windows of the playback meter.
+        assert!(s.playback_windows >= 5, "{s:?}");
+    }
+    if dir.captures() {
+        assert!(s.capture_windows >= 26, "{s:?}");
+    }
+}
+
+#[test]
+fn capture_loop_allocates_nothing() {
+    assert_allocation_free(Direction::Capture);
+}
+
+#[test]
+fn playback_loop_allocates_nothing() {
+    assert_allocation_free(Direction::Playback);
+}
+
+#[test]
+fn duplex_loop_allocates_nothing() {
+    assert_allocation_free(Direction::Duplex);
+}
+
+#[test]
+fn control_an_allocation_in_process_is_seen() {
+    let s = steady_state(Direction::Duplex, Some(WARM_UP + 50));
+    // One Box: an allocation and a free.
+    assert!(s.allocations >= 1, "the counter missed it: {s:?}");
+    // And nothing else: the same loop is clean without it.
+    assert_eq!(s.allocations, 2, "{s:?}");
+}
+
+/// Runs `dev` on an RT thread through the driver until `stop_at(elapsed_ns since the
+/// first period, periods)` says so; returns (wall time of `run`, stream periods including
+/// any dropped by xruns, xruns, realtime obtained).
+fn run_virtual(
+    mut dev: VirtualDevice,
+    name: &str,
+    mut stop_at: impl FnMut(u64, u64) -> bool + Send + 'static,
+) -> (Duration, u64, u64, bool) {
+    let mut driver = Driver::new(DriverConfig::default()).unwrap();
+    let stop = driver.stop_flag();
+    let counters = dev.counters();
+    let frames = u64::from(dev.obtained().period_frames);
+    let t = spawn(
+        &RtOptions {
+            name: name.into(),
+            ..RtOptions::default()
+        },
+        move || {
+            let mut first = None;
+            let mut calls = 0;
+            let t0 = Instant::now();
+            driver
+                .run(&mut dev, &mut |_, _| {
+                    calls += 1;
+                    let now = now_ns();
+                    let first = *first.get_or_insert(now);
+                    if stop_at(now - first, calls) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                })
+                .unwrap();
+            (t0.elapsed(), dev.position() / frames)
+        },
+    )
+    .unwrap();
+    let realtime = t.report().is_realtime();
+    let (took, periods) = t.join().unwrap();
+    (
+        took,
+        periods,
+        counters.xruns.load(Ordering::Relaxed),
+        realtime,
+    )
+}
+
+fn virtual_capture(skew_ppm: f64) -> VirtualDevice {
+    VirtualDevice::open(
+        VirtualOptions {
+            signal: Signal::Silence,
+            skew_ppm,
+        },
+        Direction::Capture,
+        StreamConfig {
+            periods: 8,
+            ..StreamConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn n_periods_take_n_times_the_period() {
+    // 48 kHz / 64 frames: 750 periods are exactly 1 s of stream time.
+    let (took, periods, xruns, rt) = run_virtual(virtual_capture(0.0), "rt-pace", |_, n| n >= 750);
+    eprintln!("750 periods: {took:?} (xruns {xruns}, realtime {rt})");
+    assert!(periods >= 750);
+    // Never early: the 750th deadline is 1 s after the start.
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    // Generous upper bound (stalls would only add dropped periods, i.e. time).
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn skew_changes_the_period_count_in_proportion() {
+    // Three cards at once for ~1.5 s of wall time: nominal, 10 % fast, 10 % slow.
+    let wall_ns = 1_500_000_000;
+    let run = |ppm: f64, name: &'static str| {
+        std::thread::spawn(move || {
+            run_virtual(virtual_capture(ppm), name, move |ns, _| ns >= wall_ns)
+        })
+    };
+    let fast = run(100_000.0, "rt-fast");
+    let slow = run(-100_000.0, "rt-slow");
+    let nominal = run(0.0, "rt-nominal");
+    let (_, fast, ..) = fast.join().unwrap();
+    let (_, slow, ..) = slow.join().unwrap();
+    let (_, nominal, ..) = nominal.join().unwrap();
+    eprintln!("periods in 1.5 s: fast {fast}, nominal {nominal}, slow {slow}");
+    // Expected 1237.5, 1125 and 1012.5 (+1 for the first period).
+    let near = |got: u64, want: f64| (got as f64 / want - 1.0).abs() < 0.05;
+    assert!(near(nominal, 1_126.0), "nominal {nominal}");
+    assert!(near(fast, 1_238.5), "fast {fast}");
+    assert!(near(slow, 1_013.5), "slow {slow}");
+    // The ratio is what the skews say: 1.1 / 0.9 = 1.222.
+    let ratio = fast as f64 / slow as f64;
+    assert!((1.17..1.28).contains(&ratio), "fast/slow {ratio}");
+}
+
+#[test]
+fn boxed_devices_from_open_run_through_the_driver_too() {
+    let spec = "virtual:impulse".parse().unwrap();
+    let mut dev = open(&spec, Direction::Duplex, StreamConfig::default()).unwrap();
+    let mut driver = Driver::new(DriverConfig::default()).unwrap();
+    let stop: Arc<AtomicBool> = driver.stop_flag();
+    let mut clicks = 0;
+    let mut n = 0;
+    driver
+        .run(&mut *dev, &mut |capture, _| {
+            clicks += capture.iter().filter(|x| **x != 0.0).count();
+            n += 1;
+            if n == 10 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap();
+    // Frame 0 of the stream is a click on both channels (unless a stall dropped it).
+    let xruns = dev.counters().xruns.load(Ordering::Relaxed);
+    assert!(clicks == 2 || xruns > 0, "clicks {clicks}, xruns {xruns}");
+}
