@@ -3,6 +3,7 @@
 //! Each command lives in its own file and exposes `run(args) -> Result<ExitCode-ish, CliError>`.
 //! Errors are printed here, once, as one line naming what was wrong.
 
+mod devices;
 mod dump;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Decode a streamproto1 byte stream and print one JSON object per frame.
     Dump(dump::DumpArgs),
+    /// List capture and playback devices: ALSA cards first, sound-server PCMs flagged.
+    Devices(devices::DevicesArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -56,6 +59,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args),
+        Command::Devices(args) => devices::run(&args),
     };
     match result {
         Ok(code) => code,

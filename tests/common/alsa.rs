@@ -1,0 +1,249 @@
+//! Helpers for the ALSA tests on a machine without a sound card: a per-process ALSA
+//! configuration (the stock one plus our PCM definitions), a `jackd -d dummy` server that
+//! paces time, and a guard that stops it whatever the test did.
+//!
+//! alsa-lib reads `ALSA_CONFIG_PATH` once and the JACK plugin reads `JACK_DEFAULT_SERVER`,
+//! both process-wide: every test binary sets them once (before any ALSA call) and the tests
+//! of a binary that use jackd run one at a time behind [`serial`].
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The stock alsa-lib configuration every custom configuration must load first.
+pub const STOCK_ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
+
+/// This process's scratch directory (removed at exit).
+pub fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("izyrt-alsa-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        extern "C" fn remove_scratch() {
+            if let Some(dir) = DIR.get() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        // SAFETY: registers a plain extern "C" function; it runs at process exit.
+        unsafe { libc::atexit(remove_scratch) };
+        dir
+    })
+}
+
+/// The JACK server name of this process.
+pub fn jack_server_name() -> String {
+    format!("izyrt-test-{}", std::process::id())
+}
+
+/// Writes `body` (PCM definitions) next to the stock configuration and points alsa-lib and
+/// the JACK plugin at them. Only the first call of a process has an effect, so every test
+/// of a binary must pass the same body.
+pub fn use_alsa_config(body: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        assert!(
+            Path::new(STOCK_ALSA_CONF).exists(),
+            "{STOCK_ALSA_CONF} is missing: install alsa-lib's data (scripts/setup)"
+        );
+        let path = scratch_dir().join("izyrt-test-asound.conf");
+        std::fs::write(&path, body).expect("write the ALSA configuration");
+        let config_path = format!("{STOCK_ALSA_CONF}:{}", path.display());
+        // SAFETY: called once, first thing in every test of the binary, while no other
+        // thread of the test binary is inside alsa-lib or reading the environment (the
+        // other tests wait on this `Once`).
+        unsafe {
+            std::env::set_var("ALSA_CONFIG_PATH", config_path);
+            std::env::set_var("JACK_DEFAULT_SERVER", jack_server_name());
+            std::env::set_var("JACK_NO_START_SERVER", "1");
+            std::env::set_var("JACK_NO_AUDIO_RESERVATION", "1");
+        }
+    });
+}
+
+/// Serialises the tests of one binary that share the process-wide JACK server name.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// True when libasound2-plugins' JACK PCM is installed where alsa-lib looks for plugins.
+fn jack_plugin_installed() -> bool {
+    let mut dirs = vec![
+        PathBuf::from("/usr/lib/alsa-lib"),
+        PathBuf::from("/usr/lib64/alsa-lib"),
+    ];
+    for base in ["/usr/lib", "/usr/lib64"] {
+        if let Ok(entries) = std::fs::read_dir(base) {
+            dirs.extend(entries.flatten().map(|e| e.path().join("alsa-lib")));
+        }
+    }
+    dirs.iter()
+        .any(|d| d.join("libasound_module_pcm_jack.so").is_file())
+}
+
+/// Says why a test is skipped, on the real stderr (libtest captures `println!` and
+/// `eprintln!` of passing tests, which would hide it).
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {}: {why}",
+        std::thread::current().name().unwrap_or("test")
+    );
+}
+
+/// A running `jackd -d dummy` that is stopped (SIGTERM, then SIGKILL) when dropped, even
+/// when the test panics.
+pub struct JackServer {
+    child: Child,
+    /// The server's name.
+    pub name: String,
+    /// Where its output goes (the dummy driver reports every late wakeup).
+    pub log: PathBuf,
+}
+
+impl JackServer {
+    /// Starts `jackd -n NAME -R -P 70 -d dummy -r RATE -p PERIOD` and waits until it
+    /// accepts clients. `None` (after printing why) when jackd or the ALSA JACK plugin is
+    /// not installed: the caller skips its test.
+    pub fn start(rate: u32, period: u32) -> Option<JackServer> {
+        if !on_path("jackd") {
+            skip("jackd not found on PATH (install jackd2: scripts/setup)");
+            return None;
+        }
+        if !jack_plugin_installed() {
+            skip(
+                "the ALSA jack plugin is not installed (install libasound2-plugins: scripts/setup)",
+            );
+            return None;
+        }
+        let name = jack_server_name();
+        let log = scratch_dir().join("jackd.log");
+        let out = std::fs::File::create(&log).expect("create the jackd log");
+        let err = out.try_clone().expect("clone the jackd log");
+        let mut cmd = Command::new("jackd");
+        // Realtime when the system grants it (root, rtprio limits): a non-realtime jackd on
+        // a loaded machine lets clients miss cycles. jackd falls back by itself otherwise.
+        cmd.args(["-n", &name, "-R", "-P", "70", "-d", "dummy"])
+            .args(["-r", &rate.to_string(), "-p", &period.to_string()])
+            .env("JACK_NO_AUDIO_RESERVATION", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM jackd
+            // if this (test) thread dies without running the guard.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn jackd");
+        let mut server = JackServer { child, name, log };
+        server.wait_ready(Duration::from_secs(15));
+        Some(server)
+    }
+
+    /// How many times so far jackd reported a client that missed its cycle (a JACK-level
+    /// xrun: that client's audio for the cycle is lost, and ALSA cannot see it).
+    pub fn client_xruns(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .map(|log| {
+                log.lines()
+                    .filter(|l| l.contains("was not finished"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "jackd exited at start ({status}); its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            let check = Command::new("jack_wait")
+                .args(["-s", &self.name, "-c"])
+                .stderr(Stdio::null())
+                .output();
+            if let Ok(o) = check {
+                if String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim() == "running")
+                {
+                    return;
+                }
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "jackd '{}' did not come up within {limit:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for JackServer {
+    fn drop(&mut self) {
+        // SAFETY: signals the process we spawned and still own (not yet reaped).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PCM definitions over the JACK server (libasound2-plugins' `jack` type):
+///
+/// - `izyrt_jack`: both directions on the dummy driver's system ports;
+/// - `izyrt_play` (client `izyplay`) and `izyrt_rec` (client `izyrec`), whose capture ports
+///   are fed by `izyplay`'s outputs: what is played into one is recorded by the other;
+/// - `izyrt_loop`: `asym` over the two, so one duplex device plays into `izyrt_play` and
+///   records from `izyrt_rec`.
+pub const JACK_PCMS: &str = r#"
+pcm.izyrt_jack {
+    type jack
+    playback_ports { 0 "system:playback_1" 1 "system:playback_2" }
+    capture_ports { 0 "system:capture_1" 1 "system:capture_2" }
+}
+pcm.izyrt_play {
+    type jack
+    name "izyplay"
+    playback_ports { 0 "system:playback_1" 1 "system:playback_2" }
+    capture_ports { 0 "system:capture_1" 1 "system:capture_2" }
+}
+pcm.izyrt_rec {
+    type jack
+    name "izyrec"
+    playback_ports { 0 "system:playback_1" 1 "system:playback_2" }
+    capture_ports { 0 "izyplay:out_000" 1 "izyplay:out_001" }
+}
+pcm.izyrt_loop {
+    type asym
+    playback.pcm "izyrt_play"
+    capture.pcm "izyrt_rec"
+}
+"#;
