@@ -6,6 +6,7 @@
 
 use super::error::{ErrorCode, ProtocolError};
 use super::header::{HEADER_LEN, Header, Kind};
+use crate::dsp::convert::{f32_to_s16, s16_to_f32};
 
 /// Length of the AUDIO sub-header.
 pub const AUDIO_HEADER_LEN: usize = 40;
@@ -219,7 +220,7 @@ impl<'a> AudioView<'a> {
                 f32::from_le_bytes(self.data[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
             }
             AudioFormat::S16 => {
-                i16::from_le_bytes([self.data[i * 2], self.data[i * 2 + 1]]) as f32 / 32768.0
+                s16_to_f32(i16::from_le_bytes([self.data[i * 2], self.data[i * 2 + 1]]))
             }
         }
     }
@@ -271,15 +272,6 @@ impl Samples<'_> {
             Samples::F32(s) => s.len(),
             Samples::S16(s) => s.len(),
         }
-    }
-}
-
-/// Converts a float sample to s16: ×32768, rounded, clamped to the i16 range.
-pub fn f32_to_s16(x: f32) -> i16 {
-    if x.is_nan() {
-        0
-    } else {
-        (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
     }
 }
 
@@ -335,7 +327,7 @@ pub fn encode_audio(
         }
         (AudioFormat::F32, Samples::S16(s)) => {
             for (o, x) in data.chunks_exact_mut(4).zip(s) {
-                o.copy_from_slice(&(*x as f32 / 32768.0).to_le_bytes());
+                o.copy_from_slice(&s16_to_f32(*x).to_le_bytes());
             }
         }
         (AudioFormat::S16, Samples::F32(s)) => {
