@@ -242,8 +242,17 @@ impl<'a> AudioView<'a> {
     /// ```
     pub fn read_f32(&self, out: &mut [f32]) -> usize {
         let n = out.len().min(self.header.samples());
-        for (i, o) in out[..n].iter_mut().enumerate() {
-            *o = self.sample(i);
+        match self.header.format {
+            AudioFormat::F32 => {
+                for (o, b) in out[..n].iter_mut().zip(self.data.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            AudioFormat::S16 => {
+                for (o, b) in out[..n].iter_mut().zip(self.data.chunks_exact(2)) {
+                    *o = s16_to_f32(i16::from_le_bytes([b[0], b[1]]));
+                }
+            }
         }
         n
     }
