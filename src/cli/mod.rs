@@ -5,6 +5,9 @@
 
 mod devices;
 mod dump;
+pub mod play;
+pub mod record;
+mod rt_session;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,10 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// List capture and playback devices: ALSA cards first, sound-server PCMs flagged.
     Devices(devices::DevicesArgs),
+    /// Play a WAV file on a device through the engine's RT path.
+    Play(play::PlayArgs),
+    /// Record a device into a WAV file through the engine's RT path.
+    Record(record::RecordArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -33,6 +40,9 @@ pub enum CliError {
     /// A user-supplied value is not acceptable.
     #[error("{0}")]
     Usage(String),
+    /// A file's contents were refused (exit status [`EXIT_DATA`]); the message names it.
+    #[error("{0}")]
+    Data(String),
     /// The command ran but failed; the message says why.
     #[error("{0}")]
     Failed(String),
@@ -60,6 +70,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Devices(args) => devices::run(&args),
+        Command::Play(args) => play::run(&args),
+        Command::Record(args) => record::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -67,6 +79,7 @@ pub fn main() -> i32 {
             eprintln!("izyrt: {e}");
             match e {
                 CliError::Usage(_) => 64,
+                CliError::Data(_) => EXIT_DATA,
                 _ => 1,
             }
         }
