@@ -1,10 +1,12 @@
 //! Signal processing that runs on the RT audio thread: meters, sample conversion,
-//! resampling and rate ratios.
+//! rate ratios, the jitter buffer and the mixer.
 //!
 //! Everything here follows the RT rules of the design: state and buffers are allocated by
 //! constructors on the main thread, and the per-period calls neither allocate, lock, log
 //! nor panic on the data they are given.
 
 pub mod convert;
+pub mod jitter;
 pub mod meter;
+pub mod mixer;
 pub mod ratio;

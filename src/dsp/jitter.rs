@@ -1,0 +1,935 @@
+//! An adaptive jitter buffer for one incoming stream, owned by the RT audio thread.
+//!
+//! Design: the net thread parses AUDIO packets and hands them (through an rtrb queue) to
+//! the RT thread, which [`push`](JitterBuffer::push)es each one with the stream
+//! `position` of its first frame and [`pull`](JitterBuffer::pull)s exactly one period per
+//! cycle for the speaker. Everything lives in a ring of fixed capacity allocated by
+//! [`JitterBuffer::new`]; after that nothing allocates, locks or panics on the data given.
+//!
+//! **Why place frames by position.** Frames are written at `position mod capacity`, not
+//! appended. A stream is then a function from position to sample and every network
+//! accident has an exact meaning: a reordered packet lands where it belongs; a duplicate
+//! finds its frames already filled and is ignored; a packet older than the read point
+//! (its time has passed) is dropped and counted as late; a hole in the positions stays
+//! unfilled and is played as silence — and counted as a miss only if the reader actually
+//! reached it (a hole that a trim discards cost nothing audible). Appending would instead
+//! shift everything after a lost or reordered packet and turn one network hiccup into a
+//! permanent offset. Each frame carries a "filled" flag, cleared when it is read or
+//! discarded, so the ring never mistakes a stale frame for a new one.
+//!
+//! **Depth** is the span from the read point to one past the newest frame received
+//! (holes included): that is the delay the buffer adds. Before the first packet the
+//! buffer is idle; the first packet anchors the read point at its position (a packet
+//! reordered before that first one is late).
+//!
+//! **Why these adaptation rules.** The target depth is what the buffer holds before it
+//! starts (or restarts) playing, i.e. the latency it trades for safety against jitter:
+//! - *Priming*: until the depth reaches the target, pulls output silence and are not
+//!   misses (the stream has not started for the listener).
+//! - *Miss → grow*: when a pull finds less than a period (or a hole inside it), the
+//!   speaker needed audio it did not have: the pull outputs what there is plus silence,
+//!   counts a miss and grows the target by one period (up to the maximum). One event
+//!   grows the target once, however long it lasts: after an underrun the buffer
+//!   *rebuffers* to the new target, and each pull spent rebuffering counts as a miss
+//!   (the speaker played silence it should not have) but grows nothing — a 2 s network
+//!   stall is one event, not a reason for the maximum latency forever.
+//! - *Steady → shrink*: after `steady_pulls` pulls in a row without a miss, if the
+//!   low-water mark of the depth (measured before each pull) left at least one whole
+//!   period unused beyond the period being pulled, the jitter that the target was sized
+//!   for did not happen: the target shrinks by one period (down to the minimum) and one
+//!   period of the oldest audio is dropped so the latency really goes down (lowering the
+//!   number alone would leave the delay where it was). The mark is taken over the whole
+//!   window, so one late packet in five seconds keeps the target where it is.
+//! - *Drift → trim*: if the sender's clock runs faster than the speaker's, the depth
+//!   creeps up forever. When a pull finds the depth above `target + slack`, the oldest
+//!   frames are dropped to bring it back to the target (counted). `slack` must cover the
+//!   largest packet and the normal burstiness, or the trim fires on plain jitter.
+//! - *Full*: a packet that would not fit makes room by dropping the oldest frames
+//!   (counted), as every bounded queue of the design does; the RT thread never waits.
+//!
+//! A sender that falls behind (slower clock) simply causes an occasional miss, which
+//! grows the target by a period and is undone later by the shrink rule.
+
+/// How a [`JitterBuffer`] is sized and adapts. All depths are in frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitterConfig {
+    /// Interleaved channels of the stream.
+    pub channels: u16,
+    /// Frames the reader pulls per cycle; the target moves in steps of one period.
+    pub period_frames: u32,
+    /// Ring capacity, frames: at least `max_target_frames + slack_frames + period_frames`.
+    pub capacity_frames: u32,
+    /// Target depth at start.
+    pub initial_target_frames: u32,
+    /// The target never shrinks below this (at least one period).
+    pub min_target_frames: u32,
+    /// The target never grows beyond this.
+    pub max_target_frames: u32,
+    /// Depth allowed above the target before the oldest frames are trimmed (at least one
+    /// period; it should cover the largest packet).
+    pub slack_frames: u32,
+    /// Pulls in a row without a miss before the target may shrink (e.g. 5 s worth).
+    pub steady_pulls: u32,
+}
+
+impl Default for JitterConfig {
+    /// Stereo, 64-frame periods (1.33 ms at 48 kHz): target 1–16 periods starting at 1,
+    /// slack 4 periods, shrink after 5 s of clean pulls at 48 kHz.
+    fn default() -> Self {
+        JitterConfig {
+            channels: 2,
+            period_frames: 64,
+            capacity_frames: 64 * 32,
+            initial_target_frames: 64,
+            min_target_frames: 64,
+            max_target_frames: 64 * 16,
+            slack_frames: 64 * 4,
+            steady_pulls: 3_750,
+        }
+    }
+}
+
+/// Why a [`JitterBuffer`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JitterError {
+    /// A setting is out of range.
+    #[error("jitter buffer {what} {value} is not allowed (allowed: {allowed})")]
+    Config {
+        /// The setting.
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+/// What one [`JitterBuffer::pull`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullResult {
+    /// Filling to the target (or no stream yet): silence, not a miss.
+    Priming,
+    /// A full period of received audio.
+    Played,
+    /// The speaker needed frames the buffer did not have: `silent` of the period's frames
+    /// are silence, `played` are audio. Counted in [`JitterBuffer::misses`].
+    Miss {
+        /// Frames of received audio in the output.
+        played: u32,
+        /// Frames of silence in the output.
+        silent: u32,
+    },
+}
+
+/// What one [`JitterBuffer::push`] did with a packet, in frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushResult {
+    /// Frames stored.
+    pub stored: u64,
+    /// Frames older than the read point, dropped.
+    pub late: u64,
+    /// Frames already held, ignored.
+    pub duplicate: u64,
+    /// Frames dropped to make room (buffer full): older frames held, and the oldest
+    /// frames of a packet larger than the whole ring.
+    pub evicted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No packet yet.
+    Idle,
+    /// Filling to the target before the first play.
+    Priming,
+    Playing,
+    /// Refilling to the target after an underrun; pulls are misses.
+    Rebuffering,
+}
+
+/// The adaptive jitter buffer (see the module documentation for the rules).
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+///
+/// let cfg = JitterConfig { channels: 1, period_frames: 4, capacity_frames: 64,
+///     initial_target_frames: 4, min_target_frames: 4, max_target_frames: 16,
+///     slack_frames: 8, steady_pulls: 100 };
+/// let mut jb = JitterBuffer::new(cfg).unwrap();
+/// let mut out = [0.0f32; 4];
+/// // Packets may arrive out of order: they are placed by position.
+/// jb.push(0, &[1.0, 2.0, 3.0, 4.0]);
+/// jb.push(8, &[9.0, 10.0, 11.0, 12.0]);
+/// jb.push(4, &[5.0, 6.0, 7.0, 8.0]);
+/// jb.push(4, &[5.0, 6.0, 7.0, 8.0]); // a duplicate: ignored
+/// for first in [1.0, 5.0, 9.0] {
+///     assert_eq!(jb.pull(&mut out), PullResult::Played);
+///     assert_eq!(out, [first, first + 1.0, first + 2.0, first + 3.0]);
+/// }
+/// assert_eq!(jb.duplicate_frames(), 4);
+/// // Nothing left: a miss, and the target grows by a period.
+/// assert_eq!(jb.pull(&mut out), PullResult::Miss { played: 0, silent: 4 });
+/// assert_eq!((jb.misses(), jb.target_frames()), (1, 8));
+/// ```
+#[derive(Debug)]
+pub struct JitterBuffer {
+    cfg: JitterConfig,
+    channels: usize,
+    capacity: u64,
+    ring: Box<[f32]>,
+    filled: Box<[bool]>,
+    state: State,
+    /// Stream position of the next frame to read.
+    read: u64,
+    /// One past the newest position received (`read <= end <= read + capacity`).
+    end: u64,
+    target: u32,
+    steady: u32,
+    low_water: u64,
+    misses: u64,
+    dropped_frames: u64,
+    late_packets: u64,
+    duplicate_frames: u64,
+}
+
+fn config_error(what: &'static str, value: u32, allowed: String) -> JitterError {
+    JitterError::Config {
+        what,
+        value: u64::from(value),
+        allowed,
+    }
+}
+
+impl JitterBuffer {
+    /// Builds the buffer, allocating its ring (main thread).
+    ///
+    /// # Errors
+    /// [`JitterError::Config`] naming the setting, its value and what is allowed when:
+    /// `channels` or `period_frames` is 0; the targets are not
+    /// `period ≤ min ≤ initial ≤ max`; `slack_frames < period_frames`;
+    /// `capacity_frames < max + slack + period` (or its samples overflow memory);
+    /// `steady_pulls` is 0.
+    pub fn new(cfg: JitterConfig) -> Result<Self, JitterError> {
+        if cfg.channels == 0 {
+            return Err(config_error(
+                "channels",
+                cfg.channels.into(),
+                "1 or more".into(),
+            ));
+        }
+        let p = cfg.period_frames;
+        if p == 0 {
+            return Err(config_error("period_frames", p, "1 or more".into()));
+        }
+        if cfg.min_target_frames < p {
+            return Err(config_error(
+                "min_target_frames",
+                cfg.min_target_frames,
+                format!("at least period_frames ({p})"),
+            ));
+        }
+        if cfg.max_target_frames < cfg.min_target_frames {
+            return Err(config_error(
+                "max_target_frames",
+                cfg.max_target_frames,
+                format!("at least min_target_frames ({})", cfg.min_target_frames),
+            ));
+        }
+        if !(cfg.min_target_frames..=cfg.max_target_frames).contains(&cfg.initial_target_frames) {
+            return Err(config_error(
+                "initial_target_frames",
+                cfg.initial_target_frames,
+                format!(
+                    "{}..={} (min_target_frames..=max_target_frames)",
+                    cfg.min_target_frames, cfg.max_target_frames
+                ),
+            ));
+        }
+        if cfg.slack_frames < p {
+            return Err(config_error(
+                "slack_frames",
+                cfg.slack_frames,
+                format!("at least period_frames ({p})"),
+            ));
+        }
+        let need = u64::from(cfg.max_target_frames) + u64::from(cfg.slack_frames) + u64::from(p);
+        let samples = usize::try_from(cfg.capacity_frames)
+            .ok()
+            .and_then(|c| c.checked_mul(usize::from(cfg.channels)))
+            .filter(|s| {
+                s.checked_mul(size_of::<f32>())
+                    .is_some_and(|b| b <= isize::MAX as usize)
+            });
+        if u64::from(cfg.capacity_frames) < need || samples.is_none() {
+            return Err(config_error(
+                "capacity_frames",
+                cfg.capacity_frames,
+                format!(
+                    "at least max_target_frames + slack_frames + period_frames ({need}), fitting in memory"
+                ),
+            ));
+        }
+        if cfg.steady_pulls == 0 {
+            return Err(config_error("steady_pulls", 0, "1 or more".into()));
+        }
+        let samples = samples.unwrap_or(0);
+        Ok(JitterBuffer {
+            cfg,
+            channels: usize::from(cfg.channels),
+            capacity: u64::from(cfg.capacity_frames),
+            ring: vec![0.0; samples].into_boxed_slice(),
+            filled: vec![false; cfg.capacity_frames as usize].into_boxed_slice(),
+            state: State::Idle,
+            read: 0,
+            end: 0,
+            target: cfg.initial_target_frames,
+            steady: 0,
+            low_water: u64::MAX,
+            misses: 0,
+            dropped_frames: 0,
+            late_packets: 0,
+            duplicate_frames: 0,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &JitterConfig {
+        &self.cfg
+    }
+
+    /// Stores a packet of interleaved samples whose first frame is at stream `position`
+    /// (RT thread; never allocates).
+    ///
+    /// Frames older than the read point are dropped (the packet counts once in
+    /// [`late_packets`](Self::late_packets)); frames already held are ignored; when the
+    /// packet reaches beyond the capacity the oldest frames are dropped to make room. A
+    /// trailing partial frame is ignored. The first packet after construction or
+    /// [`reset`](Self::reset) anchors the read point at `position`.
+    pub fn push(&mut self, position: u64, samples: &[f32]) -> PushResult {
+        let mut result = PushResult::default();
+        let frames = (samples.len() / self.channels) as u64;
+        if frames == 0 {
+            return result;
+        }
+        if self.state == State::Idle {
+            self.read = position;
+            self.end = position;
+            self.state = State::Priming;
+        }
+        let packet_end = position.saturating_add(frames);
+        // Skip what is older than the read point.
+        let first = position.max(self.read);
+        if first > position {
+            self.late_packets += 1;
+            result.late = first.min(packet_end) - position;
+        }
+        if first >= packet_end {
+            return result;
+        }
+        // Keep at most the newest `capacity` frames of the packet, then make room.
+        let kept = first.max(packet_end.saturating_sub(self.capacity));
+        result.evicted = kept - first;
+        self.dropped_frames += kept - first;
+        let first = kept;
+        if packet_end > self.read.saturating_add(self.capacity) {
+            result.evicted += self.discard(packet_end - self.capacity - self.read);
+        }
+        let ch = self.channels;
+        for pos in first..packet_end {
+            let slot = (pos % self.capacity) as usize;
+            if self.filled[slot] {
+                result.duplicate += 1;
+                continue;
+            }
+            let src = ((pos - position) as usize) * ch;
+            self.ring[slot * ch..slot * ch + ch].copy_from_slice(&samples[src..src + ch]);
+            self.filled[slot] = true;
+            result.stored += 1;
+        }
+        self.duplicate_frames += result.duplicate;
+        self.end = self.end.max(packet_end);
+        result
+    }
+
+    /// Fills `out` (one period, interleaved) for the speaker (RT thread; never allocates).
+    ///
+    /// Outputs silence while priming; received audio when the buffer holds a period;
+    /// otherwise what it has plus silence, counting a miss (see the module documentation
+    /// for the adaptation this drives). `out` is meant to be `period_frames × channels`
+    /// samples; another length is served frame by frame all the same (a trailing partial
+    /// frame is zeroed), while the target still moves in periods.
+    pub fn pull(&mut self, out: &mut [f32]) -> PullResult {
+        let ch = self.channels;
+        let frames = (out.len() / ch) as u64;
+        // Silence first: what is not copied below stays silent.
+        out.fill(0.0);
+        let target = u64::from(self.target);
+        match self.state {
+            State::Idle => return PullResult::Priming,
+            State::Priming | State::Rebuffering if self.depth_frames() < target => {
+                if self.state == State::Priming {
+                    return PullResult::Priming;
+                }
+                self.misses += 1;
+                return PullResult::Miss {
+                    played: 0,
+                    silent: frames as u32,
+                };
+            }
+            _ => self.state = State::Playing,
+        }
+        // Drift: never more than target + slack.
+        let depth = self.depth_frames();
+        if depth > target + u64::from(self.cfg.slack_frames) {
+            self.discard(depth - target);
+        }
+        let depth = self.depth_frames();
+        self.low_water = self.low_water.min(depth);
+        let mut played = 0u32;
+        let stop = self.read.saturating_add(frames).min(self.end);
+        for (pos, frame) in (self.read..stop).zip(out.chunks_exact_mut(ch)) {
+            let slot = (pos % self.capacity) as usize;
+            if self.filled[slot] {
+                frame.copy_from_slice(&self.ring[slot * ch..slot * ch + ch]);
+                self.filled[slot] = false;
+                played += 1;
+            }
+        }
+        // Consume what was there (never past the newest frame received).
+        let consumed = frames.min(depth);
+        self.read += consumed;
+        let silent = frames as u32 - played;
+        if silent > 0 {
+            self.misses += 1;
+            self.steady = 0;
+            self.low_water = u64::MAX;
+            self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+            if consumed < frames {
+                self.state = State::Rebuffering;
+            }
+            return PullResult::Miss { played, silent };
+        }
+        self.steady += 1;
+        if self.steady >= self.cfg.steady_pulls {
+            let period = u64::from(self.cfg.period_frames);
+            if self.low_water >= frames + period && self.target > self.cfg.min_target_frames {
+                self.target =
+                    (self.target - self.cfg.period_frames).max(self.cfg.min_target_frames);
+                self.discard(period);
+            }
+            self.steady = 0;
+            self.low_water = u64::MAX;
+        }
+        PullResult::Played
+    }
+
+    /// Drops everything held and waits for a new first packet (e.g. the sender restarted
+    /// its stream); the target and the counters stay. RT-safe: clears the flags of the
+    /// frames held, no allocation.
+    pub fn reset(&mut self) {
+        self.discard_quietly(self.end - self.read);
+        self.state = State::Idle;
+        self.steady = 0;
+        self.low_water = u64::MAX;
+    }
+
+    /// Resets the miss counter (the design's rule: when speaker silence is detected or
+    /// the aggregator input stops).
+    pub fn reset_misses(&mut self) {
+        self.misses = 0;
+    }
+
+    /// Frames between the read point and the newest frame received (holes included).
+    pub fn depth_frames(&self) -> u64 {
+        self.end - self.read
+    }
+
+    /// [`depth_frames`](Self::depth_frames) × channels: the
+    /// `currentSpeakerBufferDepthInFloat32Samples` figure.
+    pub fn depth_samples(&self) -> u64 {
+        self.depth_frames() * self.channels as u64
+    }
+
+    /// [`depth_frames`](Self::depth_frames) as time at `rate_hz` frames per second, ms:
+    /// the jitter-buffer part of `speakerScriptProcessorLatencyMS` (0.0 for a rate of 0).
+    pub fn depth_ms(&self, rate_hz: u32) -> f64 {
+        if rate_hz == 0 {
+            return 0.0;
+        }
+        self.depth_frames() as f64 * 1_000.0 / f64::from(rate_hz)
+    }
+
+    /// The current target depth, frames.
+    pub fn target_frames(&self) -> u32 {
+        self.target
+    }
+
+    /// Whether the buffer is playing received audio (not idle, priming or rebuffering).
+    pub fn is_playing(&self) -> bool {
+        self.state == State::Playing
+    }
+
+    /// Pulls that lacked frames the speaker needed, since the last
+    /// [`reset_misses`](Self::reset_misses): `speakerScriptProcessorIncomingBufferMisses`.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Received frames dropped without being played: evicted when full, trimmed for
+    /// drift or when the target shrank.
+    pub fn dropped_frames(&self) -> u64 {
+        self.dropped_frames
+    }
+
+    /// Packets that arrived (at least partly) after their time was read.
+    pub fn late_packets(&self) -> u64 {
+        self.late_packets
+    }
+
+    /// Frames received twice (the second copy was ignored).
+    pub fn duplicate_frames(&self) -> u64 {
+        self.duplicate_frames
+    }
+
+    /// Advances the read point by `n` frames, counting the received frames dropped.
+    fn discard(&mut self, n: u64) -> u64 {
+        let dropped = self.discard_quietly(n);
+        self.dropped_frames += dropped;
+        dropped
+    }
+
+    /// Advances the read point by `n` frames (possibly past the newest frame received),
+    /// clearing the flags of the frames passed; returns how many were filled. Touches at
+    /// most the frames held, whatever `n`.
+    fn discard_quietly(&mut self, n: u64) -> u64 {
+        let held_end = self.end.min(self.read.saturating_add(n));
+        let mut dropped = 0;
+        for pos in self.read..held_end {
+            let slot = (pos % self.capacity) as usize;
+            if self.filled[slot] {
+                self.filled[slot] = false;
+                dropped += 1;
+            }
+        }
+        self.read = self.read.saturating_add(n);
+        self.end = self.end.max(self.read);
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u32 = 4;
+
+    fn cfg() -> JitterConfig {
+        JitterConfig {
+            channels: 2,
+            period_frames: P,
+            capacity_frames: 64,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: 4 * P,
+            slack_frames: 2 * P,
+            steady_pulls: 10,
+        }
+    }
+
+    /// A stereo packet whose frame at position `x` is (x, −x).
+    fn packet(position: u64, frames: u64) -> Vec<f32> {
+        (position..position + frames)
+            .flat_map(|x| [x as f32, -(x as f32)])
+            .collect()
+    }
+
+    fn pull(jb: &mut JitterBuffer) -> (PullResult, Vec<f32>) {
+        let mut out = vec![9.0; (P * 2) as usize];
+        let r = jb.pull(&mut out);
+        (r, out)
+    }
+
+    /// Steady flow: push a period at `pos`, pull one; returns the next position.
+    fn steady(jb: &mut JitterBuffer, mut pos: u64, pulls: u32) -> u64 {
+        for _ in 0..pulls {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+            let (r, out) = pull(jb);
+            assert_eq!(r, PullResult::Played, "at {pos}");
+            // A contiguous period of the stream.
+            assert_eq!(out, packet(out[0] as u64, P.into()), "at {pos}");
+        }
+        pos
+    }
+
+    #[test]
+    fn steady_flow_has_no_misses_after_priming() {
+        // (No shrinking within this test: that is tested below.)
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 2 * P,
+            steady_pulls: 1_000,
+            ..cfg()
+        })
+        .unwrap();
+        assert_eq!(pull(&mut jb), (PullResult::Priming, vec![0.0; 8]));
+        jb.push(0, &packet(0, 4));
+        assert_eq!(pull(&mut jb).0, PullResult::Priming);
+        jb.push(4, &packet(4, 4));
+        // Primed: audio in order, from position 0.
+        let mut expect = 0u64;
+        for i in 0..100u64 {
+            let (r, out) = pull(&mut jb);
+            assert_eq!(r, PullResult::Played, "pull {i}");
+            assert_eq!(out, packet(expect, 4));
+            expect += 4;
+            jb.push(8 + 4 * i, &packet(8 + 4 * i, 4));
+        }
+        assert_eq!(jb.misses(), 0);
+        assert_eq!(jb.dropped_frames(), 0);
+        assert_eq!(jb.depth_frames(), 8);
+        assert_eq!(jb.depth_samples(), 16);
+        assert_eq!(jb.depth_ms(8_000), 1.0);
+        assert_eq!(jb.depth_ms(0), 0.0);
+    }
+
+    #[test]
+    fn a_stall_causes_misses_and_one_target_growth_then_steady_flow_shrinks_it() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let pos = steady(&mut jb, 0, 20);
+        assert_eq!((jb.misses(), jb.target_frames()), (0, P));
+        // Stall: three pulls without packets.
+        assert_eq!(
+            pull(&mut jb),
+            (
+                PullResult::Miss {
+                    played: 0,
+                    silent: P
+                },
+                vec![0.0; 8]
+            )
+        );
+        assert_eq!(jb.target_frames(), 2 * P);
+        assert_eq!(
+            pull(&mut jb).0,
+            PullResult::Miss {
+                played: 0,
+                silent: P
+            }
+        );
+        assert_eq!(
+            pull(&mut jb).0,
+            PullResult::Miss {
+                played: 0,
+                silent: P
+            }
+        );
+        assert_eq!(jb.misses(), 3);
+        // One event, one growth.
+        assert_eq!(jb.target_frames(), 2 * P);
+        // The backlog arrives at once (TCP): playing resumes at the stream position, the
+        // excess over target + slack is trimmed.
+        for k in 0..3 {
+            let p = pos + k * u64::from(P);
+            jb.push(p, &packet(p, P.into()));
+        }
+        let (r, out) = pull(&mut jb);
+        assert_eq!(r, PullResult::Played);
+        assert_eq!(out, packet(pos, 4));
+        assert_eq!(jb.misses(), 3);
+        let pos = pos + 3 * u64::from(P);
+        // Steady flow at depth 2P before each pull: one period never used. After
+        // `steady_pulls` clean pulls the target shrinks back and a period is dropped.
+        // Depth before each pull is 3P here: the resumed pull plus 8 more are 9 clean.
+        let dropped = jb.dropped_frames();
+        let pos = steady(&mut jb, pos, 8);
+        assert_eq!(jb.target_frames(), 2 * P);
+        assert_eq!(jb.dropped_frames(), dropped);
+        let pos = steady(&mut jb, pos, 1);
+        assert_eq!(jb.target_frames(), P);
+        assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
+        assert_eq!(jb.depth_frames(), u64::from(P));
+        assert_eq!(jb.misses(), 3);
+        // It does not go below the minimum.
+        let _ = steady(&mut jb, pos, 50);
+        assert_eq!(jb.target_frames(), P);
+        jb.reset_misses();
+        assert_eq!(jb.misses(), 0);
+    }
+
+    #[test]
+    fn target_grows_a_period_per_event_up_to_the_maximum() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let mut pos = 0;
+        for event in 1..=5 {
+            // Feed until it plays, then starve it until it misses.
+            loop {
+                jb.push(pos, &packet(pos, P.into()));
+                pos += u64::from(P);
+                if pull(&mut jb).0 == PullResult::Played {
+                    break;
+                }
+            }
+            while pull(&mut jb).0 == PullResult::Played {}
+            assert_eq!(jb.target_frames(), (P + event * P).min(4 * P), "{event}");
+        }
+    }
+
+    #[test]
+    fn jittery_flow_keeps_its_target() {
+        // Packets arrive in pairs every other pull: the low-water mark is exactly one
+        // period, so the grown target is needed and does not shrink.
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 2 * P,
+            ..cfg()
+        })
+        .unwrap();
+        let mut pos = 0;
+        for i in 0..200 {
+            if i % 2 == 0 {
+                for _ in 0..2 {
+                    jb.push(pos, &packet(pos, P.into()));
+                    pos += u64::from(P);
+                }
+            }
+            assert_eq!(pull(&mut jb).0, PullResult::Played, "{i}");
+        }
+        assert_eq!(jb.misses(), 0);
+        assert_eq!(jb.target_frames(), 2 * P);
+    }
+
+    #[test]
+    fn reordered_duplicate_and_late_packets() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        // Reordered: 4 arrives before 0; duplicates of 4 are ignored.
+        jb.push(0, &packet(0, 4));
+        jb.push(8, &packet(8, 4));
+        jb.push(4, &packet(4, 4));
+        let dup = jb.push(4, &[7.0; 8]);
+        assert_eq!(dup.duplicate, 4);
+        assert_eq!(dup.stored, 0);
+        assert_eq!(jb.duplicate_frames(), 4);
+        for want in [0, 4, 8] {
+            let (r, out) = pull(&mut jb);
+            assert_eq!(r, PullResult::Played);
+            assert_eq!(out, packet(want, 4));
+        }
+        // Late: position 4 was already read; dropped and counted, nothing changes.
+        let late = jb.push(4, &packet(4, 4));
+        assert_eq!((late.late, late.stored), (4, 0));
+        assert_eq!(jb.late_packets(), 1);
+        // Partly late: the in-time tail is kept.
+        let part = jb.push(10, &packet(10, 4));
+        assert_eq!((part.late, part.stored), (2, 2));
+        assert_eq!(jb.late_packets(), 2);
+        jb.push(14, &packet(14, 2));
+        let (r, out) = pull(&mut jb);
+        assert_eq!(r, PullResult::Played);
+        assert_eq!(out, packet(12, 4));
+        assert_eq!(jb.misses(), 0);
+    }
+
+    #[test]
+    fn a_gap_is_silence_and_a_miss_only_when_read() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 3 * P,
+            ..cfg()
+        })
+        .unwrap();
+        // Position 4..8 never arrives.
+        jb.push(0, &packet(0, 4));
+        jb.push(8, &packet(8, 4));
+        assert_eq!(jb.depth_frames(), 12);
+        assert_eq!(pull(&mut jb).0, PullResult::Played);
+        assert_eq!(jb.misses(), 0);
+        let (r, out) = pull(&mut jb);
+        assert_eq!(
+            r,
+            PullResult::Miss {
+                played: 0,
+                silent: 4
+            }
+        );
+        assert_eq!(out, vec![0.0; 8]);
+        assert_eq!(jb.misses(), 1);
+        // The gap was passed over, not waited for: the next period is the audio after it.
+        let (r, out) = pull(&mut jb);
+        assert_eq!(r, PullResult::Played);
+        assert_eq!(out, packet(8, 4));
+
+        // A gap that a drift trim discards is never needed: no miss.
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        jb.push(0, &packet(0, 4));
+        jb.push(8, &packet(8, 20)); // 4..8 missing, depth 28 > target 4 + slack 8
+        let (r, out) = pull(&mut jb);
+        assert_eq!(r, PullResult::Played);
+        assert_eq!(out, packet(24, 4));
+        assert_eq!(jb.misses(), 0);
+        assert_eq!(jb.dropped_frames(), 20);
+    }
+
+    #[test]
+    fn underrun_plays_what_it_has_then_silence() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        jb.push(0, &packet(0, 4));
+        pull(&mut jb);
+        jb.push(4, &packet(4, 2));
+        let (r, out) = pull(&mut jb);
+        assert_eq!(
+            r,
+            PullResult::Miss {
+                played: 2,
+                silent: 2
+            }
+        );
+        assert_eq!(out, [4.0, -4.0, 5.0, -5.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(jb.depth_frames(), 0);
+        assert!(!jb.is_playing());
+        // Later frames continue where the stream is (position 6), after rebuffering.
+        jb.push(6, &packet(6, 8));
+        let (r, out) = pull(&mut jb);
+        assert_eq!(r, PullResult::Played);
+        assert_eq!(out, packet(6, 4));
+    }
+
+    #[test]
+    fn fast_sender_drift_is_bounded() {
+        // The sender delivers 5 frames per 4-frame pull (25 % fast, an extreme clock).
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let bound = u64::from(jb.target_frames() + jb.config().slack_frames);
+        let mut pos = 0;
+        let mut max_depth = 0;
+        for _ in 0..1_000 {
+            jb.push(pos, &packet(pos, 5));
+            pos += 5;
+            assert_eq!(pull(&mut jb).0, PullResult::Played);
+            max_depth = max_depth.max(jb.depth_frames());
+            assert!(jb.depth_frames() <= bound, "{}", jb.depth_frames());
+        }
+        assert_eq!(jb.misses(), 0);
+        assert_eq!(jb.target_frames(), P);
+        // 5000 frames in, 1000 pulls × 4 out (minus the first priming fill): the rest was
+        // trimmed, not accumulated.
+        assert_eq!(jb.dropped_frames() + 4_000 + jb.depth_frames(), 5_000);
+        assert!(
+            max_depth > u64::from(P),
+            "the drift never built up: {max_depth}"
+        );
+    }
+
+    #[test]
+    fn full_buffer_drops_the_oldest() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 4 * P,
+            ..cfg()
+        })
+        .unwrap();
+        // 64 frames fit; 80 arrive without a pull.
+        for k in 0..20 {
+            let r = jb.push(4 * k, &packet(4 * k, 4));
+            assert_eq!(r.evicted, if k >= 16 { 4 } else { 0 }, "{k}");
+        }
+        assert_eq!(jb.depth_frames(), 64);
+        assert_eq!(jb.dropped_frames(), 16);
+        // A packet larger than the ring keeps its newest frames.
+        let r = jb.push(80, &packet(80, 70));
+        assert_eq!((r.stored, r.evicted), (64, 70));
+        assert_eq!(jb.dropped_frames(), 86);
+        assert_eq!(jb.depth_frames(), 64);
+        // A far jump: everything older goes, in bounded work.
+        let r = jb.push(1 << 40, &packet(1 << 40, 4));
+        assert_eq!(r.evicted, 64);
+        assert_eq!(jb.depth_frames(), 64); // mostly a hole before the new packet
+        // Drift trim on the next pull: depth > 16 + 8, back to the target (16 frames),
+        // and those 16 are the newest: 12 frames of hole, then the packet.
+        let (r, _) = pull(&mut jb);
+        assert_eq!(
+            r,
+            PullResult::Miss {
+                played: 0,
+                silent: 4
+            }
+        );
+        jb.reset();
+        assert_eq!(jb.depth_frames(), 0);
+        assert_eq!(pull(&mut jb).0, PullResult::Priming);
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        // A trailing partial frame is ignored; an empty packet does nothing.
+        assert_eq!(jb.push(0, &[1.0, 2.0, 3.0]).stored, 1);
+        assert_eq!(jb.push(5, &[]).stored, 0);
+        jb.push(u64::MAX - 1, &[1.0; 8]);
+        let mut odd = [5.0f32; 3];
+        jb.pull(&mut odd);
+        assert_eq!(odd[2], 0.0);
+        jb.pull(&mut []);
+        for _ in 0..100 {
+            jb.push(u64::MAX - 1, &[1.0; 8]);
+            jb.pull(&mut [0.0; 8]);
+        }
+    }
+
+    #[test]
+    fn constructor_errors_name_the_setting() {
+        let cases: [(JitterConfig, &str); 7] = [
+            (
+                JitterConfig {
+                    channels: 0,
+                    ..cfg()
+                },
+                "channels 0",
+            ),
+            (
+                JitterConfig {
+                    period_frames: 0,
+                    ..cfg()
+                },
+                "period_frames 0",
+            ),
+            (
+                JitterConfig {
+                    min_target_frames: 2,
+                    ..cfg()
+                },
+                "min_target_frames 2",
+            ),
+            (
+                JitterConfig {
+                    max_target_frames: 3 * P,
+                    initial_target_frames: 4 * P,
+                    ..cfg()
+                },
+                "initial_target_frames 16",
+            ),
+            (
+                JitterConfig {
+                    slack_frames: 1,
+                    ..cfg()
+                },
+                "slack_frames 1",
+            ),
+            (
+                JitterConfig {
+                    capacity_frames: 27,
+                    ..cfg()
+                },
+                "capacity_frames 27 is not allowed (allowed: at least max_target_frames + slack_frames + period_frames (28)",
+            ),
+            (
+                JitterConfig {
+                    steady_pulls: 0,
+                    ..cfg()
+                },
+                "steady_pulls 0",
+            ),
+        ];
+        for (c, needle) in cases {
+            let e = JitterBuffer::new(c).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        assert!(JitterBuffer::new(JitterConfig::default()).is_ok());
+    }
+}
