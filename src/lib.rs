@@ -8,6 +8,7 @@
 //! | `device`  | sound devices: ALSA, `virtual`               | RT audio thread |
 //! | `dsp`     | meters, sample conversion, resampling        | RT audio thread |
 //! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
+//! | `net`     | epoll loop, sockets                          | net thread |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
 //! | `cli`     | the command line                             | main thread |
 //!
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod device;
 pub mod dsp;
 pub mod file;
+pub mod net;
 pub mod rt;
 pub mod wire;
