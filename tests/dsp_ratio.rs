@@ -215,20 +215,11 @@ fn decimator_output_does_not_depend_on_how_the_stream_is_cut() {
 
         let max = 8 * r;
         let mut cut = Decimator::new(r as u32, ch as u16, max).unwrap();
-        let mut out = Vec::new();
         let mut buf = vec![0.0f32; max / r * ch];
         let sizes = [r, 4 * r, 2 * r, max, 3 * r];
-        let mut at = 0;
-        let mut i = 0;
-        while at < total {
-            let n = sizes[i % sizes.len()].min(total - at);
-            i += 1;
-            let frames = cut
-                .process(&input[at * ch..(at + n) * ch], &mut buf)
-                .unwrap();
-            out.extend_from_slice(&buf[..frames * ch]);
-            at += n;
-        }
+        let out = in_pieces(&input, ch, &sizes, &mut buf, |i, o| {
+            cut.process(i, o).unwrap()
+        });
         assert_eq!(out, reference, "ratio {r}");
         assert!(reference.iter().any(|&v| v.abs() > 0.05));
     }
@@ -245,23 +236,37 @@ fn interpolator_output_does_not_depend_on_how_the_stream_is_cut() {
 
         let max_in = 7;
         let mut cut = Interpolator::new(r as u32, ch as u16, max_in * r).unwrap();
-        let mut out = Vec::new();
         let mut buf = vec![0.0f32; max_in * r * ch];
         let sizes = [1usize, 3, 7, 2, 5];
-        let mut at = 0;
-        let mut i = 0;
-        while at < total {
-            let n = sizes[i % sizes.len()].min(total - at);
-            i += 1;
-            let frames = cut
-                .process(&input[at * ch..(at + n) * ch], &mut buf)
-                .unwrap();
-            out.extend_from_slice(&buf[..frames * ch]);
-            at += n;
-        }
+        let out = in_pieces(&input, ch, &sizes, &mut buf, |i, o| {
+            cut.process(i, o).unwrap()
+        });
         assert_eq!(out, reference, "ratio {r}");
         assert!(reference.iter().any(|&v| v.abs() > 0.05));
     }
+}
+
+/// Feeds `input` (interleaved, `ch` channels) to `process` in pieces of the given frame
+/// counts, cycling, and collects what it outputs.
+fn in_pieces(
+    input: &[f32],
+    ch: usize,
+    sizes: &[usize],
+    buf: &mut [f32],
+    mut process: impl FnMut(&[f32], &mut [f32]) -> usize,
+) -> Vec<f32> {
+    let total = input.len() / ch;
+    let (mut out, mut at) = (Vec::new(), 0);
+    for n in sizes.iter().cycle() {
+        if at == total {
+            return out;
+        }
+        let n = (*n).min(total - at);
+        let frames = process(&input[at * ch..(at + n) * ch], buf);
+        out.extend_from_slice(&buf[..frames * ch]);
+        at += n;
+    }
+    unreachable!("sizes is not empty")
 }
 
 #[test]
