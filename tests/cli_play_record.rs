@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use izyrt::cli::play::PlayCursor;
 use izyrt::cli::record::RecordCursor;
+use izyrt::dsp::ratio::{Decimator, Interpolator};
 use izyrt::file::{Clip, ClipReader, RecordTap};
 use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
 use serde_json::Value;
@@ -413,4 +414,123 @@ fn the_rt_halves_allocate_nothing() {
         1_000
     );
     assert!(dropped.load(Ordering::Relaxed) > 0, "the queue filled up");
+
+    // The same with the seed's ratios: interpolating playback, decimating capture.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cursor = PlayCursor::new(
+        ClipReader::new(Arc::clone(&clip), false),
+        128,
+        Arc::clone(&stop),
+    )
+    .with_interpolator(Interpolator::new(4, 2, 64).unwrap());
+    let ((), n) = count_allocations(|| {
+        while !stop.load(Ordering::Relaxed) {
+            cursor.fill(&mut period);
+        }
+    });
+    assert_eq!(n, 0, "PlayCursor::fill allocated while interpolating");
+    assert_eq!(cursor.frames_played(), 1_000);
+
+    let (producer, _consumer) = rtrb::RingBuffer::<f32>::new(10 * 64 * 2);
+    let tap = RecordTap::new(producer, 2, Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cursor = RecordCursor::new(tap, 2, 1_000, Arc::clone(&stop))
+        .with_decimator(Decimator::new(4, 2, 64).unwrap());
+    let ((), n) = count_allocations(|| {
+        while !stop.load(Ordering::Relaxed) {
+            cursor.take(&capture);
+        }
+    });
+    assert_eq!(n, 0, "RecordCursor::take allocated while decimating");
+    assert_eq!(cursor.frames_captured(), 1_000);
+}
+
+/// Records `seconds` of `device` decimated by `ratio`; returns (rate, left channel).
+fn record_decimated(test: &str, device: &str, ratio: u32) -> (u32, Vec<f32>) {
+    let dir = scratch(test);
+    let wav = dir.join("d.wav");
+    let ratio = ratio.to_string();
+    let out = izyrt(&[
+        "record",
+        s(&wav),
+        "--device",
+        device,
+        "--seconds",
+        "0.5",
+        "--downsample-ratio",
+        &ratio,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let rate = reader.spec().sample_rate;
+    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (rate, samples.iter().step_by(2).copied().collect())
+}
+
+#[test]
+fn downsample_ratio_decimates_the_capture_with_anti_alias_filtering() {
+    // A 1 kHz tone survives decimation by 2: a 24 kHz file of 12000 frames at -12 dBFS.
+    let (rate, left) = record_decimated("decimate-pass", "virtual:tone=1000", 2);
+    assert_eq!((rate, left.len()), (24_000, 12_000));
+    let settled = &left[2_000..]; // past the filter's start-up
+    let crossings = settled
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
+    assert!(
+        (823..=843).contains(&crossings),
+        "{crossings} zero crossings (1 kHz expected)"
+    );
+    let peak = settled.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        (20.0 * f64::from(peak).log10() + 12.0).abs() < 0.5,
+        "peak {peak}"
+    );
+
+    // A 20 kHz tone decimated by 4 (new Nyquist 6 kHz) would alias to 4 kHz at -12 dBFS
+    // without the filter; with it, it must be at least 60 dB lower.
+    let (rate, left) = record_decimated("decimate-stop", "virtual:tone=20000", 4);
+    assert_eq!((rate, left.len()), (12_000, 6_000));
+    let peak = left[1_000..].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(20.0 * f64::from(peak).log10() < -72.0, "alias at {peak}");
+}
+
+#[test]
+fn upsample_ratio_interpolates_the_playback() {
+    let dir = scratch("interpolate");
+    let wav = dir.join("half-rate.wav");
+    write_wav(&wav, 24_000, 2, 12_000);
+    let out = izyrt(&[
+        "play",
+        s(&wav),
+        "--device",
+        "virtual",
+        "--rate",
+        "48000",
+        "--upsample-ratio",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = json_summary(&out);
+    assert_eq!(summary["framesPlayed"], 12_000, "{summary}");
+    assert_eq!(summary["rate"], 48_000, "{summary}");
+    assert!(text(&out.stderr).contains("interp:    by 2 (24000 Hz → 48000 Hz"));
+
+    for (args, needle) in [
+        (
+            vec!["--upsample-ratio", "0"],
+            "upsampleRatio 0 is not allowed",
+        ),
+        (
+            vec!["--upsample-ratio", "3"],
+            "must be a positive multiple of 3",
+        ),
+    ] {
+        let out = izyrt(&[&["play", s(&wav), "--device", "virtual"][..], &args].concat());
+        assert_eq!(out.status.code(), Some(64));
+        assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::CliError;
 use super::rt_session::{self, StreamArgs};
 use crate::device::{Direction, StreamConfig};
+use crate::dsp::ratio::Interpolator;
 use crate::file::{Clip, ClipReader, WavInfo};
 
 /// Arguments of `izyrt play`.
@@ -24,6 +25,11 @@ pub struct PlayArgs {
     /// Stream rate, Hz [default: the file's rate; 48000 when that is outside 8000..=384000].
     #[arg(long, value_name = "R")]
     pub rate: Option<u32>,
+    /// Interpolate the playback by this integer ratio, with anti-image filtering (the
+    /// seed's `upsampleRatio`; 1 = off): the file is read at the stream rate divided by
+    /// it. The period must be a multiple of it.
+    #[arg(long = "upsample-ratio", value_name = "N", default_value_t = 1)]
+    pub upsample_ratio: u32,
     /// Device and RT-thread options.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -61,6 +67,8 @@ pub struct PlayCursor {
     tail_written: u64,
     played: u64,
     stop: Arc<AtomicBool>,
+    /// The interpolator and its input buffer (one clip-rate period), when ratio > 1.
+    interpolator: Option<(Interpolator, Box<[f32]>)>,
 }
 
 impl PlayCursor {
@@ -74,15 +82,41 @@ impl PlayCursor {
             tail_written: 0,
             played: 0,
             stop,
+            interpolator: None,
         }
+    }
+
+    /// Interpolates each period from the clip, read at the stream rate divided by the
+    /// ratio. Allocates the interpolator's input buffer here, not per period.
+    pub fn with_interpolator(mut self, interpolator: Interpolator) -> Self {
+        let samples =
+            interpolator.max_period_frames() / interpolator.ratio() as usize * self.channels;
+        self.interpolator = Some((interpolator, vec![0.0; samples].into_boxed_slice()));
+        self
     }
 
     /// Fills one period of interleaved playback (the clip's channel count). RT-safe.
     pub fn fill(&mut self, playback: &mut [f32]) {
         let frames = (playback.len() / self.channels) as u64;
-        let got = self.reader.read(playback) as u64;
+        let (got, missing) = match &mut self.interpolator {
+            Some((interp, input)) => {
+                let ratio = interp.ratio() as u64;
+                let want = (frames / ratio) as usize * self.channels;
+                let len = want.min(input.len());
+                let input = &mut input[..len];
+                let got = self.reader.read(input) as u64;
+                if interp.process(input, playback).is_err() {
+                    playback.fill(0.0);
+                }
+                (got, (frames / ratio - got) * ratio)
+            }
+            None => {
+                let got = self.reader.read(playback) as u64;
+                (got, frames - got)
+            }
+        };
         self.played += got;
-        self.tail_written += frames - got;
+        self.tail_written += missing;
         if self.tail_written >= self.tail_frames {
             self.stop.store(true, Ordering::Relaxed);
         }
@@ -108,18 +142,41 @@ impl PlayCursor {
 pub fn run(args: &PlayArgs) -> Result<i32, CliError> {
     let rate = args.rate.unwrap_or_else(|| file_rate(&args.file));
     let (spec, cfg) = args.stream.check(rate)?;
-    let mut clip = load(&args.file, cfg.rate, cfg.channels)?;
+    let ratio = args.upsample_ratio;
+    let usage = |e: crate::dsp::ratio::RatioError| CliError::Usage(e.to_string());
+    let interpolator =
+        Interpolator::new(ratio, cfg.channels, cfg.period_frames as usize).map_err(usage)?;
+    if cfg.rate % ratio != 0 {
+        return Err(CliError::Usage(format!(
+            "upsampleRatio {ratio} does not divide the stream rate {} Hz",
+            cfg.rate
+        )));
+    }
+    let mut clip = load(&args.file, cfg.rate / ratio, cfg.channels)?;
     let device = rt_session::open_device(&spec, Direction::Playback, cfg)?;
     let obtained = device.obtained().clone();
-    if (obtained.rate, obtained.playback_channels) != (clip.rate(), clip.channels()) {
-        clip = load(&args.file, obtained.rate, obtained.playback_channels)?;
+    if (obtained.rate / ratio, obtained.playback_channels) != (clip.rate(), clip.channels()) {
+        clip = load(
+            &args.file,
+            obtained.rate / ratio,
+            obtained.playback_channels,
+        )?;
     }
     let clip = Arc::new(clip);
     print_clip(&args.file, &clip);
 
     let driver = rt_session::driver()?;
     let reader = ClipReader::new(Arc::clone(&clip), false);
-    let cursor = PlayCursor::new(reader, obtained.buffer_frames, driver.stop_flag());
+    let mut cursor = PlayCursor::new(reader, obtained.buffer_frames, driver.stop_flag());
+    if ratio > 1 {
+        eprintln!(
+            "interp:    by {ratio} ({} Hz → {} Hz, filter delay {:.1} frames)",
+            clip.rate(),
+            obtained.rate,
+            interpolator.delay_frames()
+        );
+        cursor = cursor.with_interpolator(interpolator);
+    }
     rt_session::catch_signals();
     let outcome = rt_session::run(
         "play",

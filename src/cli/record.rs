@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::CliError;
 use super::rt_session::{self, StreamArgs};
 use crate::device::Direction;
+use crate::dsp::ratio::Decimator;
 use crate::file::{RecordFormat, RecordTap, Recorder, WavRecording};
 
 /// Seconds of audio the recorder queue holds (rides out disk stalls that long).
@@ -34,6 +35,11 @@ pub struct RecordArgs {
     /// Sample format of the file.
     #[arg(long, value_enum, default_value_t = FileFormat::F32)]
     pub format: FileFormat,
+    /// Decimate the capture by this integer ratio before writing, with anti-alias
+    /// filtering (the seed's `downsampleRatio`; 1 = off): the file's rate is the stream
+    /// rate divided by it. The period must be a multiple of it.
+    #[arg(long = "downsample-ratio", value_name = "N", default_value_t = 1)]
+    pub downsample_ratio: u32,
     /// Device and RT-thread options.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -106,6 +112,8 @@ pub struct RecordCursor {
     target: u64,
     captured: u64,
     stop: Arc<AtomicBool>,
+    /// The decimator and its output buffer (one decimated period), when ratio > 1.
+    decimator: Option<(Decimator, Box<[f32]>)>,
 }
 
 impl RecordCursor {
@@ -122,11 +130,29 @@ impl RecordCursor {
             target,
             captured: 0,
             stop,
+            decimator: None,
         }
+    }
+
+    /// Decimates each period before it is queued; `target` then counts decimated frames.
+    /// Allocates the decimator's output buffer here, not per period.
+    pub fn with_decimator(mut self, decimator: Decimator) -> Self {
+        let samples = decimator.max_period_frames() / decimator.ratio() as usize * self.channels;
+        self.decimator = Some((decimator, vec![0.0; samples].into_boxed_slice()));
+        self
     }
 
     /// Takes one captured period (interleaved). RT-safe.
     pub fn take(&mut self, capture: &[f32]) {
+        let capture: &[f32] = match &mut self.decimator {
+            // A period that is not a multiple of the ratio cannot come from a device
+            // whose period is; it is skipped rather than allowed to panic.
+            Some((d, out)) => match d.process(capture, out) {
+                Ok(frames) => &out[..frames * self.channels],
+                Err(_) => &[],
+            },
+            None => capture,
+        };
         let wanted = self.target - self.captured;
         let frames = ((capture.len() / self.channels) as u64).min(wanted);
         if frames > 0 {
@@ -154,31 +180,49 @@ impl RecordCursor {
 /// the file or the recorder fails.
 pub fn run(args: &RecordArgs) -> Result<i32, CliError> {
     let (spec, cfg) = args.stream.check(args.rate)?;
-    let target = frames_for(args, cfg.rate, cfg.channels)?;
+    let ratio = args.downsample_ratio;
+    let usage = |e: crate::dsp::ratio::RatioError| CliError::Usage(e.to_string());
+    let decimator =
+        Decimator::new(ratio, cfg.channels, cfg.period_frames as usize).map_err(usage)?;
+    if cfg.rate % ratio != 0 {
+        return Err(CliError::Usage(format!(
+            "downsampleRatio {ratio} does not divide the stream rate {} Hz",
+            cfg.rate
+        )));
+    }
+    let target = frames_for(args, cfg.rate / ratio, cfg.channels)?;
     let device = rt_session::open_device(&spec, Direction::Capture, cfg)?;
     let obtained = device.obtained().clone();
     let channels = obtained.capture_channels;
+    // What the file holds: the stream's rate divided by the ratio.
+    let file_rate = obtained.rate / ratio;
     let failed = |e: crate::file::RecordError| CliError::Failed(e.to_string());
-    let recording = WavRecording::create(
-        &args.file,
-        obtained.rate,
-        channels,
-        args.format.record_format(),
-    )
-    .map_err(failed)?;
+    let recording =
+        WavRecording::create(&args.file, file_rate, channels, args.format.record_format())
+            .map_err(failed)?;
     eprintln!(
         "file:      {} ({} Hz, {channels} ch, {}, {target} frames, {:.3} s)",
         args.file.display(),
-        obtained.rate,
+        file_rate,
         args.format.name(),
-        target as f64 / f64::from(obtained.rate)
+        target as f64 / f64::from(file_rate)
     );
+    if ratio > 1 {
+        eprintln!(
+            "decimate:  by {ratio} ({} Hz → {file_rate} Hz, filter delay {:.1} frames)",
+            obtained.rate,
+            decimator.delay_frames()
+        );
+    }
 
     let driver = rt_session::driver()?;
     rt_session::catch_signals(); // before the recorder thread: it inherits the block
     let queue = (QUEUE_SECONDS * obtained.rate).max(8 * obtained.buffer_frames);
     let (recorder, tap) = Recorder::with_tap(recording, queue as usize).map_err(failed)?;
-    let cursor = RecordCursor::new(tap, channels, target, driver.stop_flag());
+    let mut cursor = RecordCursor::new(tap, channels, target, driver.stop_flag());
+    if ratio > 1 {
+        cursor = cursor.with_decimator(decimator);
+    }
     let outcome = rt_session::run(
         "record",
         &args.stream,
@@ -210,7 +254,7 @@ pub fn run(args: &RecordArgs) -> Result<i32, CliError> {
         eprintln!(
             "recorded:  {} of {target} frames ({:.3} s), dropped {} frames, clipped {} samples",
             summary.frames,
-            summary.frames as f64 / f64::from(obtained.rate),
+            summary.frames as f64 / f64::from(file_rate),
             summary.dropped_frames,
             summary.clipped_samples
         );
