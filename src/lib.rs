@@ -9,6 +9,7 @@
 //! | `dsp`     | meters, sample conversion, resampling        | RT audio thread |
 //! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |
+//! | `metrics` | snapshot publication and the HTTP server     | HTTP thread |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
 //! | `cli`     | the command line                             | main thread |
 //!
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod device;
 pub mod dsp;
 pub mod file;
+pub mod metrics;
 pub mod net;
 pub mod rt;
 pub mod wire;
