@@ -146,12 +146,7 @@ pub fn run(args: &PlayArgs) -> Result<i32, CliError> {
     let usage = |e: crate::dsp::ratio::RatioError| CliError::Usage(e.to_string());
     let interpolator =
         Interpolator::new(ratio, cfg.channels, cfg.period_frames as usize).map_err(usage)?;
-    if cfg.rate % ratio != 0 {
-        return Err(CliError::Usage(format!(
-            "upsampleRatio {ratio} does not divide the stream rate {} Hz",
-            cfg.rate
-        )));
-    }
+    rt_session::check_ratio_divides_rate("upsampleRatio", ratio, cfg.rate)?;
     let mut clip = load(&args.file, cfg.rate / ratio, cfg.channels)?;
     let device = rt_session::open_device(&spec, Direction::Playback, cfg)?;
     let obtained = device.obtained().clone();

@@ -184,12 +184,7 @@ pub fn run(args: &RecordArgs) -> Result<i32, CliError> {
     let usage = |e: crate::dsp::ratio::RatioError| CliError::Usage(e.to_string());
     let decimator =
         Decimator::new(ratio, cfg.channels, cfg.period_frames as usize).map_err(usage)?;
-    if cfg.rate % ratio != 0 {
-        return Err(CliError::Usage(format!(
-            "downsampleRatio {ratio} does not divide the stream rate {} Hz",
-            cfg.rate
-        )));
-    }
+    rt_session::check_ratio_divides_rate("downsampleRatio", ratio, cfg.rate)?;
     let target = frames_for(args, cfg.rate / ratio, cfg.channels)?;
     let device = rt_session::open_device(&spec, Direction::Capture, cfg)?;
     let obtained = device.obtained().clone();

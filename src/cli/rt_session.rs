@@ -442,3 +442,21 @@ pub(super) fn run<S: Send + 'static>(
         failure: end.result.err(),
     })
 }
+
+/// Checks that a seed ratio option (`downsampleRatio`, `upsampleRatio`) divides the
+/// stream rate, so the file side has a whole rate.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the option, the ratio and the rate.
+pub(super) fn check_ratio_divides_rate(
+    option: &str,
+    ratio: u32,
+    rate: u32,
+) -> Result<(), CliError> {
+    if ratio == 0 || rate % ratio != 0 {
+        return Err(CliError::Usage(format!(
+            "{option} {ratio} does not divide the stream rate {rate} Hz"
+        )));
+    }
+    Ok(())
+}
