@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use crate::dsp::convert;
+
 /// The sample format of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecordFormat {
@@ -189,12 +191,12 @@ impl WavRecording {
                 .iter()
                 .try_for_each(|&s| self.writer.write_sample(s)),
             RecordFormat::I16 => samples.iter().try_for_each(|&s| {
-                let v = quantise(s, 16, &mut self.clipped);
-                self.writer.write_sample(v as i16)
+                self.clipped += u64::from(clips(s));
+                self.writer.write_sample(convert::f32_to_s16(s))
             }),
             RecordFormat::I24 => samples.iter().try_for_each(|&s| {
-                let v = quantise(s, 24, &mut self.clipped);
-                self.writer.write_sample(v)
+                self.clipped += u64::from(clips(s));
+                self.writer.write_sample(convert::f32_to_s24(s))
             }),
         };
         result.map_err(|e| RecordError::Write {
@@ -254,16 +256,8 @@ impl WavRecording {
     }
 }
 
-/// Scales to `bits`-bit integers, rounding, clamping (and counting) out-of-range samples.
-fn quantise(s: f32, bits: u32, clipped: &mut u64) -> i32 {
-    let full = (1i64 << (bits - 1)) as f64;
-    let v = (s as f64 * full).round();
-    if v >= full || v < -full || v.is_nan() {
-        *clipped += 1;
-    }
-    if v.is_nan() {
-        0
-    } else {
-        v.clamp(-full, full - 1.0) as i32
-    }
+/// True for a sample the integer formats cannot hold: outside `[-1, 1)`, or NaN. The
+/// conversion itself (rounding, saturation) is `dsp::convert`'s.
+fn clips(s: f32) -> bool {
+    !(-1.0..1.0).contains(&s)
 }
