@@ -9,25 +9,13 @@ mod alsa_env;
 
 use std::sync::atomic::Ordering;
 
-use alsa_env::JackServer;
+use alsa_env::{CHANNELS, JackServer, RATE, jack_stream};
 use izyrt::device::alsa::AlsaDevice;
-use izyrt::device::{Device, Direction, StreamConfig};
+use izyrt::device::{Device, Direction};
 use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
-
-const RATE: u32 = 48_000;
-const CHANNELS: u16 = 2;
-
-fn cfg() -> StreamConfig {
-    StreamConfig {
-        rate: RATE,
-        channels: CHANNELS,
-        period_frames: 256,
-        periods: 4,
-    }
-}
 
 fn server() -> Option<(std::sync::MutexGuard<'static, ()>, JackServer)> {
     alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
@@ -57,8 +45,8 @@ fn steady_state_cycles_make_no_allocation() {
         ("izyrt_jack", Direction::Duplex),
         ("izyrt_loop", Direction::Duplex),
     ] {
-        let mut dev =
-            AlsaDevice::open(name, dir, cfg()).unwrap_or_else(|e| panic!("{name} {dir:?}: {e}"));
+        let mut dev = AlsaDevice::open(name, dir, jack_stream())
+            .unwrap_or_else(|e| panic!("{name} {dir:?}: {e}"));
         let counters = dev.counters();
         dev.start().unwrap();
         let (mut phase, mut energy) = (0f32, 0f32);
@@ -106,7 +94,7 @@ fn the_counter_sees_an_allocating_process_callback() {
     let Some((_lock, _jackd)) = server() else {
         return;
     };
-    let mut dev = AlsaDevice::open("izyrt_jack", Direction::Playback, cfg()).unwrap();
+    let mut dev = AlsaDevice::open("izyrt_jack", Direction::Playback, jack_stream()).unwrap();
     dev.start().unwrap();
     dev.cycle(&mut |_, _| {}).unwrap();
     let (result, allocations) = count_allocations(|| {

@@ -10,23 +10,11 @@ mod alsa_env;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use alsa_env::JackServer;
+use alsa_env::{CHANNELS, JackServer, PERIOD, RATE, jack_stream};
 use izyrt::device::alsa::AlsaDevice;
 use izyrt::device::{Device, DeviceError, Direction, SampleFormat, StreamConfig};
 
-const RATE: u32 = 48_000;
 const JACK_PERIOD: u32 = 64;
-const PERIOD: u32 = 256;
-const CHANNELS: u16 = 2;
-
-fn cfg() -> StreamConfig {
-    StreamConfig {
-        rate: RATE,
-        channels: CHANNELS,
-        period_frames: PERIOD,
-        periods: 4,
-    }
-}
 
 /// Sets the configuration, takes the binary's lock and starts a server; `None` to skip.
 fn server() -> Option<(std::sync::MutexGuard<'static, ()>, JackServer)> {
@@ -43,8 +31,8 @@ fn n_periods_take_about_n_periods_of_wall_time() {
     };
     let periods = 2 * RATE / PERIOD; // 2 s of audio
     for dir in [Direction::Capture, Direction::Playback, Direction::Duplex] {
-        let mut dev =
-            AlsaDevice::open("izyrt_jack", dir, cfg()).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+        let mut dev = AlsaDevice::open("izyrt_jack", dir, jack_stream())
+            .unwrap_or_else(|e| panic!("{dir:?}: {e}"));
         let got = dev.obtained().clone();
         assert_eq!(got.rate, RATE);
         assert_eq!(
@@ -104,7 +92,7 @@ fn pattern(n: usize, c: usize) -> f32 {
 
 /// Plays the pattern on `izyrt_loop` and records; returns the recording and the xruns.
 fn loopback_once(periods: usize) -> (Vec<f32>, u64) {
-    let mut dev = AlsaDevice::open("izyrt_loop", Direction::Duplex, cfg()).unwrap();
+    let mut dev = AlsaDevice::open("izyrt_loop", Direction::Duplex, jack_stream()).unwrap();
     let got = dev.obtained();
     assert_eq!(
         (got.capture_channels, got.playback_channels),
@@ -232,7 +220,7 @@ fn rate_and_channels_are_exact_or_refused_with_the_device_ranges() {
         Direction::Playback,
         StreamConfig {
             rate: 44_100,
-            ..cfg()
+            ..jack_stream()
         },
     )
     .unwrap_err();
@@ -249,7 +237,7 @@ fn rate_and_channels_are_exact_or_refused_with_the_device_ranges() {
         Direction::Capture,
         StreamConfig {
             channels: 4,
-            ..cfg()
+            ..jack_stream()
         },
     )
     .unwrap_err();
@@ -264,7 +252,7 @@ fn rate_and_channels_are_exact_or_refused_with_the_device_ranges() {
     let want = StreamConfig {
         period_frames: 100,
         periods: 3,
-        ..cfg()
+        ..jack_stream()
     };
     let dev = AlsaDevice::open("izyrt_jack", Direction::Playback, want).unwrap();
     let got = dev.obtained();
@@ -286,7 +274,7 @@ fn a_vanished_server_is_reported_and_reopen_brings_the_device_back() {
     let Some(jackd) = JackServer::start(RATE, JACK_PERIOD) else {
         return;
     };
-    let mut dev = AlsaDevice::open("izyrt_jack", Direction::Duplex, cfg()).unwrap();
+    let mut dev = AlsaDevice::open("izyrt_jack", Direction::Duplex, jack_stream()).unwrap();
     dev.start().unwrap();
     for _ in 0..20 {
         dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();

@@ -13,6 +13,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Rate of the paced JACK tests.
+pub const RATE: u32 = 48_000;
+/// Channels of the paced JACK tests.
+pub const CHANNELS: u16 = 2;
+/// Period of the streams the JACK tests open (64 × 2 over a jackd on a shared machine
+/// xruns constantly; 256 × 4 does not).
+pub const PERIOD: u32 = 256;
+
+/// The stream the JACK tests open: 48 kHz stereo, 256 frames × 4 periods.
+pub fn jack_stream() -> izyrt::device::StreamConfig {
+    izyrt::device::StreamConfig {
+        rate: RATE,
+        channels: CHANNELS,
+        period_frames: PERIOD,
+        periods: 4,
+    }
+}
+
 /// The stock alsa-lib configuration every custom configuration must load first.
 pub const STOCK_ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
 
