@@ -11,15 +11,21 @@
 //! | `net`     | epoll loop, sockets                          | net thread |
 //! | `metrics` | snapshot publication and the HTTP server     | HTTP thread |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
+//! | `hub`     | the mixer hub: `mixer_thread` (RT), `net_thread`, `users` (net) | RT mixer / net thread |
+//! | `client`  | peer and monitor: `audio_thread` (RT), `net_thread`, `status` (net) | RT audio / net thread |
+//! | `config`  | common options, `--config` JSON, `IZYRT_*`   | main thread |
 //! | `cli`     | the command line                             | main thread |
 //!
 //! See `README.md` for how to run it and `../shared/DESIGN.md` for the design.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod client;
+pub mod config;
 pub mod device;
 pub mod dsp;
 pub mod file;
+pub mod hub;
 pub mod metrics;
 pub mod net;
 pub mod rt;

@@ -101,6 +101,7 @@ fn h1_encodes_and_decodes() {
         frames_per_packet: Some(64),
         enable_qos_metrics: true,
         software: None,
+        mix: None,
     };
     let mut out = [0u8; 256];
     let n = encode_json(&mut out, Kind::Hello, 0, 0, &hello).unwrap();

@@ -3,21 +3,32 @@
 //! Each command lives in its own file and exposes `run(args) -> Result<ExitCode-ish, CliError>`.
 //! Errors are printed here, once, as one line naming what was wrong.
 
+mod dev;
 mod devices;
 mod dump;
+pub mod hub;
+pub mod peer;
 pub mod play;
 pub mod record;
+mod role_args;
 mod rt_session;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
 /// izyrt: hard-realtime, low-latency networked audio.
+///
+/// Without a command, `izyrt --device DEV` runs dev mode: an embedded hub and one peer on
+/// DEV, metrics on 127.0.0.1:7180 (`izyrt --device virtual:tone=440` without a sound card).
 #[derive(Debug, Parser)]
-#[command(name = "izyrt", version, about, long_about = None)]
+#[command(name = "izyrt", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Dev mode's options.
+    #[command(flatten)]
+    pub dev: dev::DevArgs,
 }
 
 /// The subcommands.
@@ -31,6 +42,12 @@ pub enum Command {
     Play(play::PlayArgs),
     /// Record a device into a WAV file through the engine's RT path.
     Record(record::RecordArgs),
+    /// Run the mixer hub: accept peers, mix them, send each its mix and METADATA.
+    Hub(hub::HubArgs),
+    /// Run a workstation: capture a device to the hub, play the hub's mix.
+    Peer(peer::PeerArgs),
+    /// Run a mixeradmin monitor: receive the hub's full mix and METADATA.
+    Monitor(peer::MonitorArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -68,10 +85,22 @@ pub const EXIT_DATA: i32 = 2;
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Dump(args) => dump::run(&args),
-        Command::Devices(args) => devices::run(&args),
-        Command::Play(args) => play::run(&args),
-        Command::Record(args) => record::run(&args),
+        Some(Command::Dump(args)) => dump::run(&args),
+        Some(Command::Devices(args)) => devices::run(&args),
+        Some(Command::Play(args)) => play::run(&args),
+        Some(Command::Record(args)) => record::run(&args),
+        Some(Command::Hub(args)) => hub::run(&args),
+        Some(Command::Peer(args)) => peer::run_peer(&args),
+        Some(Command::Monitor(args)) => peer::run_monitor(&args),
+        None if cli.dev.device.is_none()
+            && std::env::var_os("IZYRT_CONFIG").is_none()
+            && cli.dev.role.common.config.is_none() =>
+        {
+            Err(CliError::Usage(
+                "give a command (see izyrt --help), or --device DEV for dev mode".into(),
+            ))
+        }
+        None => dev::run(&cli.dev),
     };
     match result {
         Ok(code) => code,

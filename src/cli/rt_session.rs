@@ -16,15 +16,15 @@
 
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::CliError;
 use crate::device::{Device, DeviceError, DeviceSpec, Direction, Obtained, StreamConfig, open};
 use crate::rt::driver::{Driver, DriverConfig, DriverError};
-use crate::rt::thread::{DEFAULT_PRIORITY, RtOptions, RtReport, SpawnError, spawn};
+use crate::rt::runner;
+use crate::rt::thread::{DEFAULT_PRIORITY, RtOptions, RtReport, SpawnError};
 use crate::rt::wakeup::WakeupSnapshot;
 
 /// Stream and RT-thread options shared by `play` and `record`.
@@ -141,7 +141,7 @@ fn signal_set() -> libc::sigset_t {
 
 /// Installs the SIGINT/SIGTERM handler and blocks both signals in the calling thread, so
 /// threads spawned from now on inherit the block; [`run`] unblocks them here.
-pub(super) fn catch_signals() {
+pub(crate) fn catch_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic,
         // which is async-signal-safe.
@@ -156,14 +156,14 @@ pub(super) fn catch_signals() {
     set_mask(libc::SIG_BLOCK);
 }
 
-fn set_mask(how: libc::c_int) {
+pub(crate) fn set_mask(how: libc::c_int) {
     let set = signal_set();
     // SAFETY: a valid set; the old mask is not wanted.
     unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
 }
 
 /// The signal that asked us to stop, if any.
-fn interrupted() -> Option<i32> {
+pub(crate) fn interrupted() -> Option<i32> {
     match SIGNAL.load(Ordering::Relaxed) {
         0 => None,
         sig => Some(sig),
@@ -345,16 +345,6 @@ fn print_obtained(dir: Direction, o: &Obtained, report: &RtReport) {
     }
 }
 
-/// What the RT thread hands back when its loop ends.
-struct RtEnd<S> {
-    result: Result<(), DriverError>,
-    elapsed: Duration,
-    state: S,
-    // Returned so that they are dropped on the main thread.
-    _device: Box<dyn Device>,
-    _driver: Driver,
-}
-
 /// Runs `step(&mut state, capture, playback)` once per period of `device` on an RT thread
 /// named `izyrt-{tag}` until the driver's stop flag is set (by `step` or on SIGINT/SIGTERM,
 /// which needs [`catch_signals`] first), printing what was obtained before the stream
@@ -367,80 +357,64 @@ pub(super) fn run<S: Send + 'static>(
     tag: &str,
     args: &StreamArgs,
     dir: Direction,
-    mut device: Box<dyn Device>,
-    mut driver: Driver,
-    mut state: S,
+    device: Box<dyn Device>,
+    driver: Driver,
+    state: S,
     step: fn(&mut S, &[f32], &mut [f32]),
 ) -> Result<Outcome<S>, CliError> {
     let obtained = device.obtained().clone();
-    let counters = device.counters();
-    let stop = driver.stop_flag();
-    let stats = driver.stats();
-    let wakeups = driver.wakeup_stats();
-    let opts = RtOptions {
-        name: format!("izyrt-{tag}"),
-        priority: args.priority,
-        cpu: args.cpu,
-        lock_memory: true,
-        period_frames: obtained.period_frames,
-        rate: obtained.rate,
-    };
-    let (go_tx, go_rx) = mpsc::sync_channel::<bool>(1);
-    let body = move || {
-        let go = go_rx.recv().unwrap_or(false);
-        drop(go_rx);
-        let start = Instant::now();
-        let result = if go {
-            driver.run(&mut *device, &mut |capture, playback| {
-                step(&mut state, capture, playback)
-            })
-        } else {
-            Ok(())
-        };
-        RtEnd {
-            result,
-            elapsed: start.elapsed(),
-            state,
-            _device: device,
-            _driver: driver,
-        }
-    };
-    let spawned = spawn(&opts, body);
+    let opts = rt_options(tag, args.priority, args.cpu, &obtained);
+    let spawned = runner::start(&opts, device, driver, state, step);
     set_mask(libc::SIG_UNBLOCK);
-    let thread = spawned.map_err(|e| match e {
-        e @ (SpawnError::Priority(_) | SpawnError::Cpu { .. }) => CliError::Usage(e.to_string()),
-        e => CliError::Failed(e.to_string()),
-    })?;
-    let report = thread.report().clone();
-    print_obtained(dir, &obtained, &report);
-    // The thread only ends early if it died; join tells.
-    let _ = go_tx.send(true);
+    let rt = spawned.map_err(spawn_error)?;
+    let status = rt.status().clone();
+    print_obtained(dir, &obtained, &status.report);
+    rt.go();
     let mut signal = None;
-    while !thread.is_finished() {
+    while !rt.is_finished() {
         if signal.is_none() {
             signal = interrupted();
             if signal.is_some() {
-                stop.store(true, Ordering::Relaxed);
+                rt.stop();
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let end = thread
+    let end = rt
         .join()
         .map_err(|_| CliError::Failed(format!("RT thread 'izyrt-{tag}' panicked")))?;
-    let wakeup = wakeups.snapshot();
     Ok(Outcome {
         state: end.state,
         obtained,
-        report,
+        report: status.report,
         elapsed: end.elapsed,
-        xruns: counters.xruns.load(Ordering::Relaxed),
-        suspends: counters.suspends.load(Ordering::Relaxed),
-        reopens: stats.reopens(),
-        wakeup,
+        xruns: status.counters.xruns.load(Ordering::Relaxed),
+        suspends: status.counters.suspends.load(Ordering::Relaxed),
+        reopens: status.driver.reopens(),
+        wakeup: status.wakeups.snapshot(),
         signal,
         failure: end.result.err(),
     })
+}
+
+/// The RT-thread options of a command's device thread `izyrt-{tag}`.
+pub(super) fn rt_options(tag: &str, priority: u8, cpu: Option<usize>, o: &Obtained) -> RtOptions {
+    RtOptions {
+        name: format!("izyrt-{tag}"),
+        priority,
+        cpu,
+        lock_memory: true,
+        period_frames: o.period_frames,
+        rate: o.rate,
+    }
+}
+
+/// A refused `--priority`/`--cpu` is a usage error; anything else a failure.
+pub(super) fn spawn_error(e: SpawnError) -> CliError {
+    match e {
+        e @ (SpawnError::Priority(_) | SpawnError::Cpu { .. }) => CliError::Usage(e.to_string()),
+        e => CliError::Failed(e.to_string()),
+    }
 }
 
 /// Checks that a seed ratio option (`downsampleRatio`, `upsampleRatio`) divides the

@@ -12,12 +12,15 @@
 //! Linux only (epoll, eventfd, timerfd).
 #![cfg(target_os = "linux")]
 
+pub mod conn;
 pub mod event_loop;
 pub mod socket;
 pub mod timer;
 pub mod waker;
+pub mod write_queue;
 
 pub use event_loop::{Event, EventLoop, Events, Interest};
 pub use socket::{AppliedTuning, SocketTuning};
 pub use timer::Timer;
 pub use waker::Waker;
+pub use write_queue::{QueueFull, WriteQueue, WriteQueueConfig};

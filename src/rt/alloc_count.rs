@@ -75,3 +75,24 @@ pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
     ARMED.with(|a| a.set(false));
     (r, COUNT.with(|c| c.get()))
 }
+
+/// Starts counting on the current thread from zero and keeps counting until the thread
+/// ends (for RT threads that publish their steady-state count in the metrics; read it with
+/// [`thread_allocations`]). Meaningful only under [`CountingAllocator`], as the `izyrt`
+/// binary installs it.
+///
+/// # Example
+/// ```
+/// izyrt::rt::alloc_count::arm_thread();
+/// let _ = izyrt::rt::alloc_count::thread_allocations();
+/// ```
+pub fn arm_thread() {
+    COUNT.with(|c| c.set(0));
+    ARMED.with(|a| a.set(true));
+}
+
+/// Allocator calls counted on the current thread since [`arm_thread`] (0 when not armed).
+/// Reading it never allocates.
+pub fn thread_allocations() -> u64 {
+    COUNT.with(|c| c.get())
+}

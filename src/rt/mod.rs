@@ -3,5 +3,7 @@
 pub mod alloc_count;
 pub mod clock;
 pub mod driver;
+pub mod pipe;
+pub mod runner;
 pub mod thread;
 pub mod wakeup;

@@ -67,6 +67,28 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProtocolError> {
     serde_json::from_slice(bytes).map_err(|e| bad_json(format!("not a JSON object: {e}")))
 }
 
+/// Checks that a payload is a valid JSON object within the spec's limits without building
+/// it (no allocation for ordinary payloads: for QOS and METADATA kept as received).
+///
+/// # Errors
+/// `bad_json` as for [`parse_object`].
+///
+/// # Example
+/// ```
+/// assert!(izyrt::wire::check_json_object(br#"{"a":{"b":[1,"x"]}}"#).is_ok());
+/// assert!(izyrt::wire::check_json_object(b" [1]").is_err());
+/// assert!(izyrt::wire::check_json_object(b"{\"a\":").is_err());
+/// ```
+pub fn check_json_object(bytes: &[u8]) -> Result<(), ProtocolError> {
+    check_object_text(bytes)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(bad_json("not a JSON object"));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| bad_json(format!("not a JSON object: {e}")))
+}
+
 fn check_object_text(bytes: &[u8]) -> Result<(), ProtocolError> {
     if bytes.len() > MAX_JSON_LEN {
         return Err(bad_json(format!(
@@ -223,6 +245,10 @@ pub struct Hello {
     /// The client software, e.g. `izyrt/0.1.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software: Option<String>,
+    /// The mix this client asks to hear (izyrt extension, proposed for the spec); the
+    /// hub's default when absent. WELCOME says what it will hear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<Mix>,
 }
 
 impl Hello {

@@ -33,8 +33,8 @@ pub use encode::{encode_bye, encode_error, encode_json, encode_ping};
 pub use error::{ErrorCode, ProtocolError};
 pub use header::{HEADER_LEN, Header, Kind, MAGIC, VERSION};
 pub use json::{
-    AudioParams, ErrorMsg, Hello, Mix, PROTO, QosHead, QosMetrics, Role, Welcome, json_depth,
-    parse_object, valid_user,
+    AudioParams, ErrorMsg, Hello, Mix, PROTO, QosHead, QosMetrics, Role, Welcome,
+    check_json_object, json_depth, parse_object, valid_user,
 };
 
 /// Largest `len` a frame may declare (2 MiB).

@@ -1,0 +1,177 @@
+//! `izyrt hub --listen ADDR [--metrics ADDR] [--token T] [--file WAV]... [--device DEV]
+//! [--mix minus|full|loopback]`: the mixer hub (main thread).
+
+use std::path::PathBuf;
+
+use super::CliError;
+use super::role_args::{RoleArgs, resolve_addr};
+use super::serve;
+use crate::hub::{Hub, HubConfig};
+use crate::wire::Mix;
+
+/// Arguments of `izyrt hub`.
+#[derive(Debug, clap::Args)]
+pub struct HubArgs {
+    /// Where peers connect (default 0.0.0.0:7100).
+    #[arg(long, value_name = "ADDR", env = "IZYRT_LISTEN")]
+    pub listen: Option<String>,
+    /// A WAV/RIFF file mixed in as a looping source named after the file (repeatable).
+    #[arg(long = "file", value_name = "WAV")]
+    pub files: Vec<PathBuf>,
+    /// The mixer's clock and local output: `virtual` (default) or a sound card.
+    #[arg(long, value_name = "DEV", env = "IZYRT_DEVICE")]
+    pub device: Option<String>,
+    /// What a peer hears unless it asks: everyone but itself, everyone, or only itself.
+    #[arg(long, value_enum, env = "IZYRT_MIX")]
+    pub mix: Option<MixArg>,
+    /// Most clients at once; more get `hub_full` (default 256).
+    #[arg(long = "max-clients", value_name = "N", env = "IZYRT_MAX_CLIENTS")]
+    pub max_clients: Option<u32>,
+    /// Options every role takes.
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+/// `--mix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MixArg {
+    /// Everyone but the listener.
+    Minus,
+    /// Everyone.
+    Full,
+    /// Only the listener itself (round-trip measurement).
+    Loopback,
+}
+
+impl MixArg {
+    /// The wire value.
+    pub fn mix(self) -> Mix {
+        match self {
+            MixArg::Minus => Mix::Minus,
+            MixArg::Full => Mix::Full,
+            MixArg::Loopback => Mix::Loopback,
+        }
+    }
+}
+
+/// Reads a mix from the config file's `mix` key.
+pub(super) fn file_mix(role: &super::role_args::Role) -> Result<Option<Mix>, CliError> {
+    let Some(text) = role
+        .file
+        .string("mix")
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match text.as_str() {
+        "minus" => Ok(Some(Mix::Minus)),
+        "full" => Ok(Some(Mix::Full)),
+        "loopback" => Ok(Some(Mix::Loopback)),
+        other => Err(CliError::Usage(format!(
+            "--config: \"mix\" \"{other}\" is not allowed (allowed: minus, full, loopback)"
+        ))),
+    }
+}
+
+/// Builds the hub's configuration from the arguments.
+///
+/// # Errors
+/// [`CliError::Usage`] naming a refused option.
+pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Role), CliError> {
+    let role = args.role.resolve("127.0.0.1:7180")?;
+    let usage = |e: crate::config::ConfigError| CliError::Usage(e.to_string());
+    let listen = match &args.listen {
+        Some(l) => l.clone(),
+        None => role
+            .file
+            .string("listen")
+            .map_err(usage)?
+            .unwrap_or_else(|| "0.0.0.0:7100".into()),
+    };
+    let mut cfg = HubConfig::new(resolve_addr("--listen", &listen)?);
+    cfg.rate = role.common.rate;
+    cfg.period = role.common.period;
+    cfg.channels = role.common.channels;
+    cfg.periods = role.periods;
+    cfg.token = role.token.clone();
+    if let Some(d) = role.device("--device", args.device.as_deref(), "device", None)? {
+        cfg.device = d;
+    }
+    cfg.mix = match args.mix {
+        Some(m) => m.mix(),
+        None => file_mix(&role)?.unwrap_or(Mix::Minus),
+    };
+    cfg.files = if args.files.is_empty() {
+        role.file
+            .strings("files")
+            .map_err(usage)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        args.files.clone()
+    };
+    cfg.max_clients = crate::config::pick(
+        "maxClients",
+        args.max_clients,
+        role.file.u32("maxClients").map_err(usage)?,
+        256,
+        1..=4096,
+    )
+    .map_err(usage)? as usize;
+    cfg.liveness_ms = role.liveness_ms;
+    cfg.latency_threshold_ms = role.latency_threshold_ms;
+    cfg.silence_threshold_db = role.silence_threshold_db;
+    cfg.silence_hold_ms = role.silence_hold_ms;
+    cfg.priority = role.priority;
+    cfg.cpu = role.cpu;
+    Ok((cfg, role))
+}
+
+/// Runs `izyrt hub` until Ctrl-C/SIGTERM.
+///
+/// # Errors
+/// [`CliError`] naming what was refused or failed.
+pub fn run(args: &HubArgs) -> Result<i32, CliError> {
+    let (cfg, role) = config(args)?;
+    serve::prepare_signals();
+    let summary = format!(
+        "{} Hz, {} ch, {}-frame periods, mix {:?}, clock {}",
+        cfg.rate,
+        cfg.channels,
+        cfg.period,
+        cfg.mix,
+        device_name(&cfg.device)
+    );
+    let files = cfg.files.clone();
+    let hub = Hub::start(cfg).map_err(|e| match e {
+        crate::hub::HubError::Failed(m) => CliError::Failed(m),
+        e => CliError::Usage(e.to_string()),
+    })?;
+    eprintln!("hub:       listening on {} ({summary})", hub.local_addr());
+    for f in &files {
+        eprintln!("source:    {} (looping)", f.display());
+    }
+    eprintln!("rt:        {}", hub.mixer_status().report);
+    let metrics = serve::start_metrics(role.metrics, hub.snapshot())?;
+    let ended = serve::wait(|| hub.has_failed(), || {});
+    let result = hub.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    result.map_err(|e| CliError::Failed(e.to_string()))?;
+    if ended.is_err() {
+        return Err(CliError::Failed("the hub stopped unexpectedly".into()));
+    }
+    eprintln!("hub:       stopped");
+    Ok(0)
+}
+
+/// A device spec for messages.
+pub(super) fn device_name(d: &crate::device::DeviceSpec) -> String {
+    match d {
+        crate::device::DeviceSpec::Virtual(_) => "virtual".into(),
+        crate::device::DeviceSpec::Alsa(name) => name.clone(),
+    }
+}

@@ -1,0 +1,261 @@
+//! `izyrt peer --hub ADDR --user ID [--device DEV | --capture DEV --playback DEV]
+//! [--token T] [--qos] [--metrics ADDR]` and `izyrt monitor --hub ADDR --user ID
+//! [--device DEV]`: the hub's clients (main thread).
+
+use super::CliError;
+use super::hub::{MixArg, file_mix};
+use super::role_args::{RoleArgs, resolve_addr};
+use super::serve;
+use crate::client::{Client, ClientConfig, ClientError, Devices};
+use crate::config::pick;
+use crate::wire::{AudioFormat, valid_user};
+
+/// Arguments of `izyrt peer`.
+#[derive(Debug, clap::Args)]
+pub struct PeerArgs {
+    /// The hub, HOST:PORT.
+    #[arg(long, value_name = "ADDR", env = "IZYRT_HUB")]
+    pub hub: Option<String>,
+    /// This workstation's name at the hub: 1..=64 of [A-Za-z0-9._-].
+    #[arg(long, value_name = "ID", env = "IZYRT_USER")]
+    pub user: Option<String>,
+    /// One device for capture and playback (`virtual:tone=440`, `hw:1,0`, ...).
+    #[arg(long, value_name = "DEV", env = "IZYRT_DEVICE", conflicts_with_all = ["capture", "playback"])]
+    pub device: Option<String>,
+    /// The capture device, when it is not the playback device.
+    #[arg(long, value_name = "DEV", requires = "playback")]
+    pub capture: Option<String>,
+    /// The playback device, when it is not the capture device.
+    #[arg(long, value_name = "DEV", requires = "capture")]
+    pub playback: Option<String>,
+    /// Send a QOS report to the hub (`enableQOSMetrics`).
+    #[arg(long)]
+    pub qos: bool,
+    /// Send QOS every MS instead of after each AUDIO frame received.
+    #[arg(long = "qos-interval-ms", value_name = "MS")]
+    pub qos_interval_ms: Option<u32>,
+    /// The mix to ask the hub for (default: the hub's choice).
+    #[arg(long, value_enum)]
+    pub mix: Option<MixArg>,
+    /// Decimate the capture by this ratio before sending (`downsampleRatio`; the device
+    /// then runs at rate × ratio).
+    #[arg(long = "downsample-ratio", value_name = "N")]
+    pub downsample_ratio: Option<u32>,
+    /// Interpolate the mix by this ratio before playing (`upsampleRatio`).
+    #[arg(long = "upsample-ratio", value_name = "N")]
+    pub upsample_ratio: Option<u32>,
+    /// Sample format on the wire.
+    #[arg(long, value_enum, default_value_t = WireFormat::F32)]
+    pub format: WireFormat,
+    /// Options every role takes.
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WireFormat {
+    /// 32-bit float.
+    F32,
+    /// 16-bit integer (half the bandwidth).
+    S16,
+}
+
+/// Arguments of `izyrt monitor`.
+#[derive(Debug, clap::Args)]
+pub struct MonitorArgs {
+    /// The hub, HOST:PORT.
+    #[arg(long, value_name = "ADDR", env = "IZYRT_HUB")]
+    pub hub: Option<String>,
+    /// This monitor's name at the hub.
+    #[arg(long, value_name = "ID", env = "IZYRT_USER")]
+    pub user: Option<String>,
+    /// Play the mix on this device (default: `virtual`, which only meters it).
+    #[arg(long, value_name = "DEV", env = "IZYRT_DEVICE")]
+    pub device: Option<String>,
+    /// Options every role takes.
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+fn required(
+    option: &str,
+    flag: &Option<String>,
+    role: &super::role_args::Role,
+    key: &str,
+) -> Result<String, CliError> {
+    match flag {
+        Some(v) => Ok(v.clone()),
+        None => role
+            .file
+            .string(key)
+            .map_err(|e| CliError::Usage(e.to_string()))?
+            .ok_or_else(|| CliError::Usage(format!("{option} is required"))),
+    }
+}
+
+fn base(
+    hub: &Option<String>,
+    user: &Option<String>,
+    role: &super::role_args::Role,
+    devices: Devices,
+) -> Result<ClientConfig, CliError> {
+    let hub = resolve_addr("--hub", &required("--hub", hub, role, "hub")?)?;
+    let user = required("--user", user, role, "user")?;
+    if !valid_user(&user) {
+        return Err(CliError::Usage(format!(
+            "--user {user:?} is not allowed (allowed: 1..=64 characters of [A-Za-z0-9._-])"
+        )));
+    }
+    let mut cfg = ClientConfig::peer(hub, &user, devices);
+    cfg.token = role.token.clone();
+    cfg.rate = role.common.rate;
+    cfg.period = role.common.period;
+    cfg.channels = role.common.channels;
+    cfg.periods = role.periods;
+    cfg.liveness_ms = role.liveness_ms;
+    cfg.latency_threshold_ms = role.latency_threshold_ms;
+    cfg.silence_threshold_db = role.silence_threshold_db;
+    cfg.silence_hold_ms = role.silence_hold_ms;
+    cfg.priority = role.priority;
+    cfg.cpu = role.cpu;
+    Ok(cfg)
+}
+
+/// Builds a peer's configuration.
+///
+/// # Errors
+/// [`CliError::Usage`] naming a refused option.
+pub(super) fn peer_config(
+    args: &PeerArgs,
+    default_metrics: &str,
+) -> Result<(ClientConfig, super::role_args::Role), CliError> {
+    let role = args.role.resolve(default_metrics)?;
+    let usage = |e: crate::config::ConfigError| CliError::Usage(e.to_string());
+    let devices = match (&args.capture, &args.playback) {
+        (Some(c), Some(p)) => Devices::Split {
+            capture: role
+                .device("--capture", Some(c), "capture", None)?
+                .expect("given"),
+            playback: role
+                .device("--playback", Some(p), "playback", None)?
+                .expect("given"),
+        },
+        _ => {
+            let capture = role.device("--capture", None, "capture", None)?;
+            let playback = role.device("--playback", None, "playback", None)?;
+            match (capture, playback, args.device.is_some()) {
+                (Some(capture), Some(playback), false) => Devices::Split { capture, playback },
+                _ => Devices::Duplex(
+                    role.device("--device", args.device.as_deref(), "device", None)?
+                        .ok_or_else(|| {
+                            CliError::Usage(
+                                "--device (or --capture and --playback) is required".into(),
+                            )
+                        })?,
+                ),
+            }
+        }
+    };
+    let mut cfg = base(&args.hub, &args.user, &role, devices)?;
+    cfg.qos = args.qos
+        || role
+            .file
+            .bool("enableQOSMetrics")
+            .map_err(usage)?
+            .unwrap_or(false);
+    cfg.qos_interval_ms = pick(
+        "qosIntervalMs",
+        args.qos_interval_ms,
+        role.file.u32("qosIntervalMs").map_err(usage)?,
+        0,
+        0..=60_000,
+    )
+    .map_err(usage)?;
+    cfg.mix = match args.mix {
+        Some(m) => Some(m.mix()),
+        None => file_mix(&role)?,
+    };
+    cfg.downsample_ratio = pick(
+        "downsampleRatio",
+        args.downsample_ratio,
+        role.file.u32("downsampleRatio").map_err(usage)?,
+        1,
+        1..=16,
+    )
+    .map_err(usage)?;
+    cfg.upsample_ratio = pick(
+        "upsampleRatio",
+        args.upsample_ratio,
+        role.file.u32("upsampleRatio").map_err(usage)?,
+        1,
+        1..=16,
+    )
+    .map_err(usage)?;
+    cfg.format = match args.format {
+        WireFormat::F32 => AudioFormat::F32,
+        WireFormat::S16 => AudioFormat::S16,
+    };
+    Ok((cfg, role))
+}
+
+/// Runs `izyrt peer` until Ctrl-C/SIGTERM.
+///
+/// # Errors
+/// [`CliError`] naming what was refused or failed (the hub's refusal included).
+pub fn run_peer(args: &PeerArgs) -> Result<i32, CliError> {
+    let (cfg, role) = peer_config(args, "127.0.0.1:7181")?;
+    run_client(cfg, role)
+}
+
+/// Runs `izyrt monitor` until Ctrl-C/SIGTERM.
+///
+/// # Errors
+/// As [`run_peer`].
+pub fn run_monitor(args: &MonitorArgs) -> Result<i32, CliError> {
+    let role = args.role.resolve("127.0.0.1:7182")?;
+    let device = role
+        .device(
+            "--device",
+            args.device.as_deref(),
+            "device",
+            Some("virtual"),
+        )?
+        .expect("defaulted");
+    let mut cfg = base(
+        &args.hub,
+        &args.user,
+        &role,
+        Devices::Playback(device.clone()),
+    )?;
+    let monitor = ClientConfig::monitor(cfg.hub, &cfg.user, device);
+    cfg.role = monitor.role;
+    cfg.mix = monitor.mix;
+    run_client(cfg, role)
+}
+
+pub(super) fn client_error(e: ClientError) -> CliError {
+    match e {
+        ClientError::Config(m) => CliError::Usage(m),
+        e => CliError::Failed(e.to_string()),
+    }
+}
+
+fn run_client(cfg: ClientConfig, role: super::role_args::Role) -> Result<i32, CliError> {
+    serve::prepare_signals();
+    let what = format!(
+        "{} as {} ({} Hz, {} ch, {}-frame packets)",
+        cfg.hub, cfg.user, cfg.rate, cfg.channels, cfg.period
+    );
+    let client = Client::start(cfg).map_err(client_error)?;
+    eprintln!("client:    connecting to {what}");
+    let metrics = serve::start_metrics(role.metrics, client.snapshot())?;
+    let _ = serve::wait(|| client.has_ended(), || {});
+    let result = client.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    result.map_err(client_error)?;
+    eprintln!("client:    stopped");
+    Ok(0)
+}

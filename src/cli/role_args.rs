@@ -1,0 +1,204 @@
+//! Options every networked role takes (hub, peer, monitor, dev mode), resolved against
+//! the `--config` file and the `IZYRT_*` environment (main thread).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use super::CliError;
+use crate::config::{Common, CommonArgs, ConfigFile, pick};
+use crate::device::DeviceSpec;
+use crate::rt::thread::DEFAULT_PRIORITY;
+
+/// Shared options of the networked roles.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoleArgs {
+    /// Rate, period, channels, config file.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Shared secret: the hub requires it in HELLO; a client sends it.
+    #[arg(long, value_name = "T", env = "IZYRT_TOKEN")]
+    pub token: Option<String>,
+    /// Where the metrics HTTP server listens (`none` to disable; binding beyond
+    /// 127.0.0.1 exposes unauthenticated metrics).
+    #[arg(long, value_name = "ADDR", env = "IZYRT_METRICS")]
+    pub metrics: Option<String>,
+    /// Periods in each device buffer (default 2).
+    #[arg(long, value_name = "N", env = "IZYRT_PERIODS")]
+    pub periods: Option<u32>,
+    /// SCHED_FIFO priority of the RT threads (default 80).
+    #[arg(long, value_name = "P", env = "IZYRT_PRIORITY")]
+    pub priority: Option<u8>,
+    /// Pin the RT threads to this CPU.
+    #[arg(long, value_name = "N", env = "IZYRT_CPU")]
+    pub cpu: Option<usize>,
+    /// A connection silent for this long is dead, ms (default 5000).
+    #[arg(long = "liveness-ms", value_name = "MS", env = "IZYRT_LIVENESS_MS")]
+    pub liveness_ms: Option<u32>,
+    /// A track whose seq has not advanced for this long is disconnected, ms (default 100).
+    #[arg(
+        long = "latency-threshold-ms",
+        value_name = "MS",
+        env = "IZYRT_LATENCY_THRESHOLD_MS"
+    )]
+    pub latency_threshold_ms: Option<u32>,
+    /// Below this level audio counts as silence, dBFS (default -60).
+    #[arg(
+        long = "silence-threshold-db",
+        value_name = "DB",
+        allow_negative_numbers = true,
+        env = "IZYRT_SILENCE_THRESHOLD_DB"
+    )]
+    pub silence_threshold_db: Option<f64>,
+    /// Audio must stay below the threshold this long to be silent, ms (default 1000).
+    #[arg(
+        long = "silence-hold-ms",
+        value_name = "MS",
+        env = "IZYRT_SILENCE_HOLD_MS"
+    )]
+    pub silence_hold_ms: Option<u32>,
+}
+
+/// [`RoleArgs`] resolved.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Rate, period, channels.
+    pub common: Common,
+    /// The config file (for role-specific keys).
+    pub file: ConfigFile,
+    /// Token.
+    pub token: Option<String>,
+    /// Metrics address, `None` when disabled.
+    pub metrics: Option<SocketAddr>,
+    /// Periods per device buffer.
+    pub periods: u32,
+    /// RT priority.
+    pub priority: u8,
+    /// CPU pin.
+    pub cpu: Option<usize>,
+    /// Liveness, ms.
+    pub liveness_ms: u32,
+    /// Track latency threshold, ms.
+    pub latency_threshold_ms: u32,
+    /// Silence threshold, dBFS.
+    pub silence_threshold_db: f32,
+    /// Silence hold, ms.
+    pub silence_hold_ms: u32,
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+impl RoleArgs {
+    /// Resolves every option: flag or `IZYRT_*`, then the config file, then the default.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] naming the first refused option.
+    pub fn resolve(&self, default_metrics: &str) -> Result<Role, CliError> {
+        let (common, file) = self.common.resolve().map_err(usage)?;
+        let metrics_text = self
+            .metrics
+            .clone()
+            .or(file.string("metrics").map_err(usage)?)
+            .unwrap_or_else(|| default_metrics.to_owned());
+        let metrics = if metrics_text == "none" {
+            None
+        } else {
+            Some(resolve_addr("--metrics", &metrics_text)?)
+        };
+        let silence = pick(
+            "silenceThresholdDb",
+            self.silence_threshold_db,
+            file.f64("silenceThresholdDb").map_err(usage)?,
+            -60.0,
+            -150.0..=0.0,
+        )
+        .map_err(usage)?;
+        Ok(Role {
+            common,
+            token: self.token.clone().or(file.string("token").map_err(usage)?),
+            metrics,
+            periods: pick(
+                "periods",
+                self.periods,
+                file.u32("periods").map_err(usage)?,
+                2,
+                2..=16,
+            )
+            .map_err(usage)?,
+            priority: pick(
+                "priority",
+                self.priority.map(u32::from),
+                file.u32("priority").map_err(usage)?,
+                u32::from(DEFAULT_PRIORITY),
+                1..=99,
+            )
+            .map_err(usage)? as u8,
+            cpu: self.cpu,
+            liveness_ms: pick(
+                "livenessMs",
+                self.liveness_ms,
+                file.u32("livenessMs").map_err(usage)?,
+                5_000,
+                100..=600_000,
+            )
+            .map_err(usage)?,
+            latency_threshold_ms: pick(
+                "latencyThresholdMs",
+                self.latency_threshold_ms,
+                file.u32("latencyThresholdMs").map_err(usage)?,
+                100,
+                1..=60_000,
+            )
+            .map_err(usage)?,
+            silence_threshold_db: silence as f32,
+            silence_hold_ms: pick(
+                "silenceHoldMs",
+                self.silence_hold_ms,
+                file.u32("silenceHoldMs").map_err(usage)?,
+                1_000,
+                1..=600_000,
+            )
+            .map_err(usage)?,
+            file,
+        })
+    }
+}
+
+impl Role {
+    /// A device option: the flag, else the config `key`, else `default`.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a bad device string.
+    pub fn device(
+        &self,
+        option: &str,
+        flag: Option<&str>,
+        key: &str,
+        default: Option<&str>,
+    ) -> Result<Option<DeviceSpec>, CliError> {
+        let text = match flag {
+            Some(t) => Some(t.to_owned()),
+            None => self
+                .file
+                .string(key)
+                .map_err(usage)?
+                .or(default.map(str::to_owned)),
+        };
+        text.map(|t| {
+            t.parse::<DeviceSpec>()
+                .map_err(|e| CliError::Usage(format!("{option} {t}: {e}")))
+        })
+        .transpose()
+    }
+}
+
+/// Resolves `HOST:PORT` (the first address).
+///
+/// # Errors
+/// [`CliError::Usage`] naming `option` when it does not resolve.
+pub fn resolve_addr(option: &str, text: &str) -> Result<SocketAddr, CliError> {
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| CliError::Usage(format!("{option} {text}: not a HOST:PORT address")))
+}

@@ -1,0 +1,213 @@
+//! A client's device periods: capture to the hub, the hub's mix to the speaker (RT audio
+//! thread).
+//!
+//! Design: the work is two independent halves so that one duplex device runs both in one
+//! thread ([`step_duplex`]) while separate capture and playback devices each run one half
+//! on their own RT thread ([`step_capture`], [`step_playback`]). Everything is allocated on
+//! the main thread; a period is metering, optional resampling, and pipe pushes and pops.
+//!
+//! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`, push
+//!   one packet per period to the net thread (stamped with its stream position and the
+//!   clock) and wake it.
+//! - **Playback**: move the mix packets the net thread queued into the jitter buffer, pull
+//!   one period at the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
+//!   follows DESIGN.md: it is reset while the speaker is silent (the meter's hold time
+//!   elapsed), and the whole buffer is reset when the net thread reports that the hub
+//!   input stopped (connection lost).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rtrb::Consumer;
+
+use crate::dsp::jitter::JitterBuffer;
+use crate::dsp::meter::{Meter, MeterLevels};
+use crate::dsp::ratio::{Decimator, Interpolator};
+use crate::net::Waker;
+use crate::rt::clock::now_ns;
+use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
+
+/// Figures of the capture half, written by its RT thread.
+#[derive(Debug, Default)]
+pub struct MicStats {
+    /// Packets handed to the net thread.
+    pub packets: AtomicU64,
+    /// Packets dropped because the net thread had not taken the earlier ones.
+    pub dropped: AtomicU64,
+    /// Monotonic ns of the latest period captured.
+    pub last_ns: AtomicU64,
+}
+
+/// Figures of the playback half, written by its RT thread.
+#[derive(Debug, Default)]
+pub struct SpeakerStats {
+    /// Frames in the jitter buffer (wire rate).
+    pub depth_frames: AtomicU64,
+    /// Its target, frames.
+    pub target_frames: AtomicU64,
+    /// Periods the speaker lacked audio (reset by the silence rule).
+    pub misses: AtomicU64,
+    /// Misses since the start (never reset).
+    pub misses_total: AtomicU64,
+    /// Frames that arrived too late.
+    pub late: AtomicU64,
+    /// Frames dropped by trims and overflow.
+    pub dropped_frames: AtomicU64,
+    /// Periods played.
+    pub periods: AtomicU64,
+    /// Whether the buffer is playing (not priming).
+    pub playing: AtomicBool,
+}
+
+/// A command from the net thread to the playback half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaybackCommand {
+    /// The hub input stopped: forget the buffered stream (and its misses).
+    Reset,
+}
+
+/// The capture half.
+pub struct CaptureHalf {
+    /// Packets to the net thread.
+    pub out: PipeTx,
+    /// Signals the net thread.
+    pub waker: Arc<Waker>,
+    /// Decimates by `downsampleRatio` (None for 1).
+    pub decimator: Option<Decimator>,
+    /// Decimator output, one period.
+    pub wire: Vec<f32>,
+    /// Meters the capture.
+    pub meter: Meter,
+    /// Published figures.
+    pub stats: Arc<MicStats>,
+    /// Channels.
+    pub channels: usize,
+    /// Next stream position (wire frames).
+    pub position: u64,
+}
+
+impl CaptureHalf {
+    /// One period of capture (RT).
+    pub fn capture(&mut self, input: &[f32]) {
+        let now = now_ns();
+        self.meter.process(input);
+        let wire: &[f32] = match &mut self.decimator {
+            Some(d) => match d.process(input, &mut self.wire) {
+                Ok(frames) => &self.wire[..frames * self.channels],
+                Err(_) => return,
+            },
+            None => input,
+        };
+        let frames = (wire.len() / self.channels) as u32;
+        let meta = PacketMeta {
+            position: self.position,
+            origin_ns: now,
+            frames,
+        };
+        self.position += u64::from(frames);
+        if self.out.push(meta, wire) {
+            self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.last_ns.store(now, Ordering::Relaxed);
+        self.waker.wake();
+    }
+}
+
+/// The playback half.
+pub struct PlaybackHalf {
+    /// Mix packets from the net thread.
+    pub input: PipeRx,
+    /// Commands from the net thread.
+    pub commands: Consumer<PlaybackCommand>,
+    /// Reorders and paces the mix.
+    pub jitter: JitterBuffer,
+    /// Interpolates by `upsampleRatio` (None for 1).
+    pub interpolator: Option<Interpolator>,
+    /// One period at the wire rate.
+    pub wire: Vec<f32>,
+    /// Meters what the speaker plays (silence detection).
+    pub meter: Meter,
+    /// The meter's levels (read here for the silence rule).
+    pub levels: Arc<MeterLevels>,
+    /// Published figures.
+    pub stats: Arc<SpeakerStats>,
+    /// Channels.
+    pub channels: usize,
+}
+
+impl PlaybackHalf {
+    /// One period of playback (RT).
+    pub fn play(&mut self, out: &mut [f32]) {
+        while let Ok(PlaybackCommand::Reset) = self.commands.pop() {
+            self.jitter.reset();
+            self.jitter.reset_misses();
+            self.input.clear();
+        }
+        let ch = self.channels;
+        let jitter = &mut self.jitter;
+        while self.input.pop(|m: PacketMeta, a, b| {
+            jitter.push(m.position, a);
+            if !b.is_empty() {
+                jitter.push(m.position + (a.len() / ch) as u64, b);
+            }
+        }) {}
+        let before = self.jitter.misses();
+        match &mut self.interpolator {
+            Some(interp) => {
+                let wire_len = out.len() / interp.ratio() as usize;
+                let wire = &mut self.wire[..wire_len];
+                self.jitter.pull(wire);
+                if interp.process(wire, out).is_err() {
+                    out.fill(0.0);
+                }
+            }
+            None => {
+                self.jitter.pull(out);
+            }
+        }
+        let s = &self.stats;
+        if self.jitter.misses() > before {
+            s.misses_total.fetch_add(1, Ordering::Relaxed);
+        }
+        self.meter.process(out);
+        if self.levels.silent() {
+            self.jitter.reset_misses();
+        }
+        s.depth_frames
+            .store(self.jitter.depth_frames(), Ordering::Relaxed);
+        s.target_frames
+            .store(u64::from(self.jitter.target_frames()), Ordering::Relaxed);
+        s.misses.store(self.jitter.misses(), Ordering::Relaxed);
+        s.late.store(self.jitter.late_packets(), Ordering::Relaxed);
+        s.dropped_frames
+            .store(self.jitter.dropped_frames(), Ordering::Relaxed);
+        s.playing.store(self.jitter.is_playing(), Ordering::Relaxed);
+        s.periods.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Both halves on one duplex device.
+pub struct Duplex {
+    /// Capture.
+    pub capture: CaptureHalf,
+    /// Playback.
+    pub playback: PlaybackHalf,
+}
+
+/// One period of a duplex device (RT).
+pub fn step_duplex(s: &mut Duplex, capture: &[f32], playback: &mut [f32]) {
+    s.capture.capture(capture);
+    s.playback.play(playback);
+}
+
+/// One period of a capture-only device (RT).
+pub fn step_capture(s: &mut CaptureHalf, capture: &[f32], _playback: &mut [f32]) {
+    s.capture(capture);
+}
+
+/// One period of a playback-only device (RT).
+pub fn step_playback(s: &mut PlaybackHalf, _capture: &[f32], playback: &mut [f32]) {
+    s.play(playback);
+}

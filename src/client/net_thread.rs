@@ -1,0 +1,610 @@
+//! A client's net thread (peer, monitor): connects to the hub, keeps the connection
+//! alive, sends the capture, receives the mix and METADATA, reports QoS (net thread).
+//!
+//! Design: one epoll loop over the hub socket, the eventfd the capture thread signals per
+//! packet, a stop eventfd, and a 50 ms housekeeping timerfd that drives the connection's
+//! state machine: *idle* (waiting for the next attempt) → *connecting* (nonblocking
+//! connect) → *hello sent* → *running*. Any failure — refused connect, a hub that dies,
+//! BYE, liveness expiry, a transient ERROR such as `hub_full` — goes back to idle with a
+//! backoff that starts at 100 ms and doubles up to 500 ms, so the client is back within
+//! about half a second of the hub's return. ERRORs that another attempt cannot fix
+//! (`unauthorized`, `format_unsupported`, `bad_version`, `replaced`, ...) end the client
+//! with that error instead of hammering the hub.
+//!
+//! When the hub input stops (connection lost) the playback thread is told to reset its
+//! jitter buffer, which also resets the miss counter (DESIGN.md's rule). QOS reports are
+//! serialised straight into the write queue from borrowed fields: no allocation per frame.
+
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtrb::Producer;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::audio_thread::PlaybackCommand;
+use super::status::{ClientView, LinkState};
+use crate::metrics::SnapshotCell;
+use crate::net::conn::{Conn, ReadEnd, audio_frame_bytes};
+use crate::net::socket::{connect_nonblocking, tune};
+use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
+use crate::rt::clock::now_ns;
+use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
+use crate::wire::{
+    AudioFormat, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, Role, Welcome,
+    check_json_object,
+};
+
+const CONN: u64 = 16;
+const CAPTURED: u64 = 1;
+const STOP: u64 = 2;
+const TICK: u64 = 3;
+
+const CONNECT_TIMEOUT_NS: u64 = 2_000_000_000;
+const WELCOME_TIMEOUT_NS: u64 = 5_000_000_000;
+const PING_EVERY_NS: u64 = 1_000_000_000;
+const PUBLISH_EVERY_NS: u64 = 250_000_000;
+const BACKOFF_MIN_NS: u64 = 100_000_000;
+const BACKOFF_MAX_NS: u64 = 500_000_000;
+
+/// Who this client is and what it sends.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Hub address.
+    pub hub: SocketAddr,
+    /// `user` in HELLO.
+    pub user: String,
+    /// `token` in HELLO.
+    pub token: Option<String>,
+    /// `peer` or `monitor`.
+    pub role: Role,
+    /// Mix asked for (None: the hub's default).
+    pub mix: Option<Mix>,
+    /// Wire rate, Hz.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Frames per packet sent (peer).
+    pub frames_per_packet: u32,
+    /// Wire format sent.
+    pub format: AudioFormat,
+    /// `enableQOSMetrics`.
+    pub qos: bool,
+    /// QOS interval, ms (0: after each AUDIO frame received).
+    pub qos_interval_ms: u32,
+    /// Silence before the connection is dead, ns.
+    pub liveness_ns: u64,
+}
+
+/// The channels between the net thread and the rest of the client.
+pub struct ClientLinks {
+    /// Capture packets (peer).
+    pub capture: Option<PipeRx>,
+    /// Signalled per capture packet.
+    pub captured: Arc<Waker>,
+    /// Mix packets to the playback thread.
+    pub mix: PipeTx,
+    /// Commands to the playback thread.
+    pub playback: Producer<PlaybackCommand>,
+    /// Signalled by the main thread to stop.
+    pub stop: Arc<Waker>,
+    /// Where getMetrics reads.
+    pub snapshot: Arc<SnapshotCell>,
+}
+
+enum Phase {
+    Idle { retry_at_ns: u64 },
+    Connecting { since_ns: u64 },
+    HelloSent { since_ns: u64 },
+    Running,
+}
+
+/// Why the client stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the hub refused {user}: {code}: {message}")]
+pub struct Refused {
+    /// Our user.
+    pub user: String,
+    /// The ERROR code.
+    pub code: String,
+    /// Its message.
+    pub message: String,
+}
+
+/// The client's net thread state.
+pub struct ClientNet {
+    id: Identity,
+    links: ClientLinks,
+    view: ClientView,
+    ev: EventLoop,
+    tick: Timer,
+    conn: Option<Conn>,
+    generation: u64,
+    phase: Phase,
+    backoff_ns: u64,
+    scratch: Vec<f32>,
+    last_ping_ns: u64,
+    last_qos_ns: u64,
+    last_publish_ns: u64,
+    fatal: Option<Refused>,
+}
+
+impl ClientNet {
+    /// Builds the loop (main thread).
+    ///
+    /// # Errors
+    /// When an epoll, eventfd or timerfd cannot be created or registered.
+    pub fn new(id: Identity, links: ClientLinks, view: ClientView) -> std::io::Result<ClientNet> {
+        let ev = EventLoop::new()?;
+        ev.register(links.captured.as_fd(), CAPTURED, Interest::READABLE)?;
+        ev.register(links.stop.as_fd(), STOP, Interest::READABLE)?;
+        let tick = Timer::new()?;
+        tick.arm_periodic(Duration::from_millis(50))?;
+        ev.register(tick.as_fd(), TICK, Interest::READABLE)?;
+        let scratch = vec![0.0; crate::wire::MAX_FRAMES as usize * usize::from(id.channels)];
+        Ok(ClientNet {
+            id,
+            links,
+            view,
+            ev,
+            tick,
+            conn: None,
+            generation: 0,
+            phase: Phase::Idle { retry_at_ns: 0 },
+            backoff_ns: BACKOFF_MIN_NS,
+            scratch,
+            last_ping_ns: 0,
+            last_qos_ns: 0,
+            last_publish_ns: 0,
+            fatal: None,
+        })
+    }
+
+    /// Runs until stopped (BYE to the hub) or refused for good.
+    ///
+    /// # Errors
+    /// [`Refused`] when the hub refused this client with an ERROR another attempt cannot
+    /// fix; an epoll failure is reported the same way with code `internal`.
+    pub fn run(mut self) -> Result<(), Refused> {
+        let mut events = Events::with_capacity(16);
+        self.attempt();
+        loop {
+            if let Err(e) = self.ev.poll(None, &mut events) {
+                return Err(self.refused("internal", &format!("epoll: {e}")));
+            }
+            for event in events.iter() {
+                match event.token() {
+                    CAPTURED => {
+                        let _ = self.links.captured.drain();
+                        self.send_capture();
+                    }
+                    STOP => {
+                        self.bye();
+                        self.publish();
+                        return Ok(());
+                    }
+                    TICK => {
+                        let _ = self.tick.expirations();
+                        self.housekeeping();
+                    }
+                    t if t == CONN + (self.generation << 32) => self.on_socket(event.is_writable()),
+                    _ => {}
+                }
+            }
+            if let Some(f) = self.fatal.take() {
+                self.publish();
+                return Err(f);
+            }
+        }
+    }
+
+    fn refused(&self, code: &str, message: &str) -> Refused {
+        Refused {
+            user: self.id.user.clone(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn token(&self) -> u64 {
+        CONN + (self.generation << 32)
+    }
+
+    fn attempt(&mut self) {
+        self.generation += 1;
+        self.view.attempts += 1;
+        let now = now_ns();
+        match connect_nonblocking(self.id.hub) {
+            Ok(sock) => {
+                let _ = tune(&sock, &SocketTuning::default());
+                if self
+                    .ev
+                    .register(sock.as_fd(), self.token(), Interest::READ_WRITE)
+                    .is_err()
+                {
+                    return self.lost("cannot register the socket");
+                }
+                let bytes =
+                    audio_frame_bytes(self.id.frames_per_packet.max(4096), self.id.channels);
+                self.conn = Some(Conn::new(
+                    sock,
+                    self.token(),
+                    self.id.hub.to_string(),
+                    bytes,
+                ));
+                self.phase = Phase::Connecting { since_ns: now };
+                self.view.state = LinkState::Connecting;
+            }
+            Err(e) => self.lost(&format!("connect: {e}")),
+        }
+    }
+
+    /// The connection is gone: tell the speaker, schedule the next attempt.
+    fn lost(&mut self, why: &str) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.ev.deregister(conn.link.sock.as_fd());
+        }
+        if matches!(self.phase, Phase::Running) {
+            let _ = self.links.playback.push(PlaybackCommand::Reset);
+            self.view.disconnects += 1;
+            eprintln!("izyrt {}: lost the hub: {why}", self.view.role_name());
+        }
+        if self.view.last_error.as_deref() != Some(why) {
+            self.view.last_error = Some(why.to_owned());
+        }
+        self.view.state = LinkState::Stopped;
+        self.phase = Phase::Idle {
+            retry_at_ns: now_ns() + self.backoff_ns,
+        };
+        self.backoff_ns = (self.backoff_ns * 2).min(BACKOFF_MAX_NS);
+    }
+
+    fn on_socket(&mut self, writable: bool) {
+        if let Phase::Connecting { .. } = self.phase {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match conn.link.sock.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => return self.lost(&format!("connect: {e}")),
+            }
+            if conn.link.sock.peer_addr().is_err() {
+                if writable {
+                    return self.lost("connect: refused");
+                }
+                return;
+            }
+            self.send_hello();
+        }
+        self.read();
+        self.flush();
+    }
+
+    fn send_hello(&mut self) {
+        let id = &self.id;
+        let sends = id.role != Role::Monitor;
+        let hello = Hello {
+            proto: PROTO.into(),
+            role: id.role,
+            user: id.user.clone(),
+            token: id.token.clone(),
+            sample_rate: sends.then_some(id.rate),
+            channels: sends.then_some(id.channels),
+            format: sends.then(|| id.format.name().to_owned()),
+            frames_per_packet: sends.then_some(id.frames_per_packet),
+            enable_qos_metrics: id.qos,
+            software: Some(concat!("izyrt/", env!("CARGO_PKG_VERSION")).into()),
+            mix: id.mix,
+        };
+        if let Some(conn) = self.conn.as_mut() {
+            conn.link.send_json(Kind::Hello, &hello);
+        }
+        self.phase = Phase::HelloSent { since_ns: now_ns() };
+    }
+
+    fn read(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mut welcome: Option<Welcome> = None;
+        let mut error: Option<(String, String)> = None;
+        let mut bye = false;
+        let view = &mut self.view;
+        let id = &self.id;
+        let scratch = &mut self.scratch;
+        let mix = &mut self.links.mix;
+        let running = matches!(self.phase, Phase::Running);
+        let mut qos_due = false;
+        let end = conn.read_frames(|link, frame| {
+            match frame.kind() {
+                Some(Kind::Welcome) if !running && welcome.is_none() => {
+                    match Welcome::parse(frame.payload) {
+                        Ok(w) => welcome = Some(w),
+                        Err(e) => link.send_error(&e),
+                    }
+                    return false;
+                }
+                Some(Kind::Audio) if running => {
+                    on_audio(link, &frame, view, id, scratch, mix);
+                    qos_due = id.qos && id.qos_interval_ms == 0;
+                }
+                Some(Kind::Metadata) => match check_json_object(frame.payload) {
+                    Ok(()) => {
+                        view.metadata.clear();
+                        view.metadata.extend_from_slice(frame.payload);
+                        view.metadata_frames += 1;
+                    }
+                    Err(e) => link.send_error(&e),
+                },
+                Some(Kind::Ping | Kind::Pong) => link.on_ping_pong(&frame),
+                Some(Kind::Error) => {
+                    error = Some(match ErrorMsg::parse(frame.payload) {
+                        Ok(m) => (m.code, m.message),
+                        Err(e) => ("bad_json".into(), e.to_string()),
+                    });
+                    link.set_broken();
+                    return false;
+                }
+                Some(Kind::Bye) => {
+                    bye = true;
+                    link.set_broken();
+                    return false;
+                }
+                _ => {}
+            }
+            if qos_due {
+                send_qos(link, view);
+                qos_due = false;
+            }
+            true
+        });
+        self.view.rtt_ns = conn.link.rtt_ns;
+        if let Some(w) = welcome {
+            self.on_welcome(w);
+            return self.read();
+        }
+        if let Some((code, message)) = error {
+            let permanent = !matches!(
+                ErrorCode::ALL.iter().find(|c| c.as_str() == code),
+                Some(ErrorCode::HubFull | ErrorCode::Internal | ErrorCode::HelloTimeout) | None
+            );
+            eprintln!(
+                "izyrt {}: hub sent ERROR {code}: {message}",
+                self.view.role_name()
+            );
+            if permanent {
+                self.fatal = Some(self.refused(&code, &message));
+            }
+            return self.lost(&format!("ERROR {code}: {message}"));
+        }
+        if bye {
+            return self.lost("the hub said BYE");
+        }
+        match end {
+            ReadEnd::Drained | ReadEnd::Paused => {}
+            ReadEnd::Protocol(e) => self.lost(&format!("protocol error from the hub: {e}")),
+            ReadEnd::Eof => self.lost("the hub closed the connection"),
+            ReadEnd::Failed(why) => self.lost(&why),
+        }
+    }
+
+    fn on_welcome(&mut self, w: Welcome) {
+        let ok = w.sample_rate == self.id.rate && w.channels == self.id.channels;
+        if !ok {
+            let msg = format!(
+                "the hub sends {} Hz, {} channels; this client plays {} Hz, {} channels",
+                w.sample_rate, w.channels, self.id.rate, self.id.channels
+            );
+            self.fatal = Some(self.refused("format_unsupported", &msg));
+            if let Some(c) = self.conn.as_mut() {
+                c.link.refuse(ErrorCode::FormatUnsupported, msg);
+            }
+            return;
+        }
+        eprintln!(
+            "izyrt {}: joined the hub at {} as {} (session {}, hears {:?})",
+            self.view.role_name(),
+            self.id.hub,
+            self.id.user,
+            w.session,
+            w.mix
+        );
+        self.view.state = LinkState::Running;
+        self.view.sessions += 1;
+        self.view.welcome = Some(w);
+        self.view.last_error = None;
+        self.phase = Phase::Running;
+        self.backoff_ns = BACKOFF_MIN_NS;
+        // Capture queued while connecting is stale.
+        if let Some(c) = self.links.capture.as_mut() {
+            c.clear();
+        }
+        self.publish();
+    }
+
+    fn send_capture(&mut self) {
+        let Some(capture) = self.links.capture.as_mut() else {
+            return;
+        };
+        let conn = match (&self.phase, self.conn.as_mut()) {
+            (Phase::Running, Some(conn)) => conn,
+            _ => {
+                self.view.unsent += capture.clear() as u64;
+                return;
+            }
+        };
+        let id = &self.id;
+        let view = &mut self.view;
+        while capture.pop(|m: PacketMeta, a, b| {
+            let link = &mut conn.link;
+            if link.send_audio(id.rate, id.channels, id.format, &m, a, b) {
+                view.packets_out += 1;
+            }
+        }) {}
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.link.flush(&self.ev);
+            self.view.dropped_out = conn.link.wq.dropped_audio();
+            if conn.link.done() {
+                let why = if conn.link.is_closing() {
+                    "closed after ERROR"
+                } else {
+                    "the connection failed"
+                };
+                self.lost(why);
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = now_ns();
+        match self.phase {
+            Phase::Idle { retry_at_ns } if now >= retry_at_ns => self.attempt(),
+            Phase::Connecting { since_ns } if now - since_ns > CONNECT_TIMEOUT_NS => {
+                self.lost("connect timed out")
+            }
+            Phase::HelloSent { since_ns } if now - since_ns > WELCOME_TIMEOUT_NS => {
+                self.lost("no WELCOME within 5 s")
+            }
+            Phase::Running => {
+                let Some(conn) = self.conn.as_mut() else {
+                    return;
+                };
+                if now.saturating_sub(conn.link.last_rx_ns) > self.id.liveness_ns {
+                    return self.lost("nothing received for the liveness time");
+                }
+                if now - self.last_ping_ns >= PING_EVERY_NS {
+                    conn.link.send_ping(Kind::Ping, now);
+                    self.last_ping_ns = now;
+                }
+                let every = u64::from(self.id.qos_interval_ms) * 1_000_000;
+                if self.id.qos
+                    && every > 0
+                    && now - self.last_qos_ns >= every
+                    && self.view.head.is_some()
+                {
+                    send_qos(&mut conn.link, &mut self.view);
+                    self.last_qos_ns = now;
+                }
+                self.flush();
+            }
+            _ => {}
+        }
+        if now - self.last_publish_ns >= PUBLISH_EVERY_NS {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.last_publish_ns = now_ns();
+        let snap: Value = self.view.snapshot(&self.id);
+        self.links.snapshot.publish(snap);
+    }
+
+    fn bye(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.link.send_bye();
+            conn.link.flush(&self.ev);
+        }
+        self.view.state = LinkState::Stopped;
+    }
+}
+
+fn on_audio(
+    link: &mut crate::net::conn::Link,
+    frame: &Frame<'_>,
+    view: &mut ClientView,
+    id: &Identity,
+    scratch: &mut [f32],
+    mix: &mut PipeTx,
+) {
+    let Ok(audio) = frame.audio() else { return };
+    let h = audio.header;
+    if h.sample_rate != id.rate || h.channels != id.channels {
+        return link.refuse(
+            ErrorCode::BadAudio,
+            format!(
+                "AUDIO at {} Hz, {} channels; WELCOME said {} Hz, {} channels",
+                h.sample_rate, h.channels, id.rate, id.channels
+            ),
+        );
+    }
+    let n = h.samples();
+    let Some(out) = scratch.get_mut(..n) else {
+        return;
+    };
+    audio.read_f32(out);
+    let meta = PacketMeta {
+        position: h.position,
+        origin_ns: h.origin_ns,
+        frames: h.frames,
+    };
+    if !mix.push(meta, out) {
+        view.mix_dropped += 1;
+    }
+    link.on_audio(&audio);
+    view.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QosHeadOut<'a> {
+    track: u16,
+    seq: u32,
+    sample_rate: u32,
+    channels: u16,
+    format: &'a str,
+    frames: u32,
+    position: u64,
+    origin_ns: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QosOut<'a> {
+    head: QosHeadOut<'a>,
+    qos_timestamp: u64,
+    buffer_depth_float32_samples: u64,
+    latency_ms: f64,
+    incoming_buffer_misses: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<f64>,
+}
+
+/// Sends a QOS report about the latest AUDIO frame received (no allocation).
+fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView) {
+    let Some((track, seq, h)) = view.head else {
+        return;
+    };
+    let speaker = view.speaker();
+    let report = QosOut {
+        head: QosHeadOut {
+            track,
+            seq,
+            sample_rate: h.sample_rate,
+            channels: h.channels,
+            format: h.format.name(),
+            frames: h.frames,
+            position: h.position,
+            origin_ns: h.origin_ns,
+        },
+        qos_timestamp: unix_ms(),
+        buffer_depth_float32_samples: speaker.depth_samples,
+        latency_ms: speaker.latency_ms,
+        incoming_buffer_misses: speaker.misses,
+        rtt_ms: link.rtt_ns.map(|ns| ns as f64 / 1e6),
+    };
+    link.send_json(Kind::Qos, &report);
+    view.qos_sent += 1;
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,320 @@
+//! What a client knows about itself, and its `aggregatedStatesSnapshot` (net thread).
+//!
+//! Design: the net thread owns a [`ClientView`]: counters it updates per frame (plain
+//! integers, no allocation), the latest METADATA as raw bytes, and `Arc`s of the figures
+//! the RT threads publish. The snapshot JSON is built from it four times a second, off the
+//! per-frame path.
+//!
+//! Status rules (DESIGN.md):
+//! - `aggregatorStatus`: `connecting` while a connection to the hub is being made,
+//!   `running` once WELCOMEd while the mix keeps arriving, `stopped` when the connection
+//!   is lost or the mix has not advanced for the latency threshold.
+//! - `micStatus`: `green` while capture packets flow out to the hub (one left within the
+//!   threshold and none dropped meanwhile); `red` otherwise (and always for a monitor,
+//!   which has no outgoing track).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use super::audio_thread::{MicStats, SpeakerStats};
+use super::net_thread::Identity;
+use crate::dsp::meter::MeterLevels;
+use crate::rt::clock::now_ns;
+use crate::rt::runner::RtStatus;
+use crate::wire::{AudioHeader, Role, Welcome};
+
+/// The hub link's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Making a connection.
+    Connecting,
+    /// WELCOMEd.
+    Running,
+    /// Between attempts, or stopped.
+    Stopped,
+}
+
+/// The speaker figures of the moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Speaker {
+    /// Samples queued for the speaker (frames × channels).
+    pub depth_samples: u64,
+    /// Jitter buffer plus device buffer, ms.
+    pub latency_ms: f64,
+    /// Misses (reset by the silence rule).
+    pub misses: u64,
+}
+
+/// What the client's net thread knows.
+#[derive(Debug)]
+pub struct ClientView {
+    /// The link.
+    pub state: LinkState,
+    /// The last WELCOME.
+    pub welcome: Option<Welcome>,
+    /// Connection attempts.
+    pub attempts: u64,
+    /// Sessions established.
+    pub sessions: u64,
+    /// Running connections lost.
+    pub disconnects: u64,
+    /// Why the last connection ended or failed.
+    pub last_error: Option<String>,
+    /// Latest round trip, ns.
+    pub rtt_ns: Option<u64>,
+    /// Latest AUDIO frame received: track, seq, sub-header.
+    pub head: Option<(u16, u32, AudioHeader)>,
+    /// AUDIO frames received.
+    pub packets_in: u64,
+    /// Gaps in their seq.
+    pub seq_gaps: u64,
+    /// Monotonic ns the seq last advanced.
+    pub seq_advanced_ns: u64,
+    /// Mix packets the playback pipe refused.
+    pub mix_dropped: u64,
+    /// AUDIO frames queued to the hub.
+    pub packets_out: u64,
+    /// Capture packets dropped by the write queue (slow link).
+    pub dropped_out: u64,
+    /// Capture packets discarded while not connected.
+    pub unsent: u64,
+    /// QOS reports sent.
+    pub qos_sent: u64,
+    /// Latest METADATA, raw.
+    pub metadata: Vec<u8>,
+    /// METADATA frames received.
+    pub metadata_frames: u64,
+    /// Playback figures.
+    pub speaker: Arc<SpeakerStats>,
+    /// Speaker levels.
+    pub speaker_levels: Arc<MeterLevels>,
+    /// Capture figures (peer).
+    pub mic: Option<Arc<MicStats>>,
+    /// Capture levels (peer).
+    pub mic_levels: Option<Arc<MeterLevels>>,
+    /// The RT threads.
+    pub threads: Vec<RtStatus>,
+    /// Rate of the playback device, Hz.
+    pub device_rate: u32,
+    /// Frames of the playback device buffer.
+    pub device_buffer_frames: u32,
+    /// A track is disconnected after this long without its seq advancing, ns.
+    pub threshold_ns: u64,
+    mic_seen: (u64, u64, u64),
+}
+
+impl ClientView {
+    /// A fresh view.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        speaker: Arc<SpeakerStats>,
+        speaker_levels: Arc<MeterLevels>,
+        mic: Option<(Arc<MicStats>, Arc<MeterLevels>)>,
+        threads: Vec<RtStatus>,
+        device_rate: u32,
+        device_buffer_frames: u32,
+        threshold_ns: u64,
+    ) -> ClientView {
+        let (mic, mic_levels) = mic.unzip();
+        ClientView {
+            state: LinkState::Connecting,
+            welcome: None,
+            attempts: 0,
+            sessions: 0,
+            disconnects: 0,
+            last_error: None,
+            rtt_ns: None,
+            head: None,
+            packets_in: 0,
+            seq_gaps: 0,
+            seq_advanced_ns: 0,
+            mix_dropped: 0,
+            packets_out: 0,
+            dropped_out: 0,
+            unsent: 0,
+            qos_sent: 0,
+            metadata: Vec::with_capacity(64 * 1024),
+            metadata_frames: 0,
+            speaker,
+            speaker_levels,
+            mic,
+            mic_levels,
+            threads,
+            device_rate,
+            device_buffer_frames,
+            threshold_ns,
+            mic_seen: (0, 0, 0),
+        }
+    }
+
+    /// Notes an AUDIO frame of the mix (per frame: no allocation).
+    pub fn on_audio(&mut self, track: u16, seq: u32, h: AudioHeader, now_ns: u64) {
+        if let Some((_, last, _)) = self.head {
+            if seq != last.wrapping_add(1) {
+                self.seq_gaps += 1;
+            }
+        }
+        self.seq_advanced_ns = now_ns;
+        self.packets_in += 1;
+        self.head = Some((track, seq, h));
+    }
+
+    /// The speaker figures now.
+    pub fn speaker(&self) -> Speaker {
+        let s = &self.speaker;
+        let channels = self.head.map_or(2, |(_, _, h)| u64::from(h.channels));
+        let rate = self
+            .head
+            .map_or(self.device_rate, |(_, _, h)| h.sample_rate);
+        let depth = s.depth_frames.load(Ordering::Relaxed);
+        let jitter_ms = depth as f64 * 1000.0 / f64::from(rate.max(1));
+        let device_ms =
+            f64::from(self.device_buffer_frames) * 1000.0 / f64::from(self.device_rate.max(1));
+        Speaker {
+            depth_samples: depth * channels,
+            latency_ms: jitter_ms + device_ms,
+            misses: s.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    fn aggregator_status(&self, now: u64) -> &'static str {
+        match self.state {
+            LinkState::Connecting => "connecting",
+            LinkState::Stopped => "stopped",
+            LinkState::Running
+                if self.packets_in > 0 && now - self.seq_advanced_ns <= self.threshold_ns =>
+            {
+                "running"
+            }
+            LinkState::Running if self.packets_in == 0 => "connecting",
+            LinkState::Running => "stopped",
+        }
+    }
+
+    /// Green while capture flows out: packets sent since the last look, none dropped.
+    fn mic_status(&mut self) -> &'static str {
+        let Some(mic) = &self.mic else { return "red" };
+        let now = (
+            self.packets_out,
+            mic.dropped.load(Ordering::Relaxed) + self.dropped_out,
+            mic.last_ns.load(Ordering::Relaxed),
+        );
+        let (sent_before, dropped_before, _) = self.mic_seen;
+        self.mic_seen = now;
+        let fresh = now_ns().saturating_sub(now.2) <= self.threshold_ns;
+        if self.state == LinkState::Running
+            && fresh
+            && now.0 > sent_before
+            && now.1 == dropped_before
+        {
+            "green"
+        } else {
+            "red"
+        }
+    }
+
+    /// The `aggregatedStatesSnapshot`.
+    pub fn snapshot(&mut self, id: &Identity) -> Value {
+        let now = now_ns();
+        let speaker = self.speaker();
+        let mic_status = self.mic_status();
+        let s = &self.speaker;
+        let mut snap = crate::metrics::default_snapshot();
+        let since = now.saturating_sub(self.seq_advanced_ns);
+        let rate = self.head.map_or(id.rate, |(_, _, h)| h.sample_rate);
+        snap["currentSpeakerBufferDepthInFloat32Samples"] = json!(speaker.depth_samples);
+        snap["currentSpeakerSampleRate"] = json!(self.device_rate);
+        snap["speakerScriptProcessorLatencyMS"] = json!(speaker.latency_ms);
+        snap["speakerScriptProcessorIncomingBufferMisses"] = json!(speaker.misses);
+        snap["speakerSilenceDetected"] = json!(self.speaker_levels.silent());
+        snap["aggregatorStatus"] = json!(self.aggregator_status(now));
+        snap["micStatus"] = json!(mic_status);
+        let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));
+        snap["incomingAudioTracks"] = json!([{
+            "track": track,
+            "from": "hub",
+            "connected": self.state == LinkState::Running && self.packets_in > 0 && since <= self.threshold_ns,
+            "seq": seq,
+            "packets": self.packets_in,
+            "seqGaps": self.seq_gaps,
+            "msSinceSeqAdvance": if self.packets_in == 0 { Value::Null } else { json!(since as f64 / 1e6) },
+            "latencyMs": s.depth_frames.load(Ordering::Relaxed) as f64 * 1000.0 / f64::from(rate.max(1)),
+        }]);
+        if self.mic.is_some() {
+            snap["outgoingAudioTracks"] = json!([{
+                "track": 0,
+                "to": "hub",
+                "seq": self.packets_out.saturating_sub(1),
+                "packets": self.packets_out,
+                "droppedPackets": self.dropped_out + self.mic.as_ref().map_or(0, |m| m.dropped.load(Ordering::Relaxed)),
+            }]);
+        }
+        let w = self.welcome.as_ref();
+        snap["connections"] = json!({ id.user.clone(): {
+            "connected": self.state == LinkState::Running,
+            "hub": id.hub.to_string(),
+            "role": id.role,
+            "session": w.map(|w| w.session.clone()),
+            "mix": w.map(|w| w.mix),
+            "sampleRate": w.map(|w| w.sample_rate),
+            "channels": w.map(|w| w.channels),
+            "format": w.map(|w| w.format.clone()),
+            "framesPerPacket": w.map(|w| w.frames_per_packet),
+            "attempts": self.attempts,
+            "sessions": self.sessions,
+            "disconnects": self.disconnects,
+            "lastError": self.last_error,
+            "packetsIn": self.packets_in,
+            "packetsOut": self.packets_out,
+            "unsentPackets": self.unsent,
+            "mixDropped": self.mix_dropped,
+            "qosSent": self.qos_sent,
+            "metadataFrames": self.metadata_frames,
+            "rttMs": self.rtt_ns.map(|n| n as f64 / 1e6),
+            "jitterTargetFrames": s.target_frames.load(Ordering::Relaxed),
+            "jitterLateFrames": s.late.load(Ordering::Relaxed),
+            "jitterDroppedFrames": s.dropped_frames.load(Ordering::Relaxed),
+            "missesTotal": s.misses_total.load(Ordering::Relaxed),
+            "head": self.head.map(|(t, q, h)| json!({
+                "track": t, "seq": q, "sampleRate": h.sample_rate, "channels": h.channels,
+                "format": h.format.name(), "frames": h.frames, "position": h.position,
+                "originNs": h.origin_ns,
+            })),
+        }});
+        let meta: Value = serde_json::from_slice(&self.metadata).unwrap_or(Value::Null);
+        if let Some(shared) = meta.get("mixeradminSharedState") {
+            snap["mixeradminSharedState"] = shared.clone();
+        }
+        let mut rt = Map::new();
+        for t in &self.threads {
+            rt.insert(t.report.thread.clone(), t.json());
+        }
+        snap["realtime"] = Value::Object(rt);
+        snap["role"] = json!(match id.role {
+            Role::Monitor => "monitor",
+            _ => "peer",
+        });
+        snap["user"] = json!(id.user);
+        snap["levels"] = json!({
+            "speakerPeakDbfs": self.speaker_levels.peak_dbfs(),
+            "speakerRmsDbfs": self.speaker_levels.rms_dbfs(),
+            "micPeakDbfs": self.mic_levels.as_ref().map(|l| l.peak_dbfs()),
+            "micRmsDbfs": self.mic_levels.as_ref().map(|l| l.rms_dbfs()),
+        });
+        if !meta.is_null() {
+            snap["hubMetadata"] = meta;
+        }
+        snap
+    }
+
+    /// `peer` or `monitor`, for messages.
+    pub fn role_name(&self) -> &'static str {
+        if self.mic.is_some() {
+            "peer"
+        } else {
+            "monitor"
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The hub's mixer, one period at a time (RT mixer thread).
+//!
+//! Design: the mixer thread owns a fixed array of slots. A client that joins is handed to
+//! it whole — its input pipe and jitter buffer, its output pipe, its meter — inside one
+//! boxed [`Slot`] through the command queue, built on the net thread; a client that leaves
+//! is handed back through the garbage queue, so the RT thread never allocates or frees, and
+//! a join or leave costs it one pointer move. WAV sources are slots whose input is a looping
+//! [`ClipReader`] instead of a pipe.
+//!
+//! Per period: drain commands; for every slot move the packets waiting in its pipe into its
+//! jitter buffer and pull one period into the mixer input (metered); mix; render each
+//! listener's mix (`minus`, `full` or `loopback`) into its output pipe, stamped with the
+//! hub's stream position and clock; wake the net thread once; play the full mix on the
+//! hub's own device. Each slot publishes its jitter figures through [`SlotStats`] atomics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rtrb::{Consumer, Producer};
+
+use crate::dsp::jitter::{JitterBuffer, PullResult};
+use crate::dsp::meter::Meter;
+use crate::dsp::mixer::{MixMode, Mixer};
+use crate::file::ClipReader;
+use crate::net::Waker;
+use crate::rt::clock::now_ns;
+use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
+
+/// Jitter and flow figures of one slot, written by the mixer thread.
+#[derive(Debug, Default)]
+pub struct SlotStats {
+    /// Frames queued in the jitter buffer.
+    pub depth_frames: AtomicU64,
+    /// The jitter buffer's current target, frames.
+    pub target_frames: AtomicU64,
+    /// Periods the mixer needed audio the buffer did not have.
+    pub misses: AtomicU64,
+    /// Frames that arrived after their time.
+    pub late_frames: AtomicU64,
+    /// Frames dropped by trims and overflow.
+    pub dropped_frames: AtomicU64,
+    /// Periods mixed from this slot.
+    pub periods: AtomicU64,
+}
+
+/// Where a slot's input comes from.
+#[derive(Debug)]
+pub enum Input {
+    /// A client's packets and its jitter buffer.
+    Pipe {
+        /// Packets from the net thread.
+        rx: PipeRx,
+        /// Reorders and paces them.
+        jitter: JitterBuffer,
+    },
+    /// A WAV source, looping.
+    File(ClipReader),
+    /// Nothing (a monitor).
+    None,
+}
+
+/// One occupied mixer slot.
+#[derive(Debug)]
+pub struct Slot {
+    /// Its input.
+    pub input: Input,
+    /// Where its mix goes (`None` for a source that listens to nothing).
+    pub output: Option<PipeTx>,
+    /// What it hears.
+    pub mode: MixMode,
+    /// Meters its input (levels for METADATA).
+    pub meter: Meter,
+    /// Published figures.
+    pub stats: Arc<SlotStats>,
+}
+
+/// A command from the net thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Occupy `slot` (a free one).
+    Join(usize, Box<Slot>),
+    /// Empty `slot` and send its contents back.
+    Leave(usize),
+}
+
+/// The mixer thread's state.
+pub struct MixerState {
+    slots: Vec<Option<Box<Slot>>>,
+    mixer: Mixer,
+    commands: Consumer<Command>,
+    garbage: Producer<Box<Slot>>,
+    waker: Arc<Waker>,
+    scratch: Vec<f32>,
+    channels: usize,
+    period: u32,
+    position: u64,
+    /// Slots that could not be handed back because the garbage queue was full.
+    leaked: Arc<AtomicU64>,
+}
+
+impl MixerState {
+    /// Builds the state (main thread). `slots` are the WAV sources, placed first.
+    pub fn new(
+        mixer: Mixer,
+        files: Vec<Box<Slot>>,
+        commands: Consumer<Command>,
+        garbage: Producer<Box<Slot>>,
+        waker: Arc<Waker>,
+        leaked: Arc<AtomicU64>,
+    ) -> MixerState {
+        let cfg = *mixer.config();
+        let mut slots: Vec<Option<Box<Slot>>> = (0..cfg.max_slots).map(|_| None).collect();
+        for (i, f) in files.into_iter().enumerate() {
+            slots[i] = Some(f);
+        }
+        MixerState {
+            slots,
+            scratch: vec![0.0; mixer.period_samples()],
+            mixer,
+            commands,
+            garbage,
+            waker,
+            channels: usize::from(cfg.channels),
+            period: cfg.period_frames,
+            position: 0,
+            leaked,
+        }
+    }
+
+    fn discard(&mut self, slot: Box<Slot>) {
+        if let Err(rtrb::PushError::Full(slot)) = self.garbage.push(slot) {
+            // Never free on the RT thread: keep the memory rather than stall or free.
+            self.leaked.fetch_add(1, Ordering::Relaxed);
+            std::mem::forget(slot);
+        }
+    }
+}
+
+/// One period of the hub (RT mixer thread): see the module notes.
+pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
+    let now = now_ns();
+    while let Ok(cmd) = s.commands.pop() {
+        match cmd {
+            Command::Join(i, slot) => {
+                if let Some(old) = s.slots.get_mut(i).and_then(|x| x.replace(slot)) {
+                    s.discard(old);
+                }
+            }
+            Command::Leave(i) => {
+                if let Some(old) = s.slots.get_mut(i).and_then(Option::take) {
+                    s.discard(old);
+                }
+            }
+        }
+    }
+    let channels = s.channels;
+    for (i, entry) in s.slots.iter_mut().enumerate() {
+        let Some(slot) = entry else {
+            s.mixer.set_active(i, false);
+            continue;
+        };
+        let Some(input) = s.mixer.input_mut(i) else {
+            continue;
+        };
+        let active = match &mut slot.input {
+            Input::Pipe { rx, jitter } => {
+                while rx.pop(|m: PacketMeta, a, b| {
+                    jitter.push(m.position, a);
+                    if !b.is_empty() {
+                        jitter.push(m.position + (a.len() / channels) as u64, b);
+                    }
+                }) {}
+                let r = jitter.pull(input);
+                let st = &slot.stats;
+                st.depth_frames
+                    .store(jitter.depth_frames(), Ordering::Relaxed);
+                st.target_frames
+                    .store(u64::from(jitter.target_frames()), Ordering::Relaxed);
+                st.misses.store(jitter.misses(), Ordering::Relaxed);
+                st.late_frames
+                    .store(jitter.late_packets(), Ordering::Relaxed);
+                st.dropped_frames
+                    .store(jitter.dropped_frames(), Ordering::Relaxed);
+                r != PullResult::Priming
+            }
+            Input::File(reader) => {
+                let n = reader.read(input);
+                input[n * channels..].fill(0.0);
+                true
+            }
+            Input::None => false,
+        };
+        if active {
+            slot.meter.process(input);
+            slot.stats.periods.fetch_add(1, Ordering::Relaxed);
+        }
+        s.mixer.set_active(i, active);
+    }
+    s.mixer.mix();
+    let mut sent = false;
+    for (i, entry) in s.slots.iter_mut().enumerate() {
+        let Some(slot) = entry else { continue };
+        let Some(out) = &mut slot.output else {
+            continue;
+        };
+        s.mixer.render(slot.mode, i, &mut s.scratch);
+        let meta = PacketMeta {
+            position: s.position,
+            origin_ns: now,
+            frames: s.period,
+        };
+        sent |= out.push(meta, &s.scratch);
+    }
+    s.position += u64::from(s.period);
+    if sent {
+        s.waker.wake();
+    }
+    let full = s.mixer.full();
+    let n = full.len().min(playback.len());
+    playback[..n].copy_from_slice(&full[..n]);
+    playback[n..].fill(0.0);
+}

@@ -1,0 +1,303 @@
+//! The hub: accepts peers, mixes them on its own clock and sends each its mix, with
+//! METADATA and per-user QoS (main thread starts and stops it).
+//!
+//! Threads: the RT mixer thread ([`mixer_thread`], paced by the `virtual` clock or a
+//! sound card), the net thread ([`net_thread`]) and, started by the caller, the HTTP
+//! metrics thread reading the [`SnapshotCell`] the net thread publishes into.
+//!
+//! # Example
+//! ```no_run
+//! use izyrt::hub::{Hub, HubConfig};
+//! let hub = Hub::start(HubConfig::new("127.0.0.1:0".parse().unwrap()))?;
+//! println!("listening on {}", hub.local_addr());
+//! hub.stop()?;
+//! # Ok::<(), izyrt::hub::HubError>(())
+//! ```
+#![cfg(target_os = "linux")]
+
+pub mod mixer_thread;
+pub mod net_thread;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::thread::JoinHandle;
+
+use rtrb::RingBuffer;
+
+use crate::device::{DeviceSpec, Direction, StreamConfig, open};
+use crate::dsp::meter::{Meter, MeterConfig};
+use crate::dsp::mixer::{Limit, MixMode, Mixer, MixerConfig};
+use crate::file::{Clip, ClipReader};
+use crate::metrics::{SnapshotCell, default_snapshot};
+use crate::net::{SocketTuning, Waker, socket};
+use crate::rt::driver::{Driver, DriverConfig};
+use crate::rt::runner::{self, RtHandle, RtStatus};
+use crate::rt::thread::{DEFAULT_PRIORITY, RtOptions};
+use crate::wire::Mix;
+use mixer_thread::{Input, MixerState, Slot, SlotStats};
+use net_thread::{HubNet, NetConfig, NetLinks};
+
+/// How a hub is set up.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Where to listen for clients.
+    pub listen: SocketAddr,
+    /// Stream rate, Hz.
+    pub rate: u32,
+    /// Frames per period and per mix packet.
+    pub period: u32,
+    /// Channels.
+    pub channels: u16,
+    /// The clock and local output: `virtual` by default, or a sound card.
+    pub device: DeviceSpec,
+    /// Periods in the device buffer.
+    pub periods: u32,
+    /// Required HELLO token.
+    pub token: Option<String>,
+    /// What a peer hears unless it asks.
+    pub mix: Mix,
+    /// WAV files mixed in as looping sources.
+    pub files: Vec<PathBuf>,
+    /// Most clients at once.
+    pub max_clients: usize,
+    /// Silence before a connection is dead, ms.
+    pub liveness_ms: u32,
+    /// A track whose seq has not advanced for this long is disconnected, ms.
+    pub latency_threshold_ms: u32,
+    /// Silence threshold of the input meters, dBFS.
+    pub silence_threshold_db: f32,
+    /// Silence hold time, ms.
+    pub silence_hold_ms: u32,
+    /// SCHED_FIFO priority of the mixer thread.
+    pub priority: u8,
+    /// CPU to pin the mixer thread to.
+    pub cpu: Option<usize>,
+}
+
+impl HubConfig {
+    /// Defaults: 48 kHz, 64-frame periods, stereo, `virtual` clock, `minus` mix, 256
+    /// clients, 5 s liveness, 100 ms latency threshold.
+    pub fn new(listen: SocketAddr) -> HubConfig {
+        HubConfig {
+            listen,
+            rate: 48_000,
+            period: 64,
+            channels: 2,
+            device: DeviceSpec::Virtual(Default::default()),
+            periods: 2,
+            token: None,
+            mix: Mix::Minus,
+            files: Vec::new(),
+            max_clients: 256,
+            liveness_ms: 5_000,
+            latency_threshold_ms: 100,
+            silence_threshold_db: -60.0,
+            silence_hold_ms: 1_000,
+            priority: DEFAULT_PRIORITY,
+            cpu: None,
+        }
+    }
+}
+
+/// Why a hub could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A setting or file was refused; the message names it.
+    #[error("{0}")]
+    Config(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something else failed to start or stop.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A running hub.
+pub struct Hub {
+    rt: RtHandle<MixerState>,
+    net: JoinHandle<std::io::Result<()>>,
+    stop: Arc<Waker>,
+    snapshot: Arc<SnapshotCell>,
+    addr: SocketAddr,
+}
+
+impl Hub {
+    /// Opens the clock device, loads the files, binds the socket and starts the mixer and
+    /// net threads.
+    ///
+    /// # Errors
+    /// [`HubError`] naming what was refused.
+    pub fn start(cfg: HubConfig) -> Result<Hub, HubError> {
+        let stream = StreamConfig {
+            rate: cfg.rate,
+            channels: cfg.channels,
+            period_frames: cfg.period,
+            periods: cfg.periods,
+        };
+        let device = open(&cfg.device, Direction::Playback, stream)
+            .map_err(|e| HubError::Config(e.to_string()))?;
+        let obtained = device.obtained().clone();
+        if obtained.rate != cfg.rate {
+            return Err(HubError::Config(format!(
+                "device {} runs at {} Hz, not the {} Hz asked for",
+                obtained.name, obtained.rate, cfg.rate
+            )));
+        }
+        let period = obtained.period_frames;
+        let meter_cfg = MeterConfig {
+            rate: cfg.rate,
+            channels: cfg.channels,
+            silence_threshold_dbfs: cfg.silence_threshold_db,
+            silence_hold_ms: cfg.silence_hold_ms,
+            ..MeterConfig::default()
+        };
+        let mut file_slots = Vec::new();
+        let mut file_tracks = Vec::new();
+        for path in &cfg.files {
+            let clip = Clip::load(path, cfg.rate, cfg.channels)
+                .map_err(|e| HubError::Config(format!("--file {}: {e}", path.display())))?;
+            let meter = Meter::new(meter_cfg).map_err(|e| HubError::Config(e.to_string()))?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            file_tracks.push((name, meter.levels()));
+            file_slots.push(Box::new(Slot {
+                input: Input::File(ClipReader::new(Arc::new(clip), true)),
+                output: None,
+                mode: MixMode::Full,
+                meter,
+                stats: Arc::new(SlotStats::default()),
+            }));
+        }
+        let slots = file_slots.len() + cfg.max_clients;
+        let mixer = Mixer::new(MixerConfig {
+            max_slots: slots,
+            channels: cfg.channels,
+            period_frames: period,
+            limit: Limit::SoftClip,
+        })
+        .map_err(|e| HubError::Config(e.to_string()))?;
+        let (commands_tx, commands_rx) = RingBuffer::new(slots * 4 + 16);
+        let (garbage_tx, garbage_rx) = RingBuffer::new(slots * 4 + 16);
+        let failed = |e: std::io::Error| HubError::Failed(e.to_string());
+        let mixed = Arc::new(Waker::new().map_err(failed)?);
+        let stop = Arc::new(Waker::new().map_err(failed)?);
+        let leaked = Arc::new(AtomicU64::new(0));
+        let state = MixerState::new(
+            mixer,
+            file_slots,
+            commands_rx,
+            garbage_tx,
+            Arc::clone(&mixed),
+            Arc::clone(&leaked),
+        );
+        let listener = socket::listen(cfg.listen, 128).map_err(|source| HubError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+        let _ = socket::tune(&listener, &SocketTuning::default());
+        let addr = listener.local_addr().map_err(failed)?;
+        let driver =
+            Driver::new(DriverConfig::default()).map_err(|e| HubError::Failed(e.to_string()))?;
+        let opts = RtOptions {
+            name: "izyrt-hub-mixer".into(),
+            priority: cfg.priority,
+            cpu: cfg.cpu,
+            lock_memory: true,
+            period_frames: period,
+            rate: cfg.rate,
+        };
+        let rt = runner::start(&opts, device, driver, state, mixer_thread::step)
+            .map_err(|e| HubError::Config(e.to_string()))?;
+        let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
+        let net_cfg = NetConfig {
+            rate: cfg.rate,
+            channels: cfg.channels,
+            period,
+            token: cfg.token.clone(),
+            default_mix: cfg.mix,
+            max_clients: cfg.max_clients,
+            liveness_ns: u64::from(cfg.liveness_ms) * 1_000_000,
+            latency_threshold_ns: u64::from(cfg.latency_threshold_ms) * 1_000_000,
+            meter: meter_cfg,
+            session: session_id(),
+            files: file_tracks,
+        };
+        let links = NetLinks {
+            commands: commands_tx,
+            garbage: garbage_rx,
+            mixed,
+            stop: Arc::clone(&stop),
+            snapshot: Arc::clone(&snapshot),
+            mixer: rt.status().clone(),
+            leaked,
+        };
+        let net = HubNet::new(net_cfg, links, listener, slots).map_err(failed)?;
+        let net = std::thread::Builder::new()
+            .name("izyrt-hub-net".into())
+            .spawn(move || net.run())
+            .map_err(failed)?;
+        rt.go();
+        Ok(Hub {
+            rt,
+            net,
+            stop,
+            snapshot,
+            addr,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where the net thread publishes the metrics snapshot.
+    pub fn snapshot(&self) -> Arc<SnapshotCell> {
+        Arc::clone(&self.snapshot)
+    }
+
+    /// The mixer thread's status.
+    pub fn mixer_status(&self) -> &RtStatus {
+        self.rt.status()
+    }
+
+    /// Whether a thread of the hub has ended (it should run until stopped).
+    pub fn has_failed(&self) -> bool {
+        self.rt.is_finished() || self.net.is_finished()
+    }
+
+    /// Says BYE to every client and stops both threads.
+    ///
+    /// # Errors
+    /// [`HubError::Failed`] when a thread failed or panicked.
+    pub fn stop(self) -> Result<(), HubError> {
+        self.stop.wake();
+        let net = self.net.join();
+        self.rt.stop();
+        let rt = self.rt.join();
+        match (net, rt) {
+            (Ok(Ok(())), Ok(end)) => end
+                .result
+                .map_err(|e| HubError::Failed(format!("mixer thread: {e}"))),
+            (Ok(Err(e)), _) => Err(HubError::Failed(format!("net thread: {e}"))),
+            _ => Err(HubError::Failed("a hub thread panicked".into())),
+        }
+    }
+}
+
+fn session_id() -> String {
+    let t = crate::rt::clock::now_ns();
+    format!("{:08x}", (t ^ (u64::from(std::process::id()) << 20)) as u32)
+}

@@ -1,0 +1,914 @@
+//! The hub's net thread: accepts clients, speaks streamproto1 with each, feeds the mixer
+//! thread and sends every listener its mix (net thread).
+//!
+//! Design: one epoll loop ([`EventLoop`]) over the listening socket, every client socket,
+//! the eventfd the mixer signals after each period ([`Waker`]), a stop eventfd, and two
+//! timerfds: a 100 ms housekeeping tick (HELLO timeout, liveness, reaping) and the 500 ms
+//! METADATA cadence (which also publishes the metrics snapshot). A client moves through
+//! *awaiting HELLO* → *joined* → closed; anything wrong is answered with the spec's ERROR
+//! code and the connection closed, and nothing one client does reaches another except
+//! through the mix. Per AUDIO frame the path is decode (in the decoder's own buffer) →
+//! convert into one scratch buffer → the client's input pipe; per period each listener's
+//! mix goes from its output pipe straight into a write-queue slot. Neither allocates.
+//!
+//! A client that cannot keep up loses its oldest mix frames (the write queue drops them,
+//! counted in `droppedOut`); a client whose control queue (METADATA, PONG) overflows is
+//! stalled and is dropped. Tokens carry a generation so that a stale event for a closed
+//! connection never reaches the one that reused its slot.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rtrb::{Consumer, Producer};
+use serde_json::{Value, json};
+
+use super::mixer_thread::{Command, Input, Slot, SlotStats};
+use super::users::Users;
+use crate::dsp::jitter::{JitterBuffer, JitterConfig};
+use crate::dsp::meter::{Meter, MeterConfig};
+use crate::dsp::mixer::MixMode;
+use crate::metrics::SnapshotCell;
+use crate::net::conn::{Conn, Link, ReadEnd, audio_frame_bytes};
+use crate::net::socket::{accept_nonblocking, tune};
+use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
+use crate::rt::clock::now_ns;
+use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx, pipe};
+use crate::rt::runner::RtStatus;
+use crate::wire::{
+    AudioFormat, AudioParams, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, ProtocolError,
+    Role, Welcome, check_json_object,
+};
+
+const LISTENER: u64 = 1;
+const MIXED: u64 = 2;
+const STOP: u64 = 3;
+const TICK: u64 = 4;
+const METADATA: u64 = 5;
+const FIRST_CONN: u64 = 16;
+
+/// Largest `framesPerPacket` a client may send (its jitter buffer is sized for it).
+pub const MAX_CLIENT_PACKET: u32 = 1024;
+/// Time a client has to send HELLO.
+pub const HELLO_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Time a closing connection has to take its last bytes.
+const LINGER_NS: u64 = 2_000_000_000;
+
+/// What the hub's net thread needs to know.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Stream rate, Hz.
+    pub rate: u32,
+    /// Channels of every stream.
+    pub channels: u16,
+    /// Frames per period and per mix packet.
+    pub period: u32,
+    /// Required HELLO token, if any.
+    pub token: Option<String>,
+    /// The mix a client hears unless it asks.
+    pub default_mix: Mix,
+    /// Most clients at once (`hub_full` beyond).
+    pub max_clients: usize,
+    /// Silence before a connection is considered dead, ns.
+    pub liveness_ns: u64,
+    /// A track is disconnected when its seq has not advanced for this long, ns.
+    pub latency_threshold_ns: u64,
+    /// Meter settings for client inputs.
+    pub meter: MeterConfig,
+    /// Session id sent in WELCOME.
+    pub session: String,
+    /// The WAV sources, by track name, in mixer slots `0..files.len()`.
+    pub files: Vec<(String, Arc<crate::dsp::meter::MeterLevels>)>,
+}
+
+/// The channels between the net thread and the rest of the hub.
+pub struct NetLinks {
+    /// Commands to the mixer thread.
+    pub commands: Producer<Command>,
+    /// Slots the mixer hands back.
+    pub garbage: Consumer<Box<Slot>>,
+    /// Signalled by the mixer after each period.
+    pub mixed: Arc<Waker>,
+    /// Signalled by the main thread to stop.
+    pub stop: Arc<Waker>,
+    /// Where getMetrics reads.
+    pub snapshot: Arc<SnapshotCell>,
+    /// The mixer thread, for the `realtime` table.
+    pub mixer: RtStatus,
+    /// Slots the mixer could not hand back.
+    pub leaked: Arc<AtomicU64>,
+}
+
+enum Phase {
+    AwaitHello { since_ns: u64 },
+    Joined { user: usize, slot: usize },
+}
+
+struct Client {
+    conn: Conn,
+    generation: u32,
+    phase: Phase,
+    /// Client audio → mixer.
+    input: Option<PipeTx>,
+    /// Mixer → this client's mix.
+    mix: Option<PipeRx>,
+    format: AudioFormat,
+    closing_since: Option<u64>,
+}
+
+/// The hub's net thread state.
+pub struct HubNet {
+    cfg: NetConfig,
+    links: NetLinks,
+    ev: EventLoop,
+    listener: TcpListener,
+    tick: Timer,
+    metadata: Timer,
+    clients: Vec<Option<Client>>,
+    gens: Vec<u32>,
+    free_slots: Vec<usize>,
+    users: Users,
+    scratch: Vec<f32>,
+    pending: Vec<Pending>,
+    started_ns: u64,
+    rejected: u64,
+}
+
+enum Pending {
+    Join(usize, Box<Hello>),
+    Broadcast,
+}
+
+impl HubNet {
+    /// Builds the loop (main thread). `slots` is the mixer's slot count; the first
+    /// `cfg.files.len()` are taken by WAV sources.
+    ///
+    /// # Errors
+    /// When an epoll, eventfd or timerfd cannot be created or registered.
+    pub fn new(
+        cfg: NetConfig,
+        links: NetLinks,
+        listener: TcpListener,
+        slots: usize,
+    ) -> std::io::Result<HubNet> {
+        let ev = EventLoop::new()?;
+        listener.set_nonblocking(true)?;
+        ev.register(listener.as_fd(), LISTENER, Interest::READABLE)?;
+        ev.register(links.mixed.as_fd(), MIXED, Interest::READABLE)?;
+        ev.register(links.stop.as_fd(), STOP, Interest::READABLE)?;
+        let tick = Timer::new()?;
+        tick.arm_periodic(Duration::from_millis(100))?;
+        ev.register(tick.as_fd(), TICK, Interest::READABLE)?;
+        let metadata = Timer::new()?;
+        metadata.arm_periodic(Duration::from_millis(500))?;
+        ev.register(metadata.as_fd(), METADATA, Interest::READABLE)?;
+        let free_slots = (cfg.files.len()..slots).rev().collect();
+        let scratch = vec![0.0; MAX_CLIENT_PACKET as usize * usize::from(cfg.channels)];
+        Ok(HubNet {
+            cfg,
+            links,
+            ev,
+            listener,
+            tick,
+            metadata,
+            clients: Vec::new(),
+            gens: Vec::new(),
+            free_slots,
+            users: Users::default(),
+            scratch,
+            pending: Vec::new(),
+            started_ns: now_ns(),
+            rejected: 0,
+        })
+    }
+
+    /// Runs until the stop eventfd is signalled, then says BYE to every client.
+    ///
+    /// # Errors
+    /// When epoll itself fails.
+    pub fn run(mut self) -> std::io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        self.publish();
+        loop {
+            self.ev.poll(None, &mut events)?;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    MIXED => {
+                        let _ = self.links.mixed.drain();
+                        self.send_mixes();
+                    }
+                    STOP => {
+                        self.shutdown();
+                        return Ok(());
+                    }
+                    TICK => {
+                        let _ = self.tick.expirations();
+                        self.housekeeping();
+                    }
+                    METADATA => {
+                        let _ = self.metadata.expirations();
+                        self.broadcast_metadata();
+                        self.publish();
+                    }
+                    token => self.on_client(token, event.is_readable() || event.is_hangup()),
+                }
+            }
+            self.run_pending();
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let (sock, addr) = match accept_nonblocking(&self.listener) {
+                Ok(Some(x)) => x,
+                Ok(None) => return,
+                Err(e) => {
+                    eprintln!("izyrt hub: accept failed: {e}");
+                    return;
+                }
+            };
+            let live = self.clients.iter().flatten().count();
+            let idx = match self.clients.iter().position(Option::is_none) {
+                Some(i) => i,
+                None => {
+                    self.clients.push(None);
+                    self.gens.push(0);
+                    self.clients.len() - 1
+                }
+            };
+            self.gens[idx] = self.gens[idx].wrapping_add(1);
+            let generation = self.gens[idx];
+            let token = FIRST_CONN + ((u64::from(generation)) << 32 | idx as u64);
+            let _ = tune(&sock, &SocketTuning::default());
+            if self
+                .ev
+                .register(sock.as_fd(), token, Interest::READABLE)
+                .is_err()
+            {
+                continue;
+            }
+            let bytes = audio_frame_bytes(self.cfg.period, self.cfg.channels);
+            let mut conn = Conn::new(sock, token, addr.to_string(), bytes);
+            if live >= self.cfg.max_clients + 16 {
+                // Far over the limit before any HELLO: refuse without reading.
+                self.rejected += 1;
+                conn.link.refuse(
+                    ErrorCode::HubFull,
+                    format!("hub full: {} connections", live),
+                );
+            }
+            self.clients[idx] = Some(Client {
+                conn,
+                generation,
+                phase: Phase::AwaitHello { since_ns: now_ns() },
+                input: None,
+                mix: None,
+                format: AudioFormat::F32,
+                closing_since: None,
+            });
+            self.flush(idx);
+        }
+    }
+
+    fn index_of(&self, token: u64) -> Option<usize> {
+        let raw = token.checked_sub(FIRST_CONN)?;
+        let idx = (raw & 0xFFFF_FFFF) as usize;
+        let generation = (raw >> 32) as u32;
+        match self.clients.get(idx) {
+            Some(Some(c)) if c.generation == generation => Some(idx),
+            _ => None,
+        }
+    }
+
+    fn on_client(&mut self, token: u64, readable: bool) {
+        let Some(idx) = self.index_of(token) else {
+            return;
+        };
+        if readable {
+            self.read(idx);
+        }
+        self.flush(idx);
+    }
+
+    fn read(&mut self, idx: usize) {
+        let Some(client) = self.clients[idx].as_mut() else {
+            return;
+        };
+        let users = &mut self.users;
+        let scratch = &mut self.scratch;
+        let pending = &mut self.pending;
+        let cfg = &self.cfg;
+        let Client {
+            conn, phase, input, ..
+        } = client;
+        let end = conn.read_frames(|link, frame| match phase {
+            Phase::AwaitHello { .. } => on_hello(link, &frame, cfg, idx, pending),
+            Phase::Joined { user, .. } => {
+                on_frame(link, &frame, users.at(*user), input.as_mut(), scratch, cfg);
+                true
+            }
+        });
+        match end {
+            ReadEnd::Drained | ReadEnd::Protocol(_) => {}
+            // HELLO read: join now, then read what the client sent after it.
+            ReadEnd::Paused => {
+                self.run_pending();
+                self.read(idx);
+            }
+            ReadEnd::Eof => self.close(idx, "closed by the client"),
+            ReadEnd::Failed(why) => self.close(idx, &why),
+        }
+    }
+
+    fn run_pending(&mut self) {
+        let mut broadcast = false;
+        for p in std::mem::take(&mut self.pending) {
+            match p {
+                Pending::Join(idx, hello) => {
+                    self.join(idx, *hello);
+                    broadcast = true;
+                }
+                Pending::Broadcast => broadcast = true,
+            }
+        }
+        if broadcast {
+            self.broadcast_metadata();
+            self.publish();
+        }
+    }
+
+    fn join(&mut self, idx: usize, hello: Hello) {
+        let Some(Some(client)) = self.clients.get(idx) else {
+            return;
+        };
+        if client.conn.link.is_closing() {
+            return;
+        }
+        // Another live connection of this user is replaced.
+        if let Some(u) = self.users.find(&hello.user) {
+            if self.users.at(u).connected {
+                let old = self.clients.iter().position(|c| {
+                    matches!(c, Some(Client { phase: Phase::Joined { user, .. }, .. }) if *user == u)
+                });
+                if let Some(old) = old {
+                    let addr = self.clients[idx]
+                        .as_ref()
+                        .map_or(String::new(), |c| c.conn.link.peer.clone());
+                    self.leave(old, "replaced by a new connection");
+                    if let Some(c) = self.clients[old].as_mut() {
+                        c.conn.link.refuse(
+                            ErrorCode::Replaced,
+                            format!("user {} connected again from {addr}", hello.user),
+                        );
+                    }
+                    self.flush(old);
+                }
+            }
+        }
+        let joined = self.users.connected();
+        let slot = if joined >= self.cfg.max_clients {
+            None
+        } else {
+            self.free_slots.pop()
+        };
+        let Some(slot) = slot else {
+            self.rejected += 1;
+            self.refuse(
+                idx,
+                ErrorCode::HubFull,
+                format!("hub full: {joined} of {} clients", self.cfg.max_clients),
+            );
+            return;
+        };
+        let audio = hello.audio().ok().flatten();
+        let mix = match hello.role {
+            Role::Source => None,
+            Role::Monitor => Some(hello.mix.unwrap_or(Mix::Full)),
+            Role::Peer => Some(hello.mix.unwrap_or(self.cfg.default_mix)),
+        };
+        let built = self.build_slot(audio, mix);
+        let (slot_box, input, mix_rx, stats, levels) = match built {
+            Ok(x) => x,
+            Err(why) => {
+                self.free_slots.push(slot);
+                self.refuse(idx, ErrorCode::Internal, why);
+                return;
+            }
+        };
+        if self
+            .links
+            .commands
+            .push(Command::Join(slot, slot_box))
+            .is_err()
+        {
+            self.free_slots.push(slot);
+            self.refuse(idx, ErrorCode::Internal, "mixer command queue full");
+            return;
+        }
+        let format = audio.map_or(AudioFormat::F32, |a| a.format);
+        let welcome = Welcome {
+            proto: PROTO.into(),
+            session: self.cfg.session.clone(),
+            hub: concat!("izyrt/", env!("CARGO_PKG_VERSION")).into(),
+            sample_rate: self.cfg.rate,
+            channels: self.cfg.channels,
+            format: format.name().into(),
+            frames_per_packet: self.cfg.period,
+            mix: mix.unwrap_or(Mix::Minus),
+        };
+        let u = self.users.get_or_add(&hello.user);
+        let Some(Some(client)) = self.clients.get_mut(idx) else {
+            return;
+        };
+        client.conn.link.send_json(Kind::Welcome, &welcome);
+        client.phase = Phase::Joined { user: u, slot };
+        client.input = input;
+        client.mix = mix_rx;
+        client.format = format;
+        let user = self.users.at(u);
+        user.connected = true;
+        user.role = hello.role;
+        user.audio = audio;
+        user.mix = mix;
+        user.qos_enabled = hello.enable_qos_metrics;
+        user.software = hello.software;
+        user.addr = client.conn.link.peer.clone();
+        user.stats = Some(stats);
+        user.levels = Some(levels);
+        user.sessions += 1;
+        user.since_ns = now_ns();
+        user.left_because = None;
+        user.packets_in = 0;
+        user.qos.clear();
+        eprintln!(
+            "izyrt hub: {} joined as {} from {} (slot {slot}, hears {})",
+            user.name,
+            role_name(user.role),
+            user.addr,
+            mix.map_or("nothing", mix_name)
+        );
+        self.flush(idx);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build_slot(
+        &self,
+        audio: Option<AudioParams>,
+        mix: Option<Mix>,
+    ) -> Result<
+        (
+            Box<Slot>,
+            Option<PipeTx>,
+            Option<PipeRx>,
+            Arc<SlotStats>,
+            Arc<crate::dsp::meter::MeterLevels>,
+        ),
+        String,
+    > {
+        let ch = self.cfg.channels;
+        let period = self.cfg.period;
+        let meter = Meter::new(self.cfg.meter).map_err(|e| e.to_string())?;
+        let levels = meter.levels();
+        let stats = Arc::new(SlotStats::default());
+        let (input, tx) = match audio {
+            Some(a) => {
+                let packet = a.frames_per_packet.max(period);
+                let jitter = JitterBuffer::new(jitter_config(ch, period, packet, self.cfg.rate))
+                    .map_err(|e| e.to_string())?;
+                let (tx, rx) = pipe(ch, packet * 16, 64);
+                (Input::Pipe { rx, jitter }, Some(tx))
+            }
+            None => (Input::None, None),
+        };
+        let (output, mix_rx) = match mix {
+            Some(_) => {
+                let (tx, rx) = pipe(ch, period * 32, 32);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let slot = Box::new(Slot {
+            input,
+            output,
+            mode: match mix {
+                Some(Mix::Full) => MixMode::Full,
+                Some(Mix::Loopback) => MixMode::Loopback,
+                _ => MixMode::Minus,
+            },
+            meter,
+            stats: Arc::clone(&stats),
+        });
+        Ok((slot, tx, mix_rx, stats, levels))
+    }
+
+    fn refuse(&mut self, idx: usize, code: ErrorCode, why: impl Into<String>) {
+        if let Some(Some(c)) = self.clients.get_mut(idx) {
+            c.conn.link.refuse(code, why);
+        }
+        self.flush(idx);
+    }
+
+    /// Takes a joined client out of the mix (its connection may linger to flush).
+    fn leave(&mut self, idx: usize, why: &str) {
+        let Some(Some(client)) = self.clients.get_mut(idx) else {
+            return;
+        };
+        let Phase::Joined { user, slot } = client.phase else {
+            return;
+        };
+        client.phase = Phase::AwaitHello { since_ns: 0 };
+        client.input = None;
+        client.mix = None;
+        // The slot is free once the mixer has processed this (commands are in order).
+        while self.links.commands.push(Command::Leave(slot)).is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.free_slots.push(slot);
+        let u = self.users.at(user);
+        u.connected = false;
+        u.since_ns = now_ns();
+        u.left_because = Some(why.to_owned());
+        eprintln!("izyrt hub: {} left ({why})", u.name);
+        self.pending.push(Pending::Broadcast);
+    }
+
+    fn close(&mut self, idx: usize, why: &str) {
+        self.leave(idx, why);
+        if let Some(client) = self.clients[idx].take() {
+            let _ = self.ev.deregister(client.conn.link.sock.as_fd());
+        }
+    }
+
+    fn flush(&mut self, idx: usize) {
+        let Some(Some(client)) = self.clients.get_mut(idx) else {
+            return;
+        };
+        client.conn.link.flush(&self.ev);
+        if client.conn.link.is_closing() && client.closing_since.is_none() {
+            client.closing_since = Some(now_ns());
+            // A refused or departing client is out of the mix at once.
+            if matches!(client.phase, Phase::Joined { .. }) {
+                self.leave(idx, "closed after ERROR");
+            }
+        }
+        if let Some(Some(client)) = self.clients.get(idx) {
+            if client.conn.link.done() {
+                self.close(idx, "connection closed");
+            }
+        }
+    }
+
+    fn send_mixes(&mut self) {
+        let rate = self.cfg.rate;
+        let channels = self.cfg.channels;
+        for idx in 0..self.clients.len() {
+            let Some(client) = self.clients[idx].as_mut() else {
+                continue;
+            };
+            let Some(mix) = client.mix.as_mut() else {
+                continue;
+            };
+            let Phase::Joined { user, .. } = client.phase else {
+                continue;
+            };
+            let link = &mut client.conn.link;
+            let format = client.format;
+            let mut sent = 0;
+            while mix.pop(|m: PacketMeta, a, b| {
+                if link.send_audio(rate, channels, format, &m, a, b) {
+                    sent += 1;
+                }
+            }) {}
+            let pipe_drops = mix.dropped();
+            let queue_drops = link.wq.dropped_audio();
+            let u = self.users.at(user);
+            u.packets_out += sent;
+            u.dropped_out = pipe_drops + queue_drops;
+            self.flush(idx);
+        }
+        while let Ok(slot) = self.links.garbage.pop() {
+            drop(slot);
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = now_ns();
+        for idx in 0..self.clients.len() {
+            let Some(client) = self.clients[idx].as_mut() else {
+                continue;
+            };
+            let link = &mut client.conn.link;
+            if let Some(since) = client.closing_since {
+                if now.saturating_sub(since) > LINGER_NS {
+                    self.close(idx, "did not take its last frames");
+                }
+                continue;
+            }
+            match client.phase {
+                Phase::AwaitHello { since_ns }
+                    if now.saturating_sub(since_ns) > HELLO_TIMEOUT_NS =>
+                {
+                    link.refuse(ErrorCode::HelloTimeout, "no HELLO within 5 s");
+                }
+                Phase::Joined { user, .. } => {
+                    if now.saturating_sub(link.last_rx_ns) > self.cfg.liveness_ns {
+                        self.close(idx, "nothing received for the liveness time");
+                        continue;
+                    }
+                    self.users.at(user).rtt_ns = link.rtt_ns;
+                }
+                _ => {}
+            }
+            self.flush(idx);
+        }
+    }
+
+    fn metadata_value(&self, now: u64) -> Value {
+        let tracks: Vec<Value> = self
+            .cfg
+            .files
+            .iter()
+            .map(|(name, levels)| {
+                let r = levels.reading();
+                json!({"name": name, "kind": "file", "connected": true,
+                       "peakDbfs": r.peak_dbfs, "rmsDbfs": r.rms_dbfs, "silent": r.silent})
+            })
+            .chain(
+                self.users
+                    .incoming_tracks(now, self.cfg.latency_threshold_ns),
+            )
+            .collect();
+        json!({
+            "mixeradminSharedState": self.users.shared_state(),
+            "aggregatorStatus": self.aggregator_status(),
+            "tracks": tracks,
+            "hub": {
+                "session": self.cfg.session,
+                "sampleRate": self.cfg.rate,
+                "channels": self.cfg.channels,
+                "framesPerPacket": self.cfg.period,
+                "clients": self.users.connected(),
+                "maxClients": self.cfg.max_clients,
+            },
+        })
+    }
+
+    fn aggregator_status(&self) -> &'static str {
+        use crate::rt::driver::DriverState;
+        match self.links.mixer.driver.state() {
+            DriverState::Running => "running",
+            DriverState::Idle | DriverState::Reopening => "connecting",
+            _ => "stopped",
+        }
+    }
+
+    fn broadcast_metadata(&mut self) {
+        let value = self.metadata_value(now_ns());
+        for idx in 0..self.clients.len() {
+            let Some(client) = self.clients[idx].as_mut() else {
+                continue;
+            };
+            if matches!(client.phase, Phase::Joined { .. }) && !client.conn.link.is_closing() {
+                client.conn.link.send_json(Kind::Metadata, &value);
+            }
+        }
+        for idx in 0..self.clients.len() {
+            self.flush(idx);
+        }
+    }
+
+    fn publish(&mut self) {
+        let now = now_ns();
+        let mut snap = crate::metrics::default_snapshot();
+        let mixer = &self.links.mixer;
+        snap["currentSpeakerSampleRate"] = json!(mixer.obtained.rate);
+        snap["currentSpeakerBufferDepthInFloat32Samples"] =
+            json!(u64::from(mixer.obtained.buffer_frames) * u64::from(self.cfg.channels));
+        snap["speakerScriptProcessorLatencyMS"] = json!(
+            f64::from(mixer.obtained.buffer_frames) * 1000.0
+                / f64::from(mixer.obtained.rate.max(1))
+        );
+        snap["aggregatorStatus"] = json!(self.aggregator_status());
+        snap["incomingAudioTracks"] = Value::Array(
+            self.users
+                .incoming_tracks(now, self.cfg.latency_threshold_ns),
+        );
+        snap["outgoingAudioTracks"] = Value::Array(self.users.outgoing_tracks());
+        snap["connections"] = self.users.connections(now);
+        snap["mixeradminSharedState"] = self.users.shared_state();
+        snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
+        snap["role"] = json!("hub");
+        snap["hub"] = json!({
+            "session": self.cfg.session,
+            "listen": self.listener.local_addr().ok().map(|a| a.to_string()),
+            "clients": self.users.connected(),
+            "maxClients": self.cfg.max_clients,
+            "refused": self.rejected,
+            "mix": self.cfg.default_mix,
+            "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
+            "leakedSlots": self.links.leaked.load(Ordering::Relaxed),
+        });
+        self.links.snapshot.publish(snap);
+    }
+
+    fn shutdown(&mut self) {
+        for idx in 0..self.clients.len() {
+            if let Some(Some(c)) = self.clients.get_mut(idx) {
+                c.conn.link.send_bye();
+                c.conn.link.flush(&self.ev);
+            }
+        }
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+fn jitter_config(channels: u16, period: u32, packet: u32, rate: u32) -> JitterConfig {
+    // Start at one packet (at least a period); grow on misses up to 16 packets; allow two
+    // packets of burst before trimming; shrink after 5 s without a miss.
+    let target = packet.div_ceil(period) * period;
+    JitterConfig {
+        channels,
+        period_frames: period,
+        capacity_frames: target * 16 + packet * 2 + period * 2,
+        initial_target_frames: target,
+        min_target_frames: period,
+        max_target_frames: target * 16,
+        slack_frames: (packet * 2).max(period * 2),
+        steady_pulls: (rate * 5 / period).max(1),
+    }
+}
+
+/// The first frame of a connection; returns `false` (pause reading) once HELLO is accepted.
+fn on_hello(
+    link: &mut Link,
+    frame: &Frame<'_>,
+    cfg: &NetConfig,
+    idx: usize,
+    pending: &mut Vec<Pending>,
+) -> bool {
+    match check_hello(frame, cfg) {
+        Ok(hello) => {
+            pending.push(Pending::Join(idx, hello));
+            false
+        }
+        Err(e) => {
+            link.send_error(&e);
+            true
+        }
+    }
+}
+
+fn check_hello(frame: &Frame<'_>, cfg: &NetConfig) -> Result<Box<Hello>, ProtocolError> {
+    if frame.kind() != Some(Kind::Hello) {
+        let what = frame.kind().map_or("an unknown frame", |k| k.name());
+        return Err(ProtocolError::new(
+            ErrorCode::HelloExpected,
+            format!("{what} before HELLO"),
+        ));
+    }
+    let hello = Hello::parse(frame.payload)?;
+    if let Some(want) = &cfg.token {
+        let given = hello.token.as_deref().unwrap_or("");
+        if !constant_time_eq(want.as_bytes(), given.as_bytes()) {
+            return Err(ProtocolError::new(
+                ErrorCode::Unauthorized,
+                "wrong or missing token",
+            ));
+        }
+    }
+    if let Ok(Some(a)) = hello.audio() {
+        if a.sample_rate != cfg.rate || a.channels != cfg.channels {
+            return Err(ProtocolError::new(
+                ErrorCode::FormatUnsupported,
+                format!(
+                    "this hub mixes {} Hz, {} channels; HELLO offers {} Hz, {} channels",
+                    cfg.rate, cfg.channels, a.sample_rate, a.channels
+                ),
+            ));
+        }
+        if a.frames_per_packet > MAX_CLIENT_PACKET {
+            return Err(ProtocolError::new(
+                ErrorCode::FormatUnsupported,
+                format!(
+                    "framesPerPacket {} over this hub's limit {MAX_CLIENT_PACKET}",
+                    a.frames_per_packet
+                ),
+            ));
+        }
+    }
+    Ok(Box::new(hello))
+}
+
+fn on_frame(
+    link: &mut Link,
+    frame: &Frame<'_>,
+    user: &mut super::users::User,
+    input: Option<&mut PipeTx>,
+    scratch: &mut [f32],
+    cfg: &NetConfig,
+) {
+    match frame.kind() {
+        Some(Kind::Audio) => {
+            let Ok(view) = frame.audio() else { return };
+            let h = view.header;
+            let Some(input) = input else {
+                return; // a monitor's audio goes nowhere
+            };
+            if h.sample_rate != cfg.rate || h.channels != cfg.channels {
+                return link.refuse(
+                    ErrorCode::BadAudio,
+                    format!(
+                        "AUDIO at {} Hz, {} channels; HELLO said {} Hz, {} channels",
+                        h.sample_rate, h.channels, cfg.rate, cfg.channels
+                    ),
+                );
+            }
+            let n = h.samples();
+            let Some(out) = scratch.get_mut(..n) else {
+                return link.refuse(
+                    ErrorCode::BadAudio,
+                    format!(
+                        "{} frames over this hub's limit {MAX_CLIENT_PACKET}",
+                        h.frames
+                    ),
+                );
+            };
+            view.read_f32(out);
+            let meta = PacketMeta {
+                position: h.position,
+                origin_ns: h.origin_ns,
+                frames: h.frames,
+            };
+            input.push(meta, out);
+            link.on_audio(&view);
+            user.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
+            user.rtt_ns = link.rtt_ns;
+        }
+        Some(Kind::Qos) => match check_json_object(frame.payload) {
+            Ok(()) => {
+                user.qos.clear();
+                user.qos.extend_from_slice(frame.payload);
+                user.qos_reports += 1;
+            }
+            Err(e) => link.send_error(&e),
+        },
+        Some(Kind::Metadata) => {
+            if let Err(e) = check_json_object(frame.payload) {
+                link.send_error(&e);
+            }
+        }
+        Some(Kind::Ping | Kind::Pong) => link.on_ping_pong(frame),
+        Some(Kind::Error) => {
+            let msg = ErrorMsg::parse(frame.payload)
+                .map_or_else(|e| e.to_string(), |m| format!("{}: {}", m.code, m.message));
+            eprintln!("izyrt hub: {} sent ERROR {msg}", user.name);
+            link.set_broken();
+        }
+        Some(Kind::Bye) => link.set_broken(),
+        // HELLO again, WELCOME, unknown kinds: skipped.
+        _ => {}
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+///
+/// # Example
+/// ```
+/// use izyrt::hub::net_thread::constant_time_eq;
+/// assert!(constant_time_eq(b"s3cret", b"s3cret"));
+/// assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+/// assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+/// ```
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Peer => "peer",
+        Role::Monitor => "monitor",
+        Role::Source => "source",
+    }
+}
+
+fn mix_name(m: Mix) -> &'static str {
+    match m {
+        Mix::Minus => "minus",
+        Mix::Full => "full",
+        Mix::Loopback => "loopback",
+    }
+}

@@ -1,0 +1,394 @@
+//! The hub's per-user table and the JSON it publishes: METADATA for clients and the
+//! `aggregatedStatesSnapshot` for getMetrics (net thread).
+//!
+//! Design: a user is keyed by its HELLO `user` and outlives its connections, so the
+//! dashboard sees `connected: false` for one that left (the spec's "until it returns or
+//! is forgotten": the oldest departed users are forgotten beyond [`MAX_REMEMBERED`]).
+//! Everything updated per AUDIO frame is a plain counter here; the JSON is built only at
+//! the METADATA cadence (every 500 ms) and on join/leave, off the per-frame path. The
+//! latest QOS report is kept as the raw bytes received (validated, not parsed) and parsed
+//! only when published.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use super::mixer_thread::SlotStats;
+use crate::dsp::meter::MeterLevels;
+use crate::wire::{AudioHeader, AudioParams, Mix, Role};
+
+/// Departed users remembered beyond the connected ones.
+pub const MAX_REMEMBERED: usize = 256;
+
+/// The latest AUDIO frame from a user.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Head {
+    /// Frame header's track.
+    pub track: u16,
+    /// Frame header's seq.
+    pub seq: u32,
+    /// Its sub-header.
+    pub audio: Option<AudioHeader>,
+}
+
+/// What the hub knows about one user.
+#[derive(Debug)]
+pub struct User {
+    /// The `user` of its HELLO.
+    pub name: String,
+    /// Whether a connection of it is live.
+    pub connected: bool,
+    /// Its role.
+    pub role: Role,
+    /// The audio it sends, if any.
+    pub audio: Option<AudioParams>,
+    /// What it hears.
+    pub mix: Option<Mix>,
+    /// Whether it sends QOS.
+    pub qos_enabled: bool,
+    /// Its `software`.
+    pub software: Option<String>,
+    /// Remote address.
+    pub addr: String,
+    /// Mixer slot figures (jitter buffer).
+    pub stats: Option<Arc<SlotStats>>,
+    /// Its input levels.
+    pub levels: Option<Arc<MeterLevels>>,
+    /// AUDIO frames received.
+    pub packets_in: u64,
+    /// Gaps in their sequence numbers.
+    pub seq_gaps: u64,
+    /// Monotonic ns when the seq last advanced.
+    pub seq_advanced_ns: u64,
+    /// Latest AUDIO frame.
+    pub head: Head,
+    /// AUDIO frames of its mix queued for it.
+    pub packets_out: u64,
+    /// Mix frames dropped for it (slow reader or full pipe).
+    pub dropped_out: u64,
+    /// Latest round trip, ns.
+    pub rtt_ns: Option<u64>,
+    /// Latest QOS report, raw JSON.
+    pub qos: Vec<u8>,
+    /// QOS reports received.
+    pub qos_reports: u64,
+    /// Times it connected.
+    pub sessions: u64,
+    /// Monotonic ns of the last change of `connected`.
+    pub since_ns: u64,
+    /// Why its last connection ended.
+    pub left_because: Option<String>,
+}
+
+impl User {
+    fn new(name: &str) -> User {
+        User {
+            name: name.to_owned(),
+            connected: false,
+            role: Role::Peer,
+            audio: None,
+            mix: None,
+            qos_enabled: false,
+            software: None,
+            addr: String::new(),
+            stats: None,
+            levels: None,
+            packets_in: 0,
+            seq_gaps: 0,
+            seq_advanced_ns: 0,
+            head: Head::default(),
+            packets_out: 0,
+            dropped_out: 0,
+            rtt_ns: None,
+            qos: Vec::with_capacity(1024),
+            qos_reports: 0,
+            sessions: 0,
+            since_ns: 0,
+            left_because: None,
+        }
+    }
+
+    /// Notes an AUDIO frame (per frame: no allocation).
+    pub fn on_audio(&mut self, track: u16, seq: u32, h: AudioHeader, now_ns: u64) {
+        if self.packets_in > 0 && seq != self.head.seq.wrapping_add(1) {
+            self.seq_gaps += 1;
+        }
+        if self.packets_in == 0 || seq != self.head.seq {
+            self.seq_advanced_ns = now_ns;
+        }
+        self.packets_in += 1;
+        self.head = Head {
+            track,
+            seq,
+            audio: Some(h),
+        };
+    }
+
+    fn latest_qos(&self) -> Value {
+        if self.qos.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.qos).unwrap_or(Value::Null)
+    }
+
+    /// `audioInputMetadata`: the input levels as the mixer metered them.
+    fn input_metadata(&self) -> Value {
+        let Some(l) = &self.levels else {
+            return Value::Null;
+        };
+        let r = l.reading();
+        let peaks: Vec<f32> = (0..l.channels())
+            .filter_map(|c| l.channel_peak_dbfs(c))
+            .collect();
+        json!({
+            "peakDbfs": r.peak_dbfs,
+            "rmsDbfs": r.rms_dbfs,
+            "channelPeakDbfs": peaks,
+            "silent": r.silent,
+            "clippedSamples": r.clipped,
+            "clipping": r.peak_dbfs >= 0.0,
+        })
+    }
+}
+
+/// Every user the hub knows.
+#[derive(Debug, Default)]
+pub struct Users {
+    list: Vec<User>,
+    index: HashMap<String, usize>,
+}
+
+impl Users {
+    /// The user called `name`, created if new (HELLO time; may forget a departed user).
+    pub fn get_or_add(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let departed = self.list.iter().filter(|u| !u.connected).count();
+        if departed >= MAX_REMEMBERED {
+            if let Some(oldest) = self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| !u.connected)
+                .min_by_key(|(_, u)| u.since_ns)
+                .map(|(i, _)| i)
+            {
+                self.list.swap_remove(oldest);
+                self.reindex();
+            }
+        }
+        self.list.push(User::new(name));
+        let i = self.list.len() - 1;
+        self.index.insert(name.to_owned(), i);
+        i
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.clone(), i))
+            .collect();
+    }
+
+    /// The user at `i`.
+    pub fn at(&mut self, i: usize) -> &mut User {
+        &mut self.list[i]
+    }
+
+    /// The index of `name`, if known.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Users with a live connection.
+    pub fn connected(&self) -> usize {
+        self.list.iter().filter(|u| u.connected).count()
+    }
+
+    /// `mixeradminSharedState`: per user, `audioInputMetadata` and the latest `QOSMetrics`.
+    pub fn shared_state(&self) -> Value {
+        let mut m = Map::new();
+        for u in &self.list {
+            m.insert(
+                u.name.clone(),
+                json!({
+                    "connected": u.connected,
+                    "role": u.role,
+                    "audioInputMetadata": u.input_metadata(),
+                    "QOSMetrics": u.latest_qos(),
+                }),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// `connections`: per user, the protocol-level state of its connection.
+    pub fn connections(&self, now_ns: u64) -> Value {
+        let mut m = Map::new();
+        for u in &self.list {
+            let a = u.audio;
+            let h = u.head.audio;
+            let stats = u.stats.as_deref();
+            let load = |f: fn(&SlotStats) -> &std::sync::atomic::AtomicU64| {
+                stats.map(|s| f(s).load(Ordering::Relaxed))
+            };
+            m.insert(
+                u.name.clone(),
+                json!({
+                    "connected": u.connected,
+                    "role": u.role,
+                    "addr": u.addr,
+                    "software": u.software,
+                    "mix": u.mix,
+                    "sampleRate": a.map(|a| a.sample_rate),
+                    "channels": a.map(|a| a.channels),
+                    "format": a.map(|a| a.format.name()),
+                    "framesPerPacket": a.map(|a| a.frames_per_packet),
+                    "enableQOSMetrics": u.qos_enabled,
+                    "packetsIn": u.packets_in,
+                    "seqGaps": u.seq_gaps,
+                    "packetsOut": u.packets_out,
+                    "droppedOut": u.dropped_out,
+                    "qosReports": u.qos_reports,
+                    "sessions": u.sessions,
+                    "jitterDepthFrames": load(|s| &s.depth_frames),
+                    "jitterTargetFrames": load(|s| &s.target_frames),
+                    "jitterMisses": load(|s| &s.misses),
+                    "jitterLatePackets": load(|s| &s.late_frames),
+                    "jitterDroppedFrames": load(|s| &s.dropped_frames),
+                    "rttMs": u.rtt_ns.map(ns_to_ms),
+                    "secondsSinceChange": ns_to_ms(now_ns.saturating_sub(u.since_ns)) / 1000.0,
+                    "leftBecause": u.left_because,
+                    "head": h.map(|h| json!({
+                        "track": u.head.track,
+                        "seq": u.head.seq,
+                        "sampleRate": h.sample_rate,
+                        "channels": h.channels,
+                        "format": h.format.name(),
+                        "frames": h.frames,
+                        "position": h.position,
+                        "originNs": h.origin_ns,
+                    })),
+                }),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// `incomingAudioTracks`: one per user that sends audio. A track is connected unless
+    /// empty or its seq has not advanced for `threshold_ns`.
+    pub fn incoming_tracks(&self, now_ns: u64, threshold_ns: u64) -> Vec<Value> {
+        self.list
+            .iter()
+            .filter(|u| u.audio.is_some())
+            .map(|u| {
+                let since = now_ns.saturating_sub(u.seq_advanced_ns);
+                let depth = u
+                    .stats
+                    .as_ref()
+                    .map_or(0, |s| s.depth_frames.load(Ordering::Relaxed));
+                let rate = u.audio.map_or(48_000, |a| a.sample_rate);
+                json!({
+                    "track": u.head.track,
+                    "from": u.name,
+                    "connected": u.connected && u.packets_in > 0 && since <= threshold_ns,
+                    "seq": u.head.seq,
+                    "packets": u.packets_in,
+                    "seqGaps": u.seq_gaps,
+                    "msSinceSeqAdvance": if u.packets_in == 0 { Value::Null } else { json!(ns_to_ms(since)) },
+                    "latencyMs": depth as f64 * 1000.0 / f64::from(rate.max(1)),
+                })
+            })
+            .collect()
+    }
+
+    /// `outgoingAudioTracks`: the mix sent to each listening user.
+    pub fn outgoing_tracks(&self) -> Vec<Value> {
+        self.list
+            .iter()
+            .filter(|u| u.mix.is_some())
+            .map(|u| {
+                json!({
+                    "track": 0,
+                    "to": u.name,
+                    "connected": u.connected,
+                    "seq": u.packets_out.saturating_sub(1),
+                    "packets": u.packets_out,
+                    "droppedPackets": u.dropped_out,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Nanoseconds as milliseconds.
+pub fn ns_to_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::AudioFormat;
+
+    fn h() -> AudioHeader {
+        AudioHeader {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames: 64,
+            position: 0,
+            origin_ns: 0,
+            echo_ns: 0,
+        }
+    }
+
+    #[test]
+    fn seq_gaps_and_track_connectedness() {
+        let mut users = Users::default();
+        let i = users.get_or_add("alice");
+        assert_eq!(users.get_or_add("alice"), i);
+        let u = users.at(i);
+        u.connected = true;
+        u.audio = Some(AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames_per_packet: 64,
+        });
+        assert_eq!(
+            users.incoming_tracks(0, 100)[0]["connected"],
+            false,
+            "empty"
+        );
+        for (seq, t) in [(0, 10), (1, 20), (3, 30), (3, 40)] {
+            users.at(i).on_audio(0, seq, h(), t);
+        }
+        assert_eq!(users.at(i).seq_gaps, 2, "0→1 ok, 1→3 gap, 3→3 repeat");
+        let tracks = users.incoming_tracks(130, 100);
+        assert_eq!(tracks[0]["connected"], true);
+        assert_eq!(
+            users.incoming_tracks(131, 100)[0]["connected"],
+            false,
+            "stalled"
+        );
+        assert_eq!(users.connections(200)["alice"]["sampleRate"], 48_000);
+    }
+
+    #[test]
+    fn departed_users_are_forgotten_oldest_first() {
+        let mut users = Users::default();
+        for n in 0..=MAX_REMEMBERED {
+            let i = users.get_or_add(&format!("u{n}"));
+            users.at(i).since_ns = n as u64;
+        }
+        assert!(users.find("u0").is_none());
+        assert!(users.find("u1").is_some());
+        assert!(users.find(&format!("u{MAX_REMEMBERED}")).is_some());
+    }
+}

@@ -1,0 +1,455 @@
+//! One streamproto1 connection as the net thread holds it: socket, decoder, write queue,
+//! sequence numbers, liveness and round-trip bookkeeping (net thread).
+//!
+//! Design: a [`Conn`] is two disjoint halves, the [`Decoder`] and the [`Link`] (everything
+//! else), so a role can borrow a decoded frame from the first while it answers through the
+//! second. Nothing here allocates per frame: frames are decoded in the decoder's fixed
+//! buffer, AUDIO is encoded straight into a write-queue slot, control frames go through
+//! one scratch buffer that only grows for an unusually large METADATA.
+//!
+//! **Closing.** After ERROR or BYE the link is *closing*: nothing more is read, the queue
+//! drains, then the role drops the connection ([`Link::done`]). A peer that does not take
+//! the bytes within the liveness time is dropped anyway.
+//!
+//! **Round trip.** Per the spec's echo rule the link remembers the `origin_ns` of the
+//! latest AUDIO received and when it arrived, and stamps `echo_ns` on every AUDIO it sends;
+//! an AUDIO received with `echo_ns ≠ 0` (or a PONG to our PING) gives [`Link::rtt_ns`].
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+
+use serde::Serialize;
+
+use super::write_queue::{WriteQueue, WriteQueueConfig};
+use super::{EventLoop, Interest};
+use crate::dsp::convert::f32_to_s16;
+use crate::rt::clock::now_ns;
+use crate::rt::pipe::PacketMeta;
+use crate::wire::{
+    AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode, Frame,
+    HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json, encode_ping,
+};
+
+/// Bytes of an f32 AUDIO frame of `frames` × `channels` (the largest izyrt sends).
+///
+/// # Example
+/// ```
+/// assert_eq!(izyrt::net::conn::audio_frame_bytes(2, 2), 72); // the spec's vector A1
+/// ```
+pub fn audio_frame_bytes(frames: u32, channels: u16) -> usize {
+    HEADER_LEN + AUDIO_HEADER_LEN + frames as usize * usize::from(channels) * 4
+}
+
+/// A connection: decoder plus link.
+#[derive(Debug)]
+pub struct Conn {
+    /// Incoming bytes, framed.
+    pub dec: Decoder,
+    /// Everything else.
+    pub link: Link,
+}
+
+/// What a read pass ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The socket has no more bytes for now.
+    Drained,
+    /// The peer closed its side.
+    Eof,
+    /// The socket failed.
+    Failed(String),
+    /// The peer sent a malformed frame (already answered with ERROR).
+    Protocol(ProtocolError),
+    /// `on_frame` asked to pause (frames after it are read on the next call).
+    Paused,
+}
+
+impl Conn {
+    /// Wraps a connected nonblocking socket registered (readable) with `token`; its
+    /// write queue holds AUDIO frames of up to `audio_frame_bytes` (see [`audio_frame_bytes`]).
+    pub fn new(sock: TcpStream, token: u64, peer: String, audio_frame_bytes: usize) -> Conn {
+        let wq = WriteQueue::new(WriteQueueConfig {
+            audio_slot_bytes: audio_frame_bytes,
+            ..WriteQueueConfig::default()
+        });
+        Conn {
+            dec: Decoder::new(),
+            link: Link {
+                sock,
+                token,
+                peer,
+                wq,
+                write_armed: false,
+                seq: [0; 10],
+                scratch: vec![0; 16 * 1024],
+                closing: false,
+                broken: false,
+                last_rx_ns: now_ns(),
+                echo_origin_ns: 0,
+                echo_recv_ns: 0,
+                rtt_ns: None,
+                frames_in: 0,
+                frames_out: 0,
+            },
+        }
+    }
+
+    /// Reads and hands every complete frame to `on_frame` until the socket is drained,
+    /// closed or faulty, or `on_frame` returns `false` (to act on a frame before the next
+    /// one is read, e.g. HELLO). A protocol error is answered with ERROR (the link is then
+    /// closing). Nothing is read once the link is closing.
+    pub fn read_frames(
+        &mut self,
+        mut on_frame: impl FnMut(&mut Link, Frame<'_>) -> bool,
+    ) -> ReadEnd {
+        loop {
+            if self.link.closing {
+                return ReadEnd::Drained;
+            }
+            match self.dec.next_frame() {
+                Ok(Some(frame)) => {
+                    self.link.frames_in += 1;
+                    self.link.last_rx_ns = now_ns();
+                    if !on_frame(&mut self.link, frame) {
+                        return ReadEnd::Paused;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.link.send_error(&e);
+                    return ReadEnd::Protocol(e);
+                }
+            }
+            match self.dec.read_from(&mut ReadHalf(&self.link.sock)) {
+                Ok(0) => return ReadEnd::Eof,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadEnd::Failed(e.to_string()),
+            }
+        }
+    }
+}
+
+struct ReadHalf<'a>(&'a TcpStream);
+
+impl Read for ReadHalf<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&mut &*self.0).read(buf)
+    }
+}
+
+/// A connection minus its decoder.
+#[derive(Debug)]
+pub struct Link {
+    /// The nonblocking socket.
+    pub sock: TcpStream,
+    /// Its event-loop token.
+    pub token: u64,
+    /// The remote address, for messages.
+    pub peer: String,
+    /// Outgoing frames.
+    pub wq: WriteQueue,
+    write_armed: bool,
+    seq: [u32; 10],
+    scratch: Vec<u8>,
+    closing: bool,
+    broken: bool,
+    /// Monotonic ns of the latest frame received.
+    pub last_rx_ns: u64,
+    echo_origin_ns: u64,
+    echo_recv_ns: u64,
+    /// Latest round-trip time measured, ns.
+    pub rtt_ns: Option<u64>,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames queued for sending.
+    pub frames_out: u64,
+}
+
+impl Link {
+    fn next_seq(&mut self, kind: Kind) -> u32 {
+        let s = &mut self.seq[kind as usize % 10];
+        let v = *s;
+        *s = s.wrapping_add(1);
+        v
+    }
+
+    /// Queues a JSON frame (HELLO, WELCOME, METADATA, QOS, ERROR). A peer that lets its
+    /// control queue fill is stalled: the link is marked broken.
+    pub fn send_json<T: Serialize + ?Sized>(&mut self, kind: Kind, value: &T) {
+        let seq = self.next_seq(kind);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let n = match encode_json(&mut scratch[..], kind, 0, seq, value) {
+            Ok(n) => Some(n),
+            Err(EncodeError::BufferTooSmall { need, .. }) => {
+                scratch.resize(need, 0);
+                encode_json(&mut scratch[..], kind, 0, seq, value).ok()
+            }
+            Err(_) => None,
+        };
+        if let Some(n) = n {
+            self.push_control(&scratch[..n]);
+        }
+        self.scratch = scratch;
+    }
+
+    /// Queues an already encoded control frame.
+    pub fn push_control(&mut self, frame: &[u8]) {
+        if self.wq.push_control(frame).is_err() {
+            self.broken = true;
+        } else {
+            self.frames_out += 1;
+        }
+    }
+
+    /// Queues ERROR and starts closing.
+    pub fn send_error(&mut self, e: &ProtocolError) {
+        if self.closing {
+            return;
+        }
+        let mut buf = [0u8; 1024];
+        let seq = self.next_seq(Kind::Error);
+        let short;
+        let e = if e.detail.len() > 900 {
+            short = ProtocolError::new(e.code, e.detail.chars().take(200).collect::<String>());
+            &short
+        } else {
+            e
+        };
+        if let Ok(n) = encode_error(&mut buf, seq, e) {
+            self.push_control(&buf[..n]);
+        }
+        self.closing = true;
+    }
+
+    /// Queues an ERROR of `code` with `message` and starts closing.
+    pub fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
+        self.send_error(&ProtocolError::new(code, message));
+    }
+
+    /// Queues BYE and starts closing.
+    pub fn send_bye(&mut self) {
+        let mut buf = [0u8; 16];
+        let seq = self.next_seq(Kind::Bye);
+        if let Ok(n) = encode_bye(&mut buf, seq) {
+            self.push_control(&buf[..n]);
+        }
+        self.closing = true;
+    }
+
+    /// Queues PING (`clock_ns` = now) or PONG (echoing `clock_ns`).
+    pub fn send_ping(&mut self, kind: Kind, clock_ns: u64) {
+        let mut buf = [0u8; 24];
+        let seq = self.next_seq(kind);
+        if let Ok(n) = encode_ping(&mut buf, kind, seq, clock_ns) {
+            self.push_control(&buf[..n]);
+        }
+    }
+
+    /// Answers PING with PONG, or takes the round trip from a PONG to our PING.
+    pub fn on_ping_pong(&mut self, frame: &Frame<'_>) {
+        let Some(clock) = frame.clock_ns() else {
+            return;
+        };
+        match frame.kind() {
+            Some(Kind::Ping) => self.send_ping(Kind::Pong, clock),
+            Some(Kind::Pong) => {
+                let now = now_ns();
+                if clock <= now {
+                    self.rtt_ns = Some(now - clock);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes an AUDIO frame received (for the echo) and takes the round trip it echoes.
+    pub fn on_audio(&mut self, view: &AudioView<'_>) {
+        let now = now_ns();
+        self.echo_origin_ns = view.header.origin_ns;
+        self.echo_recv_ns = now;
+        let echo = view.header.echo_ns;
+        if echo != 0 && echo <= now && now - echo < 60_000_000_000 {
+            self.rtt_ns = Some(now - echo);
+        }
+    }
+
+    /// Queues one AUDIO frame on track 0 from two slices of interleaved f32 (as a
+    /// [`crate::rt::pipe::PipeRx`] hands them), stamping `echo_ns`. Returns `false` when it
+    /// cannot be encoded (too large for a slot).
+    pub fn send_audio(
+        &mut self,
+        rate: u32,
+        channels: u16,
+        format: AudioFormat,
+        meta: &PacketMeta,
+        a: &[f32],
+        b: &[f32],
+    ) -> bool {
+        let (position, origin_ns) = (meta.position, meta.origin_ns);
+        let samples = a.len() + b.len();
+        let frames = samples / usize::from(channels.max(1));
+        let echo_ns = if self.echo_recv_ns == 0 {
+            0
+        } else {
+            self.echo_origin_ns
+                .wrapping_add(now_ns().saturating_sub(self.echo_recv_ns))
+        };
+        let h = AudioHeader {
+            sample_rate: rate,
+            channels,
+            format,
+            frames: frames as u32,
+            position,
+            origin_ns,
+            echo_ns,
+        };
+        let seq = self.next_seq(Kind::Audio);
+        let ok = self
+            .wq
+            .push_audio(|out| encode_two(out, seq, &h, a, b))
+            .is_ok();
+        if ok {
+            self.frames_out += 1;
+        }
+        ok
+    }
+
+    /// Writes what the queue holds and keeps the write interest in step with it.
+    pub fn flush(&mut self, ev: &EventLoop) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.wq.write_to(&mut WriteHalf(&self.sock)) {
+            if e.kind() != io::ErrorKind::WouldBlock {
+                self.broken = true;
+                return;
+            }
+        }
+        let want = !self.wq.is_empty();
+        if want != self.write_armed {
+            let interest = if want {
+                Interest::READ_WRITE
+            } else {
+                Interest::READABLE
+            };
+            if ev.modify(self.sock.as_fd(), self.token, interest).is_err() {
+                self.broken = true;
+            }
+            self.write_armed = want;
+        }
+    }
+
+    /// Whether ERROR or BYE was queued (nothing more is read).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Whether the connection should be dropped now: the socket failed or the control
+    /// queue overflowed, or it is closing and everything has been written.
+    pub fn done(&self) -> bool {
+        self.broken || (self.closing && self.wq.is_empty())
+    }
+
+    /// Marks the link unusable (the role then drops it).
+    pub fn set_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+struct WriteHalf<'a>(&'a TcpStream);
+
+impl io::Write for WriteHalf<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut &*self.0, buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes an AUDIO frame on track 0 whose samples come in two slices.
+fn encode_two(
+    out: &mut [u8],
+    seq: u32,
+    h: &AudioHeader,
+    a: &[f32],
+    b: &[f32],
+) -> Result<usize, EncodeError> {
+    h.validate().map_err(|e| EncodeError::Invalid(e.detail))?;
+    if a.len() + b.len() != h.samples() {
+        return Err(EncodeError::Invalid(
+            "sample count does not match the header".into(),
+        ));
+    }
+    let total = HEADER_LEN + h.payload_len();
+    let Some(out) = out.get_mut(..total) else {
+        return Err(EncodeError::BufferTooSmall {
+            need: total,
+            have: out.len(),
+        });
+    };
+    let (head, rest) = out.split_at_mut(HEADER_LEN);
+    let (sub, data) = rest.split_at_mut(AUDIO_HEADER_LEN);
+    Header::new(Kind::Audio, 0, seq, h.payload_len() as u32).write(
+        head.try_into()
+            .map_err(|_| EncodeError::Invalid("header".into()))?,
+    );
+    h.write(
+        sub.try_into()
+            .map_err(|_| EncodeError::Invalid("sub-header".into()))?,
+    );
+    let samples = a.iter().chain(b);
+    match h.format {
+        AudioFormat::F32 => {
+            for (o, x) in data.chunks_exact_mut(4).zip(samples) {
+                o.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+        AudioFormat::S16 => {
+            for (o, x) in data.chunks_exact_mut(2).zip(samples) {
+                o.copy_from_slice(&f32_to_s16(*x).to_le_bytes());
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Samples, encode_audio};
+
+    #[test]
+    fn split_audio_encodes_like_contiguous_audio() {
+        let h = AudioHeader {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames: 3,
+            position: 9,
+            origin_ns: 5,
+            echo_ns: 7,
+        };
+        let all = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let mut one = [0u8; 200];
+        let mut two = [0u8; 200];
+        let n1 = encode_audio(&mut one, 0, 4, &h, Samples::F32(&all)).unwrap();
+        let n2 = encode_two(&mut two, 4, &h, &all[..2], &all[2..]).unwrap();
+        assert_eq!(one[..n1], two[..n2]);
+        let s16 = AudioHeader {
+            format: AudioFormat::S16,
+            ..h
+        };
+        let n3 = encode_two(&mut two, 4, &s16, &all[..4], &all[4..]).unwrap();
+        let mut dec = Decoder::new();
+        dec.feed(&two[..n3]);
+        let f = dec.next_frame().unwrap().unwrap();
+        let mut back = [0f32; 6];
+        f.audio().unwrap().read_f32(&mut back);
+        assert!((back[5] - 0.6).abs() < 1e-4);
+    }
+}

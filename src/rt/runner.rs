@@ -1,0 +1,219 @@
+//! Starting an RT audio thread that drives one device, and watching it from other
+//! threads (main thread starts it; the loop runs on the RT thread).
+//!
+//! Design: the caller builds everything on the main thread (device, driver, the
+//! command's RT state) and [`start`] moves it onto a new SCHED_FIFO thread, which waits for
+//! [`RtHandle::go`] before touching the device, so the caller can print what was obtained
+//! first. When the loop ends, the thread hands the state, device and driver back through
+//! [`RtHandle::join`], so nothing is ever dropped on the RT thread.
+//!
+//! **Steady-state allocation count.** After [`WARM_UP_CYCLES`] periods the thread arms the
+//! per-thread allocation counter ([`crate::rt::alloc_count`]) and publishes the count
+//! every period in [`RtStatus::steady_allocations`]: with the counting allocator installed
+//! (the `izyrt` binary installs it) any allocation, reallocation or free on an RT thread in
+//! steady state shows up in getMetrics, where tests check it is 0.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::device::{Device, DeviceCounters, Obtained};
+use crate::rt::alloc_count::{arm_thread, thread_allocations};
+use crate::rt::driver::{Driver, DriverError, DriverStats};
+use crate::rt::thread::{RtOptions, RtReport, RtThread, SpawnError, spawn};
+use crate::rt::wakeup::WakeupStats;
+
+/// Periods before the allocation counter is armed (2.7 s at 64 frames / 48 kHz): opening
+/// the stream and the first wakeups may allocate inside the device layer.
+pub const WARM_UP_CYCLES: u64 = 2_000;
+
+/// What other threads can read about a running RT thread.
+#[derive(Debug, Clone)]
+pub struct RtStatus {
+    /// What the thread obtained (policy, priority, memory lock, CPU).
+    pub report: RtReport,
+    /// The device as opened.
+    pub obtained: Obtained,
+    /// Wakeup-latency figures, published by the driver.
+    pub wakeups: Arc<WakeupStats>,
+    /// The device's counters (xruns, suspends, reopens).
+    pub counters: Arc<DeviceCounters>,
+    /// The driver's state and recovery counters.
+    pub driver: Arc<DriverStats>,
+    /// Allocator calls made by the thread since it was armed (`u64::MAX` before).
+    pub steady_allocations: Arc<AtomicU64>,
+}
+
+impl RtStatus {
+    /// The thread's entry in the snapshot's `realtime` table.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # fn f(s: &izyrt::rt::runner::RtStatus) {
+    /// let v = s.json();
+    /// assert!(v.get("p999Us").is_some());
+    /// # }
+    /// ```
+    pub fn json(&self) -> Value {
+        let w = self.wakeups.snapshot();
+        let allocs = self.steady_allocations.load(Ordering::Relaxed);
+        json!({
+            "policy": self.report.policy.name(),
+            "priority": self.report.priority,
+            "memoryLocked": self.report.memory_locked,
+            "cpu": self.report.cpu,
+            "device": self.obtained.name,
+            "periodFrames": self.obtained.period_frames,
+            "bufferFrames": self.obtained.buffer_frames,
+            "wakeups": w.count,
+            "p50Us": w.p50_us(),
+            "p99Us": w.p99_us(),
+            "p999Us": w.p999_us(),
+            "maxUs": w.max_us(),
+            "xruns": self.counters.xruns.load(Ordering::Relaxed),
+            "suspends": self.counters.suspends.load(Ordering::Relaxed),
+            "reopens": self.driver.reopens(),
+            "state": self.driver.state().name(),
+            "steadyAllocations": if allocs == u64::MAX { Value::Null } else { json!(allocs) },
+        })
+    }
+}
+
+/// What the RT thread hands back when its loop ends.
+pub struct RtEnd<S> {
+    /// The driver's result.
+    pub result: Result<(), DriverError>,
+    /// Wall time of the loop.
+    pub elapsed: Duration,
+    /// The state, back on the joining thread.
+    pub state: S,
+    /// The device, to be dropped by the joining thread.
+    pub device: Box<dyn Device>,
+    /// The driver, likewise.
+    pub driver: Driver,
+}
+
+/// A started RT thread.
+pub struct RtHandle<S> {
+    thread: RtThread<RtEnd<S>>,
+    go: mpsc::SyncSender<bool>,
+    stop: Arc<AtomicBool>,
+    status: RtStatus,
+}
+
+/// Spawns the RT thread for `device` (see the module notes). `step(&mut state, capture,
+/// playback)` runs once per period on it and must not allocate, lock, block or print.
+///
+/// # Errors
+/// [`SpawnError`] when the thread cannot be created or `opts` are refused.
+///
+/// # Example
+/// ```no_run
+/// use izyrt::device::{open, DeviceSpec, Direction, StreamConfig};
+/// use izyrt::rt::{driver::{Driver, DriverConfig}, runner::start, thread::RtOptions};
+/// let dev = open(&"virtual".parse::<DeviceSpec>().unwrap(), Direction::Playback, StreamConfig::default()).unwrap();
+/// let driver = Driver::new(DriverConfig::default()).unwrap();
+/// let rt = start(&RtOptions::default(), dev, driver, 0u64, |n, _c, p| { *n += 1; p.fill(0.0) }).unwrap();
+/// rt.go();
+/// rt.stop();
+/// let end = rt.join().unwrap();
+/// assert!(end.state > 0 || end.result.is_err());
+/// ```
+pub fn start<S: Send + 'static>(
+    opts: &RtOptions,
+    mut device: Box<dyn Device>,
+    mut driver: Driver,
+    mut state: S,
+    step: fn(&mut S, &[f32], &mut [f32]),
+) -> Result<RtHandle<S>, SpawnError> {
+    let obtained = device.obtained().clone();
+    let counters = device.counters();
+    let stop = driver.stop_flag();
+    let allocs = Arc::new(AtomicU64::new(u64::MAX));
+    let driver_stats = driver.stats();
+    let wakeups = driver.wakeup_stats();
+    let published = Arc::clone(&allocs);
+    let (go_tx, go_rx) = mpsc::sync_channel::<bool>(1);
+    let body = move || {
+        let go = go_rx.recv().unwrap_or(false);
+        drop(go_rx);
+        let start = Instant::now();
+        let mut cycles = 0u64;
+        let result = if go {
+            driver.run(&mut *device, &mut |capture, playback| {
+                step(&mut state, capture, playback);
+                cycles += 1;
+                if cycles == WARM_UP_CYCLES {
+                    arm_thread();
+                }
+                if cycles >= WARM_UP_CYCLES {
+                    published.store(thread_allocations(), Ordering::Relaxed);
+                }
+            })
+        } else {
+            Ok(())
+        };
+        RtEnd {
+            result,
+            elapsed: start.elapsed(),
+            state,
+            device,
+            driver,
+        }
+    };
+    let thread = spawn(opts, body)?;
+    let status = RtStatus {
+        report: thread.report().clone(),
+        obtained,
+        wakeups,
+        counters,
+        driver: driver_stats,
+        steady_allocations: allocs,
+    };
+    Ok(RtHandle {
+        thread,
+        go: go_tx,
+        stop,
+        status,
+    })
+}
+
+impl<S> RtHandle<S> {
+    /// Lets the thread start the device.
+    pub fn go(&self) {
+        let _ = self.go.try_send(true);
+    }
+
+    /// Asks the loop to end (it ends within a period).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The stop flag itself.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Whether the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// What other threads can read.
+    pub fn status(&self) -> &RtStatus {
+        &self.status
+    }
+
+    /// Waits for the thread (call [`RtHandle::stop`] first, or it runs forever). A thread
+    /// that was never told to [`go`](RtHandle::go) ends at once.
+    ///
+    /// # Errors
+    /// The panic payload if the thread panicked.
+    pub fn join(self) -> std::thread::Result<RtEnd<S>> {
+        let _ = self.go.try_send(false);
+        self.thread.join()
+    }
+}
