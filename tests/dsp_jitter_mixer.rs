@@ -119,6 +119,7 @@ fn jitter_buffer() -> JitterBuffer {
         max_target_frames: (PERIOD * 8) as u32,
         slack_frames: (PERIOD * 4) as u32,
         steady_pulls: 50,
+        drift_pulls: 1,
     })
     .unwrap()
 }

@@ -137,8 +137,19 @@ fn merge(peer: &Value, hub: &Value) -> Value {
     ) {
         rt.extend(hub_rt.clone());
     }
-    if let Some(c) = hub.get("connections") {
-        snap["connections"] = c.clone();
+    // Per user, the hub's view of the connection over the peer's own.
+    if let (Some(conns), Some(hub_conns)) = (
+        snap["connections"].as_object_mut(),
+        hub["connections"].as_object(),
+    ) {
+        for (user, fields) in hub_conns {
+            let entry = conns
+                .entry(user.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let (Some(e), Some(f)) = (entry.as_object_mut(), fields.as_object()) {
+                e.extend(f.clone());
+            }
+        }
     }
     if let Some(h) = hub.get("hub") {
         snap["hub"] = h.clone();

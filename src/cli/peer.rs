@@ -47,6 +47,9 @@ pub struct PeerArgs {
     /// Sample format on the wire.
     #[arg(long, value_enum, default_value_t = WireFormat::F32)]
     pub format: WireFormat,
+    /// Record what the speaker plays (the hub's mix) into this WAV file.
+    #[arg(long, value_name = "WAV")]
+    pub record: Option<std::path::PathBuf>,
     /// Options every role takes.
     #[command(flatten)]
     pub role: RoleArgs,
@@ -73,6 +76,9 @@ pub struct MonitorArgs {
     /// Play the mix on this device (default: `virtual`, which only meters it).
     #[arg(long, value_name = "DEV", env = "IZYRT_DEVICE")]
     pub device: Option<String>,
+    /// Record the mix into this WAV file.
+    #[arg(long, value_name = "WAV")]
+    pub record: Option<std::path::PathBuf>,
     /// Options every role takes.
     #[command(flatten)]
     pub role: RoleArgs,
@@ -192,6 +198,7 @@ pub(super) fn peer_config(
         1..=16,
     )
     .map_err(usage)?;
+    cfg.record = args.record.clone();
     cfg.format = match args.format {
         WireFormat::F32 => AudioFormat::F32,
         WireFormat::S16 => AudioFormat::S16,
@@ -231,6 +238,7 @@ pub fn run_monitor(args: &MonitorArgs) -> Result<i32, CliError> {
     let monitor = ClientConfig::monitor(cfg.hub, &cfg.user, device);
     cfg.role = monitor.role;
     cfg.mix = monitor.mix;
+    cfg.record = args.record.clone();
     run_client(cfg, role)
 }
 

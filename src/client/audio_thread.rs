@@ -23,6 +23,7 @@ use rtrb::Consumer;
 use crate::dsp::jitter::JitterBuffer;
 use crate::dsp::meter::{Meter, MeterLevels};
 use crate::dsp::ratio::{Decimator, Interpolator};
+use crate::file::RecordTap;
 use crate::net::Waker;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
@@ -135,6 +136,8 @@ pub struct PlaybackHalf {
     pub stats: Arc<SpeakerStats>,
     /// Channels.
     pub channels: usize,
+    /// Records what the speaker plays (`--record`).
+    pub tap: Option<RecordTap>,
 }
 
 impl PlaybackHalf {
@@ -172,6 +175,9 @@ impl PlaybackHalf {
             s.misses_total.fetch_add(1, Ordering::Relaxed);
         }
         self.meter.process(out);
+        if let Some(tap) = &mut self.tap {
+            tap.push(out);
+        }
         if self.levels.silent() {
             self.jitter.reset_misses();
         }

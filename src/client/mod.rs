@@ -22,8 +22,8 @@ pub mod net_thread;
 pub mod status;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rtrb::RingBuffer;
 
@@ -31,12 +31,13 @@ use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
 use crate::dsp::jitter::{JitterBuffer, JitterConfig};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::ratio::{Decimator, Interpolator};
+use crate::file::{RecordFormat, Recorder, WavRecording};
 use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::Waker;
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::pipe::pipe;
 use crate::rt::runner::{self, RtHandle, RtStatus};
-use crate::rt::thread::{DEFAULT_PRIORITY, RtOptions};
+use crate::rt::thread::{self, DEFAULT_PRIORITY, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
 use audio_thread::{CaptureHalf, Duplex, MicStats, PlaybackHalf, SpeakerStats};
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
@@ -103,6 +104,8 @@ pub struct ClientConfig {
     pub priority: u8,
     /// CPU to pin the RT thread(s) to.
     pub cpu: Option<usize>,
+    /// Record what the speaker plays into this WAV file (f32).
+    pub record: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -130,6 +133,7 @@ impl ClientConfig {
             silence_hold_ms: 1_000,
             priority: DEFAULT_PRIORITY,
             cpu: None,
+            record: None,
         }
     }
 
@@ -169,7 +173,8 @@ enum Rt {
 /// A running client.
 pub struct Client {
     rt: Rt,
-    net: JoinHandle<Result<(), Refused>>,
+    recorder: Option<Recorder>,
+    net: RtThread<Result<(), Refused>>,
     stop: Arc<Waker>,
     snapshot: Arc<SnapshotCell>,
 }
@@ -215,6 +220,16 @@ impl Client {
         let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
 
         // Playback half.
+        let (recorder, tap) = match &cfg.record {
+            Some(path) => {
+                let wav = WavRecording::create(path, cfg.rate * up, ch, RecordFormat::F32)
+                    .map_err(config_err)?;
+                let (r, t) =
+                    Recorder::with_tap(wav, (cfg.rate * up) as usize).map_err(config_err)?;
+                (Some(r), Some(t))
+            }
+            None => (None, None),
+        };
         let (mix_tx, mix_rx) = pipe(ch, 4096, 128);
         let (cmd_tx, cmd_rx) = RingBuffer::new(16);
         let speaker = Arc::new(SpeakerStats::default());
@@ -234,6 +249,7 @@ impl Client {
             levels: Arc::clone(&speaker_levels),
             stats: Arc::clone(&speaker),
             channels: usize::from(ch),
+            tap,
         };
 
         // Capture half (peer).
@@ -374,10 +390,8 @@ impl Client {
             snapshot: Arc::clone(&snapshot),
         };
         let net = ClientNet::new(id, links, view).map_err(config_err)?;
-        let net = std::thread::Builder::new()
-            .name(format!("izyrt-{tag}-net"))
-            .spawn(move || net.run())
-            .map_err(config_err)?;
+        let net_opts = net_thread_options(&format!("izyrt-{tag}-net"), &opts("net", 1));
+        let net = thread::spawn(&net_opts, move || net.run()).map_err(config_err)?;
         match &rt {
             Rt::Duplex(h) => h.go(),
             Rt::Split(c, p) => {
@@ -388,6 +402,7 @@ impl Client {
         }
         Ok(Client {
             rt,
+            recorder,
             net,
             stop,
             snapshot,
@@ -442,6 +457,11 @@ impl Client {
                 end(h.join().map(|e| e.result));
             }
         }
+        if let Some(r) = self.recorder {
+            if let Err(e) = r.stop() {
+                failure.get_or_insert(e.to_string());
+            }
+        }
         net?;
         match failure {
             Some(f) => Err(ClientError::Failed(f)),
@@ -477,5 +497,6 @@ fn jitter_config(channels: u16, period: u32, rate: u32) -> JitterConfig {
         max_target_frames: max_target,
         slack_frames: slack,
         steady_pulls: (rate * 5 / period).max(1),
+        drift_pulls: (rate / period).max(1),
     }
 }

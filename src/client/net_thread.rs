@@ -226,14 +226,10 @@ impl ClientNet {
                 {
                     return self.lost("cannot register the socket");
                 }
-                let bytes =
-                    audio_frame_bytes(self.id.frames_per_packet.max(4096), self.id.channels);
-                self.conn = Some(Conn::new(
-                    sock,
-                    self.token(),
-                    self.id.hub.to_string(),
-                    bytes,
-                ));
+                let bytes = audio_frame_bytes(self.id.frames_per_packet, self.id.channels);
+                let mut conn = Conn::new(sock, self.token(), self.id.hub.to_string(), bytes);
+                conn.link.registered_writable();
+                self.conn = Some(conn);
                 self.phase = Phase::Connecting { since_ns: now };
                 self.view.state = LinkState::Connecting;
             }
@@ -437,10 +433,12 @@ impl ClientNet {
         };
         let id = &self.id;
         let view = &mut self.view;
+        let now = now_ns();
         while capture.pop(|m: PacketMeta, a, b| {
             let link = &mut conn.link;
             if link.send_audio(id.rate, id.channels, id.format, &m, a, b) {
                 view.packets_out += 1;
+                view.last_sent_ns = now;
             }
         }) {}
         self.flush();

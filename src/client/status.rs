@@ -102,7 +102,8 @@ pub struct ClientView {
     pub device_buffer_frames: u32,
     /// A track is disconnected after this long without its seq advancing, ns.
     pub threshold_ns: u64,
-    mic_seen: (u64, u64, u64),
+    /// Monotonic ns of the latest AUDIO frame queued to the hub.
+    pub last_sent_ns: u64,
 }
 
 impl ClientView {
@@ -145,7 +146,7 @@ impl ClientView {
             device_rate,
             device_buffer_frames,
             threshold_ns,
-            mic_seen: (0, 0, 0),
+            last_sent_ns: 0,
         }
     }
 
@@ -193,22 +194,13 @@ impl ClientView {
         }
     }
 
-    /// Green while capture flows out: packets sent since the last look, none dropped.
-    fn mic_status(&mut self) -> &'static str {
+    /// Green while capture flows out: the capture device delivered a period and a packet
+    /// left for the hub within the threshold.
+    fn mic_status(&self, now: u64) -> &'static str {
         let Some(mic) = &self.mic else { return "red" };
-        let now = (
-            self.packets_out,
-            mic.dropped.load(Ordering::Relaxed) + self.dropped_out,
-            mic.last_ns.load(Ordering::Relaxed),
-        );
-        let (sent_before, dropped_before, _) = self.mic_seen;
-        self.mic_seen = now;
-        let fresh = now_ns().saturating_sub(now.2) <= self.threshold_ns;
-        if self.state == LinkState::Running
-            && fresh
-            && now.0 > sent_before
-            && now.1 == dropped_before
-        {
+        let captured = mic.last_ns.load(Ordering::Relaxed);
+        let fresh = |t: u64| t != 0 && now.saturating_sub(t) <= self.threshold_ns;
+        if self.state == LinkState::Running && fresh(captured) && fresh(self.last_sent_ns) {
             "green"
         } else {
             "red"
@@ -219,7 +211,7 @@ impl ClientView {
     pub fn snapshot(&mut self, id: &Identity) -> Value {
         let now = now_ns();
         let speaker = self.speaker();
-        let mic_status = self.mic_status();
+        let mic_status = self.mic_status(now);
         let s = &self.speaker;
         let mut snap = crate::metrics::default_snapshot();
         let since = now.saturating_sub(self.seq_advanced_ns);

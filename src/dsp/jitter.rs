@@ -41,9 +41,12 @@
 //!   number alone would leave the delay where it was). The mark is taken over the whole
 //!   window, so one late packet in five seconds keeps the target where it is.
 //! - *Drift → trim*: if the sender's clock runs faster than the speaker's, the depth
-//!   creeps up forever. When a pull finds the depth above `target + slack`, the oldest
-//!   frames are dropped to bring it back to the target (counted). `slack` must cover the
-//!   largest packet and the normal burstiness, or the trim fires on plain jitter.
+//!   creeps up forever. When `drift_pulls` pulls in a row find the depth above
+//!   `target + slack`, the oldest frames are dropped to bring it back to the target
+//!   (counted). `slack` must cover the largest packet and the normal burstiness; the run
+//!   of pulls tells drift (a floor that stays high) from the burst that follows a stall
+//!   (a spike that drains by itself): trimming a burst would throw away exactly the audio
+//!   the next stall needs, then miss.
 //! - *Full*: a packet that would not fit makes room by dropping the oldest frames
 //!   (counted), as every bounded queue of the design does; the RT thread never waits.
 //!
@@ -70,11 +73,15 @@ pub struct JitterConfig {
     pub slack_frames: u32,
     /// Pulls in a row without a miss before the target may shrink (e.g. 5 s worth).
     pub steady_pulls: u32,
+    /// Pulls in a row above `target + slack` before the excess is trimmed (e.g. 1 s
+    /// worth; 1 trims at once).
+    pub drift_pulls: u32,
 }
 
 impl Default for JitterConfig {
     /// Stereo, 64-frame periods (1.33 ms at 48 kHz): target 1–16 periods starting at 1,
-    /// slack 4 periods, shrink after 5 s of clean pulls at 48 kHz.
+    /// slack 4 periods, shrink after 5 s of clean pulls, trim drift after 1 s above the
+    /// slack, at 48 kHz.
     fn default() -> Self {
         JitterConfig {
             channels: 2,
@@ -85,6 +92,7 @@ impl Default for JitterConfig {
             max_target_frames: 64 * 16,
             slack_frames: 64 * 4,
             steady_pulls: 3_750,
+            drift_pulls: 750,
         }
     }
 }
@@ -155,7 +163,7 @@ enum State {
 ///
 /// let cfg = JitterConfig { channels: 1, period_frames: 4, capacity_frames: 64,
 ///     initial_target_frames: 4, min_target_frames: 4, max_target_frames: 16,
-///     slack_frames: 8, steady_pulls: 100 };
+///     slack_frames: 8, steady_pulls: 100, drift_pulls: 1 };
 /// let mut jb = JitterBuffer::new(cfg).unwrap();
 /// let mut out = [0.0f32; 4];
 /// // Packets may arrive out of order: they are placed by position.
@@ -186,6 +194,7 @@ pub struct JitterBuffer {
     end: u64,
     target: u32,
     steady: u32,
+    over: u32,
     low_water: u64,
     misses: u64,
     dropped_frames: u64,
@@ -209,7 +218,7 @@ impl JitterBuffer {
     /// `channels` or `period_frames` is 0; the targets are not
     /// `period ≤ min ≤ initial ≤ max`; `slack_frames < period_frames`;
     /// `capacity_frames < max + slack + period` (or its samples overflow memory);
-    /// `steady_pulls` is 0.
+    /// `steady_pulls` or `drift_pulls` is 0.
     pub fn new(cfg: JitterConfig) -> Result<Self, JitterError> {
         if cfg.channels == 0 {
             return Err(config_error(
@@ -273,6 +282,9 @@ impl JitterBuffer {
         if cfg.steady_pulls == 0 {
             return Err(config_error("steady_pulls", 0, "1 or more".into()));
         }
+        if cfg.drift_pulls == 0 {
+            return Err(config_error("drift_pulls", 0, "1 or more".into()));
+        }
         let samples = samples.unwrap_or(0);
         Ok(JitterBuffer {
             cfg,
@@ -285,6 +297,7 @@ impl JitterBuffer {
             end: 0,
             target: cfg.initial_target_frames,
             steady: 0,
+            over: 0,
             low_water: u64::MAX,
             misses: 0,
             dropped_frames: 0,
@@ -379,10 +392,16 @@ impl JitterBuffer {
             }
             _ => self.state = State::Playing,
         }
-        // Drift: never more than target + slack.
+        // Drift: not above target + slack for longer than `drift_pulls` pulls.
         let depth = self.depth_frames();
         if depth > target + u64::from(self.cfg.slack_frames) {
-            self.discard(depth - target);
+            self.over += 1;
+            if self.over >= self.cfg.drift_pulls {
+                self.discard(depth - target);
+                self.over = 0;
+            }
+        } else {
+            self.over = 0;
         }
         let depth = self.depth_frames();
         self.low_water = self.low_water.min(depth);
@@ -431,6 +450,7 @@ impl JitterBuffer {
         self.discard_quietly(self.end - self.read);
         self.state = State::Idle;
         self.steady = 0;
+        self.over = 0;
         self.low_water = u64::MAX;
     }
 
@@ -534,6 +554,7 @@ mod tests {
             max_target_frames: 4 * P,
             slack_frames: 2 * P,
             steady_pulls: 10,
+            drift_pulls: 1,
         }
     }
 
@@ -818,6 +839,43 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_after_a_stall_is_kept_while_drift_is_trimmed() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            drift_pulls: 4,
+            ..cfg()
+        })
+        .unwrap();
+        let mut pos = steady(&mut jb, 0, 20);
+        // A stall, then its packets all at once: depth target + 3 periods, above the
+        // 2-period slack for 3 pulls only; it drains by itself and nothing is dropped.
+        for _ in 0..3 {
+            jb.push(pos, &packet(pos, u64::from(P)));
+            pos += u64::from(P);
+        }
+        for _ in 0..3 {
+            jb.push(pos, &packet(pos, u64::from(P)));
+            pos += u64::from(P);
+            assert_eq!(pull(&mut jb).0, PullResult::Played);
+        }
+        for _ in 0..3 {
+            assert_eq!(pull(&mut jb).0, PullResult::Played);
+        }
+        assert_eq!(jb.dropped_frames(), 0);
+        // A floor that stays high (a fast sender): trimmed after 4 pulls above the slack.
+        for _ in 0..4 {
+            jb.push(pos, &packet(pos, u64::from(P)));
+            pos += u64::from(P);
+        }
+        for _ in 0..4 {
+            jb.push(pos, &packet(pos, u64::from(P)));
+            pos += u64::from(P);
+            assert_eq!(pull(&mut jb).0, PullResult::Played);
+        }
+        assert!(jb.dropped_frames() > 0);
+        assert!(jb.depth_frames() <= u64::from(jb.target_frames()));
+    }
+
+    #[test]
     fn full_buffer_drops_the_oldest() {
         let mut jb = JitterBuffer::new(JitterConfig {
             initial_target_frames: 4 * P,
@@ -874,7 +932,7 @@ mod tests {
 
     #[test]
     fn constructor_errors_name_the_setting() {
-        let cases: [(JitterConfig, &str); 7] = [
+        let cases: [(JitterConfig, &str); 8] = [
             (
                 JitterConfig {
                     channels: 0,
@@ -924,6 +982,13 @@ mod tests {
                     ..cfg()
                 },
                 "steady_pulls 0",
+            ),
+            (
+                JitterConfig {
+                    drift_pulls: 0,
+                    ..cfg()
+                },
+                "drift_pulls 0",
             ),
         ];
         for (c, needle) in cases {

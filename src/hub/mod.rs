@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::thread::JoinHandle;
 
 use rtrb::RingBuffer;
 
@@ -35,7 +34,7 @@ use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::{SocketTuning, Waker, socket};
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::runner::{self, RtHandle, RtStatus};
-use crate::rt::thread::{DEFAULT_PRIORITY, RtOptions};
+use crate::rt::thread::{self, DEFAULT_PRIORITY, RtOptions, RtThread, net_thread_options};
 use crate::wire::Mix;
 use mixer_thread::{Input, MixerState, Slot, SlotStats};
 use net_thread::{HubNet, NetConfig, NetLinks};
@@ -125,7 +124,7 @@ pub enum HubError {
 /// A running hub.
 pub struct Hub {
     rt: RtHandle<MixerState>,
-    net: JoinHandle<std::io::Result<()>>,
+    net: RtThread<std::io::Result<()>>,
     stop: Arc<Waker>,
     snapshot: Arc<SnapshotCell>,
     addr: SocketAddr,
@@ -244,10 +243,10 @@ impl Hub {
             leaked,
         };
         let net = HubNet::new(net_cfg, links, listener, slots).map_err(failed)?;
-        let net = std::thread::Builder::new()
-            .name("izyrt-hub-net".into())
-            .spawn(move || net.run())
-            .map_err(failed)?;
+        let net = thread::spawn(&net_thread_options("izyrt-hub-net", &opts), move || {
+            net.run()
+        })
+        .map_err(|e| HubError::Failed(e.to_string()))?;
         rt.go();
         Ok(Hub {
             rt,

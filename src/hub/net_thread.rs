@@ -335,8 +335,9 @@ impl HubNet {
             }
         }
         if broadcast {
+            // Audio first: what the mixer queued goes out before the JSON work.
+            self.send_mixes();
             self.broadcast_metadata();
-            self.publish();
         }
     }
 
@@ -743,6 +744,7 @@ fn jitter_config(channels: u16, period: u32, packet: u32, rate: u32) -> JitterCo
         max_target_frames: target * 16,
         slack_frames: (packet * 2).max(period * 2),
         steady_pulls: (rate * 5 / period).max(1),
+        drift_pulls: (rate / period).max(1),
     }
 }
 

@@ -314,20 +314,29 @@ impl Link {
             .is_ok();
         if ok {
             self.frames_out += 1;
+            // Out now: a burst larger than the queue's slots (after the thread was held up)
+            // must not push its own first packets out of the queue.
+            self.write_now();
         }
         ok
     }
 
-    /// Writes what the queue holds and keeps the write interest in step with it.
-    pub fn flush(&mut self, ev: &EventLoop) {
+    fn write_now(&mut self) {
         if self.broken {
             return;
         }
         if let Err(e) = self.wq.write_to(&mut WriteHalf(&self.sock)) {
             if e.kind() != io::ErrorKind::WouldBlock {
                 self.broken = true;
-                return;
             }
+        }
+    }
+
+    /// Writes what the queue holds and keeps the write interest in step with it.
+    pub fn flush(&mut self, ev: &EventLoop) {
+        self.write_now();
+        if self.broken {
+            return;
         }
         let want = !self.wq.is_empty();
         if want != self.write_armed {
@@ -341,6 +350,13 @@ impl Link {
             }
             self.write_armed = want;
         }
+    }
+
+    /// Tells the link that its socket was registered with write interest too (as a
+    /// nonblocking connect needs), so that [`Link::flush`] drops it once idle: a
+    /// level-triggered write interest on an idle socket would wake the loop forever.
+    pub fn registered_writable(&mut self) {
+        self.write_armed = true;
     }
 
     /// Whether ERROR or BYE was queued (nothing more is read).

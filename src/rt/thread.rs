@@ -317,6 +317,29 @@ where
     Ok(RtThread { handle, report })
 }
 
+/// The options of a net thread serving the RT thread `audio`: SCHED_FIFO ten below it
+/// (at least 1), same CPU policy, memory already locked by the audio thread.
+///
+/// Why realtime at all: the net thread carries the audio between sockets and RT
+/// threads; at `SCHED_OTHER` any busy process on the machine (even one exiting and
+/// tearing down its address space) delays it by milliseconds, which the jitter buffers
+/// then have to absorb as latency. Below the audio threads, it never delays a period.
+///
+/// # Example
+/// ```
+/// use izyrt::rt::thread::{net_thread_options, RtOptions};
+/// let o = net_thread_options("izyrt-hub-net", &RtOptions::default());
+/// assert_eq!((o.name.as_str(), o.priority, o.lock_memory), ("izyrt-hub-net", 70, false));
+/// ```
+pub fn net_thread_options(name: &str, audio: &RtOptions) -> RtOptions {
+    RtOptions {
+        name: name.to_owned(),
+        priority: audio.priority.saturating_sub(10).max(1),
+        lock_memory: false,
+        ..audio.clone()
+    }
+}
+
 /// Why the process's memory was not locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
