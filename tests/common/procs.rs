@@ -93,9 +93,7 @@ impl Proc {
         let line = self.wait_line(marker, Duration::from_secs(20));
         let rest = &line[line.find(marker).unwrap() + marker.len()..];
         let rest = rest.trim_start_matches("http://");
-        let end = rest
-            .find(|c: char| c == ' ' || c == '/')
-            .unwrap_or(rest.len());
+        let end = rest.find([' ', '/']).unwrap_or(rest.len());
         rest[..end].parse().unwrap()
     }
 
@@ -288,6 +286,9 @@ pub fn median_tones(path: &Path, hz: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// Frames read by [`Raw`]: kind (None for unknown) and payload.
+pub type Frames = Vec<(Option<Kind>, Vec<u8>)>;
+
 /// A raw streamproto1 client speaking straight to a hub.
 pub struct Raw {
     pub sock: TcpStream,
@@ -329,11 +330,7 @@ impl Raw {
 
     /// Frames (kind, payload) until `kind` arrives, the peer closes, or `timeout`;
     /// returns all frames read and whether the connection was closed.
-    pub fn read_until(
-        &mut self,
-        kind: Kind,
-        timeout: Duration,
-    ) -> (Vec<(Option<Kind>, Vec<u8>)>, bool) {
+    pub fn read_until(&mut self, kind: Kind, timeout: Duration) -> (Frames, bool) {
         let start = Instant::now();
         let mut frames = Vec::new();
         loop {
