@@ -1,0 +1,208 @@
+//! Options of the networked roles as a user gives them: flags, `IZYRT_*` variables and a
+//! `--config` JSON file, in that order of precedence; a bad value stops the program with
+//! one line naming it. Also the hub's Prometheus output checked by `promtool`.
+#![cfg(target_os = "linux")]
+
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::process::Command;
+use std::time::Duration;
+
+use izyrt::wire::{Kind, Welcome};
+use procs::{Proc, Raw, http_get, metrics, scratch};
+use serde_json::json;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Runs `izyrt ARGS` to completion: (exit code, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_izyrt"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_values_stop_with_one_line_naming_them() {
+    let dir = scratch("cfg-bad");
+    let typo = dir.join("typo.json");
+    std::fs::write(&typo, r#"{"rte": 48000}"#).unwrap();
+    let wrong_type = dir.join("type.json");
+    std::fs::write(&wrong_type, r#"{"period": "fast"}"#).unwrap();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec!["hub", "--rate", "7"],
+            vec![],
+            "--rate 7 is not allowed (allowed: 8000..=384000)",
+        ),
+        (
+            vec!["hub"],
+            vec![("IZYRT_PERIOD", "0")],
+            "--period 0 is not allowed (allowed: 1..=4096)",
+        ),
+        (
+            vec!["hub", "--channels", "65"],
+            vec![],
+            "--channels 65 is not allowed",
+        ),
+        (
+            vec!["hub", "--config", typo.to_str().unwrap()],
+            vec![],
+            "unknown option \"rte\"",
+        ),
+        (
+            vec!["hub", "--config", wrong_type.to_str().unwrap()],
+            vec![],
+            "\"period\" \"fast\" is not allowed",
+        ),
+        (
+            vec!["hub", "--config", "/nonexistent.json"],
+            vec![],
+            "--config /nonexistent.json",
+        ),
+        (
+            vec!["hub", "--listen", "nowhere"],
+            vec![],
+            "--listen nowhere: not a HOST:PORT address",
+        ),
+        (vec!["hub", "--device", "virtual:bogus"], vec![], "--device"),
+        (
+            vec!["hub", "--file", "/nonexistent.wav"],
+            vec![],
+            "--file /nonexistent.wav",
+        ),
+        (
+            vec!["peer", "--user", "a", "--device", "virtual"],
+            vec![],
+            "--hub is required",
+        ),
+        (
+            vec![
+                "peer",
+                "--hub",
+                "127.0.0.1:1",
+                "--user",
+                "a b",
+                "--device",
+                "virtual",
+            ],
+            vec![],
+            "--user \"a b\" is not allowed",
+        ),
+        (
+            vec!["peer", "--hub", "127.0.0.1:1", "--user", "a"],
+            vec![],
+            "--device (or --capture and --playback) is required",
+        ),
+        (
+            vec!["hub", "--liveness-ms", "5"],
+            vec![],
+            "--liveness-ms 5 is not allowed",
+        ),
+        (vec![], vec![], "give a command"),
+    ];
+    for (args, env, needle) in cases {
+        let (code, err) = run(&args, &env);
+        assert_eq!(code, Some(64), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line, got {err:?}");
+        assert!(
+            lines[0].starts_with("izyrt: ") && lines[0].contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn flags_beat_environment_beat_config_file() {
+    let dir = scratch("cfg-good");
+    let cfg = dir.join("izyrt.json");
+    std::fs::write(
+        &cfg,
+        json!({"period": 128, "maxClients": 3, "mix": "loopback", "latencyThresholdMs": 250})
+            .to_string(),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let mut hub = Proc::start_env(
+        "hub",
+        &[
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--config",
+            cfg,
+            "--mix",
+            "full",
+        ],
+        &[("IZYRT_MAX_CLIENTS", "5")],
+    );
+    let addr = hub.addr_after("listening on ");
+    let m = metrics(hub.metrics_addr());
+    // File: period 128. Environment over file: 5 clients. Flag over file: full.
+    assert_eq!(m["hub"]["maxClients"], 5, "{m}");
+    assert_eq!(m["hub"]["mix"], "full");
+    let mut c = Raw::connect(addr);
+    c.hello("alice", json!({"framesPerPacket": 64}));
+    let (frames, _) = c.read_until(Kind::Welcome, SECS(5));
+    let (_, payload) = frames
+        .iter()
+        .find(|(k, _)| *k == Some(Kind::Welcome))
+        .unwrap();
+    let w = Welcome::parse(payload).unwrap();
+    assert_eq!(w.frames_per_packet, 128);
+    assert_eq!(format!("{:?}", w.mix), "Full");
+}
+
+#[test]
+fn hub_prometheus_output_passes_promtool() {
+    let mut hub = Proc::start(
+        "hub",
+        &["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+    );
+    let addr = hub.addr_after("listening on ");
+    let m_addr = hub.metrics_addr();
+    let mut c = Raw::connect(addr);
+    c.hello("alice", json!({}));
+    c.read_until(Kind::Welcome, SECS(5));
+    procs::wait_for("alice in the snapshot", SECS(5), || {
+        (metrics(m_addr)["connections"]["alice"]["connected"] == true).then_some(())
+    });
+    let text = http_get(m_addr, "/metrics");
+    assert!(
+        text.contains("izyrt_connection_rtt_seconds") || text.contains("user=\"alice\""),
+        "{text}"
+    );
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        println!("promtool not found (scripts/setup installs it); skipping the check");
+        return;
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
