@@ -26,6 +26,7 @@ pub mod device;
 pub mod dsp;
 pub mod file;
 pub mod hub;
+pub mod measure;
 pub mod metrics;
 pub mod net;
 pub mod rt;

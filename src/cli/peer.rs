@@ -50,6 +50,9 @@ pub struct PeerArgs {
     /// Record what the speaker plays (the hub's mix) into this WAV file.
     #[arg(long, value_name = "WAV")]
     pub record: Option<std::path::PathBuf>,
+    /// Record what is sent to the hub into this WAV file.
+    #[arg(long = "record-capture", value_name = "WAV")]
+    pub record_capture: Option<std::path::PathBuf>,
     /// Options every role takes.
     #[command(flatten)]
     pub role: RoleArgs,
@@ -199,6 +202,7 @@ pub(super) fn peer_config(
     )
     .map_err(usage)?;
     cfg.record = args.record.clone();
+    cfg.record_capture = args.record_capture.clone();
     cfg.format = match args.format {
         WireFormat::F32 => AudioFormat::F32,
         WireFormat::S16 => AudioFormat::S16,

@@ -85,6 +85,8 @@ pub struct CaptureHalf {
     pub channels: usize,
     /// Next stream position (wire frames).
     pub position: u64,
+    /// Records what is sent (`--record-capture`).
+    pub tap: Option<RecordTap>,
 }
 
 impl CaptureHalf {
@@ -99,6 +101,9 @@ impl CaptureHalf {
             },
             None => input,
         };
+        if let Some(tap) = &mut self.tap {
+            tap.push(wire);
+        }
         let frames = (wire.len() / self.channels) as u32;
         let meta = PacketMeta {
             position: self.position,

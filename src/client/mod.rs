@@ -31,7 +31,7 @@ use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
 use crate::dsp::jitter::{JitterBuffer, JitterConfig};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::ratio::{Decimator, Interpolator};
-use crate::file::{RecordFormat, Recorder, WavRecording};
+use crate::file::{RecordFormat, RecordTap, Recorder, WavRecording};
 use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::Waker;
 use crate::rt::driver::{Driver, DriverConfig};
@@ -106,6 +106,8 @@ pub struct ClientConfig {
     pub cpu: Option<usize>,
     /// Record what the speaker plays into this WAV file (f32).
     pub record: Option<PathBuf>,
+    /// Record what is sent to the hub (after decimation) into this WAV file (f32).
+    pub record_capture: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -134,6 +136,7 @@ impl ClientConfig {
             priority: DEFAULT_PRIORITY,
             cpu: None,
             record: None,
+            record_capture: None,
         }
     }
 
@@ -173,7 +176,7 @@ enum Rt {
 /// A running client.
 pub struct Client {
     rt: Rt,
-    recorder: Option<Recorder>,
+    recorders: Vec<Recorder>,
     net: RtThread<Result<(), Refused>>,
     stop: Arc<Waker>,
     snapshot: Arc<SnapshotCell>,
@@ -220,16 +223,9 @@ impl Client {
         let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
 
         // Playback half.
-        let (recorder, tap) = match &cfg.record {
-            Some(path) => {
-                let wav = WavRecording::create(path, cfg.rate * up, ch, RecordFormat::F32)
-                    .map_err(config_err)?;
-                let (r, t) =
-                    Recorder::with_tap(wav, (cfg.rate * up) as usize).map_err(config_err)?;
-                (Some(r), Some(t))
-            }
-            None => (None, None),
-        };
+        let (recorder, tap) = recording(cfg.record.as_deref(), cfg.rate * up, ch)?;
+        let (capture_recorder, capture_tap) =
+            recording(cfg.record_capture.as_deref(), cfg.rate, ch)?;
         let (mix_tx, mix_rx) = pipe(ch, 4096, 128);
         let (cmd_tx, cmd_rx) = RingBuffer::new(16);
         let speaker = Arc::new(SpeakerStats::default());
@@ -275,6 +271,7 @@ impl Client {
                 stats,
                 channels: usize::from(ch),
                 position: 0,
+                tap: capture_tap,
             })
         };
 
@@ -402,7 +399,7 @@ impl Client {
         }
         Ok(Client {
             rt,
-            recorder,
+            recorders: recorder.into_iter().chain(capture_recorder).collect(),
             net,
             stop,
             snapshot,
@@ -457,7 +454,7 @@ impl Client {
                 end(h.join().map(|e| e.result));
             }
         }
-        if let Some(r) = self.recorder {
+        for r in self.recorders {
             if let Err(e) = r.stop() {
                 failure.get_or_insert(e.to_string());
             }
@@ -468,6 +465,20 @@ impl Client {
             None => Ok(()),
         }
     }
+}
+
+/// A WAV recording fed from an RT thread through a tap, when `path` is given.
+fn recording(
+    path: Option<&std::path::Path>,
+    rate: u32,
+    channels: u16,
+) -> Result<(Option<Recorder>, Option<RecordTap>), ClientError> {
+    let Some(path) = path else {
+        return Ok((None, None));
+    };
+    let wav = WavRecording::create(path, rate, channels, RecordFormat::F32).map_err(config_err)?;
+    let (r, t) = Recorder::with_tap(wav, rate as usize).map_err(config_err)?;
+    Ok((Some(r), Some(t)))
 }
 
 /// The device must run at the rate asked (the wire rate follows from it) and at the
