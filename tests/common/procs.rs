@@ -138,18 +138,18 @@ impl Drop for Proc {
 /// turns every wakeup more than a period late into an xrun.
 pub const PERIODS: &str = "8";
 
+/// Appends `extra`, and `--periods PERIODS` unless `extra` sets it.
+fn with_periods<'a>(args: &mut Vec<&'a str>, extra: &[&'a str]) {
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--periods") {
+        args.extend_from_slice(&["--periods", PERIODS]);
+    }
+}
+
 /// A hub on loopback with its metrics; returns it with (stream address, metrics address).
 pub fn hub(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
-    let mut args = vec![
-        "hub",
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--periods",
-        PERIODS,
-    ];
-    args.extend_from_slice(extra);
+    let mut args = vec!["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"];
+    with_periods(&mut args, extra);
     let mut p = Proc::start("hub", &args);
     let addr = p.addr_after("listening on ");
     let metrics = p.metrics_addr();
@@ -170,7 +170,7 @@ pub fn peer(hub: SocketAddr, user: &str, device: &str, extra: &[&str]) -> (Proc,
         "--metrics",
         "127.0.0.1:0",
     ];
-    args.extend_from_slice(extra);
+    with_periods(&mut args, extra);
     let mut p = Proc::start(user, &args);
     let metrics = p.metrics_addr();
     (p, metrics)
@@ -187,10 +187,8 @@ pub fn monitor(hub: SocketAddr, user: &str, extra: &[&str]) -> (Proc, SocketAddr
         user,
         "--metrics",
         "127.0.0.1:0",
-        "--periods",
-        PERIODS,
     ];
-    args.extend_from_slice(extra);
+    with_periods(&mut args, extra);
     let mut p = Proc::start(user, &args);
     let metrics = p.metrics_addr();
     (p, metrics)

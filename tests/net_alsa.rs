@@ -1,0 +1,64 @@
+//! The roles on ALSA devices, without a sound card: `jackd -d dummy` keeps time and the
+//! ALSA `jack` PCM (libasound2-plugins) is the device. A hub clocked by an ALSA PCM, a peer
+//! on an ALSA duplex PCM and a `virtual` peer: the ALSA peer hears the other through its
+//! ALSA playback, reports QoS, and its RT thread does not allocate. Skipped, with a
+//! message, when jackd or the plugin is missing.
+#![cfg(target_os = "linux")]
+
+#[path = "common/alsa.rs"]
+mod alsa_env;
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::time::Duration;
+
+use alsa_env::JackServer;
+use procs::{hub, metrics, peer, wait_for};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[test]
+fn hub_and_peer_on_alsa_devices() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(_jackd) = JackServer::start(48_000, 256) else {
+        return;
+    };
+    let alsa = ["--period", "256", "--periods", "4"];
+    let (_hub, addr, hub_metrics) = hub(&[&["--device", "izyrt_play"][..], &alsa].concat());
+    let (_alice, alice_metrics) = peer(
+        addr,
+        "alice",
+        "izyrt_jack",
+        &[&["--qos"][..], &alsa].concat(),
+    );
+    let (_bob, _) = peer(addr, "bob", "virtual:tone=660", &alsa);
+    let m = wait_for("alice hears bob through ALSA", SECS(30), || {
+        let m = metrics(alice_metrics);
+        let level = m["levels"]["speakerPeakDbfs"].as_f64()?;
+        ((level + 12.0).abs() < 1.0 && m["micStatus"] == "green").then_some(m)
+    });
+    assert_eq!(m["aggregatorStatus"], "running");
+    let rt = &m["realtime"]["izyrt-peer-audio"];
+    assert_eq!(rt["device"], "izyrt_jack", "{rt}");
+    assert_eq!(rt["periodFrames"], 256);
+    let h = wait_for("alice's QOS at the hub", SECS(10), || {
+        let h = metrics(hub_metrics);
+        h["mixeradminSharedState"]["alice"]["QOSMetrics"]["head"]["frames"]
+            .is_u64()
+            .then_some(h)
+    });
+    let mixer = &h["realtime"]["izyrt-hub-mixer"];
+    assert_eq!(mixer["device"], "izyrt_play", "{mixer}");
+    assert!(mixer["wakeups"].as_u64().unwrap_or(0) > 0 || mixer["periodFrames"] == 256);
+    assert_eq!(h["connections"]["alice"]["connected"], true);
+    // Steady state on the ALSA thread: the counter arms after 2000 periods (10.7 s at 256).
+    let rt = wait_for("the allocation counter armed", SECS(40), || {
+        let m = metrics(alice_metrics);
+        let rt = m["realtime"]["izyrt-peer-audio"].clone();
+        rt["steadyAllocations"].is_u64().then_some(rt)
+    });
+    std::thread::sleep(SECS(2));
+    let rt2 = &metrics(alice_metrics)["realtime"]["izyrt-peer-audio"];
+    assert_eq!(rt2["steadyAllocations"], 0, "{rt} → {rt2}");
+}
