@@ -142,7 +142,7 @@ fn two_peers_and_a_monitor_hear_the_right_mix_and_report_qos() {
 }
 
 #[test]
-fn rt_threads_of_hub_and_peer_do_not_allocate_in_steady_state() {
+fn rt_threads_and_audio_paths_of_hub_and_peer_do_not_allocate() {
     let _serial = serial();
     let (_hub, addr, hub_metrics) = hub(&[]);
     let (_alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440", &["--qos"]);
@@ -167,6 +167,16 @@ fn rt_threads_of_hub_and_peer_do_not_allocate_in_steady_state() {
     std::thread::sleep(SECS(2));
     carol.kill();
     std::thread::sleep(SECS(1));
+    // The net threads' AUDIO paths (in, out, and alice's QOS after every frame) too.
+    let h = metrics(hub_metrics);
+    assert_eq!(h["hub"]["audioPathAllocations"], 0, "{}", h["hub"]);
+    let a = metrics(alice_metrics);
+    let c = &a["connections"]["alice"];
+    assert_eq!(c["audioPathAllocations"], 0, "{c}");
+    assert!(
+        c["qosSent"].as_u64().unwrap() > 1000 && c["packetsOut"].as_u64().unwrap() > 1000,
+        "{c}"
+    );
     for (who, addr) in [("hub", hub_metrics), ("alice", alice_metrics)] {
         let m = metrics(addr);
         for (thread, t) in m["realtime"].as_object().unwrap() {

@@ -11,6 +11,10 @@
 //! (`unauthorized`, `format_unsupported`, `bad_version`, `replaced`, ...) end the client
 //! with that error instead of hammering the hub.
 //!
+//! The AUDIO paths (capture out; mix in, with its QOS report) run under the per-thread
+//! allocation counter and report in `connections.USER.audioPathAllocations` how many
+//! allocator calls they made: 0, or a bug.
+//!
 //! When the hub input stops (connection lost) the playback thread is told to reset its
 //! jitter buffer, which also resets the miss counter (DESIGN.md's rule). QOS reports are
 //! serialised straight into the write queue from borrowed fields: no allocation per frame.
@@ -30,6 +34,7 @@ use crate::metrics::SnapshotCell;
 use crate::net::conn::{Conn, ReadEnd, audio_frame_bytes};
 use crate::net::socket::{connect_nonblocking, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
+use crate::rt::alloc_count::count_allocations;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 use crate::wire::{
@@ -312,7 +317,6 @@ impl ClientNet {
         let scratch = &mut self.scratch;
         let mix = &mut self.links.mix;
         let running = matches!(self.phase, Phase::Running);
-        let mut qos_due = false;
         let end = conn.read_frames(|link, frame| {
             match frame.kind() {
                 Some(Kind::Welcome) if !running && welcome.is_none() => {
@@ -323,8 +327,13 @@ impl ClientNet {
                     return false;
                 }
                 Some(Kind::Audio) if running => {
-                    on_audio(link, &frame, view, id, scratch, mix);
-                    qos_due = id.qos && id.qos_interval_ms == 0;
+                    let ((), n) = count_allocations(|| {
+                        on_audio(link, &frame, view, id, scratch, mix);
+                        if id.qos && id.qos_interval_ms == 0 {
+                            send_qos(link, view);
+                        }
+                    });
+                    view.audio_allocs += n;
                 }
                 Some(Kind::Metadata) => match check_json_object(frame.payload) {
                     Ok(()) => {
@@ -349,10 +358,6 @@ impl ClientNet {
                     return false;
                 }
                 _ => {}
-            }
-            if qos_due {
-                send_qos(link, view);
-                qos_due = false;
             }
             true
         });
@@ -434,13 +439,16 @@ impl ClientNet {
         let id = &self.id;
         let view = &mut self.view;
         let now = now_ns();
-        while capture.pop(|m: PacketMeta, a, b| {
-            let link = &mut conn.link;
-            if link.send_audio(id.rate, id.channels, id.format, &m, a, b) {
-                view.packets_out += 1;
-                view.last_sent_ns = now;
-            }
-        }) {}
+        let ((), n) = count_allocations(|| {
+            while capture.pop(|m: PacketMeta, a, b| {
+                let link = &mut conn.link;
+                if link.send_audio(id.rate, id.channels, id.format, &m, a, b) {
+                    view.packets_out += 1;
+                    view.last_sent_ns = now;
+                }
+            }) {}
+        });
+        view.audio_allocs += n;
         self.flush();
     }
 

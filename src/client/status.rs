@@ -104,6 +104,8 @@ pub struct ClientView {
     pub threshold_ns: u64,
     /// Monotonic ns of the latest AUDIO frame queued to the hub.
     pub last_sent_ns: u64,
+    /// Allocator calls on the AUDIO paths (0, or a bug).
+    pub audio_allocs: u64,
 }
 
 impl ClientView {
@@ -147,6 +149,7 @@ impl ClientView {
             device_buffer_frames,
             threshold_ns,
             last_sent_ns: 0,
+            audio_allocs: 0,
         }
     }
 
@@ -263,6 +266,7 @@ impl ClientView {
             "unsentPackets": self.unsent,
             "mixDropped": self.mix_dropped,
             "qosSent": self.qos_sent,
+            "audioPathAllocations": self.audio_allocs,
             "metadataFrames": self.metadata_frames,
             "rttMs": self.rtt_ns.map(|n| n as f64 / 1e6),
             "jitterTargetFrames": s.target_frames.load(Ordering::Relaxed),

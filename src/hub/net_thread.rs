@@ -11,6 +11,9 @@
 //! convert into one scratch buffer → the client's input pipe; per period each listener's
 //! mix goes from its output pipe straight into a write-queue slot. Neither allocates.
 //!
+//! The AUDIO paths (in and out) run under the per-thread allocation counter and report in
+//! `hub.audioPathAllocations` how many allocator calls they made: 0, or a bug.
+//!
 //! A client that cannot keep up loses its oldest mix frames (the write queue drops them,
 //! counted in `droppedOut`); a client whose control queue (METADATA, PONG) overflows is
 //! stalled and is dropped. Tokens carry a generation so that a stale event for a closed
@@ -34,6 +37,7 @@ use crate::metrics::SnapshotCell;
 use crate::net::conn::{Conn, Link, ReadEnd, audio_frame_bytes};
 use crate::net::socket::{accept_nonblocking, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
+use crate::rt::alloc_count::count_allocations;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx, pipe};
 use crate::rt::runner::RtStatus;
@@ -134,6 +138,8 @@ pub struct HubNet {
     pending: Vec<Pending>,
     started_ns: u64,
     rejected: u64,
+    /// Allocator calls made while handling AUDIO in and out (0, or a bug).
+    audio_allocs: u64,
 }
 
 enum Pending {
@@ -181,6 +187,7 @@ impl HubNet {
             pending: Vec::new(),
             started_ns: now_ns(),
             rejected: 0,
+            audio_allocs: 0,
         })
     }
 
@@ -304,10 +311,17 @@ impl HubNet {
         let Client {
             conn, phase, input, ..
         } = client;
+        let audio_allocs = &mut self.audio_allocs;
         let end = conn.read_frames(|link, frame| match phase {
             Phase::AwaitHello { .. } => on_hello(link, &frame, cfg, idx, pending),
             Phase::Joined { user, .. } => {
-                on_frame(link, &frame, users.at(*user), input.as_mut(), scratch, cfg);
+                let audio = frame.kind() == Some(Kind::Audio);
+                let ((), n) = count_allocations(|| {
+                    on_frame(link, &frame, users.at(*user), input.as_mut(), scratch, cfg)
+                });
+                if audio {
+                    *audio_allocs += n;
+                }
                 true
             }
         });
@@ -578,11 +592,14 @@ impl HubNet {
             let link = &mut client.conn.link;
             let format = client.format;
             let mut sent = 0;
-            while mix.pop(|m: PacketMeta, a, b| {
-                if link.send_audio(rate, channels, format, &m, a, b) {
-                    sent += 1;
-                }
-            }) {}
+            let ((), n) = count_allocations(|| {
+                while mix.pop(|m: PacketMeta, a, b| {
+                    if link.send_audio(rate, channels, format, &m, a, b) {
+                        sent += 1;
+                    }
+                }) {}
+            });
+            self.audio_allocs += n;
             let pipe_drops = mix.dropped();
             let queue_drops = link.wq.dropped_audio();
             let u = self.users.at(user);
@@ -712,6 +729,7 @@ impl HubNet {
             "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
             "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
             "leakedSlots": self.links.leaked.load(Ordering::Relaxed),
+            "audioPathAllocations": self.audio_allocs,
         });
         self.links.snapshot.publish(snap);
     }
