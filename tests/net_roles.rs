@@ -301,7 +301,10 @@ fn peers_come_back_by_themselves_when_the_hub_restarts() {
     first.kill();
     wait_for("alice sees the hub gone", SECS(5), || {
         let m = metrics(alice_metrics);
-        (m["aggregatorStatus"] != "running" && m["micStatus"] == "red").then_some(())
+        // DESIGN.md: the miss counter resets when the aggregator input stops.
+        let misses = m["speakerScriptProcessorIncomingBufferMisses"].as_u64();
+        (m["aggregatorStatus"] != "running" && m["micStatus"] == "red" && misses == Some(0))
+            .then_some(())
     });
     std::thread::sleep(SECS(2));
     let (_second, m2) = start_hub();

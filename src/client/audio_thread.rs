@@ -222,3 +222,119 @@ pub fn step_capture(s: &mut CaptureHalf, capture: &[f32], _playback: &mut [f32])
 pub fn step_playback(s: &mut PlaybackHalf, _capture: &[f32], playback: &mut [f32]) {
     s.play(playback);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::jitter::JitterConfig;
+    use crate::dsp::meter::MeterConfig;
+    use crate::rt::pipe::pipe;
+    use rtrb::RingBuffer;
+
+    const P: u32 = 64;
+
+    fn half() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>) {
+        let (tx, rx) = pipe(1, 4096, 64);
+        let (cmd_tx, cmd_rx) = RingBuffer::new(4);
+        let meter = Meter::new(MeterConfig {
+            rate: 48_000,
+            channels: 1,
+            window_ms: 2,
+            silence_threshold_dbfs: -60.0,
+            silence_hold_ms: 10,
+        })
+        .unwrap();
+        let levels = meter.levels();
+        let jitter = JitterBuffer::new(JitterConfig {
+            channels: 1,
+            period_frames: P,
+            capacity_frames: P * 64,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: P * 8,
+            slack_frames: P * 4,
+            steady_pulls: 10_000,
+            drift_pulls: 100,
+        })
+        .unwrap();
+        let h = PlaybackHalf {
+            input: rx,
+            commands: cmd_rx,
+            jitter,
+            interpolator: None,
+            wire: vec![0.0; P as usize],
+            meter,
+            levels,
+            stats: Arc::new(SpeakerStats::default()),
+            channels: 1,
+            tap: None,
+        };
+        (h, tx, cmd_tx)
+    }
+
+    fn send(tx: &mut PipeTx, pos: &mut u64, value: f32) {
+        let meta = PacketMeta {
+            position: *pos,
+            origin_ns: 0,
+            frames: P,
+        };
+        assert!(tx.push(meta, &[value; P as usize]));
+        *pos += u64::from(P);
+    }
+
+    /// Plays a tone-level stream with one missing packet: one miss.
+    fn with_a_miss() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>, u64) {
+        let (mut h, mut tx, cmd) = half();
+        let mut out = [0.0f32; P as usize];
+        let mut pos = 0;
+        for i in 0..40 {
+            if i != 20 {
+                send(&mut tx, &mut pos, 0.5);
+            } else {
+                pos += u64::from(P); // lost
+            }
+            h.play(&mut out);
+        }
+        assert!(h.stats.misses.load(Ordering::Relaxed) >= 1);
+        (h, tx, cmd, pos)
+    }
+
+    #[test]
+    fn misses_reset_when_the_speaker_turns_silent() {
+        let (mut h, mut tx, _cmd, mut pos) = with_a_miss();
+        let misses = h.stats.misses.load(Ordering::Relaxed);
+        let mut out = [0.0f32; P as usize];
+        // Still audible: the count stays.
+        for _ in 0..5 {
+            send(&mut tx, &mut pos, 0.5);
+            h.play(&mut out);
+        }
+        assert_eq!(h.stats.misses.load(Ordering::Relaxed), misses);
+        // Silence for longer than the 10 ms hold: reset.
+        for _ in 0..20 {
+            send(&mut tx, &mut pos, 0.0);
+            h.play(&mut out);
+        }
+        assert!(h.levels.silent());
+        assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+        assert!(
+            h.stats.misses_total.load(Ordering::Relaxed) >= misses,
+            "the total keeps them"
+        );
+    }
+
+    #[test]
+    fn misses_reset_when_the_hub_input_stops() {
+        let (mut h, _tx, mut cmd, _) = with_a_miss();
+        cmd.push(PlaybackCommand::Reset).unwrap();
+        let mut out = [0.0f32; P as usize];
+        h.play(&mut out);
+        assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+        assert_eq!(h.stats.depth_frames.load(Ordering::Relaxed), 0);
+        // With the stream gone the buffer waits for a new one: priming, not misses.
+        for _ in 0..10 {
+            h.play(&mut out);
+        }
+        assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+    }
+}
