@@ -35,7 +35,9 @@ fn bad_values_stop_with_one_line_naming_them() {
     std::fs::write(&typo, r#"{"rte": 48000}"#).unwrap();
     let wrong_type = dir.join("type.json");
     std::fs::write(&wrong_type, r#"{"period": "fast"}"#).unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, what the one line says)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["hub", "--rate", "7"],
             vec![],
