@@ -162,6 +162,18 @@ fn flags_beat_environment_beat_config_file() {
     let w = Welcome::parse(payload).unwrap();
     assert_eq!(w.frames_per_packet, 128);
     assert_eq!(format!("{:?}", w.mix), "Full");
+    // A client may ask for its own mix (HELLO "mix").
+    let mut c = Raw::connect(addr);
+    c.hello("bob", json!({"mix": "loopback"}));
+    let (frames, _) = c.read_until(Kind::Welcome, SECS(5));
+    let (_, payload) = frames
+        .iter()
+        .find(|(k, _)| *k == Some(Kind::Welcome))
+        .unwrap();
+    assert_eq!(
+        format!("{:?}", Welcome::parse(payload).unwrap().mix),
+        "Loopback"
+    );
 }
 
 #[test]

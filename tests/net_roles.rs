@@ -79,6 +79,16 @@ fn two_peers_and_a_monitor_hear_the_right_mix_and_report_qos() {
         (s["alice"]["QOSMetrics"]["rttMs"].is_f64() && s["bob"]["QOSMetrics"]["latencyMs"].is_f64())
             .then_some(())
     });
+    // METADATA at least every 500 ms.
+    let frames = |m: &Value| {
+        m["connections"]["admin"]["metadataFrames"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = frames(&metrics(mon_metrics));
+    std::thread::sleep(SECS(2));
+    let got = frames(&metrics(mon_metrics)) - first;
+    assert!(got >= 3, "{got} METADATA frames in 2 s");
     let h = metrics(hub_metrics);
     assert_eq!(h["connections"]["alice"]["mix"], "minus");
     assert_eq!(h["connections"]["admin"]["mix"], "full");
@@ -314,6 +324,7 @@ fn peers_come_back_by_themselves_when_the_hub_restarts() {
         (connected(&m, "alice") && connected(&m, "bob")).then_some(())
     });
     let took = back.elapsed();
+    eprintln!("peers back {took:?} after the new hub was listening");
     assert!(took < SECS(2), "peers took {took:?} to return");
     wait_for("alice running again", SECS(5), || {
         let m = metrics(alice_metrics);
