@@ -40,17 +40,17 @@ fn main() {
         let wav = dir.join(format!("rt-{period}.wav"));
         let sent = dir.join(format!("rt-{period}-sent.wav"));
         let mut hub_cfg = HubConfig::new("127.0.0.1:0".parse().unwrap());
-        hub_cfg.period = period;
-        hub_cfg.periods = buffer;
+        hub_cfg.settings.period = period;
+        hub_cfg.settings.periods = buffer;
         hub_cfg.mix = Mix::Loopback;
+        let hub_cfg_settings = hub_cfg.settings.clone();
         let hub = Hub::start(hub_cfg).expect("hub");
         let mut cfg = ClientConfig::peer(
             hub.local_addr(),
             "bench",
             Devices::Duplex("virtual:impulse".parse().unwrap()),
         );
-        cfg.period = period;
-        cfg.periods = buffer;
+        cfg.settings = hub_cfg_settings.clone();
         cfg.record = Some(wav.clone());
         cfg.record_capture = Some(sent.clone());
         let client = Client::start(cfg).expect("peer");

@@ -47,14 +47,9 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
         .ok_or_else(|| CliError::Usage("--device is required for dev mode".into()))?;
     let listen = resolve_addr("--listen", args.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
     let mut hub_cfg = HubConfig::new(listen);
-    hub_cfg.rate = role.common.rate;
-    hub_cfg.period = role.common.period;
-    hub_cfg.channels = role.common.channels;
+    hub_cfg.settings = role.settings.clone();
     hub_cfg.token = role.token.clone();
     hub_cfg.mix = Mix::Full;
-    hub_cfg.priority = role.priority;
-    hub_cfg.liveness_ms = role.liveness_ms;
-    hub_cfg.latency_threshold_ms = role.latency_threshold_ms;
 
     serve::prepare_signals();
     let hub = Hub::start(hub_cfg).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -63,16 +58,7 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
     cfg.qos = true;
     cfg.qos_interval_ms = 100;
     cfg.token = role.token.clone();
-    cfg.rate = role.common.rate;
-    cfg.period = role.common.period;
-    cfg.channels = role.common.channels;
-    cfg.periods = role.periods;
-    cfg.priority = role.priority;
-    cfg.cpu = role.cpu;
-    cfg.liveness_ms = role.liveness_ms;
-    cfg.latency_threshold_ms = role.latency_threshold_ms;
-    cfg.silence_threshold_db = role.silence_threshold_db;
-    cfg.silence_hold_ms = role.silence_hold_ms;
+    cfg.settings = role.settings.clone();
     let client = match Client::start(cfg) {
         Ok(c) => c,
         Err(e) => {

@@ -89,10 +89,7 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
             .unwrap_or_else(|| "0.0.0.0:7100".into()),
     };
     let mut cfg = HubConfig::new(resolve_addr("--listen", &listen)?);
-    cfg.rate = role.common.rate;
-    cfg.period = role.common.period;
-    cfg.channels = role.common.channels;
-    cfg.periods = role.periods;
+    cfg.settings = role.settings.clone();
     cfg.token = role.token.clone();
     if let Some(d) = role.device("--device", args.device.as_deref(), "device", None)? {
         cfg.device = d;
@@ -120,12 +117,6 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
         1..=4096,
     )
     .map_err(usage)? as usize;
-    cfg.liveness_ms = role.liveness_ms;
-    cfg.latency_threshold_ms = role.latency_threshold_ms;
-    cfg.silence_threshold_db = role.silence_threshold_db;
-    cfg.silence_hold_ms = role.silence_hold_ms;
-    cfg.priority = role.priority;
-    cfg.cpu = role.cpu;
     Ok((cfg, role))
 }
 
@@ -138,9 +129,9 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
     serve::prepare_signals();
     let summary = format!(
         "{} Hz, {} ch, {}-frame periods, mix {:?}, clock {}",
-        cfg.rate,
-        cfg.channels,
-        cfg.period,
+        cfg.settings.rate,
+        cfg.settings.channels,
+        cfg.settings.period,
         cfg.mix,
         device_name(&cfg.device)
     );

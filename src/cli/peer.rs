@@ -118,16 +118,7 @@ fn base(
     }
     let mut cfg = ClientConfig::peer(hub, &user, devices);
     cfg.token = role.token.clone();
-    cfg.rate = role.common.rate;
-    cfg.period = role.common.period;
-    cfg.channels = role.common.channels;
-    cfg.periods = role.periods;
-    cfg.liveness_ms = role.liveness_ms;
-    cfg.latency_threshold_ms = role.latency_threshold_ms;
-    cfg.silence_threshold_db = role.silence_threshold_db;
-    cfg.silence_hold_ms = role.silence_hold_ms;
-    cfg.priority = role.priority;
-    cfg.cpu = role.cpu;
+    cfg.settings = role.settings.clone();
     Ok(cfg)
 }
 
@@ -257,7 +248,7 @@ fn run_client(cfg: ClientConfig, role: super::role_args::Role) -> Result<i32, Cl
     serve::prepare_signals();
     let what = format!(
         "{} as {} ({} Hz, {} ch, {}-frame packets)",
-        cfg.hub, cfg.user, cfg.rate, cfg.channels, cfg.period
+        cfg.hub, cfg.user, cfg.settings.rate, cfg.settings.channels, cfg.settings.period
     );
     let client = Client::start(cfg).map_err(client_error)?;
     eprintln!("client:    connecting to {what}");

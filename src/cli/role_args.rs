@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use super::CliError;
-use crate::config::{Common, CommonArgs, ConfigFile, pick};
+use crate::config::{CommonArgs, ConfigFile, Settings, pick};
 use crate::device::DeviceSpec;
 use crate::rt::thread::DEFAULT_PRIORITY;
 
@@ -60,28 +60,14 @@ pub struct RoleArgs {
 /// [`RoleArgs`] resolved.
 #[derive(Debug, Clone)]
 pub struct Role {
-    /// Rate, period, channels.
-    pub common: Common,
+    /// What the role's threads are built with.
+    pub settings: Settings,
     /// The config file (for role-specific keys).
     pub file: ConfigFile,
     /// Token.
     pub token: Option<String>,
     /// Metrics address, `None` when disabled.
     pub metrics: Option<SocketAddr>,
-    /// Periods per device buffer.
-    pub periods: u32,
-    /// RT priority.
-    pub priority: u8,
-    /// CPU pin.
-    pub cpu: Option<usize>,
-    /// Liveness, ms.
-    pub liveness_ms: u32,
-    /// Track latency threshold, ms.
-    pub latency_threshold_ms: u32,
-    /// Silence threshold, dBFS.
-    pub silence_threshold_db: f32,
-    /// Silence hold, ms.
-    pub silence_hold_ms: u32,
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -113,10 +99,10 @@ impl RoleArgs {
             -150.0..=0.0,
         )
         .map_err(usage)?;
-        Ok(Role {
-            common,
-            token: self.token.clone().or(file.string("token").map_err(usage)?),
-            metrics,
+        let settings = Settings {
+            rate: common.rate,
+            period: common.period,
+            channels: common.channels,
             periods: pick(
                 "periods",
                 self.periods,
@@ -159,6 +145,11 @@ impl RoleArgs {
                 1..=600_000,
             )
             .map_err(usage)?,
+        };
+        Ok(Role {
+            settings,
+            token: self.token.clone().or(file.string("token").map_err(usage)?),
+            metrics,
             file,
         })
     }

@@ -27,9 +27,10 @@ use std::sync::Arc;
 
 use rtrb::RingBuffer;
 
+use crate::config::Settings;
 use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
 use crate::dsp::jitter::{JitterBuffer, JitterConfig};
-use crate::dsp::meter::{Meter, MeterConfig};
+use crate::dsp::meter::Meter;
 use crate::dsp::ratio::{Decimator, Interpolator};
 use crate::file::{RecordFormat, RecordTap, Recorder, WavRecording};
 use crate::metrics::{SnapshotCell, default_snapshot};
@@ -37,7 +38,7 @@ use crate::net::Waker;
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::pipe::pipe;
 use crate::rt::runner::{self, RtHandle, RtStatus};
-use crate::rt::thread::{self, DEFAULT_PRIORITY, RtOptions, RtThread, net_thread_options};
+use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
 use audio_thread::{CaptureHalf, Duplex, MicStats, PlaybackHalf, SpeakerStats};
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
@@ -74,14 +75,9 @@ pub struct ClientConfig {
     pub mix: Option<Mix>,
     /// The devices.
     pub devices: Devices,
-    /// Wire rate, Hz (the device runs at this × the ratio).
-    pub rate: u32,
-    /// Frames per packet on the wire (the device period is this × the ratio).
-    pub period: u32,
-    /// Channels.
-    pub channels: u16,
-    /// Periods in each device buffer.
-    pub periods: u32,
+    /// Wire rate and packet size (the devices run at these × the ratios), channels,
+    /// buffer, thresholds, RT priority.
+    pub settings: Settings,
     /// `downsampleRatio`: capture decimation.
     pub downsample_ratio: u32,
     /// `upsampleRatio`: playback interpolation.
@@ -92,18 +88,6 @@ pub struct ClientConfig {
     pub qos: bool,
     /// QOS interval, ms (0: after every AUDIO frame received).
     pub qos_interval_ms: u32,
-    /// Liveness, ms.
-    pub liveness_ms: u32,
-    /// Track latency threshold, ms.
-    pub latency_threshold_ms: u32,
-    /// Speaker silence threshold, dBFS.
-    pub silence_threshold_db: f32,
-    /// Speaker silence hold, ms.
-    pub silence_hold_ms: u32,
-    /// RT priority.
-    pub priority: u8,
-    /// CPU to pin the RT thread(s) to.
-    pub cpu: Option<usize>,
     /// Record what the speaker plays into this WAV file (f32).
     pub record: Option<PathBuf>,
     /// Record what is sent to the hub (after decimation) into this WAV file (f32).
@@ -120,21 +104,12 @@ impl ClientConfig {
             role: Role::Peer,
             mix: None,
             devices,
-            rate: 48_000,
-            period: 64,
-            channels: 2,
-            periods: 2,
+            settings: Settings::default(),
             downsample_ratio: 1,
             upsample_ratio: 1,
             format: AudioFormat::F32,
             qos: false,
             qos_interval_ms: 0,
-            liveness_ms: 5_000,
-            latency_threshold_ms: 100,
-            silence_threshold_db: -60.0,
-            silence_hold_ms: 1_000,
-            priority: DEFAULT_PRIORITY,
-            cpu: None,
             record: None,
             record_capture: None,
         }
@@ -193,7 +168,7 @@ impl Client {
     /// # Errors
     /// [`ClientError::Config`] naming a refused setting or device.
     pub fn start(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let ch = cfg.channels;
+        let ch = cfg.settings.channels;
         let (down, up) = (cfg.downsample_ratio.max(1), cfg.upsample_ratio.max(1));
         if matches!(cfg.devices, Devices::Duplex(_)) && down != up {
             return Err(ClientError::Config(format!(
@@ -201,46 +176,40 @@ impl Client {
             )));
         }
         let stream = |ratio: u32| StreamConfig {
-            rate: cfg.rate * ratio,
+            rate: cfg.settings.rate * ratio,
             channels: ch,
-            period_frames: cfg.period * ratio,
-            periods: cfg.periods,
+            period_frames: cfg.settings.period * ratio,
+            periods: cfg.settings.periods,
         };
         let open_dev = |spec: &DeviceSpec, dir: Direction, ratio: u32| {
             let dev = open(spec, dir, stream(ratio)).map_err(config_err)?;
             check_obtained(&*dev, stream(ratio))?;
             Ok::<_, ClientError>(dev)
         };
-        let meter_cfg = |rate: u32| MeterConfig {
-            rate,
-            channels: ch,
-            silence_threshold_dbfs: cfg.silence_threshold_db,
-            silence_hold_ms: cfg.silence_hold_ms,
-            ..MeterConfig::default()
-        };
+        let meter_cfg = |rate: u32| cfg.settings.meter(rate);
         let captured = Arc::new(Waker::new().map_err(config_err)?);
         let stop = Arc::new(Waker::new().map_err(config_err)?);
         let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
 
         // Playback half.
-        let (recorder, tap) = recording(cfg.record.as_deref(), cfg.rate * up, ch)?;
+        let (recorder, tap) = recording(cfg.record.as_deref(), cfg.settings.rate * up, ch)?;
         let (capture_recorder, capture_tap) =
-            recording(cfg.record_capture.as_deref(), cfg.rate, ch)?;
+            recording(cfg.record_capture.as_deref(), cfg.settings.rate, ch)?;
         let (mix_tx, mix_rx) = pipe(ch, 4096, 128);
         let (cmd_tx, cmd_rx) = RingBuffer::new(16);
         let speaker = Arc::new(SpeakerStats::default());
-        let meter = Meter::new(meter_cfg(cfg.rate * up)).map_err(config_err)?;
+        let meter = Meter::new(meter_cfg(cfg.settings.rate * up)).map_err(config_err)?;
         let speaker_levels = meter.levels();
         let playback = PlaybackHalf {
             input: mix_rx,
             commands: cmd_rx,
-            jitter: JitterBuffer::new(jitter_config(ch, cfg.period, cfg.rate))
+            jitter: JitterBuffer::new(jitter_config(ch, cfg.settings.period, cfg.settings.rate))
                 .map_err(config_err)?,
             interpolator: (up > 1)
-                .then(|| Interpolator::new(up, ch, (cfg.period * up) as usize))
+                .then(|| Interpolator::new(up, ch, (cfg.settings.period * up) as usize))
                 .transpose()
                 .map_err(config_err)?,
-            wire: vec![0.0; cfg.period as usize * usize::from(ch)],
+            wire: vec![0.0; cfg.settings.period as usize * usize::from(ch)],
             meter,
             levels: Arc::clone(&speaker_levels),
             stats: Arc::clone(&speaker),
@@ -254,19 +223,19 @@ impl Client {
         let capture = if cfg.role == Role::Monitor {
             None
         } else {
-            let (tx, rx) = pipe(ch, cfg.period * 32, 32);
+            let (tx, rx) = pipe(ch, cfg.settings.period * 32, 32);
             capture_rx = Some(rx);
-            let meter = Meter::new(meter_cfg(cfg.rate * down)).map_err(config_err)?;
+            let meter = Meter::new(meter_cfg(cfg.settings.rate * down)).map_err(config_err)?;
             let stats = Arc::new(MicStats::default());
             mic = Some((Arc::clone(&stats), meter.levels()));
             Some(CaptureHalf {
                 out: tx,
                 waker: Arc::clone(&captured),
                 decimator: (down > 1)
-                    .then(|| Decimator::new(down, ch, (cfg.period * down) as usize))
+                    .then(|| Decimator::new(down, ch, (cfg.settings.period * down) as usize))
                     .transpose()
                     .map_err(config_err)?,
-                wire: vec![0.0; cfg.period as usize * usize::from(ch)],
+                wire: vec![0.0; cfg.settings.period as usize * usize::from(ch)],
                 meter,
                 stats,
                 channels: usize::from(ch),
@@ -282,11 +251,11 @@ impl Client {
         };
         let opts = |what: &str, ratio: u32| RtOptions {
             name: format!("izyrt-{tag}-{what}"),
-            priority: cfg.priority,
-            cpu: cfg.cpu,
+            priority: cfg.settings.priority,
+            cpu: cfg.settings.cpu,
             lock_memory: true,
-            period_frames: cfg.period * ratio,
-            rate: cfg.rate * ratio,
+            period_frames: cfg.settings.period * ratio,
+            rate: cfg.settings.rate * ratio,
         };
         let driver = || Driver::new(DriverConfig::default()).map_err(config_err);
         let (rt, device_rate, device_buffer) = match (&cfg.devices, capture) {
@@ -362,7 +331,7 @@ impl Client {
             threads,
             device_rate,
             device_buffer,
-            u64::from(cfg.latency_threshold_ms) * 1_000_000,
+            u64::from(cfg.settings.latency_threshold_ms) * 1_000_000,
         );
         let id = Identity {
             hub: cfg.hub,
@@ -370,13 +339,13 @@ impl Client {
             token: cfg.token.clone(),
             role: cfg.role,
             mix: cfg.mix,
-            rate: cfg.rate,
+            rate: cfg.settings.rate,
             channels: ch,
-            frames_per_packet: cfg.period,
+            frames_per_packet: cfg.settings.period,
             format: cfg.format,
             qos: cfg.qos,
             qos_interval_ms: cfg.qos_interval_ms,
-            liveness_ns: u64::from(cfg.liveness_ms) * 1_000_000,
+            liveness_ns: u64::from(cfg.settings.liveness_ms) * 1_000_000,
         };
         let links = ClientLinks {
             capture: capture_rx,

@@ -530,30 +530,13 @@ fn on_audio(
     mix: &mut PipeTx,
 ) {
     let Ok(audio) = frame.audio() else { return };
-    let h = audio.header;
-    if h.sample_rate != id.rate || h.channels != id.channels {
-        return link.refuse(
-            ErrorCode::BadAudio,
-            format!(
-                "AUDIO at {} Hz, {} channels; WELCOME said {} Hz, {} channels",
-                h.sample_rate, h.channels, id.rate, id.channels
-            ),
-        );
-    }
-    let n = h.samples();
-    let Some(out) = scratch.get_mut(..n) else {
+    let shape = (id.rate, id.channels);
+    let Some((h, queued)) = link.take_audio(&audio, shape, "WELCOME", scratch, mix) else {
         return;
     };
-    audio.read_f32(out);
-    let meta = PacketMeta {
-        position: h.position,
-        origin_ns: h.origin_ns,
-        frames: h.frames,
-    };
-    if !mix.push(meta, out) {
+    if !queued {
         view.mix_dropped += 1;
     }
-    link.on_audio(&audio);
     view.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
 }
 

@@ -186,6 +186,69 @@ impl ConfigFile {
     }
 }
 
+/// The settings every role's threads are built with (resolved options).
+///
+/// # Example
+/// ```
+/// let s = izyrt::config::Settings::default();
+/// assert_eq!((s.rate, s.period, s.channels, s.periods), (48_000, 64, 2, 2));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Stream rate, Hz (a client's device runs at this × its resampling ratio).
+    pub rate: u32,
+    /// Frames per period and per AUDIO packet.
+    pub period: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Periods in each device buffer.
+    pub periods: u32,
+    /// SCHED_FIFO priority of the RT threads (net threads run 10 below).
+    pub priority: u8,
+    /// CPU to pin the RT threads to.
+    pub cpu: Option<usize>,
+    /// A connection silent for this long is dead, ms.
+    pub liveness_ms: u32,
+    /// A track whose seq has not advanced for this long is disconnected, ms.
+    pub latency_threshold_ms: u32,
+    /// Below this level audio counts as silence, dBFS.
+    pub silence_threshold_db: f32,
+    /// Audio must stay below the threshold this long to be silent, ms.
+    pub silence_hold_ms: u32,
+}
+
+impl Default for Settings {
+    /// 48 kHz, 64-frame periods, stereo, 2 periods, priority 80, 5 s liveness, 100 ms
+    /// latency threshold, silence below -60 dBFS for 1 s.
+    fn default() -> Self {
+        Settings {
+            rate: 48_000,
+            period: 64,
+            channels: 2,
+            periods: 2,
+            priority: crate::rt::thread::DEFAULT_PRIORITY,
+            cpu: None,
+            liveness_ms: 5_000,
+            latency_threshold_ms: 100,
+            silence_threshold_db: -60.0,
+            silence_hold_ms: 1_000,
+        }
+    }
+}
+
+impl Settings {
+    /// The meter settings for streams of these settings at `rate`.
+    pub fn meter(&self, rate: u32) -> crate::dsp::meter::MeterConfig {
+        crate::dsp::meter::MeterConfig {
+            rate,
+            channels: self.channels,
+            silence_threshold_dbfs: self.silence_threshold_db,
+            silence_hold_ms: self.silence_hold_ms,
+            ..Default::default()
+        }
+    }
+}
+
 /// `--rate`, `--period`, `--channels` and `--config`, which every role takes.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CommonArgs {

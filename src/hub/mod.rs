@@ -26,15 +26,16 @@ use std::sync::atomic::AtomicU64;
 
 use rtrb::RingBuffer;
 
+use crate::config::Settings;
 use crate::device::{DeviceSpec, Direction, StreamConfig, open};
-use crate::dsp::meter::{Meter, MeterConfig};
+use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{Limit, MixMode, Mixer, MixerConfig};
 use crate::file::{Clip, ClipReader};
 use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::{SocketTuning, Waker, socket};
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::runner::{self, RtHandle, RtStatus};
-use crate::rt::thread::{self, DEFAULT_PRIORITY, RtOptions, RtThread, net_thread_options};
+use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::Mix;
 use mixer_thread::{Input, MixerState, Slot, SlotStats};
 use net_thread::{HubNet, NetConfig, NetLinks};
@@ -44,16 +45,10 @@ use net_thread::{HubNet, NetConfig, NetLinks};
 pub struct HubConfig {
     /// Where to listen for clients.
     pub listen: SocketAddr,
-    /// Stream rate, Hz.
-    pub rate: u32,
-    /// Frames per period and per mix packet.
-    pub period: u32,
-    /// Channels.
-    pub channels: u16,
+    /// Rate, period, channels, buffer, thresholds, RT priority.
+    pub settings: Settings,
     /// The clock and local output: `virtual` by default, or a sound card.
     pub device: DeviceSpec,
-    /// Periods in the device buffer.
-    pub periods: u32,
     /// Required HELLO token.
     pub token: Option<String>,
     /// What a peer hears unless it asks.
@@ -62,18 +57,6 @@ pub struct HubConfig {
     pub files: Vec<PathBuf>,
     /// Most clients at once.
     pub max_clients: usize,
-    /// Silence before a connection is dead, ms.
-    pub liveness_ms: u32,
-    /// A track whose seq has not advanced for this long is disconnected, ms.
-    pub latency_threshold_ms: u32,
-    /// Silence threshold of the input meters, dBFS.
-    pub silence_threshold_db: f32,
-    /// Silence hold time, ms.
-    pub silence_hold_ms: u32,
-    /// SCHED_FIFO priority of the mixer thread.
-    pub priority: u8,
-    /// CPU to pin the mixer thread to.
-    pub cpu: Option<usize>,
 }
 
 impl HubConfig {
@@ -82,21 +65,12 @@ impl HubConfig {
     pub fn new(listen: SocketAddr) -> HubConfig {
         HubConfig {
             listen,
-            rate: 48_000,
-            period: 64,
-            channels: 2,
+            settings: Settings::default(),
             device: DeviceSpec::Virtual(Default::default()),
-            periods: 2,
             token: None,
             mix: Mix::Minus,
             files: Vec::new(),
             max_clients: 256,
-            liveness_ms: 5_000,
-            latency_threshold_ms: 100,
-            silence_threshold_db: -60.0,
-            silence_hold_ms: 1_000,
-            priority: DEFAULT_PRIORITY,
-            cpu: None,
         }
     }
 }
@@ -138,32 +112,26 @@ impl Hub {
     /// [`HubError`] naming what was refused.
     pub fn start(cfg: HubConfig) -> Result<Hub, HubError> {
         let stream = StreamConfig {
-            rate: cfg.rate,
-            channels: cfg.channels,
-            period_frames: cfg.period,
-            periods: cfg.periods,
+            rate: cfg.settings.rate,
+            channels: cfg.settings.channels,
+            period_frames: cfg.settings.period,
+            periods: cfg.settings.periods,
         };
         let device = open(&cfg.device, Direction::Playback, stream)
             .map_err(|e| HubError::Config(e.to_string()))?;
         let obtained = device.obtained().clone();
-        if obtained.rate != cfg.rate {
+        if obtained.rate != cfg.settings.rate {
             return Err(HubError::Config(format!(
                 "device {} runs at {} Hz, not the {} Hz asked for",
-                obtained.name, obtained.rate, cfg.rate
+                obtained.name, obtained.rate, cfg.settings.rate
             )));
         }
         let period = obtained.period_frames;
-        let meter_cfg = MeterConfig {
-            rate: cfg.rate,
-            channels: cfg.channels,
-            silence_threshold_dbfs: cfg.silence_threshold_db,
-            silence_hold_ms: cfg.silence_hold_ms,
-            ..MeterConfig::default()
-        };
+        let meter_cfg = cfg.settings.meter(cfg.settings.rate);
         let mut file_slots = Vec::new();
         let mut file_tracks = Vec::new();
         for path in &cfg.files {
-            let clip = Clip::load(path, cfg.rate, cfg.channels)
+            let clip = Clip::load(path, cfg.settings.rate, cfg.settings.channels)
                 .map_err(|e| HubError::Config(format!("--file {}: {e}", path.display())))?;
             let meter = Meter::new(meter_cfg).map_err(|e| HubError::Config(e.to_string()))?;
             let name = path.file_name().map_or_else(
@@ -182,7 +150,7 @@ impl Hub {
         let slots = file_slots.len() + cfg.max_clients;
         let mixer = Mixer::new(MixerConfig {
             max_slots: slots,
-            channels: cfg.channels,
+            channels: cfg.settings.channels,
             period_frames: period,
             limit: Limit::SoftClip,
         })
@@ -211,24 +179,24 @@ impl Hub {
             Driver::new(DriverConfig::default()).map_err(|e| HubError::Failed(e.to_string()))?;
         let opts = RtOptions {
             name: "izyrt-hub-mixer".into(),
-            priority: cfg.priority,
-            cpu: cfg.cpu,
+            priority: cfg.settings.priority,
+            cpu: cfg.settings.cpu,
             lock_memory: true,
             period_frames: period,
-            rate: cfg.rate,
+            rate: cfg.settings.rate,
         };
         let rt = runner::start(&opts, device, driver, state, mixer_thread::step)
             .map_err(|e| HubError::Config(e.to_string()))?;
         let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
         let net_cfg = NetConfig {
-            rate: cfg.rate,
-            channels: cfg.channels,
+            rate: cfg.settings.rate,
+            channels: cfg.settings.channels,
             period,
             token: cfg.token.clone(),
             default_mix: cfg.mix,
             max_clients: cfg.max_clients,
-            liveness_ns: u64::from(cfg.liveness_ms) * 1_000_000,
-            latency_threshold_ns: u64::from(cfg.latency_threshold_ms) * 1_000_000,
+            liveness_ns: u64::from(cfg.settings.liveness_ms) * 1_000_000,
+            latency_threshold_ns: u64::from(cfg.settings.latency_threshold_ms) * 1_000_000,
             meter: meter_cfg,
             session: session_id(),
             files: file_tracks,

@@ -838,39 +838,14 @@ fn on_frame(
     match frame.kind() {
         Some(Kind::Audio) => {
             let Ok(view) = frame.audio() else { return };
-            let h = view.header;
             let Some(input) = input else {
                 return; // a monitor's audio goes nowhere
             };
-            if h.sample_rate != cfg.rate || h.channels != cfg.channels {
-                return link.refuse(
-                    ErrorCode::BadAudio,
-                    format!(
-                        "AUDIO at {} Hz, {} channels; HELLO said {} Hz, {} channels",
-                        h.sample_rate, h.channels, cfg.rate, cfg.channels
-                    ),
-                );
+            let shape = (cfg.rate, cfg.channels);
+            if let Some((h, _)) = link.take_audio(&view, shape, "HELLO", scratch, input) {
+                user.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
+                user.rtt_ns = link.rtt_ns;
             }
-            let n = h.samples();
-            let Some(out) = scratch.get_mut(..n) else {
-                return link.refuse(
-                    ErrorCode::BadAudio,
-                    format!(
-                        "{} frames over this hub's limit {MAX_CLIENT_PACKET}",
-                        h.frames
-                    ),
-                );
-            };
-            view.read_f32(out);
-            let meta = PacketMeta {
-                position: h.position,
-                origin_ns: h.origin_ns,
-                frames: h.frames,
-            };
-            input.push(meta, out);
-            link.on_audio(&view);
-            user.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
-            user.rtt_ns = link.rtt_ns;
         }
         Some(Kind::Qos) => match check_json_object(frame.payload) {
             Ok(()) => {

@@ -25,7 +25,7 @@ use super::write_queue::{WriteQueue, WriteQueueConfig};
 use super::{EventLoop, Interest};
 use crate::dsp::convert::f32_to_s16;
 use crate::rt::clock::now_ns;
-use crate::rt::pipe::PacketMeta;
+use crate::rt::pipe::{PacketMeta, PipeTx};
 use crate::wire::{
     AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode, Frame,
     HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json, encode_ping,
@@ -275,6 +275,48 @@ impl Link {
         if echo != 0 && echo <= now && now - echo < 60_000_000_000 {
             self.rtt_ns = Some(now - echo);
         }
+    }
+
+    /// Takes an AUDIO frame received: checks it against the stream agreed in the
+    /// handshake (`agreed` names the frame that set it, for the ERROR), converts its
+    /// samples through `scratch` into `pipe` and notes it for the echo. Returns the
+    /// sub-header and whether the pipe took it, or `None` after answering `bad_audio`.
+    /// No allocation.
+    pub fn take_audio(
+        &mut self,
+        view: &AudioView<'_>,
+        (rate, channels): (u32, u16),
+        agreed: &str,
+        scratch: &mut [f32],
+        pipe: &mut PipeTx,
+    ) -> Option<(AudioHeader, bool)> {
+        let h = view.header;
+        let Some(out) = scratch.get_mut(..h.samples()) else {
+            self.refuse(
+                ErrorCode::BadAudio,
+                format!("{} frames over the limit agreed in {agreed}", h.frames),
+            );
+            return None;
+        };
+        if h.sample_rate != rate || h.channels != channels {
+            self.refuse(
+                ErrorCode::BadAudio,
+                format!(
+                    "AUDIO at {} Hz, {} channels; {agreed} said {rate} Hz, {channels} channels",
+                    h.sample_rate, h.channels
+                ),
+            );
+            return None;
+        }
+        view.read_f32(out);
+        let meta = PacketMeta {
+            position: h.position,
+            origin_ns: h.origin_ns,
+            frames: h.frames,
+        };
+        let queued = pipe.push(meta, out);
+        self.on_audio(view);
+        Some((h, queued))
     }
 
     /// Queues one AUDIO frame on track 0 from two slices of interleaved f32 (as a
