@@ -158,29 +158,23 @@ pub fn hub(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
 
 /// A peer of `hub` as `user` on `device`, metrics on an ephemeral port.
 pub fn peer(hub: SocketAddr, user: &str, device: &str, extra: &[&str]) -> (Proc, SocketAddr) {
-    let hub = hub.to_string();
-    let mut args = vec![
+    client(
         "peer",
-        "--hub",
-        &hub,
-        "--user",
+        hub,
         user,
-        "--device",
-        device,
-        "--metrics",
-        "127.0.0.1:0",
-    ];
-    with_periods(&mut args, extra);
-    let mut p = Proc::start(user, &args);
-    let metrics = p.metrics_addr();
-    (p, metrics)
+        &[&["--device", device][..], extra].concat(),
+    )
 }
 
 /// A monitor of `hub` as `user` (on `virtual`), metrics on an ephemeral port.
 pub fn monitor(hub: SocketAddr, user: &str, extra: &[&str]) -> (Proc, SocketAddr) {
+    client("monitor", hub, user, extra)
+}
+
+fn client(role: &str, hub: SocketAddr, user: &str, extra: &[&str]) -> (Proc, SocketAddr) {
     let hub = hub.to_string();
     let mut args = vec![
-        "monitor",
+        role,
         "--hub",
         &hub,
         "--user",
