@@ -79,8 +79,14 @@ fn main() {
             .flat_map(|s| s["realtime"].as_object().into_iter().flatten())
             .filter_map(|(_, t)| t["xruns"].as_u64())
             .sum();
+        // How late the RT threads woke in this run: the machine's share of the figure.
+        let wakeup = [&peer_snap, &hub_snap]
+            .iter()
+            .flat_map(|s| s["realtime"].as_object().into_iter().flatten())
+            .filter_map(|(_, t)| t["p999Us"].as_f64())
+            .fold(0.0, f64::max);
         println!(
-            "| {period} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {xruns} |",
+            "| {period} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {xruns} | {wakeup:.0} |",
             s.count,
             s.lost,
             s.p50,

@@ -111,11 +111,19 @@ impl Hub {
     /// # Errors
     /// [`HubError`] naming what was refused.
     pub fn start(cfg: HubConfig) -> Result<Hub, HubError> {
+        // The virtual clock has no buffer to play out: its "periods" only decide how late
+        // a wakeup may be before periods are skipped rather than caught up. Skipped
+        // periods are holes in every client's mix, caught-up ones a burst their jitter
+        // buffers absorb, so the hub's clock catches up over up to 16 periods.
+        let periods = match cfg.device {
+            DeviceSpec::Virtual(_) => StreamConfig::PERIODS.end().to_owned(),
+            DeviceSpec::Alsa(_) => cfg.settings.periods,
+        };
         let stream = StreamConfig {
             rate: cfg.settings.rate,
             channels: cfg.settings.channels,
             period_frames: cfg.settings.period,
-            periods: cfg.settings.periods,
+            periods,
         };
         let device = open(&cfg.device, Direction::Playback, stream)
             .map_err(|e| HubError::Config(e.to_string()))?;
