@@ -73,7 +73,7 @@ fn main() {
             rate as usize / 2,
         );
         let s = summarise(&delays[2.min(delays.len())..]).expect("no click came back");
-        let ms = |f: usize| f as f64 * 1000.0 / f64::from(rate);
+        let ms = |f: f64| f * 1000.0 / f64::from(rate);
         let xruns: u64 = [&peer_snap, &hub_snap]
             .iter()
             .flat_map(|s| s["realtime"].as_object().into_iter().flatten())
@@ -86,7 +86,7 @@ fn main() {
             .filter_map(|(_, t)| t["p999Us"].as_f64())
             .fold(0.0, f64::max);
         println!(
-            "| {period} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {xruns} | {wakeup:.0} |",
+            "| {period} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {xruns} | {wakeup:.0} |",
             s.count,
             s.lost,
             s.p50,
@@ -94,7 +94,7 @@ fn main() {
             s.max,
             ms(s.p50),
             ms(s.p99),
-            s.p99 as f64 / f64::from(period),
+            s.p99 / f64::from(period),
             peer_snap["connections"]["bench"]["missesTotal"],
             hub_snap["connections"]["bench"]["jitterMisses"],
         );

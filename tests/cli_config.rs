@@ -220,3 +220,37 @@ fn hub_prometheus_output_passes_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn latency_on_virtual_devices_is_exact() {
+    let out = Command::new(env!("CARGO_BIN_EXE_izyrt"))
+        .args([
+            "latency",
+            "--device",
+            "virtual",
+            "--seconds",
+            "5",
+            "--periods",
+            procs::PERIODS,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "virtual, exact", "{v}");
+    assert!(v["clicks"].as_u64().unwrap() >= 2 && v["lost"] == 0, "{v}");
+    for key in ["p50Frames", "p99Frames", "maxFrames"] {
+        let f = v[key].as_f64().unwrap();
+        // A pure delay: whole frames, at least one period (capture to send), under 0.5 s.
+        assert!(
+            f.fract() == 0.0 && (64.0..24_000.0).contains(&f),
+            "{key}: {v}"
+        );
+    }
+    assert!((v["p50Ms"].as_f64().unwrap() - v["p50Frames"].as_f64().unwrap() / 48.0).abs() < 1e-9);
+    let (code, err) = run(&["latency", "--device", "virtual", "--seconds", "1"], &[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--seconds 1 is not allowed"), "{err}");
+}

@@ -62,3 +62,36 @@ fn hub_and_peer_on_alsa_devices() {
     let rt2 = &metrics(alice_metrics)["realtime"]["izyrt-peer-audio"];
     assert_eq!(rt2["steadyAllocations"], 0, "{rt} → {rt2}");
 }
+
+#[test]
+fn latency_through_a_loopback_cable() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(_jackd) = JackServer::start(48_000, 256) else {
+        return;
+    };
+    // `izyrt_loop` plays into JACK client izyplay, whose outputs feed the capture of
+    // izyrec: a loopback cable from output to input.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_izyrt"))
+        .args([
+            "latency",
+            "--device",
+            "izyrt_loop",
+            "--period",
+            "256",
+            "--periods",
+            "4",
+        ])
+        .args(["--seconds", "6", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("connect its output to its input"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "loopback cable", "{v}");
+    assert!(v["clicks"].as_u64().unwrap() >= 3 && v["lost"] == 0, "{v}");
+    // Device out + cable + device in + hub: at least two periods, well under a second.
+    let p50 = v["p50Frames"].as_f64().unwrap();
+    assert!(p50 >= 512.0 && p50 < 24_000.0, "{v}");
+}

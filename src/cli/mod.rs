@@ -7,6 +7,7 @@ mod dev;
 mod devices;
 mod dump;
 pub mod hub;
+mod latency;
 pub mod peer;
 pub mod play;
 pub mod record;
@@ -48,6 +49,8 @@ pub enum Command {
     Peer(peer::PeerArgs),
     /// Run a mixeradmin monitor: receive the hub's full mix and METADATA.
     Monitor(peer::MonitorArgs),
+    /// Measure the round trip capture → hub (loopback mix) → playback.
+    Latency(latency::LatencyArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -92,6 +95,7 @@ pub fn main() -> i32 {
         Some(Command::Hub(args)) => hub::run(&args),
         Some(Command::Peer(args)) => peer::run_peer(&args),
         Some(Command::Monitor(args)) => peer::run_monitor(&args),
+        Some(Command::Latency(args)) => latency::run(&args),
         None if cli.dev.device.is_none()
             && std::env::var_os("IZYRT_CONFIG").is_none()
             && cli.dev.role.common.config.is_none() =>

@@ -143,6 +143,31 @@ pub struct PlaybackHalf {
     pub channels: usize,
     /// Records what the speaker plays (`--record`).
     pub tap: Option<RecordTap>,
+    /// Plays a click train instead of the mix (`izyrt latency` through a loopback cable;
+    /// the mix is still recorded by `tap`).
+    pub clicks: Option<ClickTrain>,
+}
+
+/// A full-scale click on every channel every `every` frames, from frame 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickTrain {
+    /// Frames between clicks.
+    pub every: u64,
+    /// Frames played so far.
+    pub played: u64,
+}
+
+impl ClickTrain {
+    /// Writes the next period of the train into `out` (RT).
+    pub fn fill(&mut self, out: &mut [f32], channels: usize) {
+        out.fill(0.0);
+        for frame in out.chunks_exact_mut(channels) {
+            if self.played % self.every.max(1) == 0 {
+                frame.fill(1.0);
+            }
+            self.played += 1;
+        }
+    }
 }
 
 impl PlaybackHalf {
@@ -182,6 +207,9 @@ impl PlaybackHalf {
         self.meter.process(out);
         if let Some(tap) = &mut self.tap {
             tap.push(out);
+        }
+        if let Some(clicks) = &mut self.clicks {
+            clicks.fill(out, ch);
         }
         if self.levels.silent() {
             self.jitter.reset_misses();
@@ -268,6 +296,7 @@ mod tests {
             stats: Arc::new(SpeakerStats::default()),
             channels: 1,
             tap: None,
+            clicks: None,
         };
         (h, tx, cmd_tx)
     }

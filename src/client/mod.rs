@@ -40,7 +40,7 @@ use crate::rt::pipe::pipe;
 use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
-use audio_thread::{CaptureHalf, Duplex, MicStats, PlaybackHalf, SpeakerStats};
+use audio_thread::{CaptureHalf, ClickTrain, Duplex, MicStats, PlaybackHalf, SpeakerStats};
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use status::ClientView;
 
@@ -92,6 +92,9 @@ pub struct ClientConfig {
     pub record: Option<PathBuf>,
     /// Record what is sent to the hub (after decimation) into this WAV file (f32).
     pub record_capture: Option<PathBuf>,
+    /// Play a click every this many device frames instead of the mix (`izyrt latency`
+    /// through a loopback cable).
+    pub click_every: Option<u32>,
 }
 
 impl ClientConfig {
@@ -112,6 +115,7 @@ impl ClientConfig {
             qos_interval_ms: 0,
             record: None,
             record_capture: None,
+            click_every: None,
         }
     }
 
@@ -215,6 +219,10 @@ impl Client {
             stats: Arc::clone(&speaker),
             channels: usize::from(ch),
             tap,
+            clicks: cfg.click_every.map(|every| ClickTrain {
+                every: u64::from(every),
+                played: 0,
+            }),
         };
 
         // Capture half (peer).

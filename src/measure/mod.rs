@@ -1,37 +1,96 @@
-//! Round-trip measurement from a known click train (main thread, after the fact).
+//! Round-trip measurement from a click train (main thread, after the fact).
 //!
-//! Design: the `virtual` device's `impulse` signal puts a full-scale click on every
-//! channel once a second. A peer that records what it captured (`--record-capture`) and
-//! what it played (`--record`) from the same first cycle of one duplex device hears its
-//! own clicks back through a hub in `loopback` mix; the two recordings advance together
-//! one period per cycle (even when the device skips periods after an xrun), so a click's
-//! frame index in the playback recording minus its index in the capture recording is the
-//! round trip in frames, exactly, with no clock to reconcile.
+//! Design: a click is a single full-scale sample, so its correlation with what came back
+//! is what came back itself: the round trip is where the returned signal peaks, found to
+//! a sample by a threshold and refined below a sample by a parabola through the peak and
+//! its two neighbours (exact, a whole number, when the path is a pure delay, as on
+//! `virtual` devices; fractional when filters or converters smeared the click).
+//!
+//! Two ways to know where the clicks started:
+//! - [`pair_clicks`]: the clicks were *captured* (the `virtual` device's `impulse`
+//!   signal) and both what was captured and what was played are recorded from the same
+//!   first cycle of one duplex device. The two recordings advance together one period
+//!   per cycle (even when the device skips periods after an xrun), so the difference of
+//!   the indices is the round trip, with no clock to reconcile.
+//! - [`click_delays`]: the clicks were *played* at `0, every, 2 × every, ...` (a loopback
+//!   cable from output to input brings them back into the capture) and what came back
+//!   from the hub is recorded from the same first cycle.
 
-/// Where each click of a train came back: the delay in frames after its capture, or
-/// `None` when it never did within `max_delay` frames (lost, e.g. to a miss).
-///
-/// `x` is one channel of what the speaker played, starting at the device's first frame;
-/// clicks were captured at `0, every, 2 × every, ...`.
+/// Where each click of a train played at `0, every, 2 × every, ...` came back in `x`:
+/// the delay in frames (sub-sample), or `None` when it did not within `max_delay`.
 ///
 /// # Example
 /// ```
 /// let mut x = vec![0.0f32; 300];
-/// x[100 + 7] = 0.9; // the click captured at frame 100, back 7 frames later
+/// x[100 + 7] = 0.9; // the click of frame 100, back 7 frames later
 /// x[200 + 7] = -0.9;
 /// let d = izyrt::measure::click_delays(&x, 100, 50);
-/// assert_eq!(d, [None, Some(7), Some(7)]); // the first click, at frame 0, did not return
+/// assert_eq!(d, [None, Some(7.0), Some(7.0)]); // the first click, at frame 0, did not return
 /// ```
-pub fn click_delays(x: &[f32], every: usize, max_delay: usize) -> Vec<Option<usize>> {
+pub fn click_delays(x: &[f32], every: usize, max_delay: usize) -> Vec<Option<f64>> {
     let every = every.max(1);
     (0..x.len().div_ceil(every))
         .map(|k| k * every)
         .filter(|&at| at + max_delay <= x.len())
-        .map(|at| {
-            let end = (at + max_delay).min(x.len());
-            x[at..end].iter().position(|v| v.abs() > 0.5)
-        })
+        .map(|at| find_click(&x[at..at + max_delay]))
         .collect()
+}
+
+/// Pairs each click of `capture` (a sample above 0.5 in magnitude; at most one per
+/// `min_gap` frames) with the click of `playback` that follows it within `max_delay`
+/// frames: the round trip of each (sub-sample), `None` when it never came back.
+///
+/// # Example
+/// ```
+/// let mut c = vec![0.0f32; 400];
+/// let mut p = vec![0.0f32; 400];
+/// c[50] = 1.0;
+/// p[50 + 96] = 0.5;
+/// p[50 + 97] = 0.96;
+/// p[50 + 98] = 0.5; // smeared symmetrically around 97
+/// c[250] = 1.0; // lost on the way back
+/// assert_eq!(izyrt::measure::pair_clicks(&c, &p, 100, 120), [Some(97.0), None]);
+/// ```
+pub fn pair_clicks(
+    capture: &[f32],
+    playback: &[f32],
+    min_gap: usize,
+    max_delay: usize,
+) -> Vec<Option<f64>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < capture.len() {
+        if capture[i].abs() > 0.5 {
+            if i + max_delay <= playback.len() {
+                out.push(find_click(&playback[i..i + max_delay]));
+            }
+            i += min_gap.max(1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The position of the first click in `x` (crossing 0.5 in magnitude), refined to the
+/// peak of |x| within the next few samples and below a sample by a parabola.
+fn find_click(x: &[f32]) -> Option<f64> {
+    let first = x.iter().position(|v| v.abs() > 0.5)?;
+    let end = (first + 8).min(x.len());
+    let peak = (first..end).max_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()))?;
+    let at = |i: usize| f64::from(x[i].abs());
+    let offset = if peak == 0 || peak + 1 >= x.len() {
+        0.0
+    } else {
+        let (a, b, c) = (at(peak - 1), at(peak), at(peak + 1));
+        let denom = a - 2.0 * b + c;
+        if denom.abs() < 1e-12 {
+            0.0
+        } else {
+            (0.5 * (a - c) / denom).clamp(-0.5, 0.5)
+        }
+    };
+    Some(peak as f64 + offset)
 }
 
 /// The figures of a set of delays, in frames.
@@ -42,61 +101,26 @@ pub struct Summary {
     /// Clicks that never came back.
     pub lost: usize,
     /// Median, frames.
-    pub p50: usize,
+    pub p50: f64,
     /// 99th percentile, frames.
-    pub p99: usize,
+    pub p99: f64,
     /// Largest, frames.
-    pub max: usize,
+    pub max: f64,
 }
 
-/// Pairs each click of `capture` (a sample above 0.5 in magnitude; one per
-/// `min_gap` frames at most) with the first click of `playback` at or after it, within
-/// `max_delay` frames: the round trip of each, `None` when it never came back.
+/// Summarises delays (`None` when no click came back at all).
 ///
 /// # Example
 /// ```
-/// let mut c = vec![0.0f32; 400];
-/// let mut p = vec![0.0f32; 400];
-/// c[50] = 1.0;
-/// p[50 + 96] = 0.96;
-/// c[250] = 1.0; // lost on the way back
-/// assert_eq!(izyrt::measure::pair_clicks(&c, &p, 100, 120), [Some(96), None]);
+/// let s = izyrt::measure::summarise(&[Some(3.0), Some(5.0), None, Some(4.0)]).unwrap();
+/// assert_eq!((s.count, s.lost, s.p50, s.max), (3, 1, 4.0, 5.0));
 /// ```
-pub fn pair_clicks(
-    capture: &[f32],
-    playback: &[f32],
-    min_gap: usize,
-    max_delay: usize,
-) -> Vec<Option<usize>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < capture.len() {
-        if capture[i].abs() > 0.5 {
-            if i + max_delay <= playback.len() {
-                let end = i + max_delay;
-                out.push(playback[i..end].iter().position(|v| v.abs() > 0.5));
-            }
-            i += min_gap.max(1);
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Summarises [`click_delays`] (`None` when no click came back at all).
-///
-/// # Example
-/// ```
-/// let s = izyrt::measure::summarise(&[Some(3), Some(5), None, Some(4)]).unwrap();
-/// assert_eq!((s.count, s.lost, s.p50, s.max), (3, 1, 4, 5));
-/// ```
-pub fn summarise(delays: &[Option<usize>]) -> Option<Summary> {
-    let mut d: Vec<usize> = delays.iter().flatten().copied().collect();
+pub fn summarise(delays: &[Option<f64>]) -> Option<Summary> {
+    let mut d: Vec<f64> = delays.iter().flatten().copied().collect();
     if d.is_empty() {
         return None;
     }
-    d.sort_unstable();
+    d.sort_by(f64::total_cmp);
     let pick = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
     Some(Summary {
         count: d.len(),
@@ -105,4 +129,23 @@ pub fn summarise(delays: &[Option<usize>]) -> Option<Summary> {
         p99: pick(0.99),
         max: d[d.len() - 1],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_smeared_click_is_found_between_samples() {
+        // A click centred at 10.25 seen through a short symmetric kernel.
+        let mut x = vec![0.0f32; 64];
+        let centre = 10.25f64;
+        for (i, v) in x.iter_mut().enumerate() {
+            let d = i as f64 - centre;
+            *v = (1.0 - (d * d) / 4.0).max(0.0) as f32;
+        }
+        let got = find_click(&x).unwrap();
+        assert!((got - centre).abs() < 0.05, "{got}");
+        assert_eq!(find_click(&[0.0; 16]), None);
+    }
 }
