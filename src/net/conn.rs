@@ -103,6 +103,10 @@ impl Conn {
         &mut self,
         mut on_frame: impl FnMut(&mut Link, Frame<'_>) -> bool,
     ) -> ReadEnd {
+        // A read that returned less than it asked for emptied the socket: once its frames
+        // are handled, stop instead of paying a syscall for the EAGAIN (level-triggered
+        // epoll reports the socket again when more arrives).
+        let mut drained = false;
         loop {
             if self.link.closing {
                 return ReadEnd::Drained;
@@ -122,9 +126,16 @@ impl Conn {
                     return ReadEnd::Protocol(e);
                 }
             }
-            match self.dec.read_from(&mut ReadHalf(&self.link.sock)) {
+            if drained {
+                return ReadEnd::Drained;
+            }
+            let mut half = ReadHalf {
+                sock: &self.link.sock,
+                short: false,
+            };
+            match self.dec.read_from(&mut half) {
                 Ok(0) => return ReadEnd::Eof,
-                Ok(_) => {}
+                Ok(_) => drained = half.short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return ReadEnd::Failed(e.to_string()),
@@ -133,11 +144,17 @@ impl Conn {
     }
 }
 
-struct ReadHalf<'a>(&'a TcpStream);
+struct ReadHalf<'a> {
+    sock: &'a TcpStream,
+    /// The last read returned less than asked.
+    short: bool,
+}
 
 impl Read for ReadHalf<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&mut &*self.0).read(buf)
+        let n = (&mut &*self.sock).read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
     }
 }
 
