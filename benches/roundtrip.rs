@@ -31,9 +31,9 @@ fn main() {
         .collect();
     let rate = 48_000u32;
     println!(
-        "| period | clicks | lost | p50 frames | p99 frames | max frames | p50 ms | p99 ms | periods (p99) | peer misses | hub misses | xruns |"
+        "| period | clicks | lost | p50 frames | p99 frames | max frames | p50 ms | p99 ms | periods (p99) | peer misses | hub misses | xruns | worst wakeup p99.9 µs |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for period in periods {
         let dir = std::env::temp_dir().join(format!("izyrt-bench-rt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -4,7 +4,8 @@
 //! Design: one epoll loop ([`EventLoop`]) over the listening socket, every client socket,
 //! the eventfd the mixer signals after each period ([`Waker`]), a stop eventfd, and two
 //! timerfds: a 100 ms housekeeping tick (HELLO timeout, liveness, reaping) and the 500 ms
-//! METADATA cadence (which also publishes the metrics snapshot). A client moves through
+//! METADATA cadence (which also publishes the metrics snapshot); joins and leaves are
+//! announced at the next tick. A client moves through
 //! *awaiting HELLO* → *joined* → closed; anything wrong is answered with the spec's ERROR
 //! code and the connection closed, and nothing one client does reaches another except
 //! through the mix. Per AUDIO frame the path is decode (in the decoder's own buffer) →
@@ -140,6 +141,8 @@ pub struct HubNet {
     rejected: u64,
     /// Allocator calls made while handling AUDIO in and out (0, or a bug).
     audio_allocs: u64,
+    /// A client joined or left since the last METADATA.
+    metadata_due: bool,
 }
 
 enum Pending {
@@ -188,6 +191,7 @@ impl HubNet {
             started_ns: now_ns(),
             rejected: 0,
             audio_allocs: 0,
+            metadata_due: false,
         })
     }
 
@@ -348,11 +352,9 @@ impl HubNet {
                 Pending::Broadcast => broadcast = true,
             }
         }
-        if broadcast {
-            // Audio first: what the mixer queued goes out before the JSON work.
-            self.send_mixes();
-            self.broadcast_metadata();
-        }
+        // Joins and leaves are announced at the next tick (≤ 100 ms), all at once: a
+        // storm of N joins then costs one METADATA per client, not N.
+        self.metadata_due |= broadcast;
     }
 
     fn join(&mut self, idx: usize, hello: Hello) {
@@ -613,6 +615,11 @@ impl HubNet {
     }
 
     fn housekeeping(&mut self) {
+        if std::mem::take(&mut self.metadata_due) {
+            // Audio first: what the mixer queued goes out before the JSON work.
+            self.send_mixes();
+            self.broadcast_metadata();
+        }
         let now = now_ns();
         for idx in 0..self.clients.len() {
             let Some(client) = self.clients[idx].as_mut() else {
