@@ -157,11 +157,16 @@ pub fn run(args: &LatencyArgs) -> Result<i32, CliError> {
     let hub_misses = hub_snap
         .as_ref()
         .and_then(|h| h["connections"][&args.user]["jitterMisses"].as_u64());
-    let xruns: u64 = std::iter::once(&*peer)
-        .chain(hub_snap.as_deref())
-        .flat_map(|s| s["realtime"].as_object().into_iter().flatten())
-        .filter_map(|(_, t)| t["xruns"].as_u64())
-        .sum();
+    let threads = || {
+        std::iter::once(&*peer)
+            .chain(hub_snap.as_deref())
+            .flat_map(|s| s["realtime"].as_object().into_iter().flatten())
+    };
+    let xruns: u64 = threads().filter_map(|(_, t)| t["xruns"].as_u64()).sum();
+    // How late the RT threads woke meanwhile: the machine's share of the figure.
+    let wakeup = threads()
+        .filter_map(|(_, t)| t["p999Us"].as_f64())
+        .fold(0.0, f64::max);
     if args.json {
         print_json(
             match json!({
@@ -176,6 +181,7 @@ pub fn run(args: &LatencyArgs) -> Result<i32, CliError> {
                 "peerMisses": misses,
                 "hubMisses": hub_misses,
                 "xruns": xruns,
+                "worstWakeupP999Us": wakeup,
             }) {
                 serde_json::Value::Object(m) => m,
                 _ => unreachable!("an object literal"),
@@ -192,7 +198,7 @@ pub fn run(args: &LatencyArgs) -> Result<i32, CliError> {
             ms(s.max)
         );
         eprintln!(
-            "clicks:    {} measured, {} lost; misses: peer {misses}, hub {}; xruns {xruns}",
+            "clicks:    {} measured, {} lost; misses: peer {misses}, hub {}; xruns {xruns}; worst RT wakeup p99.9 {wakeup:.0} µs",
             s.count,
             s.lost,
             hub_misses.map_or("-".into(), |m| m.to_string())
