@@ -16,7 +16,7 @@
 //!   input stopped (connection lost).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::Consumer;
 
@@ -31,8 +31,6 @@ use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 /// Figures of the capture half, written by its RT thread.
 #[derive(Debug, Default)]
 pub struct MicStats {
-    /// Packets handed to the net thread.
-    pub packets: AtomicU64,
     /// Packets dropped because the net thread had not taken the earlier ones.
     pub dropped: AtomicU64,
     /// Monotonic ns of the latest period captured.
@@ -54,10 +52,6 @@ pub struct SpeakerStats {
     pub late: AtomicU64,
     /// Frames dropped by trims and overflow.
     pub dropped_frames: AtomicU64,
-    /// Periods played.
-    pub periods: AtomicU64,
-    /// Whether the buffer is playing (not priming).
-    pub playing: AtomicBool,
 }
 
 /// A command from the net thread to the playback half.
@@ -111,9 +105,7 @@ impl CaptureHalf {
             frames,
         };
         self.position += u64::from(frames);
-        if self.out.push(meta, wire) {
-            self.stats.packets.fetch_add(1, Ordering::Relaxed);
-        } else {
+        if !self.out.push(meta, wire) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.last_ns.store(now, Ordering::Relaxed);
@@ -222,8 +214,6 @@ impl PlaybackHalf {
         s.late.store(self.jitter.late_packets(), Ordering::Relaxed);
         s.dropped_frames
             .store(self.jitter.dropped_frames(), Ordering::Relaxed);
-        s.playing.store(self.jitter.is_playing(), Ordering::Relaxed);
-        s.periods.fetch_add(1, Ordering::Relaxed);
     }
 }
 

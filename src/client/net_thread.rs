@@ -232,9 +232,9 @@ impl ClientNet {
                     return self.lost("cannot register the socket");
                 }
                 let bytes = audio_frame_bytes(self.id.frames_per_packet, self.id.channels);
-                let mut conn = Conn::new(sock, self.token(), self.id.hub.to_string(), bytes);
-                conn.link.registered_writable();
-                self.conn = Some(conn);
+                let peer = self.id.hub.to_string();
+                let interest = Interest::READ_WRITE; // writable: the connect completed
+                self.conn = Some(Conn::new(sock, self.token(), interest, peer, bytes));
                 self.phase = Phase::Connecting { since_ns: now };
                 self.view.state = LinkState::Connecting;
             }

@@ -39,8 +39,6 @@ pub struct SlotStats {
     pub late_frames: AtomicU64,
     /// Frames dropped by trims and overflow.
     pub dropped_frames: AtomicU64,
-    /// Periods mixed from this slot.
-    pub periods: AtomicU64,
 }
 
 /// Where a slot's input comes from.
@@ -192,7 +190,6 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
         };
         if active {
             slot.meter.process(input);
-            slot.stats.periods.fetch_add(1, Ordering::Relaxed);
         }
         s.mixer.set_active(i, active);
     }

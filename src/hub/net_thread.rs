@@ -136,19 +136,19 @@ pub struct HubNet {
     free_slots: Vec<usize>,
     users: Users,
     scratch: Vec<f32>,
-    pending: Vec<Pending>,
+    pending: Vec<PendingJoin>,
     started_ns: u64,
     rejected: u64,
     /// Allocator calls made while handling AUDIO in and out (0, or a bug).
     audio_allocs: u64,
     /// A client joined or left since the last METADATA.
     metadata_due: bool,
+    /// Slots whose Leave the mixer has not been handed yet.
+    leaving: Vec<usize>,
 }
 
-enum Pending {
-    Join(usize, Box<Hello>),
-    Broadcast,
-}
+/// A HELLO accepted while its connection was being read, joined right after.
+type PendingJoin = (usize, Box<Hello>);
 
 impl HubNet {
     /// Builds the loop (main thread). `slots` is the mixer's slot count; the first
@@ -192,6 +192,7 @@ impl HubNet {
             rejected: 0,
             audio_allocs: 0,
             metadata_due: false,
+            leaving: Vec::new(),
         })
     }
 
@@ -262,7 +263,7 @@ impl HubNet {
                 continue;
             }
             let bytes = audio_frame_bytes(self.cfg.period, self.cfg.channels);
-            let mut conn = Conn::new(sock, token, addr.to_string(), bytes);
+            let mut conn = Conn::new(sock, token, Interest::READABLE, addr.to_string(), bytes);
             if live >= self.cfg.max_clients + 16 {
                 // Far over the limit before any HELLO: refuse without reading.
                 self.rejected += 1;
@@ -342,19 +343,12 @@ impl HubNet {
     }
 
     fn run_pending(&mut self) {
-        let mut broadcast = false;
-        for p in std::mem::take(&mut self.pending) {
-            match p {
-                Pending::Join(idx, hello) => {
-                    self.join(idx, *hello);
-                    broadcast = true;
-                }
-                Pending::Broadcast => broadcast = true,
-            }
+        for (idx, hello) in std::mem::take(&mut self.pending) {
+            self.join(idx, *hello);
+            // Joins and leaves are announced at the next tick (≤ 100 ms), all at once: a
+            // storm of N joins then costs one METADATA per client, not N.
+            self.metadata_due = true;
         }
-        // Joins and leaves are announced at the next tick (≤ 100 ms), all at once: a
-        // storm of N joins then costs one METADATA per client, not N.
-        self.metadata_due |= broadcast;
     }
 
     fn join(&mut self, idx: usize, hello: Hello) {
@@ -539,17 +533,14 @@ impl HubNet {
         client.phase = Phase::AwaitHello { since_ns: 0 };
         client.input = None;
         client.mix = None;
-        // The slot is free once the mixer has processed this (commands are in order).
-        while self.links.commands.push(Command::Leave(slot)).is_err() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.free_slots.push(slot);
+        self.leaving.push(slot);
+        self.send_leaves();
         let u = self.users.at(user);
         u.connected = false;
         u.since_ns = now_ns();
         u.left_because = Some(why.to_owned());
         eprintln!("izyrt hub: {} left ({why})", u.name);
-        self.pending.push(Pending::Broadcast);
+        self.metadata_due = true;
     }
 
     fn close(&mut self, idx: usize, why: &str) {
@@ -612,9 +603,24 @@ impl HubNet {
         while let Ok(slot) = self.links.garbage.pop() {
             drop(slot);
         }
+        self.send_leaves();
+    }
+
+    /// Hands the mixer the slots to empty; a slot is free for a new client once its Leave
+    /// is queued (commands are in order). A full command queue (the mixer has not run for
+    /// a while) keeps the rest for the next period rather than stalling this thread.
+    fn send_leaves(&mut self) {
+        while let Some(&slot) = self.leaving.last() {
+            if self.links.commands.push(Command::Leave(slot)).is_err() {
+                return;
+            }
+            self.leaving.pop();
+            self.free_slots.push(slot);
+        }
     }
 
     fn housekeeping(&mut self) {
+        self.send_leaves();
         if std::mem::take(&mut self.metadata_due) {
             // Audio first: what the mixer queued goes out before the JSON work.
             self.send_mixes();
@@ -779,11 +785,11 @@ fn on_hello(
     frame: &Frame<'_>,
     cfg: &NetConfig,
     idx: usize,
-    pending: &mut Vec<Pending>,
+    pending: &mut Vec<PendingJoin>,
 ) -> bool {
     match check_hello(frame, cfg) {
         Ok(hello) => {
-            pending.push(Pending::Join(idx, hello));
+            pending.push((idx, hello));
             false
         }
         Err(e) => {

@@ -66,9 +66,18 @@ pub enum ReadEnd {
 }
 
 impl Conn {
-    /// Wraps a connected nonblocking socket registered (readable) with `token`; its
-    /// write queue holds AUDIO frames of up to `audio_frame_bytes` (see [`audio_frame_bytes`]).
-    pub fn new(sock: TcpStream, token: u64, peer: String, audio_frame_bytes: usize) -> Conn {
+    /// Wraps a nonblocking socket registered with `token` and `interest`; its write queue
+    /// holds AUDIO frames of up to `audio_frame_bytes` (see [`audio_frame_bytes`]).
+    /// Knowing the interest lets [`Link::flush`] drop a write interest once the queue is
+    /// idle (a nonblocking connect registers one): level-triggered on an idle socket, it
+    /// would wake the loop forever.
+    pub fn new(
+        sock: TcpStream,
+        token: u64,
+        interest: Interest,
+        peer: String,
+        audio_frame_bytes: usize,
+    ) -> Conn {
         let wq = WriteQueue::new(WriteQueueConfig {
             audio_slot_bytes: audio_frame_bytes,
             ..WriteQueueConfig::default()
@@ -80,7 +89,7 @@ impl Conn {
                 token,
                 peer,
                 wq,
-                write_armed: false,
+                write_armed: interest.is_writable(),
                 seq: [0; 10],
                 scratch: vec![0; 16 * 1024],
                 closing: false,
@@ -89,8 +98,6 @@ impl Conn {
                 echo_origin_ns: 0,
                 echo_recv_ns: 0,
                 rtt_ns: None,
-                frames_in: 0,
-                frames_out: 0,
             },
         }
     }
@@ -113,7 +120,6 @@ impl Conn {
             }
             match self.dec.next_frame() {
                 Ok(Some(frame)) => {
-                    self.link.frames_in += 1;
                     self.link.last_rx_ns = now_ns();
                     if !on_frame(&mut self.link, frame) {
                         return ReadEnd::Paused;
@@ -180,10 +186,6 @@ pub struct Link {
     echo_recv_ns: u64,
     /// Latest round-trip time measured, ns.
     pub rtt_ns: Option<u64>,
-    /// Frames received.
-    pub frames_in: u64,
-    /// Frames queued for sending.
-    pub frames_out: u64,
 }
 
 impl Link {
@@ -217,8 +219,6 @@ impl Link {
     pub fn push_control(&mut self, frame: &[u8]) {
         if self.wq.push_control(frame).is_err() {
             self.broken = true;
-        } else {
-            self.frames_out += 1;
         }
     }
 
@@ -372,7 +372,6 @@ impl Link {
             .push_audio(|out| encode_two(out, seq, &h, a, b))
             .is_ok();
         if ok {
-            self.frames_out += 1;
             // Out now: a burst larger than the queue's slots (after the thread was held up)
             // must not push its own first packets out of the queue.
             self.write_now();
@@ -409,13 +408,6 @@ impl Link {
             }
             self.write_armed = want;
         }
-    }
-
-    /// Tells the link that its socket was registered with write interest too (as a
-    /// nonblocking connect needs), so that [`Link::flush`] drops it once idle: a
-    /// level-triggered write interest on an idle socket would wake the loop forever.
-    pub fn registered_writable(&mut self) {
-        self.write_armed = true;
     }
 
     /// Whether ERROR or BYE was queued (nothing more is read).
