@@ -3,18 +3,24 @@
 //! periods (750 packets a second each), every peer also reading its mix. For each N the
 //! hub runs `IZYRT_BENCH_SECS` (default 30) after a 5 s warm-up; reported: the misses of
 //! all its jitter buffers and its mixer's xruns over that time, its CPU time per peer per
-//! period, its RSS. The largest N with zero misses is the figure.
+//! period, its RSS; beside them the load generator's own CPU (it shares the machine) and
+//! the host's stalls in the same window, measured by an absolute-sleep loop at the
+//! mixer's priority (a stall longer than the jitter buffers' depth is a miss whatever the
+//! hub does). The largest N with zero misses is the figure.
 //!
 //! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,128,192,256`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use izyrt::rt::clock::{PeriodClock, now_ns};
+use izyrt::net::{EventLoop, Events, Interest};
+use izyrt::rt::clock::{PeriodClock, now_ns, sleep_until_ns};
+use izyrt::rt::thread::{RtOptions, RtThread, spawn};
 use izyrt::wire::{AudioFormat, AudioHeader, Kind, Samples, encode_audio, encode_json};
 use serde_json::{Value, json};
 
@@ -37,9 +43,9 @@ fn get(addr: SocketAddr) -> Value {
     serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap()
 }
 
-/// utime + stime of a process, seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+/// utime + stime of a process (`/proc/PID`) or thread (`/proc/PID/task/TID`), seconds.
+fn cpu_seconds(proc_dir: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .unwrap()
@@ -117,8 +123,10 @@ fn join(addr: SocketAddr, user: &str) -> TcpStream {
     s
 }
 
-/// Sends a packet per peer per period on an absolute clock until `stop`; counts sends
-/// that would have blocked.
+/// Sends a packet per peer per period on an absolute clock until `stop`, on a
+/// `SCHED_FIFO` thread below the hub's (a real peer sends from its RT capture thread, so
+/// the hub, not this process's scheduling, is what is measured); counts sends that would
+/// have blocked.
 fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, blocked: Arc<AtomicU64>) {
     let samples: Vec<f32> = (0..PERIOD * 2)
         .map(|i| (i as f32 * 0.05).sin() * 0.25)
@@ -148,23 +156,48 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, blocked: Arc<AtomicU
     }
 }
 
-/// Drains every socket's mix until `stop`.
-fn reader(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>) {
+/// Drains every socket's mix until `stop`, sleeping in epoll between packets as a peer's
+/// net thread does (no polling: this process shares the hub's two cores).
+fn reader(socks: Vec<TcpStream>, stop: Arc<AtomicBool>) {
+    let mut ev = EventLoop::new().unwrap();
+    for (i, s) in socks.iter().enumerate() {
+        ev.register(s.as_fd(), i as u64, Interest::READABLE)
+            .unwrap();
+    }
+    let mut events = Events::with_capacity(socks.len().max(1));
     let mut buf = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
-        let mut any = false;
-        for s in &mut socks {
-            while let Ok(n) = s.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                any = true;
-            }
-        }
-        if !any {
-            std::thread::sleep(Duration::from_micros(500));
+        let _ = ev.poll(Some(Duration::from_millis(50)), &mut events);
+        for e in events.iter() {
+            let _ = (&socks[e.token() as usize]).read(&mut buf);
         }
     }
+}
+
+/// Measures the host's own stalls while the hub runs: an absolute-sleep loop at the
+/// mixer's priority and period, like the wakeup bench's reference. Returns its worst
+/// lateness and how many wakeups were more than a period late, ns and count.
+fn stall_probe(stop: Arc<AtomicBool>) -> RtThread<(u64, u64)> {
+    let opts = RtOptions {
+        name: "load-probe".into(),
+        lock_memory: false,
+        ..RtOptions::default()
+    };
+    spawn(&opts, move || {
+        let period_ns = u64::from(PERIOD) * 1_000_000_000 / u64::from(RATE);
+        let (start, mut worst, mut stalls) = (now_ns(), 0, 0);
+        let mut n = 1;
+        while !stop.load(Ordering::Relaxed) {
+            let deadline = start + n * period_ns;
+            sleep_until_ns(deadline);
+            let late = now_ns().saturating_sub(deadline);
+            worst = worst.max(late);
+            stalls += u64::from(late > period_ns);
+            n = (now_ns() - start) / period_ns + 1;
+        }
+        (worst, stalls)
+    })
+    .unwrap()
 }
 
 fn misses(m: &Value) -> u64 {
@@ -172,6 +205,127 @@ fn misses(m: &Value) -> u64 {
         .as_object()
         .map(|c| c.values().filter_map(|u| u["jitterMisses"].as_u64()).sum())
         .unwrap_or(0)
+}
+
+/// The bare TCP floor: one thread echoing every byte back over the same sockets and load
+/// (epoll, one read and one write per packet, nothing else: no decoding, jitter buffers,
+/// mixing or second thread). What the hub costs beyond this is izyrt's own work.
+fn start_echo(
+    n: usize,
+) -> (
+    SocketAddr,
+    String,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let halt = Arc::clone(&stop);
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        let mut ev = EventLoop::new().unwrap();
+        let socks: Vec<TcpStream> = (0..n).map(|_| listener.accept().unwrap().0).collect();
+        for (i, s) in socks.iter().enumerate() {
+            s.set_nodelay(true).unwrap();
+            s.set_nonblocking(true).unwrap();
+            ev.register(s.as_fd(), i as u64, Interest::READABLE)
+                .unwrap();
+        }
+        let mut events = Events::with_capacity(n.max(1));
+        let mut buf = vec![0u8; 64 * 1024];
+        while !halt.load(Ordering::Relaxed) {
+            let _ = ev.poll(Some(Duration::from_millis(50)), &mut events);
+            for e in events.iter() {
+                let mut s = &socks[e.token() as usize];
+                if let Ok(k) = s.read(&mut buf) {
+                    let _ = s.write(&buf[..k]);
+                }
+            }
+        }
+    });
+    let tid = tid_rx.recv().unwrap();
+    let dir = format!("/proc/{}/task/{tid}", std::process::id());
+    (addr, dir, stop, t)
+}
+
+/// What one load run measured.
+struct Load {
+    /// CPU of the measured server (process or thread), seconds.
+    cpu: f64,
+    wall: f64,
+    /// This process's CPU, the server's excluded when it is a thread of ours, seconds.
+    generator: f64,
+    blocked: u64,
+    /// The host's worst wakeup lateness, ns, and how many were over a period late.
+    worst: u64,
+    stalls: u64,
+    /// getMetrics before and after, for a hub.
+    metrics: Option<(Value, Value)>,
+}
+
+/// N peers against `addr`: warm up 5 s, then measure `secs`.
+fn run_load(
+    addr: SocketAddr,
+    n: usize,
+    secs: u64,
+    server: &str,
+    metrics: Option<SocketAddr>,
+) -> Load {
+    let socks: Vec<TcpStream> = (0..n).map(|i| join(addr, &format!("load{i}"))).collect();
+    let readers: Vec<TcpStream> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let blocked = Arc::new(AtomicU64::new(0));
+    let tx = {
+        let (stop, blocked) = (Arc::clone(&stop), Arc::clone(&blocked));
+        let opts = RtOptions {
+            name: "load-send".into(),
+            priority: 60,
+            lock_memory: false,
+            ..RtOptions::default()
+        };
+        spawn(&opts, move || sender(socks, stop, blocked)).unwrap()
+    };
+    let rx = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || reader(readers, stop))
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let m0 = metrics.map(get);
+    let me = format!("/proc/{}", std::process::id());
+    let ours = server.starts_with(&me);
+    let (cpu0, gen0, t0, blocked0) = (
+        cpu_seconds(server),
+        cpu_seconds(&me),
+        Instant::now(),
+        blocked.load(Ordering::Relaxed),
+    );
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let probe = stall_probe(Arc::clone(&probe_stop));
+    std::thread::sleep(Duration::from_secs(secs));
+    let m1 = metrics.map(get);
+    let (cpu, wall) = (cpu_seconds(server) - cpu0, t0.elapsed().as_secs_f64());
+    let generator = cpu_seconds(&me) - gen0 - if ours { cpu } else { 0.0 };
+    probe_stop.store(true, Ordering::Relaxed);
+    let (worst, stalls) = probe.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let _ = tx.join();
+    let _ = rx.join();
+    Load {
+        cpu,
+        wall,
+        generator,
+        blocked: blocked.load(Ordering::Relaxed) - blocked0,
+        worst,
+        stalls,
+        metrics: m0.zip(m1),
+    }
+}
+
+fn per_peer_period_us(cpu: f64, n: usize, wall: f64) -> f64 {
+    cpu * 1e6 / (n as f64 * wall * f64::from(RATE) / f64::from(PERIOD))
 }
 
 fn main() {
@@ -185,39 +339,21 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | hub RSS MiB |"
+        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | hub RSS MiB | load generator CPU % | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
     for n in counts {
         let (hub, addr, metrics) = start_hub(n);
         let pid = hub.0.id();
-        let socks: Vec<TcpStream> = (0..n).map(|i| join(addr, &format!("load{i}"))).collect();
-        let readers: Vec<TcpStream> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let blocked = Arc::new(AtomicU64::new(0));
-        let tx = {
-            let (stop, blocked) = (Arc::clone(&stop), Arc::clone(&blocked));
-            std::thread::spawn(move || sender(socks, stop, blocked))
-        };
-        let rx = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || reader(readers, stop))
-        };
-        std::thread::sleep(Duration::from_secs(5));
-        let m0 = get(metrics);
-        let (cpu0, t0, blocked0) = (
-            cpu_seconds(pid),
-            Instant::now(),
-            blocked.load(Ordering::Relaxed),
-        );
-        std::thread::sleep(Duration::from_secs(secs));
-        let m1 = get(metrics);
-        let (cpu, wall) = (cpu_seconds(pid) - cpu0, t0.elapsed().as_secs_f64());
+        let load = run_load(addr, n, secs, &format!("/proc/{pid}"), Some(metrics));
         let rss = rss_mib(pid);
-        stop.store(true, Ordering::Relaxed);
-        let _ = tx.join();
-        let _ = rx.join();
+        drop(hub);
+        let (m0, m1) = load.metrics.unwrap();
+        let (echo_addr, echo_dir, echo_stop, echo) = start_echo(n);
+        let bare = run_load(echo_addr, n, secs.min(10), &echo_dir, None);
+        echo_stop.store(true, Ordering::Relaxed);
+        let _ = echo.join();
         let joined = m1["hub"]["clients"].as_u64().unwrap_or(0);
         let missed = misses(&m1).saturating_sub(misses(&m0));
         let xruns = |m: &Value| {
@@ -225,23 +361,26 @@ fn main() {
                 .as_u64()
                 .unwrap_or(0)
         };
-        let periods = wall * f64::from(RATE) / f64::from(PERIOD);
+        let hub_us = per_peer_period_us(load.cpu, n, load.wall);
+        let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {} | {} | {:.2} | {:.0} | {rss:.0} |",
+            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {rss:.0} | {:.0} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
             if joined as usize == n {
                 String::new()
             } else {
                 format!(" ({joined} joined)")
             },
             xruns(&m1) - xruns(&m0),
-            blocked.load(Ordering::Relaxed) - blocked0,
-            cpu * 1e6 / (n as f64 * periods),
-            100.0 * cpu / wall,
+            load.blocked,
+            100.0 * load.cpu / load.wall,
+            100.0 * load.generator / load.wall,
+            hub_us / echo_us,
+            load.stalls,
+            load.worst as f64 / 1e6,
         );
         if missed == 0 && joined as usize == n {
             best = n;
         }
-        drop(hub);
     }
     println!("\nlargest N served with zero misses: {best}");
 }

@@ -349,16 +349,35 @@ impl JitterBuffer {
             result.evicted += self.discard(packet_end - self.capacity - self.read);
         }
         let ch = self.channels;
-        for pos in first..packet_end {
+        // Contiguous runs of the ring, each copied whole unless it holds a duplicate.
+        let mut pos = first;
+        while pos < packet_end {
             let slot = (pos % self.capacity) as usize;
-            if self.filled[slot] {
-                result.duplicate += 1;
-                continue;
-            }
+            let run = (packet_end - pos).min(self.capacity - slot as u64) as usize;
             let src = ((pos - position) as usize) * ch;
-            self.ring[slot * ch..slot * ch + ch].copy_from_slice(&samples[src..src + ch]);
-            self.filled[slot] = true;
-            result.stored += 1;
+            let filled = &mut self.filled[slot..slot + run];
+            let ring = &mut self.ring[slot * ch..(slot + run) * ch];
+            let samples = &samples[src..src + run * ch];
+            if filled.iter().any(|&f| f) {
+                for ((f, to), from) in filled
+                    .iter_mut()
+                    .zip(ring.chunks_exact_mut(ch))
+                    .zip(samples.chunks_exact(ch))
+                {
+                    if *f {
+                        result.duplicate += 1;
+                    } else {
+                        to.copy_from_slice(from);
+                        *f = true;
+                        result.stored += 1;
+                    }
+                }
+            } else {
+                ring.copy_from_slice(samples);
+                filled.fill(true);
+                result.stored += run as u64;
+            }
+            pos += run as u64;
         }
         self.duplicate_frames += result.duplicate;
         self.end = self.end.max(packet_end);
@@ -407,13 +426,33 @@ impl JitterBuffer {
         self.low_water = self.low_water.min(depth);
         let mut played = 0u32;
         let stop = self.read.saturating_add(frames).min(self.end);
-        for (pos, frame) in (self.read..stop).zip(out.chunks_exact_mut(ch)) {
+        // Contiguous runs of the ring, each copied whole unless it has a hole.
+        let mut pos = self.read;
+        while pos < stop {
             let slot = (pos % self.capacity) as usize;
-            if self.filled[slot] {
-                frame.copy_from_slice(&self.ring[slot * ch..slot * ch + ch]);
-                self.filled[slot] = false;
-                played += 1;
+            let run = (stop - pos).min(self.capacity - slot as u64) as usize;
+            let at = ((pos - self.read) as usize) * ch;
+            let filled = &mut self.filled[slot..slot + run];
+            let ring = &self.ring[slot * ch..(slot + run) * ch];
+            let out = &mut out[at..at + run * ch];
+            if filled.iter().all(|&f| f) {
+                out.copy_from_slice(ring);
+                filled.fill(false);
+                played += run as u32;
+            } else {
+                for ((f, from), to) in filled
+                    .iter_mut()
+                    .zip(ring.chunks_exact(ch))
+                    .zip(out.chunks_exact_mut(ch))
+                {
+                    if *f {
+                        to.copy_from_slice(from);
+                        *f = false;
+                        played += 1;
+                    }
+                }
             }
+            pos += run as u64;
         }
         // Consume what was there (never past the newest frame received).
         let consumed = frames.min(depth);
@@ -748,6 +787,24 @@ mod tests {
         assert_eq!(r, PullResult::Played);
         assert_eq!(out, packet(12, 4));
         assert_eq!(jb.misses(), 0);
+    }
+
+    #[test]
+    fn packets_and_holes_across_the_ring_wrap() {
+        // Capacity 64: positions 60..72 straddle the ring's end.
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        jb.push(60, &packet(60, 4));
+        jb.push(66, &packet(66, 2));
+        // 62..68 overlaps both sides of the hole at 64..66, across the wrap.
+        let r = jb.push(62, &packet(62, 6));
+        assert_eq!((r.stored, r.duplicate), (2, 4));
+        assert_eq!(pull(&mut jb), (PullResult::Played, packet(60, 4)));
+        assert_eq!(pull(&mut jb), (PullResult::Played, packet(64, 4)));
+        // A hole at 68..70, then 70..74: the pull plays the hole as silence.
+        jb.push(70, &packet(70, 4));
+        let (_, out) = pull(&mut jb);
+        assert_eq!(out, [&[0.0; 4][..], &packet(70, 2)].concat());
+        assert_eq!(pull(&mut jb).1[..4], packet(72, 2)[..]);
     }
 
     #[test]

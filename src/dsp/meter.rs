@@ -281,8 +281,29 @@ impl Meter {
     /// Meters interleaved samples (a trailing partial frame is ignored). Publishes at the
     /// end of each window. RT-safe: no allocation, no lock, no panic on any sample value.
     pub fn process(&mut self, interleaved: &[f32]) {
+        let ch = self.channels;
+        let mut rest = &interleaved[..interleaved.len() / ch * ch];
+        while !rest.is_empty() {
+            // Up to the end of the current window, so publishing stays out of the loop.
+            let room = (self.window_frames - self.frames_in_window) as usize * ch;
+            let (chunk, tail) = rest.split_at(room.min(rest.len()));
+            self.accumulate(chunk);
+            rest = tail;
+            if self.frames_in_window == self.window_frames {
+                self.publish_window();
+            }
+        }
+        self.levels
+            .silent
+            .store(self.quiet_frames >= self.hold_frames, Ordering::Relaxed);
+    }
+
+    /// Adds whole frames within one window.
+    fn accumulate(&mut self, chunk: &[f32]) {
         let mut clipped = 0u64;
-        for frame in interleaved.chunks_exact(self.channels) {
+        // Frames since the last one with a sample at or above the threshold.
+        let mut quiet = self.quiet_frames;
+        for frame in chunk.chunks_exact(self.channels) {
             let mut loud = false;
             for ((&x, peak), sum_sq) in frame
                 .iter()
@@ -300,19 +321,14 @@ impl Meter {
                 *peak = peak.max(a);
                 *sum_sq += f64::from(a) * f64::from(a);
             }
-            self.quiet_frames = if loud { 0 } else { self.quiet_frames + 1 };
-            self.frames_in_window += 1;
-            if self.frames_in_window == self.window_frames {
-                self.publish_window();
-            }
+            quiet = if loud { 0 } else { quiet + 1 };
         }
+        self.quiet_frames = quiet;
+        self.frames_in_window += (chunk.len() / self.channels) as u32;
         if clipped > 0 {
             self.clipped += clipped;
             self.levels.clipped.store(self.clipped, Ordering::Relaxed);
         }
-        self.levels
-            .silent
-            .store(self.quiet_frames >= self.hold_frames, Ordering::Relaxed);
     }
 
     fn publish_window(&mut self) {

@@ -44,7 +44,7 @@ use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx, pipe};
 use crate::rt::runner::RtStatus;
 use crate::wire::{
     AudioFormat, AudioParams, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, ProtocolError,
-    Role, Welcome, check_json_object,
+    Role, Welcome, check_json_object, encode_json_vec,
 };
 
 const LISTENER: u64 = 1;
@@ -698,12 +698,18 @@ impl HubNet {
 
     fn broadcast_metadata(&mut self) {
         let value = self.metadata_value(now_ns());
+        // Serialised once; each client's copy differs only in its header's seq.
+        let mut frame = Vec::new();
+        if let Err(e) = encode_json_vec(&mut frame, Kind::Metadata, 0, &value) {
+            eprintln!("izyrt hub: METADATA not sent: {e}");
+            return;
+        }
         for idx in 0..self.clients.len() {
             let Some(client) = self.clients[idx].as_mut() else {
                 continue;
             };
             if matches!(client.phase, Phase::Joined { .. }) && !client.conn.link.is_closing() {
-                client.conn.link.send_json(Kind::Metadata, &value);
+                client.conn.link.send_shared(&mut frame);
             }
         }
         for idx in 0..self.clients.len() {

@@ -28,7 +28,8 @@ use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeTx};
 use crate::wire::{
     AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode, Frame,
-    HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json, encode_ping,
+    HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json_vec,
+    encode_ping,
 };
 
 /// Bytes of an f32 AUDIO frame of `frames` × `channels` (the largest izyrt sends).
@@ -201,18 +202,29 @@ impl Link {
     pub fn send_json<T: Serialize + ?Sized>(&mut self, kind: Kind, value: &T) {
         let seq = self.next_seq(kind);
         let mut scratch = std::mem::take(&mut self.scratch);
-        let n = match encode_json(&mut scratch[..], kind, 0, seq, value) {
-            Ok(n) => Some(n),
-            Err(EncodeError::BufferTooSmall { need, .. }) => {
-                scratch.resize(need, 0);
-                encode_json(&mut scratch[..], kind, 0, seq, value).ok()
-            }
-            Err(_) => None,
-        };
-        if let Some(n) = n {
+        if let Ok(n) = encode_json_vec(&mut scratch, kind, seq, value) {
             self.push_control(&scratch[..n]);
         }
         self.scratch = scratch;
+    }
+
+    /// Queues a frame encoded once for many links (METADATA to every client, serialised
+    /// once per broadcast instead of once per client): its header is rewritten with this
+    /// link's next seq for the frame's kind. A frame whose header does not parse is not
+    /// queued.
+    pub fn send_shared(&mut self, frame: &mut [u8]) {
+        let Some(head) = frame.first_chunk_mut::<HEADER_LEN>() else {
+            return;
+        };
+        let Ok(mut h) = Header::parse(head) else {
+            return;
+        };
+        let Some(kind) = h.kind() else {
+            return;
+        };
+        h.seq = self.next_seq(kind);
+        h.write(head);
+        self.push_control(frame);
     }
 
     /// Queues an already encoded control frame.
@@ -518,5 +530,33 @@ mod tests {
         let mut back = [0f32; 6];
         f.audio().unwrap().read_f32(&mut back);
         assert!((back[5] - 0.6).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_shared_frame_carries_each_links_own_seq() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let ev = EventLoop::new().unwrap();
+        ev.register(sock.as_fd(), 7, Interest::READABLE).unwrap();
+        let mut conn = Conn::new(sock, 7, Interest::READABLE, "test".into(), 1024);
+        let value = serde_json::json!({"shared": true});
+        conn.link.send_json(Kind::Metadata, &value);
+        let mut frame = Vec::new();
+        let n = encode_json_vec(&mut frame, Kind::Metadata, 99, &value).unwrap();
+        conn.link.send_shared(&mut frame[..n]);
+        conn.link.send_shared(&mut frame[..n]);
+        conn.link.flush(&ev);
+        let mut got = vec![0u8; 3 * n];
+        client.read_exact(&mut got).unwrap();
+        let mut dec = Decoder::new();
+        dec.feed(&got);
+        for seq in 0..3 {
+            let f = dec.next_frame().unwrap().unwrap();
+            assert_eq!((f.kind(), f.header.seq), (Some(Kind::Metadata), seq));
+            assert_eq!(f.payload, br#"{"shared":true}"#);
+        }
     }
 }

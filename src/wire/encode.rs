@@ -90,6 +90,36 @@ pub fn encode_json<T: Serialize + ?Sized>(
     Ok(HEADER_LEN + len)
 }
 
+/// [`encode_json`] into a growable buffer: `out` is grown to fit when it is too short
+/// (allocating only then) and the frame is `out[..n]`.
+///
+/// # Errors
+/// As [`encode_json`], except that a short buffer is never an error.
+///
+/// # Example
+/// ```
+/// use izyrt::wire::{encode_json_vec, Kind};
+/// let mut out = Vec::new();
+/// let n = encode_json_vec(&mut out, Kind::Metadata, 3, &serde_json::json!({"a": 1})).unwrap();
+/// assert_eq!(&out[16..n], br#"{"a":1}"#);
+/// ```
+pub fn encode_json_vec<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    seq: u32,
+    value: &T,
+) -> Result<usize, EncodeError> {
+    loop {
+        match encode_json(out, kind, 0, seq, value) {
+            // Each retry grows `out` (to the header, then to the whole frame).
+            Err(EncodeError::BufferTooSmall { need, have }) if need > have => {
+                out.resize(need, 0);
+            }
+            done => return done,
+        }
+    }
+}
+
 struct CountingSink(usize);
 
 impl Write for CountingSink {

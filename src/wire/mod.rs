@@ -29,7 +29,7 @@ pub use audio::{
     MAX_CHANNELS, MAX_FRAMES, RATE_RANGE, Samples, encode_audio,
 };
 pub use decoder::{DEFAULT_ZONE, Decoder, Frame, MAX_BUFFERED_FRAME};
-pub use encode::{encode_bye, encode_error, encode_json, encode_ping};
+pub use encode::{encode_bye, encode_error, encode_json, encode_json_vec, encode_ping};
 pub use error::{ErrorCode, ProtocolError};
 pub use header::{HEADER_LEN, Header, Kind, MAGIC, VERSION};
 pub use json::{
