@@ -251,8 +251,23 @@ fn start_echo(
     (addr, dir, stop, t)
 }
 
+/// CPU seconds of each thread of the process under `proc_dir` (`/proc/PID`), by tid.
+fn thread_cpu(proc_dir: &str) -> Vec<(String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("{proc_dir}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|t| {
+            let p = t.path().display().to_string();
+            (p.clone(), cpu_seconds(&p))
+        })
+        .collect()
+}
+
 /// What one load run measured.
 struct Load {
+    /// The server's busiest thread's share of one core over the window, %.
+    busiest: f64,
     /// CPU of the measured server (process or thread), seconds.
     cpu: f64,
     wall: f64,
@@ -296,6 +311,7 @@ fn run_load(
     let m0 = metrics.map(get);
     let me = format!("/proc/{}", std::process::id());
     let ours = server.starts_with(&me);
+    let threads0 = thread_cpu(server);
     let (cpu0, gen0, t0, blocked0) = (
         cpu_seconds(server),
         cpu_seconds(&me),
@@ -307,6 +323,10 @@ fn run_load(
     std::thread::sleep(Duration::from_secs(secs));
     let m1 = metrics.map(get);
     let (cpu, wall) = (cpu_seconds(server) - cpu0, t0.elapsed().as_secs_f64());
+    let busiest = threads0
+        .iter()
+        .map(|(t, c0)| cpu_seconds(t) - c0)
+        .fold(0.0, f64::max);
     let generator = cpu_seconds(&me) - gen0 - if ours { cpu } else { 0.0 };
     probe_stop.store(true, Ordering::Relaxed);
     let (worst, stalls) = probe.join().unwrap();
@@ -314,6 +334,7 @@ fn run_load(
     let _ = tx.join();
     let _ = rx.join();
     Load {
+        busiest: 100.0 * busiest / wall,
         cpu,
         wall,
         generator,
@@ -339,9 +360,9 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | hub RSS MiB | load generator CPU % | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
+        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
     for n in counts {
         let (hub, addr, metrics) = start_hub(n);
@@ -364,7 +385,7 @@ fn main() {
         let hub_us = per_peer_period_us(load.cpu, n, load.wall);
         let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {rss:.0} | {:.0} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
+            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
             if joined as usize == n {
                 String::new()
             } else {
@@ -373,6 +394,7 @@ fn main() {
             xruns(&m1) - xruns(&m0),
             load.blocked,
             100.0 * load.cpu / load.wall,
+            load.busiest,
             100.0 * load.generator / load.wall,
             hub_us / echo_us,
             load.stalls,
