@@ -14,6 +14,7 @@ pub mod record;
 mod role_args;
 mod rt_session;
 mod serve;
+pub mod thru;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +52,8 @@ pub enum Command {
     Monitor(peer::MonitorArgs),
     /// Measure the round trip capture → hub (loopback mix) → playback.
     Latency(latency::LatencyArgs),
+    /// Copy a duplex device's capture straight to its playback (a device's latency floor).
+    Thru(thru::ThruArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -96,6 +99,7 @@ pub fn main() -> i32 {
         Some(Command::Peer(args)) => peer::run_peer(&args),
         Some(Command::Monitor(args)) => peer::run_monitor(&args),
         Some(Command::Latency(args)) => latency::run(&args),
+        Some(Command::Thru(args)) => thru::run(&args),
         None if cli.dev.device.is_none()
             && std::env::var_os("IZYRT_CONFIG").is_none()
             && cli.dev.role.common.config.is_none() =>

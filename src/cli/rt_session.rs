@@ -196,6 +196,10 @@ pub(super) struct Outcome<S> {
     pub reopens: u64,
     /// Wakeup latency over the run.
     pub wakeup: WakeupSnapshot,
+    /// Allocator calls the RT thread made in steady state (after
+    /// [`WARM_UP_CYCLES`](runner::WARM_UP_CYCLES) periods); `None` when the run was shorter.
+    /// Counted only where the counting allocator is installed (the `izyrt` binary).
+    pub steady_allocations: Option<u64>,
     /// The signal that stopped the run early.
     pub signal: Option<i32>,
     /// Why the driver failed, when it did.
@@ -275,6 +279,7 @@ impl<S> Outcome<S> {
                     "p99_9": w.p999_us(),
                     "max": w.max_us(),
                 },
+                "steadyAllocations": self.steady_allocations,
             },
             "elapsedSeconds": self.elapsed.as_secs_f64(),
             "xruns": self.xruns,
@@ -314,10 +319,16 @@ pub(super) fn print_json(object: serde_json::Map<String, Value>) -> Result<(), C
 
 /// Prints what the device and the RT thread obtained, before the stream starts.
 fn print_obtained(dir: Direction, o: &Obtained, report: &RtReport) {
-    let (what, channels) = if dir.captures() {
-        ("capture", o.capture_channels)
-    } else {
-        ("playback", o.playback_channels)
+    let (what, channels) = match dir {
+        Direction::Capture => ("capture", o.capture_channels.to_string()),
+        Direction::Playback => ("playback", o.playback_channels.to_string()),
+        Direction::Duplex if o.capture_channels == o.playback_channels => {
+            ("duplex", o.capture_channels.to_string())
+        }
+        Direction::Duplex => (
+            "duplex",
+            format!("{} in / {} out", o.capture_channels, o.playback_channels),
+        ),
     };
     eprintln!("device:    {} ({what})", o.name);
     eprintln!(
@@ -392,6 +403,10 @@ pub(super) fn run<S: Send + 'static>(
         suspends: status.counters.suspends.load(Ordering::Relaxed),
         reopens: status.driver.reopens(),
         wakeup: status.wakeups.snapshot(),
+        steady_allocations: match status.steady_allocations.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(n),
+        },
         signal,
         failure: end.result.err(),
     })

@@ -220,6 +220,12 @@ impl JackServer {
 
 impl Drop for JackServer {
     fn drop(&mut self) {
+        // The test's clients are usually killed just before this: give jackd a moment to
+        // notice. Stopping with a dead client it has not noticed, it writes to that
+        // client's socket, dies of SIGPIPE and leaves its entry in JACK's machine-wide
+        // server registry; after 8 such leaks no jackd starts ("Too many servers already
+        // active").
+        std::thread::sleep(Duration::from_millis(500));
         // SAFETY: signals the process we spawned and still own (not yet reaped).
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let t0 = Instant::now();
