@@ -8,7 +8,7 @@
 //! mixer's priority (a stall longer than the jitter buffers' depth is a miss whatever the
 //! hub does). The largest N with zero misses is the figure.
 //!
-//! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,128,192,256`).
+//! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -355,7 +355,7 @@ fn main() {
     }
     let secs: u64 = env("IZYRT_BENCH_SECS").unwrap_or(30);
     let counts: Vec<usize> = std::env::var("IZYRT_BENCH_PEERS")
-        .unwrap_or_else(|_| "16,32,64,128,192,256".into())
+        .unwrap_or_else(|_| "16,32,64,96,128".into())
         .split(',')
         .filter_map(|p| p.trim().parse().ok())
         .collect();
