@@ -231,12 +231,23 @@ impl Drop for JackServer {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // jackd2 leaves its clients' semaphores in /dev/shm even on a clean exit: remove
+        // this server's (they carry its name).
+        let ours = [format!("_{}_", self.name), format!("jack_{}_", self.name)];
+        if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+            for f in dir.flatten() {
+                let n = f.file_name().to_string_lossy().into_owned();
+                if n.starts_with("jack") && ours.iter().any(|o| n.contains(o.as_str())) {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
     }
 }
 
