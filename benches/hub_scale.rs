@@ -126,8 +126,9 @@ fn join(addr: SocketAddr, user: &str) -> TcpStream {
 /// Sends a packet per peer per period on an absolute clock until `stop`, on a
 /// `SCHED_FIFO` thread below the hub's (a real peer sends from its RT capture thread, so
 /// the hub, not this process's scheduling, is what is measured); counts sends that would
-/// have blocked.
-fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, blocked: Arc<AtomicU64>) {
+/// have blocked and periods whose last packet left more than a period after its deadline
+/// (the generator, not the hub, was late: a miss that is not the hub's).
+fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, stats: Arc<SendStats>) {
     let samples: Vec<f32> = (0..PERIOD * 2)
         .map(|i| (i as f32 * 0.05).sin() * 0.25)
         .collect();
@@ -149,11 +150,22 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, blocked: Arc<AtomicU
         let n = encode_audio(&mut frame, 0, seq, &h, Samples::F32(&samples)).unwrap();
         for s in &mut socks {
             if s.write_all(&frame[..n]).is_err() {
-                blocked.fetch_add(1, Ordering::Relaxed);
+                stats.blocked.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        let period_ns = clock.deadline_ns(1) - clock.deadline_ns(0);
+        if now_ns() > clock.deadline_ns(clock.index()) + period_ns {
+            stats.late.fetch_add(1, Ordering::Relaxed);
         }
         seq = seq.wrapping_add(1);
     }
+}
+
+/// What the sender counts.
+#[derive(Default)]
+struct SendStats {
+    blocked: AtomicU64,
+    late: AtomicU64,
 }
 
 /// Drains every socket's mix until `stop`, sleeping in epoll between packets as a peer's
@@ -274,6 +286,8 @@ struct Load {
     /// This process's CPU, the server's excluded when it is a thread of ours, seconds.
     generator: f64,
     blocked: u64,
+    /// Periods the generator sent more than a period late.
+    late: u64,
     /// The host's worst wakeup lateness, ns, and how many were over a period late.
     worst: u64,
     stalls: u64,
@@ -292,16 +306,16 @@ fn run_load(
     let socks: Vec<TcpStream> = (0..n).map(|i| join(addr, &format!("load{i}"))).collect();
     let readers: Vec<TcpStream> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let blocked = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(SendStats::default());
     let tx = {
-        let (stop, blocked) = (Arc::clone(&stop), Arc::clone(&blocked));
+        let (stop, stats) = (Arc::clone(&stop), Arc::clone(&stats));
         let opts = RtOptions {
             name: "load-send".into(),
             priority: 60,
             lock_memory: false,
             ..RtOptions::default()
         };
-        spawn(&opts, move || sender(socks, stop, blocked)).unwrap()
+        spawn(&opts, move || sender(socks, stop, stats)).unwrap()
     };
     let rx = {
         let stop = Arc::clone(&stop);
@@ -312,11 +326,12 @@ fn run_load(
     let me = format!("/proc/{}", std::process::id());
     let ours = server.starts_with(&me);
     let threads0 = thread_cpu(server);
-    let (cpu0, gen0, t0, blocked0) = (
+    let (cpu0, gen0, t0, blocked0, late0) = (
         cpu_seconds(server),
         cpu_seconds(&me),
         Instant::now(),
-        blocked.load(Ordering::Relaxed),
+        stats.blocked.load(Ordering::Relaxed),
+        stats.late.load(Ordering::Relaxed),
     );
     let probe_stop = Arc::new(AtomicBool::new(false));
     let probe = stall_probe(Arc::clone(&probe_stop));
@@ -338,7 +353,8 @@ fn run_load(
         cpu,
         wall,
         generator,
-        blocked: blocked.load(Ordering::Relaxed) - blocked0,
+        blocked: stats.blocked.load(Ordering::Relaxed) - blocked0,
+        late: stats.late.load(Ordering::Relaxed) - late0,
         worst,
         stalls,
         metrics: m0.zip(m1),
@@ -360,9 +376,9 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
+        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
     for n in counts {
         let (hub, addr, metrics) = start_hub(n);
@@ -385,7 +401,7 @@ fn main() {
         let hub_us = per_peer_period_us(load.cpu, n, load.wall);
         let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
+            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
             if joined as usize == n {
                 String::new()
             } else {
@@ -396,6 +412,7 @@ fn main() {
             100.0 * load.cpu / load.wall,
             load.busiest,
             100.0 * load.generator / load.wall,
+            load.late,
             hub_us / echo_us,
             load.stalls,
             load.worst as f64 / 1e6,
