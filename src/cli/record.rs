@@ -259,23 +259,13 @@ pub fn run(args: &RecordArgs) -> Result<i32, CliError> {
     Ok(outcome.exit_code())
 }
 
-/// `--seconds` as a frame count at `rate`, checked: finite, above 0, at least one frame,
-/// and small enough for a WAV file (whose data chunk holds at most 4 GiB).
+/// `--seconds` as a frame count at `rate`, checked as [`rt_session::frames_for`] does and
+/// small enough for a WAV file (whose data chunk holds at most 4 GiB).
 fn frames_for(args: &RecordArgs, rate: u32, channels: u16) -> Result<u64, CliError> {
     let s = args.seconds;
-    if !(s.is_finite() && s > 0.0) {
-        return Err(CliError::Usage(format!(
-            "--seconds {s} is not allowed (allowed: a finite number of seconds above 0)"
-        )));
-    }
-    let frames = (s * f64::from(rate)).round();
-    if frames < 1.0 {
-        return Err(CliError::Usage(format!(
-            "--seconds {s} is shorter than one frame at {rate} Hz"
-        )));
-    }
+    let frames = rt_session::frames_for(s, rate)?;
     let max_frames = u64::from(u32::MAX) / (args.format.bytes() * u64::from(channels));
-    if frames > max_frames as f64 {
+    if frames > max_frames {
         return Err(CliError::Usage(format!(
             "--seconds {s} is too long for a WAV file: at most {:.0} s at {rate} Hz, \
              {channels} ch, {}",
@@ -283,5 +273,5 @@ fn frames_for(args: &RecordArgs, rate: u32, channels: u16) -> Result<u64, CliErr
             args.format.name()
         )));
     }
-    Ok(frames as u64)
+    Ok(frames)
 }

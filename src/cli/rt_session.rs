@@ -449,3 +449,19 @@ pub(super) fn check_ratio_divides_rate(
     }
     Ok(())
 }
+
+/// `--seconds` as a frame count at `rate`: finite, above 0, at least one frame.
+pub(super) fn frames_for(s: f64, rate: u32) -> Result<u64, CliError> {
+    if !(s.is_finite() && s > 0.0) {
+        return Err(CliError::Usage(format!(
+            "--seconds {s} is not allowed (allowed: a finite number of seconds above 0)"
+        )));
+    }
+    let frames = (s * f64::from(rate)).round();
+    if frames < 1.0 {
+        return Err(CliError::Usage(format!(
+            "--seconds {s} is shorter than one frame at {rate} Hz"
+        )));
+    }
+    Ok(frames as u64)
+}

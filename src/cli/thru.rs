@@ -139,7 +139,7 @@ impl ThruCopy {
 pub fn run(args: &ThruArgs) -> Result<i32, CliError> {
     let (spec, cfg) = args.stream.check(args.rate)?;
     let target = match args.seconds {
-        Some(s) => frames_for(s, cfg.rate)?,
+        Some(s) => rt_session::frames_for(s, cfg.rate)?,
         None => u64::MAX,
     };
     let device = rt_session::open_device(&spec, Direction::Duplex, cfg)?;
@@ -192,22 +192,6 @@ pub fn run(args: &ThruArgs) -> Result<i32, CliError> {
         Some(_) => outcome.exit_code(),
         None => 0,
     })
-}
-
-/// `--seconds` as a frame count at `rate`: finite, above 0, at least one frame.
-fn frames_for(s: f64, rate: u32) -> Result<u64, CliError> {
-    if !(s.is_finite() && s > 0.0) {
-        return Err(CliError::Usage(format!(
-            "--seconds {s} is not allowed (allowed: a finite number of seconds above 0)"
-        )));
-    }
-    let frames = (s * f64::from(rate)).round();
-    if frames < 1.0 {
-        return Err(CliError::Usage(format!(
-            "--seconds {s} is shorter than one frame at {rate} Hz"
-        )));
-    }
-    Ok(frames as u64)
 }
 
 #[cfg(test)]
@@ -270,9 +254,9 @@ mod tests {
 
     #[test]
     fn seconds_are_checked() {
-        assert_eq!(frames_for(1.5, 48_000).unwrap(), 72_000);
+        assert_eq!(rt_session::frames_for(1.5, 48_000).unwrap(), 72_000);
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-6] {
-            assert!(frames_for(bad, 48_000).is_err(), "{bad}");
+            assert!(rt_session::frames_for(bad, 48_000).is_err(), "{bad}");
         }
     }
 }

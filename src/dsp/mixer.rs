@@ -120,7 +120,7 @@ pub fn soft_clip(x: f32) -> f32 {
 }
 
 /// `tanh(t)` for `t ≥ 0` within 1e-4 (a 7/6 Padé approximant, clamped at 1.0 from
-/// t ≈ 4.97 on): four times cheaper than libm's `tanhf` and without its branches, which
+/// t ≈ 4.97 on): several times cheaper than libm's `tanhf` and without its branches, which
 /// matters because every listener's mix goes through the clipper once the room is loud.
 fn tanh_approx(t: f32) -> f32 {
     let t2 = t * t;

@@ -700,16 +700,19 @@ impl HubNet {
         let value = self.metadata_value(now_ns());
         // Serialised once; each client's copy differs only in its header's seq.
         let mut frame = Vec::new();
-        if let Err(e) = encode_json_vec(&mut frame, Kind::Metadata, 0, &value) {
-            eprintln!("izyrt hub: METADATA not sent: {e}");
-            return;
-        }
+        let n = match encode_json_vec(&mut frame, Kind::Metadata, 0, &value) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("izyrt hub: METADATA not sent: {e}");
+                return;
+            }
+        };
         for idx in 0..self.clients.len() {
             let Some(client) = self.clients[idx].as_mut() else {
                 continue;
             };
             if matches!(client.phase, Phase::Joined { .. }) && !client.conn.link.is_closing() {
-                client.conn.link.send_shared(&mut frame);
+                client.conn.link.send_shared(&mut frame[..n]);
             }
         }
         for idx in 0..self.clients.len() {
