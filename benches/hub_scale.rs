@@ -56,8 +56,9 @@ fn cpu_seconds(proc_dir: &str) -> f64 {
     ticks / 100.0
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+/// Resident memory of the process under `proc_dir` (`/proc/PID`), MiB.
+fn rss_mib(proc_dir: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
     let kb: f64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
@@ -288,6 +289,8 @@ struct Load {
     blocked: u64,
     /// Periods the generator sent more than a period late.
     late: u64,
+    /// The server's resident memory at the end of the window, with every peer connected.
+    rss: f64,
     /// The host's worst wakeup lateness, ns, and how many were over a period late.
     worst: u64,
     stalls: u64,
@@ -338,6 +341,7 @@ fn run_load(
     std::thread::sleep(Duration::from_secs(secs));
     let m1 = metrics.map(get);
     let (cpu, wall) = (cpu_seconds(server) - cpu0, t0.elapsed().as_secs_f64());
+    let rss = rss_mib(server);
     let busiest = threads0
         .iter()
         .map(|(t, c0)| cpu_seconds(t) - c0)
@@ -355,6 +359,7 @@ fn run_load(
         generator,
         blocked: stats.blocked.load(Ordering::Relaxed) - blocked0,
         late: stats.late.load(Ordering::Relaxed) - late0,
+        rss,
         worst,
         stalls,
         metrics: m0.zip(m1),
@@ -384,7 +389,7 @@ fn main() {
         let (hub, addr, metrics) = start_hub(n);
         let pid = hub.0.id();
         let load = run_load(addr, n, secs, &format!("/proc/{pid}"), Some(metrics));
-        let rss = rss_mib(pid);
+        let rss = load.rss;
         drop(hub);
         let (m0, m1) = load.metrics.unwrap();
         let (echo_addr, echo_dir, echo_stop, echo) = start_echo(n);
