@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 const PERIOD: u32 = 64;
 const RATE: u32 = 48_000;
+const PERIOD_NS: u64 = PERIOD as u64 * 1_000_000_000 / RATE as u64;
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok()?.parse().ok()
@@ -154,8 +155,7 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, stats: Arc<SendStats
                 stats.blocked.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let period_ns = clock.deadline_ns(1) - clock.deadline_ns(0);
-        if now_ns() > clock.deadline_ns(clock.index()) + period_ns {
+        if now_ns() > clock.deadline_ns(clock.index()) + PERIOD_NS {
             stats.late.fetch_add(1, Ordering::Relaxed);
         }
         seq = seq.wrapping_add(1);
@@ -197,16 +197,15 @@ fn stall_probe(stop: Arc<AtomicBool>) -> RtThread<(u64, u64)> {
         ..RtOptions::default()
     };
     spawn(&opts, move || {
-        let period_ns = u64::from(PERIOD) * 1_000_000_000 / u64::from(RATE);
         let (start, mut worst, mut stalls) = (now_ns(), 0, 0);
         let mut n = 1;
         while !stop.load(Ordering::Relaxed) {
-            let deadline = start + n * period_ns;
+            let deadline = start + n * PERIOD_NS;
             sleep_until_ns(deadline);
             let late = now_ns().saturating_sub(deadline);
             worst = worst.max(late);
-            stalls += u64::from(late > period_ns);
-            n = (now_ns() - start) / period_ns + 1;
+            stalls += u64::from(late > PERIOD_NS);
+            n = (now_ns() - start) / PERIOD_NS + 1;
         }
         (worst, stalls)
     })

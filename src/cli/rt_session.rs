@@ -394,6 +394,7 @@ pub(super) fn run<S: Send + 'static>(
     let end = rt
         .join()
         .map_err(|_| CliError::Failed(format!("RT thread 'izyrt-{tag}' panicked")))?;
+    let steady_allocations = status.steady_allocation_count();
     Ok(Outcome {
         state: end.state,
         obtained,
@@ -403,10 +404,7 @@ pub(super) fn run<S: Send + 'static>(
         suspends: status.counters.suspends.load(Ordering::Relaxed),
         reopens: status.driver.reopens(),
         wakeup: status.wakeups.snapshot(),
-        steady_allocations: match status.steady_allocations.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(n),
-        },
+        steady_allocations,
         signal,
         failure: end.result.err(),
     })

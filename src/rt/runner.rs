@@ -48,6 +48,14 @@ pub struct RtStatus {
 }
 
 impl RtStatus {
+    /// Allocator calls since the counter armed; `None` before it arms.
+    pub fn steady_allocation_count(&self) -> Option<u64> {
+        match self.steady_allocations.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(n),
+        }
+    }
+
     /// The thread's entry in the snapshot's `realtime` table.
     ///
     /// # Example
@@ -59,7 +67,6 @@ impl RtStatus {
     /// ```
     pub fn json(&self) -> Value {
         let w = self.wakeups.snapshot();
-        let allocs = self.steady_allocations.load(Ordering::Relaxed);
         json!({
             "policy": self.report.policy.name(),
             "priority": self.report.priority,
@@ -77,7 +84,7 @@ impl RtStatus {
             "suspends": self.counters.suspends.load(Ordering::Relaxed),
             "reopens": self.driver.reopens(),
             "state": self.driver.state().name(),
-            "steadyAllocations": if allocs == u64::MAX { Value::Null } else { json!(allocs) },
+            "steadyAllocations": self.steady_allocation_count(),
         })
     }
 }
