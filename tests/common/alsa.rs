@@ -8,8 +8,10 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -111,22 +113,175 @@ fn jack_plugin_installed() -> bool {
 /// Says why a test is skipped, on the real stderr (libtest captures `println!` and
 /// `eprintln!` of passing tests, which would hide it).
 pub fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {}: {why}",
+    skip_write(&format!(
+        "SKIPPED {}: {why}\n",
         std::thread::current().name().unwrap_or("test")
-    );
+    ));
+}
+
+/// Writes `text` to the real stderr, past libtest's capture.
+fn skip_write(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// How long one JACK test may hold a server before [`Watchdog`] calls it hung (the slowest
+/// takes about 20 s on this shared machine).
+pub const JACK_TEST_LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs `cmd` (stdin and stderr closed) and returns its stdout, or `None` when it failed to
+/// start or did not exit within `limit` (it is then killed). JACK's command-line clients
+/// wait on the server without a timeout; a test must never wait on them forever.
+pub fn stdout_within(cmd: &mut Command, limit: Duration) -> Option<String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut out = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return rx.recv_timeout(Duration::from_secs(1)).ok(),
+            Ok(None) if t0.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Ends a test binary that is stuck, instead of letting CI wait on it for hours: when not
+/// disarmed (dropped) within its limit, it prints what every thread of this process and
+/// every child process is blocked in, and the jackd log's tail, stops the children
+/// (clients first, then jackd with SIGTERM so that it leaves JACK's server registry) and
+/// exits with status 101.
+pub struct Watchdog {
+    disarm: Option<mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    /// Arms it for `what`, whose jackd writes `log`.
+    pub fn arm(what: String, limit: Duration, log: PathBuf, jackd: u32) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let mut report = format!(
+                "WATCHDOG: {what} is still running after {limit:?}: stuck. Threads of the \
+                 test process (name: kernel wait channel):\n"
+            );
+            for (tid, line) in proc_states("/proc/self/task") {
+                report += &format!("  {tid} {line}\n");
+            }
+            let children = child_pids();
+            report += "Child processes (pid name state: wait channel; kernel stack):\n";
+            for pid in &children {
+                let dir = format!("/proc/{pid}");
+                report += &format!("  {pid} {}\n", proc_state(&dir));
+                let stack = std::fs::read_to_string(format!("{dir}/stack")).unwrap_or_default();
+                for l in stack.lines().take(8) {
+                    report += &format!("      {l}\n");
+                }
+            }
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            report += "jackd log, last lines:\n";
+            for l in tail.iter().rev() {
+                report += &format!("  {l}\n");
+            }
+            skip_write(&report);
+            for pid in children.iter().filter(|&&p| p != jackd) {
+                // SAFETY: kill(2) on a child of this process.
+                unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            // SAFETY: as above.
+            unsafe { libc::kill(jackd as libc::pid_t, libc::SIGTERM) };
+            std::thread::sleep(Duration::from_secs(3));
+            // SAFETY: as above.
+            unsafe { libc::kill(jackd as libc::pid_t, libc::SIGKILL) };
+            std::process::exit(101);
+        });
+        Watchdog { disarm: Some(tx) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.disarm.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `name state: wchan` of a /proc process or task directory.
+fn proc_state(dir: &str) -> String {
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default();
+    let stat = read("stat");
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    format!("{} {state}: {}", read("comm").trim(), read("wchan").trim())
+}
+
+/// [`proc_state`] of every entry of a /proc directory of tasks.
+fn proc_states(dir: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    let s = proc_state(&format!("{dir}/{n}"));
+                    (n, s)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The pids whose parent is this process.
+fn child_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(me)
+        })
+        .collect()
 }
 
 /// A running `jackd -d dummy` that is stopped (SIGTERM, then SIGKILL) when dropped, even
-/// when the test panics.
+/// when the test panics. While it runs, a [`Watchdog`] ends the test binary if the test
+/// holds it longer than [`JACK_TEST_LIMIT`].
 pub struct JackServer {
     child: Child,
     /// The server's name.
     pub name: String,
     /// Where its output goes (the dummy driver reports every late wakeup).
     pub log: PathBuf,
+    _watchdog: Watchdog,
 }
 
 impl JackServer {
@@ -170,7 +325,17 @@ impl JackServer {
             }
         }
         let child = cmd.spawn().expect("spawn jackd");
-        let mut server = JackServer { child, name, log };
+        let what = format!(
+            "the test {:?} (jackd '{name}')",
+            std::thread::current().name().unwrap_or("?")
+        );
+        let _watchdog = Watchdog::arm(what, JACK_TEST_LIMIT, log.clone(), child.id());
+        let mut server = JackServer {
+            child,
+            name,
+            log,
+            _watchdog,
+        };
         server.wait_ready(Duration::from_secs(15));
         Some(server)
     }
@@ -196,17 +361,12 @@ impl JackServer {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            let check = Command::new("jack_wait")
-                .args(["-s", &self.name, "-c"])
-                .stderr(Stdio::null())
-                .output();
-            if let Ok(o) = check {
-                if String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| l.trim() == "running")
-                {
-                    return;
-                }
+            let check = stdout_within(
+                Command::new("jack_wait").args(["-s", &self.name, "-c"]),
+                Duration::from_secs(5),
+            );
+            if check.is_some_and(|o| o.lines().any(|l| l.trim() == "running")) {
+                return;
             }
             assert!(
                 t0.elapsed() < limit,
