@@ -107,6 +107,11 @@ fn bad_values_stop_with_one_line_naming_them() {
             vec![],
             "--liveness-ms 5 is not allowed",
         ),
+        (
+            vec!["hub"],
+            vec![("IZYRT_JITTER_MAX_MS", "0")],
+            "--jitter-max-ms 0 is not allowed (allowed: 1..=2000)",
+        ),
         (vec![], vec![], "give a command"),
     ];
     for (args, env, needle) in cases {
@@ -174,6 +179,40 @@ fn flags_beat_environment_beat_config_file() {
         format!("{:?}", Welcome::parse(payload).unwrap().mix),
         "Loopback"
     );
+}
+
+#[test]
+fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
+    let dir = scratch("cfg-jitter");
+    let cfg = dir.join("peer.json");
+    std::fs::write(&cfg, json!({"jitterMaxMs": 3}).to_string()).unwrap();
+    // The hub's cap from the flag: 10 ms = 480 frames, 8 periods of 64.
+    let (_hub, addr, hub_metrics) = procs::hub(&["--jitter-max-ms", "10"]);
+    // The peer's from its config file: 3 ms = 144 frames, rounded up to 3 periods.
+    let (_peer, peer_metrics) = procs::peer(
+        addr,
+        "capped",
+        "virtual:tone=440",
+        &["--config", cfg.to_str().unwrap()],
+    );
+    // And a peer without it: the built-in 32 periods.
+    let (_other, other_metrics) = procs::peer(addr, "free", "virtual", &[]);
+    let max = |m: &serde_json::Value, user: &str| m["connections"][user]["jitterMaxFrames"].clone();
+    let (peer, other) = procs::wait_for("both peers' speaker buffers", SECS(10), || {
+        let (a, b) = (metrics(peer_metrics), metrics(other_metrics));
+        // 0 until the speaker's RT thread has published.
+        let published = |v: serde_json::Value| v.as_u64().is_some_and(|n| n > 0);
+        (published(max(&a, "capped")) && published(max(&b, "free"))).then_some((a, b))
+    });
+    assert_eq!(max(&peer, "capped"), 192, "{peer}");
+    assert_eq!(max(&other, "free"), 64 * 32, "{other}");
+    // At the hub, both inputs have its cap.
+    let hub = procs::wait_for("the hub's input buffers", SECS(10), || {
+        let m = metrics(hub_metrics);
+        (max(&m, "capped").as_u64() == Some(512) && max(&m, "free").as_u64() == Some(512))
+            .then_some(m)
+    });
+    assert_eq!(hub["hub"]["clients"], 2, "{hub}");
 }
 
 #[test]

@@ -55,6 +55,11 @@ pub struct RoleArgs {
         env = "IZYRT_SILENCE_HOLD_MS"
     )]
     pub silence_hold_ms: Option<u32>,
+    /// Cap on the adaptive jitter buffers, ms: a late packet grows a buffer by a period
+    /// up to this, trading glitches for a bounded latency (default: 16 packets at the
+    /// hub, 32 periods at a client).
+    #[arg(long = "jitter-max-ms", value_name = "MS", env = "IZYRT_JITTER_MAX_MS")]
+    pub jitter_max_ms: Option<u32>,
 }
 
 /// [`RoleArgs`] resolved.
@@ -145,6 +150,12 @@ impl RoleArgs {
                 1..=600_000,
             )
             .map_err(usage)?,
+            jitter_max_ms: self
+                .jitter_max_ms
+                .or(file.u32("jitterMaxMs").map_err(usage)?)
+                .map(|ms| pick("jitterMaxMs", Some(ms), None, ms, 1..=2_000))
+                .transpose()
+                .map_err(usage)?,
         };
         Ok(Role {
             settings,

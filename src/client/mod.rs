@@ -207,8 +207,11 @@ impl Client {
         let playback = PlaybackHalf {
             input: mix_rx,
             commands: cmd_rx,
-            jitter: JitterBuffer::new(jitter_config(ch, cfg.settings.period, cfg.settings.rate))
-                .map_err(config_err)?,
+            jitter: JitterBuffer::new(
+                jitter_config(ch, cfg.settings.period, cfg.settings.rate)
+                    .capped(cfg.settings.jitter_max_ms, cfg.settings.rate),
+            )
+            .map_err(config_err)?,
             interpolator: (up > 1)
                 .then(|| Interpolator::new(up, ch, (cfg.settings.period * up) as usize))
                 .transpose()

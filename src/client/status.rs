@@ -270,6 +270,7 @@ impl ClientView {
             "metadataFrames": self.metadata_frames,
             "rttMs": self.rtt_ns.map(|n| n as f64 / 1e6),
             "jitterTargetFrames": s.target_frames.load(Ordering::Relaxed),
+            "jitterMaxFrames": s.max_frames.load(Ordering::Relaxed),
             "jitterLateFrames": s.late.load(Ordering::Relaxed),
             "jitterDroppedFrames": s.dropped_frames.load(Ordering::Relaxed),
             "missesTotal": s.misses_total.load(Ordering::Relaxed),

@@ -38,6 +38,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "silenceHoldMs",
     "livenessMs",
     "priority",
+    "jitterMaxMs",
 ];
 
 /// A refused option value or config file.
@@ -215,6 +216,9 @@ pub struct Settings {
     pub silence_threshold_db: f32,
     /// Audio must stay below the threshold this long to be silent, ms.
     pub silence_hold_ms: u32,
+    /// Cap on what the adaptive jitter buffers may grow to, ms (`None`: the hub's 16
+    /// packets, a client's 32 periods).
+    pub jitter_max_ms: Option<u32>,
 }
 
 impl Default for Settings {
@@ -232,6 +236,7 @@ impl Default for Settings {
             latency_threshold_ms: 100,
             silence_threshold_db: -60.0,
             silence_hold_ms: 1_000,
+            jitter_max_ms: None,
         }
     }
 }

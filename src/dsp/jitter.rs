@@ -97,6 +97,43 @@ impl Default for JitterConfig {
     }
 }
 
+impl JitterConfig {
+    /// This configuration with its largest target set to `max_ms` (the user's
+    /// `--jitter-max-ms`), rounded up to whole periods and at least one; `None` leaves it
+    /// as it is. The initial and minimum targets come down with it when above it, and the
+    /// ring grows when a larger maximum needs it.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::JitterConfig;
+    /// // 3 ms at 48 kHz is 144 frames: three 64-frame periods (192).
+    /// let c = JitterConfig::default().capped(Some(3), 48_000);
+    /// assert_eq!(c.max_target_frames, 192);
+    /// // A larger maximum than the built-in one gets the ring it needs.
+    /// let c = JitterConfig::default().capped(Some(100), 48_000);
+    /// assert_eq!(c.max_target_frames, 4800);
+    /// assert!(c.capacity_frames >= 4800 + c.slack_frames + c.period_frames);
+    /// assert_eq!(JitterConfig::default().capped(None, 48_000), JitterConfig::default());
+    /// ```
+    pub fn capped(self, max_ms: Option<u32>, rate: u32) -> JitterConfig {
+        let Some(ms) = max_ms else { return self };
+        let p = u64::from(self.period_frames.max(1));
+        let frames = (u64::from(ms) * u64::from(rate)).div_ceil(1000);
+        let cap = (frames.div_ceil(p) * p).max(p);
+        let max = u32::try_from(cap).unwrap_or(u32::MAX);
+        let room = max
+            .saturating_add(self.slack_frames)
+            .saturating_add(self.period_frames);
+        JitterConfig {
+            capacity_frames: self.capacity_frames.max(room),
+            max_target_frames: max,
+            initial_target_frames: self.initial_target_frames.min(max),
+            min_target_frames: self.min_target_frames.min(max),
+            ..self
+        }
+    }
+}
+
 /// Why a [`JitterBuffer`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -733,6 +770,42 @@ mod tests {
             while pull(&mut jb).0 == PullResult::Played {}
             assert_eq!(jb.target_frames(), (P + event * P).min(4 * P), "{event}");
         }
+    }
+
+    #[test]
+    fn a_capped_target_grows_only_to_the_cap() {
+        // 8 ms at 1 kHz: 8 frames, two periods of 4 (the built-in maximum is 4 periods).
+        let capped = cfg().capped(Some(8), 1_000);
+        assert_eq!(capped.max_target_frames, 2 * P);
+        let mut jb = JitterBuffer::new(capped).unwrap();
+        let mut pos = 0;
+        for event in 1..=4 {
+            loop {
+                jb.push(pos, &packet(pos, P.into()));
+                pos += u64::from(P);
+                if pull(&mut jb).0 == PullResult::Played {
+                    break;
+                }
+            }
+            while pull(&mut jb).0 == PullResult::Played {}
+            assert_eq!(jb.target_frames(), 2 * P, "{event}");
+        }
+        // A cap below a period is one period, and the start comes down to it.
+        let one = JitterConfig {
+            initial_target_frames: 3 * P,
+            min_target_frames: 2 * P,
+            ..cfg()
+        }
+        .capped(Some(1), 1_000);
+        assert_eq!(
+            (
+                one.max_target_frames,
+                one.initial_target_frames,
+                one.min_target_frames
+            ),
+            (P, P, P)
+        );
+        assert!(JitterBuffer::new(one).is_ok());
     }
 
     #[test]

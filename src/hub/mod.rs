@@ -208,6 +208,7 @@ impl Hub {
             meter: meter_cfg,
             session: session_id(),
             files: file_tracks,
+            jitter_max_ms: cfg.settings.jitter_max_ms,
         };
         let links = NetLinks {
             commands: commands_tx,

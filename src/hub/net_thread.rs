@@ -86,6 +86,8 @@ pub struct NetConfig {
     pub session: String,
     /// The WAV sources, by track name, in mixer slots `0..files.len()`.
     pub files: Vec<(String, Arc<crate::dsp::meter::MeterLevels>)>,
+    /// Cap on each client input's jitter buffer, ms (`None`: 16 packets).
+    pub jitter_max_ms: Option<u32>,
 }
 
 /// The channels between the net thread and the rest of the hub.
@@ -487,8 +489,9 @@ impl HubNet {
         let (input, tx) = match audio {
             Some(a) => {
                 let packet = a.frames_per_packet.max(period);
-                let jitter = JitterBuffer::new(jitter_config(ch, period, packet, self.cfg.rate))
-                    .map_err(|e| e.to_string())?;
+                let jc = jitter_config(ch, period, packet, self.cfg.rate)
+                    .capped(self.cfg.jitter_max_ms, self.cfg.rate);
+                let jitter = JitterBuffer::new(jc).map_err(|e| e.to_string())?;
                 let (tx, rx) = pipe(ch, packet * 16, 64);
                 (Input::Pipe { rx, jitter }, Some(tx))
             }

@@ -258,6 +258,7 @@ impl Users {
                     "sessions": u.sessions,
                     "jitterDepthFrames": load(|s| &s.depth_frames),
                     "jitterTargetFrames": load(|s| &s.target_frames),
+                    "jitterMaxFrames": load(|s| &s.max_frames),
                     "jitterMisses": load(|s| &s.misses),
                     "jitterLatePackets": load(|s| &s.late_frames),
                     "jitterDroppedFrames": load(|s| &s.dropped_frames),
