@@ -26,13 +26,24 @@
 //! starts (or restarts) playing, i.e. the latency it trades for safety against jitter:
 //! - *Priming*: until the depth reaches the target, pulls output silence and are not
 //!   misses (the stream has not started for the listener).
-//! - *Miss → grow*: when a pull finds less than a period (or a hole inside it), the
-//!   speaker needed audio it did not have: the pull outputs what there is plus silence,
-//!   counts a miss and grows the target by one period (up to the maximum). One event
-//!   grows the target once, however long it lasts: after an underrun the buffer
-//!   *rebuffers* to the new target, and each pull spent rebuffering counts as a miss
-//!   (the speaker played silence it should not have) but grows nothing — a 2 s network
-//!   stall is one event, not a reason for the maximum latency forever.
+//! - *Miss*: when a pull finds less than a period (or a hole inside it), the speaker
+//!   needed audio it did not have: the pull outputs what there is plus silence and counts
+//!   a miss. After running dry the buffer *rebuffers* to the target, and each pull spent
+//!   rebuffering counts as a miss (the speaker played silence it should not have).
+//! - *Late → grow, lost → not*: running dry has two causes, and only one is helped by a
+//!   deeper buffer. Audio that was *late* (a network or scheduling stall) comes back in a
+//!   burst, as TCP delivers the backlog at once: the target then grows by one period (up
+//!   to the maximum), once per event however long it lasted — a 2 s stall is one event,
+//!   not a reason for the maximum latency forever. Audio that was *lost* (the sender's
+//!   device xrun, a JACK server that skipped cycles: its stream falls behind) comes back
+//!   at the ordinary rate: the buffer refills to the same target and the silence equals
+//!   what was lost, whatever the target; growing it would only add latency at every such
+//!   slip. A burst is a rise in depth between two rebuffering pulls of more than two
+//!   periods (or one packet, when packets are larger): lateness of a period or less
+//!   cannot be told from the two clocks' phase. So the target also grows when the buffer
+//!   runs dry again within `drift_pulls` of the last time (frequent small lateness, or
+//!   slips so frequent that fewer, longer refills are better). A hole inside received
+//!   audio grows the target as lateness does.
 //! - *Steady → shrink*: after `steady_pulls` pulls in a row without a miss, if the
 //!   low-water mark of the depth (measured before each pull) left at least one whole
 //!   period unused beyond the period being pulled, the jitter that the target was sized
@@ -50,8 +61,8 @@
 //! - *Full*: a packet that would not fit makes room by dropping the oldest frames
 //!   (counted), as every bounded queue of the design does; the RT thread never waits.
 //!
-//! A sender that falls behind (slower clock) simply causes an occasional miss, which
-//! grows the target by a period and is undone later by the shrink rule.
+//! A sender that falls behind (slower clock) simply causes an occasional miss: the buffer
+//! runs dry, refills at the ordinary rate and keeps its target.
 
 /// How a [`JitterBuffer`] is sized and adapts. All depths are in frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +224,14 @@ enum State {
 ///     assert_eq!(out, [first, first + 1.0, first + 2.0, first + 3.0]);
 /// }
 /// assert_eq!(jb.duplicate_frames(), 4);
-/// // Nothing left: a miss, and the target grows by a period.
+/// // Nothing left: a miss; the target stays until the audio comes back.
 /// assert_eq!(jb.pull(&mut out), PullResult::Miss { played: 0, silent: 4 });
+/// assert_eq!((jb.misses(), jb.target_frames()), (1, 4));
+/// // It comes back in a burst (it was late, not lost): the target grows by a period.
+/// for p in [12u64, 16, 20] {
+///     jb.push(p, &[0.5; 4]);
+/// }
+/// assert_eq!(jb.pull(&mut out), PullResult::Played);
 /// assert_eq!((jb.misses(), jb.target_frames()), (1, 8));
 /// ```
 #[derive(Debug)]
@@ -237,6 +254,14 @@ pub struct JitterBuffer {
     dropped_frames: u64,
     late_packets: u64,
     duplicate_frames: u64,
+    /// The largest packet pushed so far, frames (what one arrival can add).
+    largest_packet: u64,
+    /// While rebuffering: the depth at the previous pull, and whether the depth has since
+    /// risen by more than ordinary arrivals can bring between two pulls (a burst).
+    rebuffer_depth: u64,
+    rebuffer_burst: bool,
+    /// Pulls since the buffer last ran dry (saturating).
+    since_dry: u32,
 }
 
 fn config_error(what: &'static str, value: u32, allowed: String) -> JitterError {
@@ -340,6 +365,10 @@ impl JitterBuffer {
             dropped_frames: 0,
             late_packets: 0,
             duplicate_frames: 0,
+            largest_packet: 0,
+            rebuffer_depth: 0,
+            rebuffer_burst: false,
+            since_dry: u32::MAX,
         })
     }
 
@@ -367,6 +396,7 @@ impl JitterBuffer {
             self.end = position;
             self.state = State::Priming;
         }
+        self.largest_packet = self.largest_packet.max(frames);
         let packet_end = position.saturating_add(frames);
         // Skip what is older than the read point.
         let first = position.max(self.read);
@@ -433,6 +463,11 @@ impl JitterBuffer {
         let frames = (out.len() / ch) as u64;
         // Silence first: what is not copied below stays silent.
         out.fill(0.0);
+        self.since_dry = self.since_dry.saturating_add(1);
+        if self.state == State::Rebuffering && self.rebuffered_a_burst() {
+            // The audio that ran out was late, not lost: grow the target (once per event).
+            self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+        }
         let target = u64::from(self.target);
         match self.state {
             State::Idle => return PullResult::Priming,
@@ -499,9 +534,23 @@ impl JitterBuffer {
             self.misses += 1;
             self.steady = 0;
             self.low_water = u64::MAX;
-            self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
             if consumed < frames {
+                // Ran dry: refill to the target. Whether it grows is decided by how the
+                // audio comes back (see `rebuffered_a_burst`).
                 self.state = State::Rebuffering;
+                self.rebuffer_depth = self.depth_frames();
+                self.rebuffer_burst = false;
+                if self.since_dry < self.cfg.drift_pulls {
+                    // Dry again within `drift_pulls`: whatever the cause, the target is
+                    // too small for this stream.
+                    self.target =
+                        (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+                }
+                self.since_dry = 0;
+            } else {
+                // A hole inside received audio.
+                self.target =
+                    (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
             }
             return PullResult::Miss { played, silent };
         }
@@ -517,6 +566,21 @@ impl JitterBuffer {
             self.low_water = u64::MAX;
         }
         PullResult::Played
+    }
+
+    /// While rebuffering, called once per pull: true the first time the depth has risen
+    /// since the previous pull by more than ordinary arrivals bring (two periods, or one
+    /// packet when packets are larger), i.e. audio held back arrived at once.
+    fn rebuffered_a_burst(&mut self) -> bool {
+        let depth = self.depth_frames();
+        let rise = depth.saturating_sub(self.rebuffer_depth);
+        self.rebuffer_depth = depth;
+        let ordinary = (2 * u64::from(self.cfg.period_frames)).max(self.largest_packet);
+        if self.rebuffer_burst || rise <= ordinary {
+            return false;
+        }
+        self.rebuffer_burst = true;
+        true
     }
 
     /// Drops everything held and waits for a new first packet (e.g. the sender restarted
@@ -706,7 +770,8 @@ mod tests {
                 vec![0.0; 8]
             )
         );
-        assert_eq!(jb.target_frames(), 2 * P);
+        // Not grown yet: nothing says yet whether the audio is late or lost.
+        assert_eq!(jb.target_frames(), P);
         assert_eq!(
             pull(&mut jb).0,
             PullResult::Miss {
@@ -722,10 +787,9 @@ mod tests {
             }
         );
         assert_eq!(jb.misses(), 3);
-        // One event, one growth.
-        assert_eq!(jb.target_frames(), 2 * P);
-        // The backlog arrives at once (TCP): playing resumes at the stream position, the
-        // excess over target + slack is trimmed.
+        assert_eq!(jb.target_frames(), P);
+        // The backlog arrives at once (TCP): the audio was late, so the target grows, once
+        // for the event; playing resumes at the stream position.
         for k in 0..3 {
             let p = pos + k * u64::from(P);
             jb.push(p, &packet(p, P.into()));
@@ -734,6 +798,7 @@ mod tests {
         assert_eq!(r, PullResult::Played);
         assert_eq!(out, packet(pos, 4));
         assert_eq!(jb.misses(), 3);
+        assert_eq!(jb.target_frames(), 2 * P);
         let pos = pos + 3 * u64::from(P);
         // Steady flow at depth 2P before each pull: one period never used. After
         // `steady_pulls` clean pulls the target shrinks back and a period is dropped.
@@ -754,21 +819,94 @@ mod tests {
         assert_eq!(jb.misses(), 0);
     }
 
+    /// Feeds one period per pull until it plays, starves it until it misses, then delivers
+    /// the audio held back at once (three periods, as TCP delivers a backlog) and pulls.
+    /// Returns the next position.
+    fn late_event(jb: &mut JitterBuffer, mut pos: u64) -> u64 {
+        loop {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+            if pull(jb).0 == PullResult::Played {
+                break;
+            }
+        }
+        while pull(jb).0 == PullResult::Played {}
+        for _ in 0..3 {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+        }
+        let _ = pull(jb);
+        pos
+    }
+
     #[test]
-    fn target_grows_a_period_per_event_up_to_the_maximum() {
+    fn target_grows_a_period_per_late_event_up_to_the_maximum() {
         let mut jb = JitterBuffer::new(cfg()).unwrap();
         let mut pos = 0;
         for event in 1..=5 {
-            // Feed until it plays, then starve it until it misses.
+            pos = late_event(&mut jb, pos);
+            assert_eq!(jb.target_frames(), (P + event * P).min(4 * P), "{event}");
+        }
+    }
+
+    #[test]
+    fn lost_audio_is_silence_without_growth() {
+        // The sender loses time (an xrun or a server that skipped cycles): packets stop,
+        // then resume one per pull with no backlog. Every period it lost is one period of
+        // silence here, and the latency stays at the target.
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 2 * P,
+            steady_pulls: 1_000,
+            ..cfg()
+        })
+        .unwrap();
+        jb.push(0, &packet(0, P.into()));
+        let _ = pull(&mut jb);
+        let mut pos = steady(&mut jb, u64::from(P), 20);
+        for slip in 1..=5u64 {
+            // The buffer held 2 periods: the first lost one is absorbed, the second runs
+            // it dry and it refills to the target.
+            for _ in 0..2 {
+                let _ = pull(&mut jb);
+            }
+            let misses = jb.misses();
+            let mut silent = 0;
             loop {
                 jb.push(pos, &packet(pos, P.into()));
                 pos += u64::from(P);
-                if pull(&mut jb).0 == PullResult::Played {
-                    break;
+                match pull(&mut jb).0 {
+                    PullResult::Played => break,
+                    _ => silent += 1,
                 }
             }
-            while pull(&mut jb).0 == PullResult::Played {}
-            assert_eq!(jb.target_frames(), (P + event * P).min(4 * P), "{event}");
+            assert_eq!(jb.target_frames(), 2 * P, "slip {slip}");
+            assert_eq!(jb.misses(), misses + silent, "slip {slip}");
+            assert!(silent <= 2, "slip {slip}: {silent} silent pulls");
+            pos = steady(&mut jb, pos, 5);
+            assert_eq!(jb.depth_frames(), u64::from(P), "slip {slip}");
+        }
+
+        // Running dry again within `drift_pulls` pulls grows it, whatever the cause.
+        let mut jb = JitterBuffer::new(JitterConfig {
+            initial_target_frames: 2 * P,
+            steady_pulls: 1_000,
+            drift_pulls: 20,
+            ..cfg()
+        })
+        .unwrap();
+        jb.push(0, &packet(0, P.into()));
+        let _ = pull(&mut jb);
+        let mut pos = steady(&mut jb, u64::from(P), 30);
+        for expect in [2 * P, 3 * P] {
+            for _ in 0..2 {
+                let _ = pull(&mut jb);
+            }
+            while pull(&mut jb).0 != PullResult::Played {
+                jb.push(pos, &packet(pos, P.into()));
+                pos += u64::from(P);
+            }
+            assert_eq!(jb.target_frames(), expect);
+            pos = steady(&mut jb, pos, 3);
         }
     }
 
@@ -780,14 +918,7 @@ mod tests {
         let mut jb = JitterBuffer::new(capped).unwrap();
         let mut pos = 0;
         for event in 1..=4 {
-            loop {
-                jb.push(pos, &packet(pos, P.into()));
-                pos += u64::from(P);
-                if pull(&mut jb).0 == PullResult::Played {
-                    break;
-                }
-            }
-            while pull(&mut jb).0 == PullResult::Played {}
+            pos = late_event(&mut jb, pos);
             assert_eq!(jb.target_frames(), 2 * P, "{event}");
         }
         // A cap below a period is one period, and the start comes down to it.

@@ -9,8 +9,10 @@
 //! the zone fits in the buffer where it is. Once the zone is full, reads ask for exactly
 //! the bytes that complete the current frame; that frame then ends the buffered data, and
 //! once it is consumed the buffer is empty and starts again at 0. Memory per connection
-//! is therefore fixed at `zone + MAX_BUFFERED_FRAME` (about 1.1 MiB, allocated zeroed so
-//! untouched pages cost nothing), whatever the peer sends.
+//! is therefore fixed at `zone + MAX_BUFFERED_FRAME` (about 1.1 MiB), whatever the peer
+//! sends. It is allocated zeroed, so untouched pages would cost nothing, but the RT roles
+//! lock all memory (`mlockall(MCL_FUTURE)`) when allowed, which makes every page resident:
+//! this buffer is then most of the hub's RSS per connection (`benches/hub_scale.rs`).
 //!
 //! Frames of unknown kinds are reported with their header only and their payload is
 //! discarded as it streams past, never buffered: up to 2 MiB of it costs no memory.
