@@ -849,20 +849,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lost_audio_is_silence_without_growth() {
-        // The sender loses time (an xrun or a server that skipped cycles): packets stop,
-        // then resume one per pull with no backlog. Every period it lost is one period of
-        // silence here, and the latency stays at the target.
+    /// A buffer with a 2-period target, playing a steady flow after `pulls` pulls; and the
+    /// next position.
+    fn playing_two_periods_deep(drift_pulls: u32, pulls: u32) -> (JitterBuffer, u64) {
         let mut jb = JitterBuffer::new(JitterConfig {
             initial_target_frames: 2 * P,
             steady_pulls: 1_000,
+            drift_pulls,
             ..cfg()
         })
         .unwrap();
         jb.push(0, &packet(0, P.into()));
         let _ = pull(&mut jb);
-        let mut pos = steady(&mut jb, u64::from(P), 20);
+        let pos = steady(&mut jb, u64::from(P), pulls);
+        (jb, pos)
+    }
+
+    #[test]
+    fn lost_audio_is_silence_without_growth() {
+        // The sender loses time (an xrun or a server that skipped cycles): packets stop,
+        // then resume one per pull with no backlog. Every period it lost is one period of
+        // silence here, and the latency stays at the target.
+        let (mut jb, mut pos) = playing_two_periods_deep(cfg().drift_pulls, 20);
         for slip in 1..=5u64 {
             // The buffer held 2 periods: the first lost one is absorbed, the second runs
             // it dry and it refills to the target.
@@ -887,16 +895,7 @@ mod tests {
         }
 
         // Running dry again within `drift_pulls` pulls grows it, whatever the cause.
-        let mut jb = JitterBuffer::new(JitterConfig {
-            initial_target_frames: 2 * P,
-            steady_pulls: 1_000,
-            drift_pulls: 20,
-            ..cfg()
-        })
-        .unwrap();
-        jb.push(0, &packet(0, P.into()));
-        let _ = pull(&mut jb);
-        let mut pos = steady(&mut jb, u64::from(P), 30);
+        let (mut jb, mut pos) = playing_two_periods_deep(20, 30);
         for expect in [2 * P, 3 * P] {
             for _ in 0..2 {
                 let _ = pull(&mut jb);
