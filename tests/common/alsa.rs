@@ -113,14 +113,14 @@ fn jack_plugin_installed() -> bool {
 /// Says why a test is skipped, on the real stderr (libtest captures `println!` and
 /// `eprintln!` of passing tests, which would hide it).
 pub fn skip(why: &str) {
-    skip_write(&format!(
+    to_stderr(&format!(
         "SKIPPED {}: {why}\n",
         std::thread::current().name().unwrap_or("test")
     ));
 }
 
 /// Writes `text` to the real stderr, past libtest's capture.
-fn skip_write(text: &str) {
+fn to_stderr(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
@@ -166,7 +166,8 @@ pub fn stdout_within(cmd: &mut Command, limit: Duration) -> Option<String> {
 /// (clients first, then jackd with SIGTERM so that it leaves JACK's server registry) and
 /// exits with status 101.
 pub struct Watchdog {
-    disarm: Option<mpsc::Sender<()>>,
+    /// Dropping it disconnects the channel, which is what disarms the watchdog.
+    _disarm: mpsc::Sender<()>,
 }
 
 impl Watchdog {
@@ -174,6 +175,7 @@ impl Watchdog {
     pub fn arm(what: String, limit: Duration, log: PathBuf, jackd: u32) -> Watchdog {
         let (tx, rx) = mpsc::channel::<()>();
         std::thread::spawn(move || {
+            // Disconnected (dropped in time) is the normal end.
             if rx.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
                 return;
             }
@@ -200,7 +202,7 @@ impl Watchdog {
             for l in tail.iter().rev() {
                 report += &format!("  {l}\n");
             }
-            skip_write(&report);
+            to_stderr(&report);
             for pid in children.iter().filter(|&&p| p != jackd) {
                 // SAFETY: kill(2) on a child of this process.
                 unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
@@ -213,15 +215,7 @@ impl Watchdog {
             unsafe { libc::kill(jackd as libc::pid_t, libc::SIGKILL) };
             std::process::exit(101);
         });
-        Watchdog { disarm: Some(tx) }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.disarm.take() {
-            let _ = tx.send(());
-        }
+        Watchdog { _disarm: tx }
     }
 }
 
