@@ -8,11 +8,15 @@
 //! be valid. Ordinary reads stop at the end of the zone, so every frame that starts inside
 //! the zone fits in the buffer where it is. Once the zone is full, reads ask for exactly
 //! the bytes that complete the current frame; that frame then ends the buffered data, and
-//! once it is consumed the buffer is empty and starts again at 0. Memory per connection
-//! is therefore fixed at `zone + MAX_BUFFERED_FRAME` (about 1.1 MiB), whatever the peer
-//! sends. It is allocated zeroed, so untouched pages would cost nothing, but the RT roles
-//! lock all memory (`mlockall(MCL_FUTURE)`) when allowed, which makes every page resident:
-//! this buffer is then most of the hub's RSS per connection (`benches/hub_scale.rs`).
+//! once it is consumed the buffer is empty and starts again at 0.
+//!
+//! Memory. Room for the largest valid frame (`zone + MAX_BUFFERED_FRAME`, about 1.1 MiB)
+//! would be resident for every connection: the RT roles lock all memory
+//! (`mlockall(MCL_FUTURE)`), so even untouched zeroed pages count, and at 128 peers that
+//! was most of the hub's RSS. So the tail starts at [`SMALL_TAIL`] (64 KiB, far above
+//! an AUDIO frame of 1024 stereo f32 frames) and grows once, to the full size, the first
+//! time a frame longer than it must be completed; it never shrinks. The growth happens in
+//! [`Decoder::read_from`], on the net thread, outside the AUDIO paths.
 //!
 //! Frames of unknown kinds are reported with their header only and their payload is
 //! discarded as it streams past, never buffered: up to 2 MiB of it costs no memory.
@@ -35,6 +39,9 @@ pub const MAX_BUFFERED_FRAME: usize = HEADER_LEN
 
 /// Default size of the read zone (bytes a single ordinary read may bring in).
 pub const DEFAULT_ZONE: usize = 64 * 1024;
+
+/// The tail a decoder starts with: frames up to this long never make it grow.
+pub const SMALL_TAIL: usize = 64 * 1024;
 
 /// One decoded frame, borrowed from the decoder's buffer.
 #[derive(Debug, Clone, Copy)]
@@ -132,7 +139,7 @@ impl Decoder {
     pub fn with_zone(zone: usize) -> Decoder {
         let zone = zone.max(HEADER_LEN);
         Decoder {
-            buf: vec![0u8; zone + MAX_BUFFERED_FRAME].into_boxed_slice(),
+            buf: vec![0u8; zone + SMALL_TAIL.min(MAX_BUFFERED_FRAME)].into_boxed_slice(),
             zone,
             start: 0,
             end: 0,
@@ -245,7 +252,18 @@ impl Decoder {
                 Err(_) => 0,
             },
         };
+        if self.end + need > self.buf.len() {
+            self.grow();
+        }
         (self.end, need)
+    }
+
+    /// Gives the buffer its full size (room for the largest valid frame after a full
+    /// zone), keeping what it holds. Once per decoder at most.
+    fn grow(&mut self) {
+        let mut full = vec![0u8; self.zone + MAX_BUFFERED_FRAME].into_boxed_slice();
+        full[..self.end].copy_from_slice(&self.buf[..self.end]);
+        self.buf = full;
     }
 
     /// Reads once from `r` into the buffer and returns the bytes read (0 only at the end
@@ -276,5 +294,60 @@ impl Decoder {
     pub fn feed(&mut self, bytes: &[u8]) -> usize {
         let mut r = bytes;
         self.read_from(&mut r).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::encode_json_vec;
+
+    /// A METADATA frame whose JSON object holds an `n`-byte string.
+    fn metadata(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let value = serde_json::json!({ "pad": "m".repeat(n) });
+        let len = encode_json_vec(&mut out, Kind::Metadata, 7, &value).unwrap();
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn the_buffer_grows_once_for_a_long_frame_and_keeps_the_stream() {
+        let mut d = Decoder::new();
+        assert_eq!(d.buf.len(), DEFAULT_ZONE + SMALL_TAIL);
+        // Short frames across many zones: no growth.
+        let short = metadata(1000);
+        let mut stream: Vec<u8> = short.repeat(200);
+        // A frame longer than the small tail, straddling the end of a zone; then more.
+        let long = metadata(300 * 1024);
+        stream.extend_from_slice(&long);
+        stream.extend_from_slice(&short.repeat(3));
+        let mut input = &stream[..];
+        let mut lens = Vec::new();
+        let mut grown_at = None;
+        loop {
+            while let Some(f) = d.next_frame().unwrap() {
+                lens.push(f.payload.len());
+            }
+            if input.is_empty() {
+                break;
+            }
+            let before = d.buf.len();
+            let n = d.read_from(&mut input).unwrap();
+            assert!(n > 0);
+            if d.buf.len() != before {
+                assert_eq!(grown_at, None, "grew twice");
+                grown_at = Some(lens.len());
+            }
+        }
+        let (s, l) = (short.len() - HEADER_LEN, long.len() - HEADER_LEN);
+        let mut expect = vec![s; 200];
+        expect.push(l);
+        expect.extend([s; 3]);
+        assert_eq!(lens, expect);
+        // It grew while the long frame was being completed, to the full size.
+        assert_eq!(grown_at, Some(200));
+        assert_eq!(d.buf.len(), DEFAULT_ZONE + MAX_BUFFERED_FRAME);
+        assert_eq!(d.partial(), None);
     }
 }
