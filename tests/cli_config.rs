@@ -200,7 +200,7 @@ fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
     let max = |m: &serde_json::Value, user: &str| m["connections"][user]["jitterMaxFrames"].clone();
     let (peer, other) = procs::wait_for("both peers' speaker buffers", SECS(10), || {
         let (a, b) = (metrics(peer_metrics), metrics(other_metrics));
-        // 0 until the speaker's RT thread has published.
+        // Set when each peer builds its speaker buffer (0 before).
         let published = |v: serde_json::Value| v.as_u64().is_some_and(|n| n > 0);
         (published(max(&a, "capped")) && published(max(&b, "free"))).then_some((a, b))
     });

@@ -44,7 +44,8 @@ pub struct SpeakerStats {
     pub depth_frames: AtomicU64,
     /// Its target, frames.
     pub target_frames: AtomicU64,
-    /// The largest target it may grow to, frames (`--jitter-max-ms`).
+    /// The largest target it may grow to, frames (`--jitter-max-ms`); set once, when
+    /// the buffer is built.
     pub max_frames: AtomicU64,
     /// Periods the speaker lacked audio (reset by the silence rule).
     pub misses: AtomicU64,
@@ -212,10 +213,6 @@ impl PlaybackHalf {
             .store(self.jitter.depth_frames(), Ordering::Relaxed);
         s.target_frames
             .store(u64::from(self.jitter.target_frames()), Ordering::Relaxed);
-        s.max_frames.store(
-            u64::from(self.jitter.config().max_target_frames),
-            Ordering::Relaxed,
-        );
         s.misses.store(self.jitter.misses(), Ordering::Relaxed);
         s.late.store(self.jitter.late_packets(), Ordering::Relaxed);
         s.dropped_frames

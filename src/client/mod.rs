@@ -24,6 +24,7 @@ pub mod status;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use rtrb::RingBuffer;
 
@@ -202,16 +203,17 @@ impl Client {
         let (mix_tx, mix_rx) = pipe(ch, 4096, 128);
         let (cmd_tx, cmd_rx) = RingBuffer::new(16);
         let speaker = Arc::new(SpeakerStats::default());
+        let jc = jitter_config(ch, cfg.settings.period, cfg.settings.rate)
+            .capped(cfg.settings.jitter_max_ms, cfg.settings.rate);
+        speaker
+            .max_frames
+            .store(u64::from(jc.max_target_frames), Ordering::Relaxed);
         let meter = Meter::new(meter_cfg(cfg.settings.rate * up)).map_err(config_err)?;
         let speaker_levels = meter.levels();
         let playback = PlaybackHalf {
             input: mix_rx,
             commands: cmd_rx,
-            jitter: JitterBuffer::new(
-                jitter_config(ch, cfg.settings.period, cfg.settings.rate)
-                    .capped(cfg.settings.jitter_max_ms, cfg.settings.rate),
-            )
-            .map_err(config_err)?,
+            jitter: JitterBuffer::new(jc).map_err(config_err)?,
             interpolator: (up > 1)
                 .then(|| Interpolator::new(up, ch, (cfg.settings.period * up) as usize))
                 .transpose()

@@ -466,7 +466,7 @@ impl JitterBuffer {
         self.since_dry = self.since_dry.saturating_add(1);
         if self.state == State::Rebuffering && self.rebuffered_a_burst() {
             // The audio that ran out was late, not lost: grow the target (once per event).
-            self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+            self.grow_target();
         }
         let target = u64::from(self.target);
         match self.state {
@@ -543,14 +543,12 @@ impl JitterBuffer {
                 if self.since_dry < self.cfg.drift_pulls {
                     // Dry again within `drift_pulls`: whatever the cause, the target is
                     // too small for this stream.
-                    self.target =
-                        (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+                    self.grow_target();
                 }
                 self.since_dry = 0;
             } else {
                 // A hole inside received audio.
-                self.target =
-                    (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
+                self.grow_target();
             }
             return PullResult::Miss { played, silent };
         }
@@ -566,6 +564,11 @@ impl JitterBuffer {
             self.low_water = u64::MAX;
         }
         PullResult::Played
+    }
+
+    /// One period more target, up to the maximum.
+    fn grow_target(&mut self) {
+        self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
     }
 
     /// While rebuffering, called once per pull: true the first time the depth has risen

@@ -33,7 +33,8 @@ pub struct SlotStats {
     pub depth_frames: AtomicU64,
     /// The jitter buffer's current target, frames.
     pub target_frames: AtomicU64,
-    /// The largest target it may grow to, frames (`--jitter-max-ms`).
+    /// The largest target it may grow to, frames (`--jitter-max-ms`); set once, by the
+    /// net thread when it builds the buffer.
     pub max_frames: AtomicU64,
     /// Periods the mixer needed audio the buffer did not have.
     pub misses: AtomicU64,
@@ -179,10 +180,6 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
                     .store(jitter.depth_frames(), Ordering::Relaxed);
                 st.target_frames
                     .store(u64::from(jitter.target_frames()), Ordering::Relaxed);
-                st.max_frames.store(
-                    u64::from(jitter.config().max_target_frames),
-                    Ordering::Relaxed,
-                );
                 st.misses.store(jitter.misses(), Ordering::Relaxed);
                 st.late_frames
                     .store(jitter.late_packets(), Ordering::Relaxed);

@@ -492,6 +492,9 @@ impl HubNet {
                 let jc = jitter_config(ch, period, packet, self.cfg.rate)
                     .capped(self.cfg.jitter_max_ms, self.cfg.rate);
                 let jitter = JitterBuffer::new(jc).map_err(|e| e.to_string())?;
+                stats
+                    .max_frames
+                    .store(u64::from(jc.max_target_frames), Ordering::Relaxed);
                 let (tx, rx) = pipe(ch, packet * 16, 64);
                 (Input::Pipe { rx, jitter }, Some(tx))
             }
