@@ -44,13 +44,23 @@
 //!   runs dry again within `drift_pulls` of the last time (frequent small lateness, or
 //!   slips so frequent that fewer, longer refills are better). A hole inside received
 //!   audio grows the target as lateness does.
+//! - *At most one growth per `drift_pulls`*: a host or network disturbance often comes as
+//!   a cluster of stalls within a fraction of a second. Each one runs the buffer dry, but
+//!   a period more after the first would not have saved the others (they are as long as
+//!   the first), and every period grown costs a whole shrink window to give back: growing
+//!   at each stall of one 150 ms cluster took a 1-period target to 5 periods, and 20 s to
+//!   come back. Lateness that persists still grows the target, a period a second.
 //! - *Steady → shrink*: after `steady_pulls` pulls in a row without a miss, if the
 //!   low-water mark of the depth (measured before each pull) left at least one whole
 //!   period unused beyond the period being pulled, the jitter that the target was sized
 //!   for did not happen: the target shrinks by one period (down to the minimum) and one
 //!   period of the oldest audio is dropped so the latency really goes down (lowering the
 //!   number alone would leave the delay where it was). The mark is taken over the whole
-//!   window, so one late packet in five seconds keeps the target where it is.
+//!   window, so one late packet in five seconds keeps the target where it is. A period
+//!   is dropped the same way when the target is already at its minimum: a packet that
+//!   came a little late, after the pull that needed it, leaves the depth a period above
+//!   the target for good (the pull it missed was silence, and the stream resumes where
+//!   it stopped), and within the slack nothing else would take that period back.
 //! - *Drift → trim*: if the sender's clock runs faster than the speaker's, the depth
 //!   creeps up forever. When `drift_pulls` pulls in a row find the depth above
 //!   `target + slack`, the oldest frames are dropped to bring it back to the target
@@ -262,6 +272,8 @@ pub struct JitterBuffer {
     rebuffer_burst: bool,
     /// Pulls since the buffer last ran dry (saturating).
     since_dry: u32,
+    /// Pulls since the target last grew (saturating).
+    since_grow: u32,
 }
 
 fn config_error(what: &'static str, value: u32, allowed: String) -> JitterError {
@@ -369,6 +381,7 @@ impl JitterBuffer {
             rebuffer_depth: 0,
             rebuffer_burst: false,
             since_dry: u32::MAX,
+            since_grow: u32::MAX,
         })
     }
 
@@ -464,6 +477,7 @@ impl JitterBuffer {
         // Silence first: what is not copied below stays silent.
         out.fill(0.0);
         self.since_dry = self.since_dry.saturating_add(1);
+        self.since_grow = self.since_grow.saturating_add(1);
         if self.state == State::Rebuffering && self.rebuffered_a_burst() {
             // The audio that ran out was late, not lost: grow the target (once per event).
             self.grow_target();
@@ -555,7 +569,9 @@ impl JitterBuffer {
         self.steady += 1;
         if self.steady >= self.cfg.steady_pulls {
             let period = u64::from(self.cfg.period_frames);
-            if self.low_water >= frames + period && self.target > self.cfg.min_target_frames {
+            if self.low_water >= frames + period {
+                // A period was never needed: drop it. It is one of the target's when that
+                // is above the minimum, else one a late packet left above the target.
                 self.target =
                     (self.target - self.cfg.period_frames).max(self.cfg.min_target_frames);
                 self.discard(period);
@@ -566,8 +582,13 @@ impl JitterBuffer {
         PullResult::Played
     }
 
-    /// One period more target, up to the maximum.
+    /// One period more target, up to the maximum, unless it already grew within the last
+    /// `drift_pulls` pulls (one disturbance, one period).
     fn grow_target(&mut self) {
+        if self.since_grow < self.cfg.drift_pulls {
+            return;
+        }
+        self.since_grow = 0;
         self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
     }
 
@@ -840,6 +861,55 @@ mod tests {
         }
         let _ = pull(jb);
         pos
+    }
+
+    #[test]
+    fn a_late_packet_at_the_minimum_target_costs_latency_only_until_the_next_window() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let mut pos = steady(&mut jb, 0, 20);
+        assert_eq!(jb.target_frames(), P);
+        // One packet comes just after the pull that needed it: one miss, and the stream
+        // resumes a period later than before.
+        assert!(matches!(pull(&mut jb).0, PullResult::Miss { .. }));
+        for _ in 0..2 {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+        }
+        assert_eq!(pull(&mut jb).0, PullResult::Played);
+        assert_eq!((jb.target_frames(), jb.depth_frames()), (P, u64::from(P)));
+        // The depth before each pull is now 2P with a P target (within the slack). After
+        // `steady_pulls` clean pulls that period, never used, is dropped.
+        let dropped = jb.dropped_frames();
+        pos = steady(&mut jb, pos, cfg().steady_pulls - 2);
+        assert_eq!(jb.dropped_frames(), dropped);
+        let _ = steady(&mut jb, pos, 1);
+        assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
+        assert_eq!((jb.target_frames(), jb.depth_frames()), (P, 0));
+        assert_eq!(jb.misses(), 1);
+    }
+
+    #[test]
+    fn a_cluster_of_stalls_grows_the_target_once() {
+        // Five late events within `drift_pulls` (a host that stalled again and again for a
+        // fraction of a second): one period more, not five.
+        let drift_pulls = 100;
+        let mut jb = JitterBuffer::new(JitterConfig {
+            drift_pulls,
+            steady_pulls: 1_000,
+            ..cfg()
+        })
+        .unwrap();
+        let mut pos = 0;
+        let misses = jb.misses();
+        for _ in 0..5 {
+            pos = late_event(&mut jb, pos);
+        }
+        assert!(jb.misses() >= misses + 5, "each stall was a miss");
+        assert_eq!(jb.target_frames(), 2 * P);
+        // Once `drift_pulls` have passed, the next stall grows it again.
+        pos = steady(&mut jb, pos, drift_pulls);
+        let _ = late_event(&mut jb, pos);
+        assert_eq!(jb.target_frames(), 3 * P);
     }
 
     #[test]
