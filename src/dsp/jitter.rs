@@ -56,11 +56,15 @@
 //!   for did not happen: the target shrinks by one period (down to the minimum) and one
 //!   period of the oldest audio is dropped so the latency really goes down (lowering the
 //!   number alone would leave the delay where it was). The mark is taken over the whole
-//!   window, so one late packet in five seconds keeps the target where it is. A period
-//!   is dropped the same way when the target is already at its minimum: a packet that
-//!   came a little late, after the pull that needed it, leaves the depth a period above
-//!   the target for good (the pull it missed was silence, and the stream resumes where
-//!   it stopped), and within the slack nothing else would take that period back.
+//!   window, so one late packet in five seconds keeps the target where it is.
+//! - *Excess → drop at once*: the depth can also stand whole periods above the target,
+//!   within the slack, where nothing else takes them back: a packet that came just after
+//!   the pull that needed it (that pull was silence and the stream resumes where it
+//!   stopped, a period later for good), a burst after a stall, periods the reader's own
+//!   device skipped (an xrun) while packets kept coming. Those are accidents, not jitter
+//!   the target was sized for: when a steady window's low-water mark stands whole periods
+//!   above the target, they are all dropped at the window's end, and the target itself
+//!   shrinks only in a later window, a period at a time.
 //! - *Drift → trim*: if the sender's clock runs faster than the speaker's, the depth
 //!   creeps up forever. When `drift_pulls` pulls in a row find the depth above
 //!   `target + slack`, the oldest frames are dropped to bring it back to the target
@@ -72,7 +76,10 @@
 //!   (counted), as every bounded queue of the design does; the RT thread never waits.
 //!
 //! A sender that falls behind (slower clock) simply causes an occasional miss: the buffer
-//! runs dry, refills at the ordinary rate and keeps its target.
+//! runs dry, refills at the ordinary rate and keeps its target. A sender whose stream
+//! *skips ahead* while the buffer is dry (its device's xrun: the position jumps with the
+//! time lost) resumes at the new position: the span it skipped was already heard here as
+//! the rebuffering silence, and is not played again as a hole.
 
 /// How a [`JitterBuffer`] is sized and adapts. All depths are in frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,6 +415,14 @@ impl JitterBuffer {
             self.read = position;
             self.end = position;
             self.state = State::Priming;
+        } else if self.state == State::Rebuffering && self.end == self.read && position > self.read
+        {
+            // The sender skipped ahead while this buffer ran dry (its device's xrun moved
+            // its stream on): the skipped span's time has passed here already, as the
+            // rebuffering pulls' silence. Playing it again as a hole would be the same
+            // loss twice, and the stream a span later for good.
+            self.read = position;
+            self.end = position;
         }
         self.largest_packet = self.largest_packet.max(frames);
         let packet_end = position.saturating_add(frames);
@@ -569,11 +584,16 @@ impl JitterBuffer {
         self.steady += 1;
         if self.steady >= self.cfg.steady_pulls {
             let period = u64::from(self.cfg.period_frames);
-            if self.low_water >= frames + period {
-                // A period was never needed: drop it. It is one of the target's when that
-                // is above the minimum, else one a late packet left above the target.
-                self.target =
-                    (self.target - self.cfg.period_frames).max(self.cfg.min_target_frames);
+            // Whole periods above the target that no pull of the window needed.
+            let extra = self
+                .low_water
+                .saturating_sub(u64::from(self.target).max(frames))
+                / period;
+            if extra > 0 {
+                self.discard(extra * period);
+            } else if self.low_water >= frames + period && self.target > self.cfg.min_target_frames
+            {
+                self.target -= self.cfg.period_frames;
                 self.discard(period);
             }
             self.steady = 0;
@@ -824,17 +844,24 @@ mod tests {
         assert_eq!(jb.misses(), 3);
         assert_eq!(jb.target_frames(), 2 * P);
         let pos = pos + 3 * u64::from(P);
-        // Steady flow at depth 2P before each pull: one period never used. After
-        // `steady_pulls` clean pulls the target shrinks back and a period is dropped.
-        // Depth before each pull is 3P here: the resumed pull plus 8 more are 9 clean.
+        // Steady flow at depth 3P before each pull, a period above the 2P target (the
+        // backlog). After `steady_pulls` clean pulls (the resumed pull plus 8 more) that
+        // period is dropped; the target stays.
         let dropped = jb.dropped_frames();
         let pos = steady(&mut jb, pos, 8);
-        assert_eq!(jb.target_frames(), 2 * P);
         assert_eq!(jb.dropped_frames(), dropped);
         let pos = steady(&mut jb, pos, 1);
-        assert_eq!(jb.target_frames(), P);
+        assert_eq!(jb.target_frames(), 2 * P);
         assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
         assert_eq!(jb.depth_frames(), u64::from(P));
+        // Now at depth 2P before each pull, one period of the target was never used: after
+        // the next window the target shrinks back and a period is dropped.
+        let pos = steady(&mut jb, pos, cfg().steady_pulls - 1);
+        assert_eq!(jb.target_frames(), 2 * P);
+        let pos = steady(&mut jb, pos, 1);
+        assert_eq!(jb.target_frames(), P);
+        assert_eq!(jb.dropped_frames(), dropped + 2 * u64::from(P));
+        assert_eq!(jb.depth_frames(), 0);
         assert_eq!(jb.misses(), 3);
         // It does not go below the minimum.
         let _ = steady(&mut jb, pos, 50);
@@ -886,6 +913,64 @@ mod tests {
         assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
         assert_eq!((jb.target_frames(), jb.depth_frames()), (P, 0));
         assert_eq!(jb.misses(), 1);
+    }
+
+    #[test]
+    fn a_sender_that_skips_ahead_while_dry_resumes_at_the_target() {
+        // The sender's device lost 3 periods (an xrun): nothing comes for 3 pulls, then its
+        // stream resumes 3 periods further on, at the ordinary rate.
+        let (mut jb, mut pos) = playing_two_periods_deep(cfg().drift_pulls, 20);
+        let misses = jb.misses();
+        for _ in 0..3 {
+            let _ = pull(&mut jb);
+        }
+        pos += 3 * u64::from(P);
+        let mut silent = 0;
+        loop {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+            match pull(&mut jb) {
+                (PullResult::Played, out) => {
+                    // Audio from the new position on, not a hole's silence.
+                    assert_eq!(out, packet(pos - 2 * u64::from(P), P.into()));
+                    break;
+                }
+                _ => silent += 1,
+            }
+        }
+        assert_eq!(
+            jb.misses(),
+            misses + 2 + silent,
+            "2 dry pulls, then the refill"
+        );
+        assert!(silent <= 1, "{silent} pulls refilling");
+        // Back at the target's depth, not 3 periods above it.
+        let _ = steady(&mut jb, pos, 5);
+        assert_eq!(jb.depth_frames(), u64::from(P));
+        assert_eq!(jb.target_frames(), 2 * P);
+    }
+
+    #[test]
+    fn whole_periods_above_the_target_are_dropped_at_once() {
+        // Three periods more than the target arrive at once and stay within the slack
+        // (the reader's device skipped them, say): after one clean window all three go.
+        let mut jb = JitterBuffer::new(JitterConfig {
+            slack_frames: 4 * P,
+            ..cfg()
+        })
+        .unwrap();
+        let mut pos = steady(&mut jb, 0, cfg().steady_pulls);
+        for _ in 0..3 {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+        }
+        let dropped = jb.dropped_frames();
+        pos = steady(&mut jb, pos, cfg().steady_pulls);
+        assert_eq!(jb.dropped_frames(), dropped + 3 * u64::from(P));
+        assert_eq!((jb.target_frames(), jb.depth_frames()), (P, 0));
+        let _ = steady(&mut jb, pos, cfg().steady_pulls);
+        assert_eq!(jb.dropped_frames(), dropped + 3 * u64::from(P));
+        assert_eq!(jb.misses(), 0);
     }
 
     #[test]
