@@ -79,7 +79,10 @@
 //! runs dry, refills at the ordinary rate and keeps its target. A sender whose stream
 //! *skips ahead* while the buffer is dry (its device's xrun: the position jumps with the
 //! time lost) resumes at the new position: the span it skipped was already heard here as
-//! the rebuffering silence, and is not played again as a hole.
+//! the rebuffering silence, and is not played again as a hole; such a dry spell is known
+//! to be lost audio, so it does not count when the buffer runs dry again (a sender whose
+//! device xruns every few hundred ms would otherwise take the target to its maximum, and
+//! every later slip would cost a longer refill).
 
 /// How a [`JitterBuffer`] is sized and adapts. All depths are in frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,9 +423,11 @@ impl JitterBuffer {
             // The sender skipped ahead while this buffer ran dry (its device's xrun moved
             // its stream on): the skipped span's time has passed here already, as the
             // rebuffering pulls' silence. Playing it again as a hole would be the same
-            // loss twice, and the stream a span later for good.
+            // loss twice, and the stream a span later for good. And this dry spell was
+            // lost audio, not lateness: it does not count towards "dry again".
             self.read = position;
             self.end = position;
+            self.since_dry = u32::MAX;
         }
         self.largest_packet = self.largest_packet.max(frames);
         let packet_end = position.saturating_add(frames);
@@ -947,6 +952,22 @@ mod tests {
         // Back at the target's depth, not 3 periods above it.
         let _ = steady(&mut jb, pos, 5);
         assert_eq!(jb.depth_frames(), u64::from(P));
+        assert_eq!(jb.target_frames(), 2 * P);
+
+        // Such slips every few pulls, well within `drift_pulls`: lost audio each time,
+        // never lateness, so the target stays.
+        let (mut jb, mut pos) = playing_two_periods_deep(1_000, 20);
+        for _ in 0..10 {
+            for _ in 0..3 {
+                let _ = pull(&mut jb);
+            }
+            pos += 2 * u64::from(P);
+            while pull(&mut jb).0 != PullResult::Played {
+                jb.push(pos, &packet(pos, P.into()));
+                pos += u64::from(P);
+            }
+            pos = steady(&mut jb, pos, 3);
+        }
         assert_eq!(jb.target_frames(), 2 * P);
     }
 
