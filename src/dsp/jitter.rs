@@ -65,6 +65,11 @@
 //!   the target was sized for: when a steady window's low-water mark stands whole periods
 //!   above the target, they are all dropped at the window's end, and the target itself
 //!   shrinks only in a later window, a period at a time.
+//! - *A drop that was wrong → wait longer*: a period dropped is also the margin against
+//!   the next late packet of the same size. When the buffer misses within one window of a
+//!   drop, that period was needed: the window doubles (up to 8 × `steady_pulls`, 40 s), so
+//!   a stream whose lateness recurs every few seconds pays a miss every 40 s at most, not
+//!   every 5 s, while one that was late once gets its latency back after 5 s.
 //! - *Drift → trim*: if the sender's clock runs faster than the speaker's, the depth
 //!   creeps up forever. When `drift_pulls` pulls in a row find the depth above
 //!   `target + slack`, the oldest frames are dropped to bring it back to the target
@@ -284,7 +289,15 @@ pub struct JitterBuffer {
     since_dry: u32,
     /// Pulls since the target last grew (saturating).
     since_grow: u32,
+    /// Pulls since the steady rule last dropped a period (saturating).
+    since_drop: u32,
+    /// The steady window in `steady_pulls`: doubled (up to [`MAX_WINDOW_SCALE`]) each time
+    /// a drop is followed by a miss within one window.
+    window_scale: u32,
 }
+
+/// The steady window grows to at most this many times `steady_pulls` (40 s at 5 s).
+const MAX_WINDOW_SCALE: u32 = 8;
 
 fn config_error(what: &'static str, value: u32, allowed: String) -> JitterError {
     JitterError::Config {
@@ -392,6 +405,8 @@ impl JitterBuffer {
             rebuffer_burst: false,
             since_dry: u32::MAX,
             since_grow: u32::MAX,
+            since_drop: u32::MAX,
+            window_scale: 1,
         })
     }
 
@@ -498,6 +513,7 @@ impl JitterBuffer {
         out.fill(0.0);
         self.since_dry = self.since_dry.saturating_add(1);
         self.since_grow = self.since_grow.saturating_add(1);
+        self.since_drop = self.since_drop.saturating_add(1);
         if self.state == State::Rebuffering && self.rebuffered_a_burst() {
             // The audio that ran out was late, not lost: grow the target (once per event).
             self.grow_target();
@@ -567,6 +583,11 @@ impl JitterBuffer {
         if silent > 0 {
             self.misses += 1;
             self.steady = 0;
+            if self.since_drop < self.cfg.steady_pulls {
+                // The period last dropped was needed after all: wait longer next time.
+                self.window_scale = (self.window_scale * 2).min(MAX_WINDOW_SCALE);
+                self.since_drop = u32::MAX;
+            }
             self.low_water = u64::MAX;
             if consumed < frames {
                 // Ran dry: refill to the target. Whether it grows is decided by how the
@@ -587,7 +608,7 @@ impl JitterBuffer {
             return PullResult::Miss { played, silent };
         }
         self.steady += 1;
-        if self.steady >= self.cfg.steady_pulls {
+        if self.steady >= self.cfg.steady_pulls.saturating_mul(self.window_scale) {
             let period = u64::from(self.cfg.period_frames);
             // Whole periods above the target that no pull of the window needed.
             let extra = self
@@ -596,10 +617,12 @@ impl JitterBuffer {
                 / period;
             if extra > 0 {
                 self.discard(extra * period);
+                self.since_drop = 0;
             } else if self.low_water >= frames + period && self.target > self.cfg.min_target_frames
             {
                 self.target -= self.cfg.period_frames;
                 self.discard(period);
+                self.since_drop = 0;
             }
             self.steady = 0;
             self.low_water = u64::MAX;
@@ -992,6 +1015,38 @@ mod tests {
         let _ = steady(&mut jb, pos, cfg().steady_pulls);
         assert_eq!(jb.dropped_frames(), dropped + 3 * u64::from(P));
         assert_eq!(jb.misses(), 0);
+    }
+
+    #[test]
+    fn a_drop_followed_by_a_miss_doubles_the_window() {
+        let w = cfg().steady_pulls;
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let mut pos = steady(&mut jb, 0, 20);
+        // A late packet leaves an extra period: 1 miss.
+        let late = |jb: &mut JitterBuffer, mut pos: u64| {
+            assert!(matches!(pull(jb).0, PullResult::Miss { .. }));
+            for _ in 0..2 {
+                jb.push(pos, &packet(pos, P.into()));
+                pos += u64::from(P);
+            }
+            assert_eq!(pull(jb).0, PullResult::Played);
+            pos
+        };
+        pos = late(&mut jb, pos);
+        // One window later the extra period goes; the same lateness right after costs a
+        // miss again.
+        let dropped = jb.dropped_frames();
+        pos = steady(&mut jb, pos, w - 1);
+        assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
+        pos = steady(&mut jb, pos, 2);
+        pos = late(&mut jb, pos);
+        assert_eq!(jb.misses(), 2);
+        // So the extra period it left is kept twice as long: not after one window...
+        pos = steady(&mut jb, pos, w);
+        assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
+        // ...but after two.
+        let _ = steady(&mut jb, pos, w);
+        assert_eq!(jb.dropped_frames(), dropped + 2 * u64::from(P));
     }
 
     #[test]
