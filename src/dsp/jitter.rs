@@ -285,12 +285,15 @@ pub struct JitterBuffer {
     /// risen by more than ordinary arrivals can bring between two pulls (a burst).
     rebuffer_depth: u64,
     rebuffer_burst: bool,
-    /// Pulls since the buffer last ran dry (saturating).
-    since_dry: u32,
-    /// Pulls since the target last grew (saturating).
-    since_grow: u32,
-    /// Pulls since the steady rule last dropped a period (saturating).
-    since_drop: u32,
+    /// Pulls so far; the marks below are the pull at which something last happened
+    /// (`None`: never, or forgotten).
+    pulls: u64,
+    /// The buffer ran dry.
+    dry_at: Option<u64>,
+    /// The target grew.
+    grew_at: Option<u64>,
+    /// The steady rule dropped a period.
+    dropped_at: Option<u64>,
     /// The steady window in `steady_pulls`: doubled (up to [`MAX_WINDOW_SCALE`]) each time
     /// a drop is followed by a miss within one window.
     window_scale: u32,
@@ -403,9 +406,10 @@ impl JitterBuffer {
             largest_packet: 0,
             rebuffer_depth: 0,
             rebuffer_burst: false,
-            since_dry: u32::MAX,
-            since_grow: u32::MAX,
-            since_drop: u32::MAX,
+            pulls: 0,
+            dry_at: None,
+            grew_at: None,
+            dropped_at: None,
             window_scale: 1,
         })
     }
@@ -442,7 +446,7 @@ impl JitterBuffer {
             // lost audio, not lateness: it does not count towards "dry again".
             self.read = position;
             self.end = position;
-            self.since_dry = u32::MAX;
+            self.dry_at = None;
         }
         self.largest_packet = self.largest_packet.max(frames);
         let packet_end = position.saturating_add(frames);
@@ -511,9 +515,7 @@ impl JitterBuffer {
         let frames = (out.len() / ch) as u64;
         // Silence first: what is not copied below stays silent.
         out.fill(0.0);
-        self.since_dry = self.since_dry.saturating_add(1);
-        self.since_grow = self.since_grow.saturating_add(1);
-        self.since_drop = self.since_drop.saturating_add(1);
+        self.pulls += 1;
         if self.state == State::Rebuffering && self.rebuffered_a_burst() {
             // The audio that ran out was late, not lost: grow the target (once per event).
             self.grow_target();
@@ -583,10 +585,10 @@ impl JitterBuffer {
         if silent > 0 {
             self.misses += 1;
             self.steady = 0;
-            if self.since_drop < self.cfg.steady_pulls {
+            if self.within(self.dropped_at, self.cfg.steady_pulls) {
                 // The period last dropped was needed after all: wait longer next time.
                 self.window_scale = (self.window_scale * 2).min(MAX_WINDOW_SCALE);
-                self.since_drop = u32::MAX;
+                self.dropped_at = None;
             }
             self.low_water = u64::MAX;
             if consumed < frames {
@@ -595,12 +597,12 @@ impl JitterBuffer {
                 self.state = State::Rebuffering;
                 self.rebuffer_depth = self.depth_frames();
                 self.rebuffer_burst = false;
-                if self.since_dry < self.cfg.drift_pulls {
+                if self.within(self.dry_at, self.cfg.drift_pulls) {
                     // Dry again within `drift_pulls`: whatever the cause, the target is
                     // too small for this stream.
                     self.grow_target();
                 }
-                self.since_dry = 0;
+                self.dry_at = Some(self.pulls);
             } else {
                 // A hole inside received audio.
                 self.grow_target();
@@ -609,34 +611,47 @@ impl JitterBuffer {
         }
         self.steady += 1;
         if self.steady >= self.cfg.steady_pulls.saturating_mul(self.window_scale) {
-            let period = u64::from(self.cfg.period_frames);
-            // Whole periods above the target that no pull of the window needed.
-            let extra = self
-                .low_water
-                .saturating_sub(u64::from(self.target).max(frames))
-                / period;
-            if extra > 0 {
-                self.discard(extra * period);
-                self.since_drop = 0;
-            } else if self.low_water >= frames + period && self.target > self.cfg.min_target_frames
-            {
-                self.target -= self.cfg.period_frames;
-                self.discard(period);
-                self.since_drop = 0;
-            }
-            self.steady = 0;
-            self.low_water = u64::MAX;
+            self.end_steady_window(frames);
         }
         PullResult::Played
+    }
+
+    /// A window of pulls without a miss ended: drop what its low-water mark shows was never
+    /// needed (all whole periods above the target, else one period of the target).
+    fn end_steady_window(&mut self, frames: u64) {
+        let period = u64::from(self.cfg.period_frames);
+        let extra = self
+            .low_water
+            .saturating_sub(u64::from(self.target).max(frames))
+            / period;
+        let drop = if extra > 0 {
+            extra
+        } else if self.low_water >= frames + period && self.target > self.cfg.min_target_frames {
+            self.target -= self.cfg.period_frames;
+            1
+        } else {
+            0
+        };
+        if drop > 0 {
+            self.discard(drop * period);
+            self.dropped_at = Some(self.pulls);
+        }
+        self.steady = 0;
+        self.low_water = u64::MAX;
+    }
+
+    /// Whether `mark` is fewer than `n` pulls ago.
+    fn within(&self, mark: Option<u64>, n: u32) -> bool {
+        mark.is_some_and(|at| self.pulls - at < u64::from(n))
     }
 
     /// One period more target, up to the maximum, unless it already grew within the last
     /// `drift_pulls` pulls (one disturbance, one period).
     fn grow_target(&mut self) {
-        if self.since_grow < self.cfg.drift_pulls {
+        if self.within(self.grew_at, self.cfg.drift_pulls) {
             return;
         }
-        self.since_grow = 0;
+        self.grew_at = Some(self.pulls);
         self.target = (self.target + self.cfg.period_frames).min(self.cfg.max_target_frames);
     }
 
