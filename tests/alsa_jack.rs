@@ -335,3 +335,39 @@ fn a_vanished_server_is_reported_and_reopen_brings_the_device_back() {
     assert_eq!(dev.counters().reopens.load(Ordering::Relaxed), 1);
     assert_eq!(dev.obtained().period_frames, PERIOD);
 }
+
+#[test]
+fn a_stall_is_an_xrun_whose_lost_time_is_counted() {
+    let Some((_lock, _jackd)) = server() else {
+        return;
+    };
+    let mut dev = AlsaDevice::open("izyrt_jack", Direction::Duplex, jack_stream()).unwrap();
+    let c = dev.counters();
+    dev.start().unwrap();
+    for _ in 0..20 {
+        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
+    }
+    let before = c.xruns.load(Ordering::Relaxed);
+    let lost_before = c.lost_frames.load(Ordering::Relaxed);
+    // Asleep for 100 ms, far beyond the buffer: the stream overruns and underruns.
+    let stall = Duration::from_millis(100);
+    std::thread::sleep(stall);
+    for _ in 0..20 {
+        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
+    }
+    let xruns = c.xruns.load(Ordering::Relaxed) - before;
+    let lost = c.lost_frames.load(Ordering::Relaxed) - lost_before;
+    println!("a 100 ms stall: {xruns} xruns, {lost} frames lost");
+    assert!(
+        xruns >= 1,
+        "a 100 ms stall with a {PERIOD}-frame period is an xrun"
+    );
+    // At least the stall itself, less a period of rounding; in whole periods.
+    let stall_frames = u64::from(RATE) * stall.as_millis() as u64 / 1000;
+    assert!(
+        lost + u64::from(PERIOD) >= stall_frames,
+        "{lost} < {stall_frames}"
+    );
+    assert!(lost < 20 * stall_frames, "{lost} frames for a 100 ms stall");
+    assert_eq!(lost % u64::from(PERIOD), 0, "{lost}");
+}

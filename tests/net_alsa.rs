@@ -42,6 +42,9 @@ fn hub_and_peer_on_alsa_devices() {
     let rt = &m["realtime"]["izyrt-peer-audio"];
     assert_eq!(rt["device"], "izyrt_jack", "{rt}");
     assert_eq!(rt["periodFrames"], 256);
+    // The stream time xruns skipped, in whole periods (usually none).
+    let lost = rt["lostFrames"].as_u64().expect("lostFrames");
+    assert_eq!(lost % 256, 0, "{rt}");
     let h = wait_for("alice's QOS at the hub", SECS(10), || {
         let h = metrics(hub_metrics);
         h["mixeradminSharedState"]["alice"]["QOSMetrics"]["head"]["frames"]

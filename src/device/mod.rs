@@ -183,6 +183,9 @@ pub struct DeviceCounters {
     pub suspends: AtomicU64,
     /// Times the device vanished (ENODEV) and was reopened.
     pub reopens: AtomicU64,
+    /// Frames of stream time that xruns and suspends skipped: neither captured nor played
+    /// (the time a glitch lasted, where `xruns` counts the glitches).
+    pub lost_frames: AtomicU64,
     /// Lateness of the last wakeup against the period boundary, ns.
     pub last_wakeup_late_ns: AtomicU64,
 }

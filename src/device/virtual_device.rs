@@ -288,10 +288,13 @@ impl Device for VirtualDevice {
         let late = self.clock.wait();
         if late >= self.xrun_late_ns && self.periods > 1 {
             // The buffer would have overrun: drop the missed periods, stay on the grid.
-            let skipped = self.clock.skip_missed();
-            self.frame += skipped * self.period_frames;
-            self.signal.skip(skipped * self.period_frames);
+            let skipped = self.clock.skip_missed() * self.period_frames;
+            self.frame += skipped;
+            self.signal.skip(skipped);
             DeviceCounters::bump(&self.counters.xruns);
+            self.counters
+                .lost_frames
+                .fetch_add(skipped, Ordering::Relaxed);
         }
         if !self.capture.is_empty() {
             self.signal
@@ -553,9 +556,12 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         d.cycle(&mut |_, _| {}).unwrap();
         assert_eq!(counters.xruns.load(Ordering::Relaxed), 1);
-        // The stream position follows the clock, dropped periods included.
+        // The stream position follows the clock, dropped periods included, and the
+        // dropped periods are counted as lost stream time.
         assert_eq!(d.position(), d.clock().index() * 64);
         assert!(d.clock().index() >= 15);
+        let lost = counters.lost_frames.load(Ordering::Relaxed);
+        assert_eq!(lost, d.position() - 64, "all but the period just processed");
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!   label, one line per possible state, 1 for the current one.
 //! - `incomingAudioTracks` / `outgoingAudioTracks`: one series per track and field,
 //!   labelled `track` and `from` / `to`; `connections`: labelled `user`; `realtime`:
-//!   labelled `thread` (fields `p50Us`, `p99Us`, `p999Us`, `maxUs`, `priority`, `xruns`;
-//!   an object keyed by thread name, or an array of objects with a `thread` field).
+//!   labelled `thread` (fields `p50Us`, `p99Us`, `p999Us`, `maxUs`, `priority`, `xruns`,
+//!   `lostFrames`; an object keyed by thread name, or an array of objects with a
+//!   `thread` field).
 //!
 //! A missing or non-numeric field is skipped (so is a track without a `track` label);
 //! the renderer never panics on any JSON, and a family without samples is not written.
@@ -216,6 +217,11 @@ const REALTIME: &[Field] = &[
         "xruns",
         "izyrt_realtime_xruns_total",
         "Xruns (underruns and overruns) of the RT thread.",
+    ),
+    counter(
+        "lostFrames",
+        "izyrt_realtime_lost_frames_total",
+        "Frames of stream time that the RT thread's device faults skipped.",
     ),
 ];
 
@@ -430,7 +436,8 @@ mod tests {
             "mixeradminSharedState": { "alice": { "audioInputMetadata": {} } },
             "realtime": {
                 "izyrt-audio": { "policy": "SCHED_FIFO", "priority": 80, "p50Us": 12,
-                                 "p99Us": 40, "p999Us": 90, "maxUs": 150, "xruns": 0 }
+                                 "p99Us": 40, "p999Us": 90, "maxUs": 150, "xruns": 0,
+                                 "lostFrames": 128 }
             }
         })
     }
@@ -484,6 +491,7 @@ mod tests {
             "izyrt_realtime_wakeup_latency_p99_seconds{th} 0.00004\n"
         )));
         assert!(t.contains(&format!("izyrt_realtime_xruns_total{th} 0\n")));
+        assert!(t.contains(&format!("izyrt_realtime_lost_frames_total{th} 128\n")));
         assert!(!t.contains("SCHED_FIFO"));
         let arr = json!({ "realtime": [{ "thread": "hub", "maxUs": 1000 }, { "maxUs": 1 }] });
         assert_eq!(

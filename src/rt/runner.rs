@@ -81,6 +81,7 @@ impl RtStatus {
             "p999Us": w.p999_us(),
             "maxUs": w.max_us(),
             "xruns": self.counters.xruns.load(Ordering::Relaxed),
+            "lostFrames": self.counters.lost_frames.load(Ordering::Relaxed),
             "suspends": self.counters.suspends.load(Ordering::Relaxed),
             "reopens": self.driver.reopens(),
             "state": self.driver.state().name(),

@@ -33,7 +33,12 @@
 //! plugins that cannot link run unlinked and the poll loop waits for both sides.
 //!
 //! **Faults.** Xruns and suspends are recovered inside `cycle` (drop, prepare, prefill,
-//! start) and counted in [`DeviceCounters`]. An unplugged device becomes
+//! start) and counted in [`DeviceCounters`]. The stream time a fault skipped is counted
+//! too ([`DeviceCounters::lost_frames`]): ALSA cannot say how many frames a restart threw
+//! away, so it is the time from the end of the last period read to the restart, in whole
+//! periods (the restarted stream's first period comes one period later, as it would have
+//! without the fault), so the metrics say how much audio a glitch cost, not only that it
+//! happened. An unplugged device becomes
 //! [`DeviceError::Gone`]; [`Device::reopen`] opens the same name with the same
 //! configuration again.
 //!
@@ -61,6 +66,7 @@ pub use probe::{Card, CardDevice, HintedPcm, Listing, StreamCaps, StreamProbe, l
 use self::recover::Fault;
 use self::streams::Streams;
 use super::{Device, DeviceCounters, DeviceError, Direction, Obtained, SampleFormat, StreamConfig};
+use crate::rt::clock::now_ns;
 
 /// How many faults in a row one cycle recovers before giving up.
 const MAX_RECOVERIES_PER_CYCLE: u32 = 8;
@@ -113,6 +119,8 @@ pub struct AlsaDevice {
     counters: Arc<DeviceCounters>,
     io: Streams,
     running: bool,
+    /// Monotonic ns when the last period was read (or the stream started).
+    last_read_ns: u64,
 }
 
 impl std::fmt::Debug for AlsaDevice {
@@ -168,6 +176,7 @@ impl AlsaDevice {
             counters: Arc::new(DeviceCounters::default()),
             io: n.streams,
             running: false,
+            last_read_ns: 0,
         })
     }
 
@@ -184,7 +193,8 @@ impl AlsaDevice {
         fault.into_error(&self.obtained.name)
     }
 
-    /// Recovers from `fault`, counting it; `Err` when the device is beyond recovery.
+    /// Recovers from `fault`, counting it and the stream time it skipped; `Err` when the
+    /// device is beyond recovery.
     fn recover(&mut self, fault: Fault) -> Result<(), DeviceError> {
         match fault {
             Fault::Xrun => DeviceCounters::bump(&self.counters.xruns),
@@ -192,10 +202,27 @@ impl AlsaDevice {
             _ => {}
         }
         match self.io.recover(fault) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let now = now_ns();
+                let lost = lost_frames(
+                    now.saturating_sub(self.last_read_ns),
+                    self.io.rate,
+                    self.obtained.period_frames,
+                );
+                self.counters.lost_frames.fetch_add(lost, Ordering::Relaxed);
+                self.last_read_ns = now;
+                Ok(())
+            }
             Err(f) => Err(self.give_up(f)),
         }
     }
+}
+
+/// The stream time a restart `elapsed_ns` after the last period read skipped, in whole
+/// `period`s at `rate` (rounded to the nearest: a restart right after a read lost nothing).
+fn lost_frames(elapsed_ns: u64, rate: u32, period: u32) -> u64 {
+    let period_ns = (u64::from(period) * 1_000_000_000 / u64::from(rate.max(1))).max(1);
+    (elapsed_ns + period_ns / 2) / period_ns * u64::from(period)
 }
 
 fn obtained(name: &str, dir: Direction, cfg: &StreamConfig, n: &streams::Negotiated) -> Obtained {
@@ -232,6 +259,7 @@ impl Device for AlsaDevice {
         match self.io.prepare_and_start() {
             Ok(()) => {
                 self.running = true;
+                self.last_read_ns = now_ns();
                 Ok(())
             }
             Err(f) => Err(self.give_up(f)),
@@ -258,7 +286,10 @@ impl Device for AlsaDevice {
                 Ok(None)
             };
             match step.and_then(|late| self.io.read_period().map(|()| late)) {
-                Ok(late) => break late,
+                Ok(late) => {
+                    self.last_read_ns = now_ns();
+                    break late;
+                }
                 Err(f) => {
                     faults += 1;
                     if faults > MAX_RECOVERIES_PER_CYCLE {
@@ -321,5 +352,22 @@ impl AlsaDevice {
                 reason: "cycle called before start (or after stop or a failure)".into(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_frames;
+
+    #[test]
+    fn lost_time_is_whole_periods_to_the_nearest() {
+        // 64 frames at 48 kHz: 1.333 ms per period.
+        assert_eq!(lost_frames(0, 48_000, 64), 0);
+        assert_eq!(lost_frames(600_000, 48_000, 64), 0);
+        assert_eq!(lost_frames(700_000, 48_000, 64), 64);
+        assert_eq!(lost_frames(20_000_000, 48_000, 64), 15 * 64);
+        assert_eq!(lost_frames(1_000_000_000, 48_000, 64), 750 * 64);
+        // Degenerate inputs do not divide by zero.
+        assert_eq!(lost_frames(5, 0, 1), 0);
     }
 }
