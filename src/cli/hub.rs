@@ -164,5 +164,6 @@ pub(super) fn device_name(d: &crate::device::DeviceSpec) -> String {
     match d {
         crate::device::DeviceSpec::Virtual(_) => "virtual".into(),
         crate::device::DeviceSpec::Alsa(name) => name.clone(),
+        crate::device::DeviceSpec::Jack(o) => o.to_string(),
     }
 }

@@ -13,13 +13,15 @@
 
 #[cfg(target_os = "linux")]
 pub mod alsa;
+#[cfg(target_os = "linux")]
+pub mod jack;
 pub mod spec;
 pub mod virtual_device;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use spec::{DeviceSpec, Signal, VirtualOptions};
+pub use spec::{DeviceSpec, JackOptions, Signal, VirtualOptions};
 pub use virtual_device::VirtualDevice;
 
 /// What the engine asks of a stream. The device reports what it actually got in [`Obtained`].
@@ -274,6 +276,13 @@ pub fn open(
         DeviceSpec::Alsa(name) => Err(DeviceError::Open {
             name: name.clone(),
             reason: "ALSA devices exist only on Linux".into(),
+        }),
+        #[cfg(target_os = "linux")]
+        DeviceSpec::Jack(opts) => Ok(Box::new(jack::JackDevice::open(opts, dir, cfg)?)),
+        #[cfg(not(target_os = "linux"))]
+        DeviceSpec::Jack(opts) => Err(DeviceError::Open {
+            name: opts.to_string(),
+            reason: "JACK devices are supported only on Linux".into(),
         }),
     }
 }

@@ -1,4 +1,5 @@
-//! Device strings (main thread): `virtual[:options]` or an ALSA PCM name such as `hw:1,0`.
+//! Device strings (main thread): `virtual[:options]`, `jack:[options]` (a native JACK
+//! client) or an ALSA PCM name such as `hw:1,0`.
 
 use super::DeviceError;
 
@@ -31,6 +32,74 @@ impl Default for VirtualOptions {
     }
 }
 
+/// Options of a native JACK client (`jack:[name=CLIENT][,noconnect]`).
+///
+/// # Example
+/// ```
+/// use izyrt::device::{DeviceSpec, JackOptions};
+/// let spec: DeviceSpec = "jack:name=alice,noconnect".parse().unwrap();
+/// let o = JackOptions { name: "alice".into(), connect: false };
+/// assert_eq!(spec, DeviceSpec::Jack(o.clone()));
+/// assert_eq!(o.to_string(), "jack:name=alice,noconnect");
+/// assert_eq!(JackOptions::default().to_string(), "jack:");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JackOptions {
+    /// The JACK client name (the server adds a suffix when it is taken).
+    pub name: String,
+    /// Connect the ports to the server's physical ports.
+    pub connect: bool,
+}
+
+impl Default for JackOptions {
+    fn default() -> Self {
+        JackOptions {
+            name: "izyrt".into(),
+            connect: true,
+        }
+    }
+}
+
+impl std::fmt::Display for JackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = JackOptions::default();
+        let mut parts = Vec::new();
+        if self.name != d.name {
+            parts.push(format!("name={}", self.name));
+        }
+        if !self.connect {
+            parts.push("noconnect".into());
+        }
+        write!(f, "jack:{}", parts.join(","))
+    }
+}
+
+/// JACK's limit on client names, bytes (`jack_client_name_size()` is 64 with the NUL).
+const JACK_NAME_MAX: usize = 63;
+
+fn parse_jack(opts: &str, bad: impl Fn(String) -> DeviceError) -> Result<JackOptions, DeviceError> {
+    let mut o = JackOptions::default();
+    for opt in opts.split(',').filter(|p| !p.is_empty()) {
+        match opt.split_once('=') {
+            Some(("name", v)) => {
+                if v.is_empty() || v.len() > JACK_NAME_MAX || v.contains([':', '\0']) {
+                    return Err(bad(format!(
+                        "name={v} must be 1 to {JACK_NAME_MAX} bytes without ':'"
+                    )));
+                }
+                o.name = v.to_string();
+            }
+            None if opt == "noconnect" => o.connect = false,
+            _ => {
+                return Err(bad(format!(
+                    "unknown option '{opt}' (allowed: name=CLIENT, noconnect)"
+                )));
+            }
+        }
+    }
+    Ok(o)
+}
+
 /// A parsed device string.
 ///
 /// # Example
@@ -49,6 +118,8 @@ pub enum DeviceSpec {
     Virtual(VirtualOptions),
     /// An ALSA PCM name (`hw:CARD,DEV`, `plughw:…`, `default`, a name from asoundrc…).
     Alsa(String),
+    /// A native JACK client.
+    Jack(JackOptions),
 }
 
 impl std::str::FromStr for DeviceSpec {
@@ -61,6 +132,9 @@ impl std::str::FromStr for DeviceSpec {
         };
         if s.is_empty() {
             return Err(bad("empty device name".into()));
+        }
+        if let Some(opts) = s.strip_prefix("jack:") {
+            return parse_jack(opts, bad).map(DeviceSpec::Jack);
         }
         let Some(rest) = s.strip_prefix("virtual") else {
             return Ok(DeviceSpec::Alsa(s.to_string()));
@@ -140,8 +214,47 @@ mod tests {
     }
 
     #[test]
+    fn parses_jack_options_and_names_what_is_wrong() {
+        let j = |s: &str| match s.parse::<DeviceSpec>().unwrap() {
+            DeviceSpec::Jack(o) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(j("jack:"), JackOptions::default());
+        assert!(!j("jack:noconnect").connect);
+        assert_eq!(j("jack:name=bob").name, "bob");
+        for s in [
+            "jack:",
+            "jack:name=bob",
+            "jack:noconnect",
+            "jack:name=a-b,noconnect",
+        ] {
+            assert_eq!(j(s).to_string(), s);
+        }
+        for (s, needle) in [
+            ("jack:name=", "name= must be 1 to 63 bytes"),
+            ("jack:name=a:b", "without ':'"),
+            (
+                "jack:loud",
+                "unknown option 'loud' (allowed: name=CLIENT, noconnect)",
+            ),
+        ] {
+            let e = s.parse::<DeviceSpec>().unwrap_err().to_string();
+            assert!(e.contains(needle), "{s}: {e}");
+            assert!(e.contains(s), "{s}: {e}");
+        }
+        let long = format!("jack:name={}", "x".repeat(64));
+        assert!(long.parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
     fn other_names_are_alsa() {
-        for s in ["hw:1,0", "default", "plughw:CARD=USB,DEV=0", "virtualfoo"] {
+        for s in [
+            "hw:1,0",
+            "default",
+            "plughw:CARD=USB,DEV=0",
+            "virtualfoo",
+            "jack",
+        ] {
             assert_eq!(s.parse::<DeviceSpec>().unwrap(), DeviceSpec::Alsa(s.into()));
         }
     }

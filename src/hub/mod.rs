@@ -117,7 +117,7 @@ impl Hub {
         // buffers absorb, so the hub's clock catches up over up to 16 periods.
         let periods = match cfg.device {
             DeviceSpec::Virtual(_) => StreamConfig::PERIODS.end().to_owned(),
-            DeviceSpec::Alsa(_) => cfg.settings.periods,
+            DeviceSpec::Alsa(_) | DeviceSpec::Jack(_) => cfg.settings.periods,
         };
         let stream = StreamConfig {
             rate: cfg.settings.rate,

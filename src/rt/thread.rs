@@ -575,6 +575,35 @@ fn rtprio_limit() -> Option<u8> {
     None
 }
 
+/// The calling thread's realtime priority (`SCHED_FIFO` or `SCHED_RR`), if it has one.
+///
+/// # Example
+/// ```
+/// // A test thread is not realtime.
+/// assert_eq!(std::thread::spawn(izyrt::rt::thread::realtime_priority).join().unwrap(), None);
+/// ```
+pub fn realtime_priority() -> Option<i32> {
+    match current_policy() {
+        (SchedPolicy::Fifo | SchedPolicy::RoundRobin, p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Raises the calling thread to `SCHED_FIFO` at `priority` unless it already runs at
+/// least that high; false when the system refused. For a thread that someone else
+/// created for us (JACK's process thread) and that carries our audio period.
+pub fn raise_to_fifo(priority: i32) -> bool {
+    if realtime_priority().is_some_and(|p| p >= priority) {
+        return true;
+    }
+    // SAFETY: sched_param is plain data, initialised; pthread_self is valid.
+    unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        param.sched_priority = priority;
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0
+    }
+}
+
 /// The calling thread's policy and priority, from the kernel.
 fn current_policy() -> (SchedPolicy, i32) {
     let mut policy = 0;

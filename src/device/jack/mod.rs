@@ -1,0 +1,356 @@
+//! JACK devices, natively: `jack:[name=CLIENT][,noconnect]` (Linux only).
+//!
+//! # Design
+//!
+//! **Why not only the ALSA `jack` PCM.** The ALSA plugin already reaches a JACK server
+//! through [`super::alsa`], but it decouples the two sides with a ring buffer: the JACK
+//! cycle copies into it and izyrt's thread polls it, so the plugin adds its own buffer
+//! (measured: one to two periods of round trip at 32 frames) and izyrt's thread must
+//! answer within a period of the plugin's clock or xrun. A native client has none of that:
+//! izyrt's period is JACK's cycle itself.
+//!
+//! **Why izyrt's own thread still runs the period.** JACK calls its clients from its own
+//! RT thread, while everything in izyrt — the driver loop, the wakeup histogram, reopen
+//! after a server restart, the per-thread allocation proof — is built around an RT thread
+//! that owns its device and blocks in [`Device::cycle`]. So the JACK callback hands the
+//! period to that thread and waits for it within the same cycle ([`handoff`]: one atomic
+//! word and a futex each way, no queue). The cost is two thread wakeups per cycle; the
+//! gain is that a JACK device is one more [`Device`] and every role can use it. The
+//! callback waits at most three quarters of a period: a cycle izyrt does not answer in
+//! time plays silence and counts an xrun, and never holds the server's graph beyond its
+//! own cycle. Since JACK's process thread now carries izyrt's audio, it takes the
+//! priority of izyrt's RT thread when JACK gave it less (jackd runs its clients five
+//! below the server, e.g. 65 under `-P 70`: below izyrt's network threads, which would
+//! otherwise delay the cycle).
+//!
+//! **The server decides.** Rate and period are the server's: a configuration that differs
+//! is refused with the values to use, and a server that changes them later, or shuts
+//! down, ends the stream ([`DeviceError::Failed`] or [`DeviceError::Gone`]; the driver
+//! reopens a device that is gone). Ports are `in_1…` and `out_1…`, connected to the
+//! server's physical ports unless `noconnect` is given. The server is the default one
+//! (`JACK_DEFAULT_SERVER` names another); libjack is loaded when a device is opened, so
+//! izyrt runs without JACK installed.
+
+mod callback;
+mod handoff;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use jack::{AsyncClient, AudioIn, AudioOut, Client, ClientOptions, PortFlags, PortSpec};
+
+use self::callback::{NEW_PERIOD, NEW_RATE, Notify, Process, Shared, Stop};
+use self::handoff::{Handoff, WaitError};
+use super::{
+    Device, DeviceCounters, DeviceError, Direction, JackOptions, Obtained, SampleFormat,
+    StreamConfig,
+};
+
+/// How long [`Device::cycle`] waits for a JACK cycle before the server counts as stalled.
+const STALL_NS: u64 = 2_000_000_000;
+
+/// A native JACK client driven by one RT thread.
+///
+/// # Example
+/// ```no_run
+/// use izyrt::device::{Device, Direction, JackOptions, StreamConfig};
+/// use izyrt::device::jack::JackDevice;
+///
+/// let opts = JackOptions { name: "izyrt".into(), connect: true };
+/// let mut dev = JackDevice::open(&opts, Direction::Duplex, StreamConfig::default())?;
+/// dev.start()?;
+/// for _ in 0..48_000 / 64 {
+///     dev.cycle(&mut |input, output| output.copy_from_slice(input))?;
+/// }
+/// # Ok::<(), izyrt::device::DeviceError>(())
+/// ```
+pub struct JackDevice {
+    opts: JackOptions,
+    dir: Direction,
+    cfg: StreamConfig,
+    obtained: Obtained,
+    counters: Arc<DeviceCounters>,
+    /// `None` while closed (after the server went away, until a reopen succeeds).
+    client: Option<AsyncClient<Notify, Process>>,
+    shared: Arc<Shared>,
+    running: bool,
+}
+
+impl std::fmt::Debug for JackDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JackDevice")
+            .field("obtained", &self.obtained)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JackDevice {
+    /// Connects to the JACK server as client `opts.name`, registers one port per channel
+    /// for each direction of `dir`, and activates (main thread: allocates).
+    ///
+    /// # Errors
+    /// [`DeviceError::Open`] when libjack cannot be loaded, no server runs, the server's
+    /// rate or period is not `cfg`'s (the message gives the server's), or a port cannot
+    /// be registered or connected.
+    pub fn open(
+        opts: &JackOptions,
+        dir: Direction,
+        cfg: StreamConfig,
+    ) -> Result<JackDevice, DeviceError> {
+        let counters = Arc::new(DeviceCounters::default());
+        let c = connect(opts, dir, &cfg, &counters)?;
+        Ok(JackDevice {
+            opts: opts.clone(),
+            dir,
+            cfg,
+            obtained: c.obtained,
+            counters,
+            client: Some(c.client),
+            shared: c.shared,
+            running: false,
+        })
+    }
+
+    /// Allocator calls JACK's process thread made in this device's callback since its
+    /// first cycle (0 unless the binary counts, as the `izyrt` binary does).
+    pub fn callback_allocations(&self) -> u64 {
+        self.shared.allocations.load(Ordering::Relaxed)
+    }
+
+    /// The `SCHED_FIFO` priority of JACK's process thread for this client, once it has run
+    /// a cycle since [`Device::start`] (0 when it is not realtime or has not run yet).
+    pub fn process_priority(&self) -> i32 {
+        self.shared.process_priority.load(Ordering::Relaxed)
+    }
+
+    /// The JACK client's name (the server may have added a suffix to make it unique).
+    pub fn client_name(&self) -> Option<&str> {
+        self.client.as_ref().map(|c| c.as_client().name())
+    }
+
+    /// The error for a closed handoff: why the server stopped serving us (cold path).
+    #[cold]
+    fn stopped(&mut self) -> DeviceError {
+        self.running = false;
+        let stop: &Stop = &self.shared.stop;
+        let value = stop.value.load(Ordering::Relaxed);
+        let name = self.obtained.name.clone();
+        match stop.why.load(Ordering::Acquire) {
+            NEW_PERIOD => DeviceError::Failed {
+                name,
+                reason: format!(
+                    "the JACK server changed its period from {} to {value} frames",
+                    self.obtained.period_frames
+                ),
+            },
+            NEW_RATE => DeviceError::Failed {
+                name,
+                reason: format!(
+                    "the JACK server changed its rate from {} to {value} Hz",
+                    self.obtained.rate
+                ),
+            },
+            // SHUT_DOWN: the server exited or dropped the client.
+            _ => DeviceError::Gone { name },
+        }
+    }
+}
+
+/// An active client and what it shares with the device.
+struct Connected {
+    client: AsyncClient<Notify, Process>,
+    shared: Arc<Shared>,
+    obtained: Obtained,
+}
+
+/// Opens, registers, activates and connects a client for `opts` (main thread).
+fn connect(
+    opts: &JackOptions,
+    dir: Direction,
+    cfg: &StreamConfig,
+    counters: &Arc<DeviceCounters>,
+) -> Result<Connected, DeviceError> {
+    let spec = opts.to_string();
+    let open_err = |reason: String| DeviceError::Open {
+        name: spec.clone(),
+        reason,
+    };
+    let (client, _status) = Client::new(&opts.name, ClientOptions::NO_START_SERVER)
+        .map_err(|e| open_err(format!("no JACK server to connect to ({e})")))?;
+    let (rate, period) = (client.sample_rate(), client.buffer_size());
+    if rate != cfg.rate || period != cfg.period_frames {
+        return Err(open_err(format!(
+            "the JACK server runs at {rate} Hz with {period}-frame periods, not {} Hz with {}: \
+             use --rate {rate} --period {period}",
+            cfg.rate, cfg.period_frames
+        )));
+    }
+    let ch = usize::from(cfg.channels);
+    let (n_in, n_out) = (
+        if dir.captures() { ch } else { 0 },
+        if dir.plays() { ch } else { 0 },
+    );
+    let port_err = |e: jack::Error| open_err(format!("cannot register a port: {e}"));
+    let inputs = (1..=n_in)
+        .map(|i| client.register_port(&format!("in_{i}"), AudioIn::default()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(port_err)?;
+    let outputs = (1..=n_out)
+        .map(|i| client.register_port(&format!("out_{i}"), AudioOut::default()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(port_err)?;
+    let names = |ports: Vec<Result<String, jack::Error>>| {
+        ports
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(port_err)
+    };
+    let in_names = names(inputs.iter().map(|p| p.name()).collect())?;
+    let out_names = names(outputs.iter().map(|p| p.name()).collect())?;
+    let period_ns = u64::from(period) * 1_000_000_000 / u64::from(rate.max(1));
+    let shared = Arc::new(Shared {
+        handoff: Handoff::new(period as usize * n_in, period as usize * n_out),
+        running: AtomicBool::new(false),
+        priority: AtomicI32::new(0),
+        process_priority: AtomicI32::new(0),
+        stop: Stop::default(),
+        allocations: AtomicU64::new(0),
+        counters: Arc::clone(counters),
+    });
+    let process = Process {
+        inputs,
+        outputs,
+        period,
+        budget_ns: period_ns * 3 / 4,
+        shared: Arc::clone(&shared),
+        armed: false,
+        raised: 0,
+    };
+    let notify = Notify {
+        shared: Arc::clone(&shared),
+        rate,
+    };
+    let active = client
+        .activate_async(notify, process)
+        .map_err(|e| open_err(format!("cannot activate the client: {e}")))?;
+    if opts.connect {
+        let c = active.as_client();
+        let port_spec = AudioIn::default();
+        let audio = port_spec.jack_port_type();
+        let sources = c.ports(
+            None,
+            Some(audio),
+            PortFlags::IS_PHYSICAL | PortFlags::IS_OUTPUT,
+        );
+        let sinks = c.ports(
+            None,
+            Some(audio),
+            PortFlags::IS_PHYSICAL | PortFlags::IS_INPUT,
+        );
+        for (from, to) in sources.iter().zip(&in_names) {
+            c.connect_ports_by_name(from, to)
+                .map_err(|e| open_err(format!("cannot connect {from} to {to}: {e}")))?;
+        }
+        for (from, to) in out_names.iter().zip(&sinks) {
+            c.connect_ports_by_name(from, to)
+                .map_err(|e| open_err(format!("cannot connect {from} to {to}: {e}")))?;
+        }
+    }
+    let obtained = Obtained {
+        name: spec,
+        rate,
+        capture_channels: n_in as u16,
+        playback_channels: n_out as u16,
+        period_frames: period,
+        // One period each way, inside the server's cycle: no buffer of our own.
+        buffer_frames: period,
+        format: SampleFormat::F32,
+        sound_server: None,
+    };
+    Ok(Connected {
+        client: active,
+        shared,
+        obtained,
+    })
+}
+
+impl Device for JackDevice {
+    fn obtained(&self) -> &Obtained {
+        &self.obtained
+    }
+
+    fn counters(&self) -> Arc<DeviceCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    fn start(&mut self) -> Result<(), DeviceError> {
+        if self.client.is_none() || self.shared.handoff.is_closed() {
+            return Err(self.stopped());
+        }
+        // The driver starts the device on izyrt's RT thread: its priority is the one the
+        // JACK process thread needs.
+        let priority = crate::rt::thread::realtime_priority().unwrap_or(0);
+        self.shared.priority.store(priority, Ordering::Relaxed);
+        self.shared.running.store(true, Ordering::Release);
+        self.running = true;
+        Ok(())
+    }
+
+    /// Waits for JACK's next cycle, runs `process` on its period and hands the playback
+    /// back within the cycle. Returns the wakeup's lateness: the time from JACK's post to
+    /// this thread running, ns.
+    fn cycle(
+        &mut self,
+        process: &mut dyn FnMut(&[f32], &mut [f32]),
+    ) -> Result<Option<u64>, DeviceError> {
+        if !self.running {
+            return Err(if self.client.is_none() {
+                self.stopped()
+            } else {
+                DeviceError::Failed {
+                    name: self.obtained.name.clone(),
+                    reason: "cycle called before start (or after stop or a failure)".into(),
+                }
+            });
+        }
+        match self.shared.handoff.run(STALL_NS, process) {
+            Ok(late) => {
+                DeviceCounters::bump(&self.counters.cycles);
+                self.counters
+                    .last_wakeup_late_ns
+                    .store(late, Ordering::Relaxed);
+                Ok(Some(late))
+            }
+            Err(WaitError::Closed) => Err(self.stopped()),
+            Err(WaitError::Stalled) => {
+                self.running = false;
+                Err(DeviceError::Failed {
+                    name: self.obtained.name.clone(),
+                    reason: format!(
+                        "the JACK server ran no cycle for {} s",
+                        STALL_NS / 1_000_000_000
+                    ),
+                })
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.shared.running.store(false, Ordering::Release);
+        self.running = false;
+    }
+
+    /// Closes the old client and connects a new one with the same options (main-thread
+    /// work: the driver calls it while the device is gone).
+    fn reopen(&mut self) -> Result<(), DeviceError> {
+        self.running = false;
+        self.client = None;
+        let c = connect(&self.opts, self.dir, &self.cfg, &self.counters)?;
+        self.client = Some(c.client);
+        self.shared = c.shared;
+        self.obtained = c.obtained;
+        DeviceCounters::bump(&self.counters.reopens);
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! The native JACK device (`jack:`) against a real `jackd -d dummy`: refusals that name
+//! what to change, audio through the JACK graph bit for bit, no allocation on either RT
+//! thread (izyrt's and JACK's process thread), and a server that vanishes and comes back.
+//! Skipped, with a message, when jackd is missing.
+#![cfg(target_os = "linux")]
+
+#[path = "common/alsa.rs"]
+mod alsa_env;
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use alsa_env::{CHANNELS, JackServer, PERIOD, RATE};
+use izyrt::device::jack::JackDevice;
+use izyrt::device::{Device, DeviceError, Direction, JackOptions, StreamConfig};
+use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+fn stream(period: u32) -> StreamConfig {
+    StreamConfig {
+        rate: RATE,
+        channels: CHANNELS,
+        period_frames: period,
+        periods: 2,
+    }
+}
+
+fn opts(name: &str) -> JackOptions {
+    JackOptions {
+        name: name.into(),
+        connect: false,
+    }
+}
+
+fn jack_connect(from: &str, to: &str) {
+    let ok = Command::new("jack_connect")
+        .args([from, to])
+        .status()
+        .expect("run jack_connect");
+    assert!(ok.success(), "jack_connect {from} {to}");
+}
+
+#[test]
+fn no_server_and_another_period_are_refused_with_what_to_do() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let e = JackDevice::open(&opts("iznone"), Direction::Duplex, stream(PERIOD)).unwrap_err();
+    println!("without a server: {e}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot open device 'jack:name=iznone,noconnect': no JACK server"),
+        "{e}"
+    );
+    let Some(_jackd) = JackServer::start(RATE, PERIOD) else {
+        return;
+    };
+    let e = JackDevice::open(&opts("izwrong"), Direction::Duplex, stream(64)).unwrap_err();
+    println!("another period: {e}");
+    assert!(
+        e.to_string().contains(&format!(
+            "the JACK server runs at {RATE} Hz with {PERIOD}-frame periods, not {RATE} Hz with 64: use --rate {RATE} --period {PERIOD}"
+        )),
+        "{e}"
+    );
+}
+
+/// Frame `i` of channel `c` in cycle `n`: distinct for every sample of a few seconds.
+fn sample(n: u64, i: usize, c: usize) -> f32 {
+    ((n % 1000) * 1000 + i as u64 * 2 + c as u64) as f32 / 1_000_000.0
+}
+
+#[test]
+fn audio_crosses_the_graph_intact_and_no_rt_thread_allocates() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(jackd) = JackServer::start(RATE, PERIOD) else {
+        return;
+    };
+    let mut dev = JackDevice::open(&opts("izloop"), Direction::Duplex, stream(PERIOD)).unwrap();
+    let got = dev.obtained().clone();
+    assert_eq!(
+        (got.period_frames, got.buffer_frames, got.rate),
+        (PERIOD, PERIOD, RATE)
+    );
+    assert_eq!((got.capture_channels, got.playback_channels), (2, 2));
+    let name = dev.client_name().unwrap().to_string();
+    // Our outputs feed our inputs: JACK delays a feedback connection by one cycle.
+    jack_connect(&format!("{name}:out_1"), &format!("{name}:in_1"));
+    jack_connect(&format!("{name}:out_2"), &format!("{name}:in_2"));
+    let counters = dev.counters();
+    // As izyrt's RT thread would be: realtime, above the 65 jackd gives its clients.
+    let realtime = izyrt::rt::thread::raise_to_fifo(75);
+    dev.start().unwrap();
+    let ch = usize::from(CHANNELS);
+    let (mut n, mut intact, mut checked) = (0u64, 0u32, 0u32);
+    let mut run = |dev: &mut JackDevice, cycles: u32| {
+        for _ in 0..cycles {
+            let xruns = counters.xruns.load(Ordering::Relaxed);
+            let mut ok = true;
+            dev.cycle(&mut |input, output| {
+                for (i, frame) in input.chunks_exact(ch).enumerate() {
+                    for (c, x) in frame.iter().enumerate() {
+                        ok &= n > 0 && *x == sample(n - 1, i, c);
+                    }
+                }
+                for (i, frame) in output.chunks_exact_mut(ch).enumerate() {
+                    for (c, x) in frame.iter_mut().enumerate() {
+                        *x = sample(n, i, c);
+                    }
+                }
+            })
+            .unwrap();
+            // A cycle after one JACK skipped carries silence, not the previous period.
+            if counters.xruns.load(Ordering::Relaxed) == xruns && n > 0 {
+                checked += 1;
+                intact += u32::from(ok);
+            }
+            n += 1;
+        }
+    };
+    run(&mut dev, 50);
+    let before = dev.callback_allocations();
+    let ((), ours) = count_allocations(|| run(&mut dev, 200));
+    let theirs = dev.callback_allocations() - before;
+    let xruns = counters.xruns.load(Ordering::Relaxed);
+    println!(
+        "{intact} of {checked} clean cycles intact; {xruns} late cycles, JACK client xruns {}; \
+         allocations: izyrt thread {ours}, JACK process thread {theirs}",
+        jackd.client_xruns()
+    );
+    if realtime {
+        assert_eq!(
+            dev.process_priority(),
+            75,
+            "JACK's process thread takes ours"
+        );
+    }
+    assert_eq!(ours, 0, "izyrt's RT thread allocated in steady state");
+    assert_eq!(
+        theirs, 0,
+        "the JACK process callback allocated in steady state"
+    );
+    assert!(checked > 100, "only {checked} of 250 cycles were on time");
+    // Every cycle that followed an on-time cycle got that cycle's output back exactly.
+    assert!(intact + 5 >= checked, "{intact} of {checked} intact");
+}
+
+#[test]
+fn a_vanished_server_is_gone_and_reopen_brings_the_device_back() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(jackd) = JackServer::start(RATE, PERIOD) else {
+        return;
+    };
+    let mut dev = JackDevice::open(&opts("izgone"), Direction::Duplex, stream(PERIOD)).unwrap();
+    dev.start().unwrap();
+    for _ in 0..20 {
+        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
+    }
+    drop(jackd);
+    let t0 = Instant::now();
+    let e = loop {
+        match dev.cycle(&mut |i, o| o.copy_from_slice(i)) {
+            Ok(_) => assert!(t0.elapsed() < Duration::from_secs(10), "cycles go on"),
+            Err(e) => break e,
+        }
+    };
+    println!("after the server died ({:?}): {e}", t0.elapsed());
+    assert!(matches!(e, DeviceError::Gone { .. }), "{e}");
+    let e = dev.reopen().unwrap_err();
+    assert!(e.to_string().contains("no JACK server"), "{e}");
+    assert!(matches!(dev.start(), Err(DeviceError::Gone { .. })));
+
+    let _jackd = JackServer::start(RATE, PERIOD).expect("jackd started before");
+    dev.reopen().unwrap();
+    dev.start().unwrap();
+    for _ in 0..20 {
+        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
+    }
+    assert_eq!(dev.counters().reopens.load(Ordering::Relaxed), 1);
+}
