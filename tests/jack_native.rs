@@ -1,11 +1,13 @@
 //! The native JACK device (`jack:`) against a real `jackd -d dummy`: refusals that name
 //! what to change, audio through the JACK graph bit for bit, no allocation on either RT
-//! thread (izyrt's and JACK's process thread), and a server that vanishes and comes back.
-//! Skipped, with a message, when jackd is missing.
+//! thread (izyrt's and JACK's process thread), a server that vanishes and comes back, and
+//! the `izyrt` hub and peer running on it. Skipped, with a message, when jackd is missing.
 #![cfg(target_os = "linux")]
 
 #[path = "common/alsa.rs"]
 mod alsa_env;
+#[path = "common/procs.rs"]
+mod procs;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -181,4 +183,56 @@ fn a_vanished_server_is_gone_and_reopen_brings_the_device_back() {
         dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
     }
     assert_eq!(dev.counters().reopens.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn hub_and_peer_run_on_native_jack_clients() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(_jackd) = JackServer::start(RATE, 64) else {
+        return;
+    };
+    let secs = Duration::from_secs;
+    let (_hub, addr, hub_metrics) = procs::hub(&["--device", "jack:name=izhub", "--period", "64"]);
+    let (_alice, alice_metrics) = procs::peer(
+        addr,
+        "alice",
+        "jack:name=izalice,noconnect",
+        &["--period", "64"],
+    );
+    let (_bob, _) = procs::peer(addr, "bob", "virtual:tone=660", &["--period", "64"]);
+    let m = procs::wait_for("alice hears bob through JACK", secs(30), || {
+        let m = procs::metrics(alice_metrics);
+        let level = m["levels"]["speakerPeakDbfs"].as_f64()?;
+        ((level + 12.0).abs() < 1.0 && m["micStatus"] == "green").then_some(m)
+    });
+    let rt = &m["realtime"]["izyrt-peer-audio"];
+    assert_eq!(rt["device"], "jack:name=izalice,noconnect", "{rt}");
+    assert_eq!(
+        (rt["periodFrames"].as_u64(), rt["bufferFrames"].as_u64()),
+        (Some(64), Some(64))
+    );
+    let h = procs::metrics(hub_metrics);
+    assert_eq!(
+        h["realtime"]["izyrt-hub-mixer"]["device"],
+        "jack:name=izhub"
+    );
+    // The peer's RT thread, fed by JACK's cycle, does not allocate once steady (the
+    // counter arms after 2000 periods: 2.7 s at 64 frames).
+    let rt = procs::wait_for("the allocation counter armed", secs(30), || {
+        let rt = procs::metrics(alice_metrics)["realtime"]["izyrt-peer-audio"].clone();
+        rt["steadyAllocations"].is_u64().then_some(rt)
+    });
+    std::thread::sleep(secs(1));
+    let rt2 = &procs::metrics(alice_metrics)["realtime"]["izyrt-peer-audio"];
+    assert_eq!(rt2["steadyAllocations"], 0, "{rt} → {rt2}");
+
+    // A period the server does not run is refused with the one to use.
+    let out = Command::new(env!("CARGO_BIN_EXE_izyrt"))
+        .args(["thru", "--device", "jack:name=izthru", "--period", "32"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("use --rate 48000 --period 64"), "{err}");
 }

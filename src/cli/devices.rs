@@ -1,7 +1,7 @@
 //! `izyrt devices [--json]`: the devices izyrt can open: ALSA cards first (`hw:X,Y` with
 //! the channels, rates, periods and formats each direction accepts), then the other PCMs
 //! the ALSA configuration names, flagged when they go through a sound server or plugin,
-//! then the built-in `virtual` device.
+//! then the built-in `virtual` device and the native JACK client.
 
 use std::io::{self, Write};
 
@@ -21,6 +21,10 @@ const VIRTUAL_NAME: &str = "virtual";
 const VIRTUAL_DESCRIPTION: &str =
     "built-in device paced by the system clock: captures a test signal, meters playback";
 const VIRTUAL_OPTIONS: &str = "virtual[:tone[=HZ]|impulse|silence][,skew=PPM]";
+const JACK_NAME: &str = "jack:";
+const JACK_DESCRIPTION: &str =
+    "a native JACK client (needs a running JACK server; its rate and period are the server's)";
+const JACK_OPTIONS: &str = "jack:[name=CLIENT][,noconnect]";
 
 /// Runs `izyrt devices`; returns the exit code (0).
 ///
@@ -61,17 +65,29 @@ fn virtual_json() -> Value {
     })
 }
 
+fn jack_json() -> Value {
+    json!({
+        "name": JACK_NAME,
+        "description": JACK_DESCRIPTION,
+        "capture": true,
+        "playback": true,
+        "options": JACK_OPTIONS,
+        "available": cfg!(target_os = "linux"),
+    })
+}
+
 #[cfg(target_os = "linux")]
 fn to_json(listing: Option<&crate::device::alsa::Listing>) -> Value {
     json!({
         "alsa": listing.map(|l| serde_json::to_value(l).unwrap_or(Value::Null)),
         "virtual": virtual_json(),
+        "jack": jack_json(),
     })
 }
 
 #[cfg(not(target_os = "linux"))]
 fn to_json(_: Option<&()>) -> Value {
-    json!({ "alsa": Value::Null, "virtual": virtual_json() })
+    json!({ "alsa": Value::Null, "virtual": virtual_json(), "jack": jack_json() })
 }
 
 #[cfg(target_os = "linux")]
@@ -97,6 +113,12 @@ fn virtual_text(s: &mut String) {
         "  {VIRTUAL_NAME:<24} capture+playback  {VIRTUAL_DESCRIPTION}\n"
     ));
     s.push_str(&format!("  {:<24} options: {VIRTUAL_OPTIONS}\n", ""));
+    if cfg!(target_os = "linux") {
+        s.push_str(&format!(
+            "  {JACK_NAME:<24} capture+playback  {JACK_DESCRIPTION}\n"
+        ));
+        s.push_str(&format!("  {:<24} options: {JACK_OPTIONS}\n", ""));
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -179,4 +201,23 @@ fn alsa_text(s: &mut String, l: &crate::device::alsa::Listing) {
         }
     }
     s.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_names_the_built_in_devices_with_their_options() {
+        let mut s = String::new();
+        virtual_text(&mut s);
+        assert!(s.contains(VIRTUAL_OPTIONS), "{s}");
+        assert!(s.contains("jack:[name=CLIENT][,noconnect]"), "{s}");
+        let j = jack_json();
+        assert_eq!(j["options"], JACK_OPTIONS);
+        // The names listed parse as device strings.
+        for name in [VIRTUAL_NAME, JACK_NAME] {
+            assert!(name.parse::<crate::device::DeviceSpec>().is_ok(), "{name}");
+        }
+    }
 }
