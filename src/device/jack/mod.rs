@@ -345,8 +345,19 @@ impl Device for JackDevice {
     /// work: the driver calls it while the device is gone).
     fn reopen(&mut self) -> Result<(), DeviceError> {
         self.running = false;
+        // The driver retries every 500 ms while the server is away: libjack's own lines
+        // ("Server is not running", "Cannot connect to server socket…") would repeat each
+        // time, and the returned error already says what is wrong.
+        let quiet = jack::jack_sys::library().is_ok();
+        if quiet {
+            jack::set_logger(jack::LoggerType::None);
+        }
         self.client = None;
-        let c = connect(&self.opts, self.dir, &self.cfg, &self.counters)?;
+        let c = connect(&self.opts, self.dir, &self.cfg, &self.counters);
+        if quiet {
+            jack::set_logger(jack::LoggerType::Stdio);
+        }
+        let c = c?;
         self.client = Some(c.client);
         self.shared = c.shared;
         self.obtained = c.obtained;
