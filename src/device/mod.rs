@@ -333,6 +333,18 @@ pub enum DeviceError {
     },
 }
 
+impl DeviceError {
+    /// The error of a `cycle` on a stream that is not running (before `start`, after
+    /// `stop` or a failure). Error path only: it allocates.
+    #[cold]
+    pub fn not_running(name: &str) -> DeviceError {
+        DeviceError::Failed {
+            name: name.to_string(),
+            reason: "cycle called before start (or after stop or a failure)".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

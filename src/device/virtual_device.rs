@@ -280,10 +280,7 @@ impl Device for VirtualDevice {
         process: &mut dyn FnMut(&[f32], &mut [f32]),
     ) -> Result<Option<u64>, DeviceError> {
         if !self.running {
-            return Err(DeviceError::Failed {
-                name: self.obtained.name.clone(),
-                reason: "cycle() called before start()".into(),
-            });
+            return Err(DeviceError::not_running(&self.obtained.name));
         }
         let late = self.clock.wait();
         if late >= self.xrun_late_ns && self.periods > 1 {

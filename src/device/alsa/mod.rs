@@ -347,10 +347,7 @@ impl AlsaDevice {
                 name: self.obtained.name.clone(),
             }
         } else {
-            DeviceError::Failed {
-                name: self.obtained.name.clone(),
-                reason: "cycle called before start (or after stop or a failure)".into(),
-            }
+            DeviceError::not_running(&self.obtained.name)
         }
     }
 }

@@ -308,10 +308,7 @@ impl Device for JackDevice {
             return Err(if self.client.is_none() {
                 self.stopped()
             } else {
-                DeviceError::Failed {
-                    name: self.obtained.name.clone(),
-                    reason: "cycle called before start (or after stop or a failure)".into(),
-                }
+                DeviceError::not_running(&self.obtained.name)
             });
         }
         match self.shared.handoff.run(STALL_NS, process) {
