@@ -18,10 +18,7 @@ use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
 static ALLOC: CountingAllocator = CountingAllocator;
 
 fn server() -> Option<(std::sync::MutexGuard<'static, ()>, JackServer)> {
-    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
-    let lock = alsa_env::serial();
-    let server = JackServer::start(RATE, 64)?;
-    Some((lock, server))
+    alsa_env::locked_server(RATE, 64)
 }
 
 /// A process callback that touches every sample and allocates nothing.

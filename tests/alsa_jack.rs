@@ -18,10 +18,7 @@ const JACK_PERIOD: u32 = 64;
 
 /// Sets the configuration, takes the binary's lock and starts a server; `None` to skip.
 fn server() -> Option<(std::sync::MutexGuard<'static, ()>, JackServer)> {
-    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
-    let lock = alsa_env::serial();
-    let server = JackServer::start(RATE, JACK_PERIOD)?;
-    Some((lock, server))
+    alsa_env::locked_server(RATE, JACK_PERIOD)
 }
 
 #[test]

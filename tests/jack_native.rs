@@ -23,10 +23,8 @@ static ALLOC: CountingAllocator = CountingAllocator;
 
 fn stream(period: u32) -> StreamConfig {
     StreamConfig {
-        rate: RATE,
-        channels: CHANNELS,
         period_frames: period,
-        periods: 2,
+        ..alsa_env::jack_stream()
     }
 }
 
@@ -76,9 +74,7 @@ fn sample(n: u64, i: usize, c: usize) -> f32 {
 
 #[test]
 fn audio_crosses_the_graph_intact_and_no_rt_thread_allocates() {
-    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
-    let _lock = alsa_env::serial();
-    let Some(jackd) = JackServer::start(RATE, PERIOD) else {
+    let Some((_lock, jackd)) = alsa_env::locked_server(RATE, PERIOD) else {
         return;
     };
     let mut dev = JackDevice::open(&opts("izloop"), Direction::Duplex, stream(PERIOD)).unwrap();
@@ -152,9 +148,7 @@ fn audio_crosses_the_graph_intact_and_no_rt_thread_allocates() {
 
 #[test]
 fn a_vanished_server_is_gone_and_reopen_brings_the_device_back() {
-    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
-    let _lock = alsa_env::serial();
-    let Some(jackd) = JackServer::start(RATE, PERIOD) else {
+    let Some((_lock, jackd)) = alsa_env::locked_server(RATE, PERIOD) else {
         return;
     };
     let mut dev = JackDevice::open(&opts("izgone"), Direction::Duplex, stream(PERIOD)).unwrap();
@@ -187,9 +181,7 @@ fn a_vanished_server_is_gone_and_reopen_brings_the_device_back() {
 
 #[test]
 fn hub_and_peer_run_on_native_jack_clients() {
-    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
-    let _lock = alsa_env::serial();
-    let Some(_jackd) = JackServer::start(RATE, 64) else {
+    let Some((_lock, _jackd)) = alsa_env::locked_server(RATE, 64) else {
         return;
     };
     let secs = Duration::from_secs;

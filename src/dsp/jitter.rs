@@ -933,19 +933,24 @@ mod tests {
         pos
     }
 
+    /// One packet comes just after the pull that needed it: one miss, then it and the next
+    /// arrive together and the stream resumes a period later than before.
+    fn one_late_packet(jb: &mut JitterBuffer, mut pos: u64) -> u64 {
+        assert!(matches!(pull(jb).0, PullResult::Miss { .. }));
+        for _ in 0..2 {
+            jb.push(pos, &packet(pos, P.into()));
+            pos += u64::from(P);
+        }
+        assert_eq!(pull(jb).0, PullResult::Played);
+        pos
+    }
+
     #[test]
     fn a_late_packet_at_the_minimum_target_costs_latency_only_until_the_next_window() {
         let mut jb = JitterBuffer::new(cfg()).unwrap();
         let mut pos = steady(&mut jb, 0, 20);
         assert_eq!(jb.target_frames(), P);
-        // One packet comes just after the pull that needed it: one miss, and the stream
-        // resumes a period later than before.
-        assert!(matches!(pull(&mut jb).0, PullResult::Miss { .. }));
-        for _ in 0..2 {
-            jb.push(pos, &packet(pos, P.into()));
-            pos += u64::from(P);
-        }
-        assert_eq!(pull(&mut jb).0, PullResult::Played);
+        pos = one_late_packet(&mut jb, pos);
         assert_eq!((jb.target_frames(), jb.depth_frames()), (P, u64::from(P)));
         // The depth before each pull is now 2P with a P target (within the slack). After
         // `steady_pulls` clean pulls that period, never used, is dropped.
@@ -1038,23 +1043,14 @@ mod tests {
         let mut jb = JitterBuffer::new(cfg()).unwrap();
         let mut pos = steady(&mut jb, 0, 20);
         // A late packet leaves an extra period: 1 miss.
-        let late = |jb: &mut JitterBuffer, mut pos: u64| {
-            assert!(matches!(pull(jb).0, PullResult::Miss { .. }));
-            for _ in 0..2 {
-                jb.push(pos, &packet(pos, P.into()));
-                pos += u64::from(P);
-            }
-            assert_eq!(pull(jb).0, PullResult::Played);
-            pos
-        };
-        pos = late(&mut jb, pos);
+        pos = one_late_packet(&mut jb, pos);
         // One window later the extra period goes; the same lateness right after costs a
         // miss again.
         let dropped = jb.dropped_frames();
         pos = steady(&mut jb, pos, w - 1);
         assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
         pos = steady(&mut jb, pos, 2);
-        pos = late(&mut jb, pos);
+        pos = one_late_packet(&mut jb, pos);
         assert_eq!(jb.misses(), 2);
         // So the extra period it left is kept twice as long: not after one window...
         pos = steady(&mut jb, pos, w);

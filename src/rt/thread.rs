@@ -537,14 +537,20 @@ fn promote_current_thread(_opts: &RtOptions, priority: u8) -> Result<&'static st
     set_fifo_directly(priority).map(|()| "direct")
 }
 
+/// `pthread_setschedparam(SCHED_FIFO, priority)` on the calling thread; its return code.
+/// Allocates nothing, so a thread someone else created may call it from its callback.
+fn set_fifo(priority: libc::c_int) -> libc::c_int {
+    // SAFETY: sched_param is plain data; pthread_self is the calling thread.
+    unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        param.sched_priority = priority;
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
+    }
+}
+
 #[cfg(any(not(target_os = "linux"), feature = "rtkit"))]
 fn set_fifo_directly(priority: u8) -> Result<(), String> {
-    // SAFETY: sched_param is plain data; pthread_self is the calling thread.
-    let rc = unsafe {
-        let mut param: libc::sched_param = std::mem::zeroed();
-        param.sched_priority = priority as libc::c_int;
-        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
-    };
+    let rc = set_fifo(libc::c_int::from(priority));
     if rc == 0 {
         Ok(())
     } else {
@@ -593,15 +599,7 @@ pub fn realtime_priority() -> Option<i32> {
 /// least that high; false when the system refused. For a thread that someone else
 /// created for us (JACK's process thread) and that carries our audio period.
 pub fn raise_to_fifo(priority: i32) -> bool {
-    if realtime_priority().is_some_and(|p| p >= priority) {
-        return true;
-    }
-    // SAFETY: sched_param is plain data, initialised; pthread_self is valid.
-    unsafe {
-        let mut param: libc::sched_param = std::mem::zeroed();
-        param.sched_priority = priority;
-        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0
-    }
+    realtime_priority().is_some_and(|p| p >= priority) || set_fifo(priority) == 0
 }
 
 /// The calling thread's policy and priority, from the kernel.

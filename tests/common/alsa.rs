@@ -89,6 +89,15 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What most JACK tests start with: [`JACK_PCMS`] as the configuration, the binary's
+/// lock, and a server at `rate` and `period`; `None` (with a message) to skip.
+pub fn locked_server(rate: u32, period: u32) -> Option<(MutexGuard<'static, ()>, JackServer)> {
+    use_alsa_config(JACK_PCMS);
+    let lock = serial();
+    let server = JackServer::start(rate, period)?;
+    Some((lock, server))
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))

@@ -111,13 +111,14 @@ impl jack::ProcessHandler for Process {
                 |playback| deinterleave(playback, outputs, ps),
             )
         } else {
-            Served::Late
+            // Nobody to serve yet (or any more): silence, not an xrun.
+            Served::Closed
         };
         if served != Served::Done {
             for port in &mut self.outputs {
                 port.as_mut_slice(ps).fill(0.0);
             }
-            if served == Served::Late && sh.running.load(Ordering::Relaxed) {
+            if served == Served::Late {
                 DeviceCounters::bump(&sh.counters.xruns);
                 sh.counters
                     .lost_frames

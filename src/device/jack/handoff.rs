@@ -37,7 +37,8 @@ pub enum Served {
     /// izyrt did not answer before the deadline (or was still busy with an earlier
     /// cycle): the caller plays silence.
     Late,
-    /// The handoff is closed.
+    /// Nothing was served: the handoff is closed (the callback also uses it while izyrt's
+    /// thread is not cycling).
     Closed,
 }
 

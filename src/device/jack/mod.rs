@@ -73,7 +73,6 @@ pub struct JackDevice {
     /// `None` while closed (after the server went away, until a reopen succeeds).
     client: Option<AsyncClient<Notify, Process>>,
     shared: Arc<Shared>,
-    running: bool,
 }
 
 impl std::fmt::Debug for JackDevice {
@@ -108,7 +107,6 @@ impl JackDevice {
             counters,
             client: Some(c.client),
             shared: c.shared,
-            running: false,
         })
     }
 
@@ -129,10 +127,19 @@ impl JackDevice {
         self.client.as_ref().map(|c| c.as_client().name())
     }
 
+    /// Whether izyrt's RT thread is cycling (the callback waits for it only then).
+    fn running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    fn set_running(&self, on: bool) {
+        self.shared.running.store(on, Ordering::Release);
+    }
+
     /// The error for a closed handoff: why the server stopped serving us (cold path).
     #[cold]
     fn stopped(&mut self) -> DeviceError {
-        self.running = false;
+        self.set_running(false);
         let stop: &Stop = &self.shared.stop;
         let value = stop.value.load(Ordering::Relaxed);
         let name = self.obtained.name.clone();
@@ -292,8 +299,7 @@ impl Device for JackDevice {
         // JACK process thread needs.
         let priority = crate::rt::thread::realtime_priority().unwrap_or(0);
         self.shared.priority.store(priority, Ordering::Relaxed);
-        self.shared.running.store(true, Ordering::Release);
-        self.running = true;
+        self.set_running(true);
         Ok(())
     }
 
@@ -304,7 +310,7 @@ impl Device for JackDevice {
         &mut self,
         process: &mut dyn FnMut(&[f32], &mut [f32]),
     ) -> Result<Option<u64>, DeviceError> {
-        if !self.running {
+        if !self.running() {
             return Err(if self.client.is_none() {
                 self.stopped()
             } else {
@@ -321,7 +327,7 @@ impl Device for JackDevice {
             }
             Err(WaitError::Closed) => Err(self.stopped()),
             Err(WaitError::Stalled) => {
-                self.running = false;
+                self.set_running(false);
                 Err(DeviceError::Failed {
                     name: self.obtained.name.clone(),
                     reason: format!(
@@ -334,14 +340,13 @@ impl Device for JackDevice {
     }
 
     fn stop(&mut self) {
-        self.shared.running.store(false, Ordering::Release);
-        self.running = false;
+        self.set_running(false);
     }
 
     /// Closes the old client and connects a new one with the same options (main-thread
     /// work: the driver calls it while the device is gone).
     fn reopen(&mut self) -> Result<(), DeviceError> {
-        self.running = false;
+        self.set_running(false);
         // The driver retries every 500 ms while the server is away: libjack's own lines
         // ("Server is not running", "Cannot connect to server socket…") would repeat each
         // time, and the returned error already says what is wrong.
