@@ -6,7 +6,9 @@
 //! period, its RSS; beside them the load generator's own CPU (it shares the machine) and
 //! the host's stalls in the same window, measured by an absolute-sleep loop at the
 //! mixer's priority (a stall longer than the jitter buffers' depth is a miss whatever the
-//! hub does). The largest N with zero misses is the figure.
+//! hub does), and how many mixer periods the misses fell in, with the most peers that
+//! missed in one period (since the hub started): misses that come every peer at once have
+//! a cause the peers share. The largest N with zero misses is the figure.
 //!
 //! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`).
 
@@ -219,6 +221,11 @@ fn misses(m: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// A figure of getMetrics' `hub` object.
+fn hub_figure(m: &Value, key: &str) -> u64 {
+    m["hub"][key].as_u64().unwrap_or(0)
+}
+
 /// The bare TCP floor: one thread echoing every byte back over the same sockets and load
 /// (epoll, one read and one write per packet, nothing else: no decoding, jitter buffers,
 /// mixing or second thread). What the hub costs beyond this is izyrt's own work.
@@ -380,9 +387,9 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
+        "| peers | misses | periods with a miss (most peers in one) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
     for n in counts {
         let (hub, addr, metrics) = start_hub(n);
@@ -397,6 +404,8 @@ fn main() {
         let _ = echo.join();
         let joined = m1["hub"]["clients"].as_u64().unwrap_or(0);
         let missed = misses(&m1).saturating_sub(misses(&m0));
+        let miss_periods =
+            hub_figure(&m1, "missPeriods").saturating_sub(hub_figure(&m0, "missPeriods"));
         let xruns = |m: &Value| {
             m["realtime"]["izyrt-hub-mixer"]["xruns"]
                 .as_u64()
@@ -405,12 +414,13 @@ fn main() {
         let hub_us = per_peer_period_us(load.cpu, n, load.wall);
         let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
+            "| {n}{} | {missed} | {miss_periods} ({}) | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
             if joined as usize == n {
                 String::new()
             } else {
                 format!(" ({joined} joined)")
             },
+            hub_figure(&m1, "widestMiss"),
             xruns(&m1) - xruns(&m0),
             load.blocked,
             100.0 * load.cpu / load.wall,

@@ -151,6 +151,44 @@ fn two_peers_and_a_monitor_hear_the_right_mix_and_report_qos() {
     assert_eq!(hub.interrupt(SECS(10)), Some(0), "{}", hub.output());
 }
 
+/// A peer whose process stops for 300 ms: the hub's misses are its, and the hub counts
+/// the periods they fell in (`missPeriods`) and the most inputs in one (`widestMiss`).
+#[test]
+fn the_hub_counts_the_periods_its_inputs_missed_in() {
+    let _serial = serial();
+    let (_hub, addr, hub_metrics) = hub(&[]);
+    let (_alice, _) = peer(addr, "alice", "virtual:tone=440", &[]);
+    let (bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
+    let playing = |user| {
+        move |m: &Value| {
+            m["connections"][user]["jitterTargetFrames"]
+                .as_u64()
+                .is_some()
+        }
+    };
+    wait_for("alice and bob mixed", SECS(10), || {
+        let m = metrics(hub_metrics);
+        (playing("alice")(&m) && playing("bob")(&m)).then_some(())
+    });
+    std::thread::sleep(SECS(1));
+    bob.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    bob.signal(libc::SIGCONT);
+    std::thread::sleep(SECS(1));
+    let m = metrics(hub_metrics);
+    let misses = |user: &str| m["connections"][user]["jitterMisses"].as_u64().unwrap();
+    let (alice, bob) = (misses("alice"), misses("bob"));
+    let periods = m["hub"]["missPeriods"].as_u64().unwrap();
+    let widest = m["hub"]["widestMiss"].as_u64().unwrap();
+    // 300 ms is 225 periods of 64 frames.
+    assert!(bob >= 100, "bob's misses {bob}: {}", m["connections"]);
+    assert!(
+        (bob..=alice + bob).contains(&periods),
+        "missPeriods {periods}, misses alice {alice} bob {bob}"
+    );
+    assert!((1..=2).contains(&widest), "widestMiss {widest}");
+}
+
 #[test]
 fn rt_threads_and_audio_paths_of_hub_and_peer_do_not_allocate() {
     let _serial = serial();

@@ -106,6 +106,7 @@ impl CaptureHalf {
             position: self.position,
             origin_ns: now,
             frames,
+            arrival_ns: now,
         };
         self.position += u64::from(frames);
         if !self.out.push(meta, wire) {
@@ -176,23 +177,24 @@ impl PlaybackHalf {
         let ch = self.channels;
         let jitter = &mut self.jitter;
         while self.input.pop(|m: PacketMeta, a, b| {
-            jitter.push(m.position, a);
+            jitter.push_at(m.position, a, m.arrival_ns);
             if !b.is_empty() {
-                jitter.push(m.position + (a.len() / ch) as u64, b);
+                jitter.push_at(m.position + (a.len() / ch) as u64, b, m.arrival_ns);
             }
         }) {}
+        let now = now_ns();
         let before = self.jitter.misses();
         match &mut self.interpolator {
             Some(interp) => {
                 let wire_len = out.len() / interp.ratio() as usize;
                 let wire = &mut self.wire[..wire_len];
-                self.jitter.pull(wire);
+                self.jitter.pull_at(wire, now);
                 if interp.process(wire, out).is_err() {
                     out.fill(0.0);
                 }
             }
             None => {
-                self.jitter.pull(out);
+                self.jitter.pull_at(out, now);
             }
         }
         let s = &self.stats;
@@ -276,6 +278,7 @@ mod tests {
             slack_frames: P * 4,
             steady_pulls: 10_000,
             drift_pulls: 100,
+            shrink_margin_ns: 0,
         })
         .unwrap();
         let h = PlaybackHalf {
@@ -299,6 +302,7 @@ mod tests {
             position: *pos,
             origin_ns: 0,
             frames: P,
+            arrival_ns: 0,
         };
         assert!(tx.push(meta, &[value; P as usize]));
         *pos += u64::from(P);

@@ -30,7 +30,7 @@ use rtrb::RingBuffer;
 
 use crate::config::Settings;
 use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
-use crate::dsp::jitter::{JitterBuffer, JitterConfig};
+use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::Meter;
 use crate::dsp::ratio::{Decimator, Interpolator};
 use crate::file::{RecordFormat, RecordTap, Recorder, WavRecording};
@@ -495,6 +495,7 @@ fn jitter_config(channels: u16, period: u32, rate: u32) -> JitterConfig {
         slack_frames: slack,
         steady_pulls: (rate * 5 / period).max(1),
         drift_pulls: (rate / period).max(1),
+        shrink_margin_ns: half_period_ns(period, rate),
     }
 }
 

@@ -57,6 +57,15 @@
 //!   period of the oldest audio is dropped so the latency really goes down (lowering the
 //!   number alone would leave the delay where it was). The mark is taken over the whole
 //!   window, so one late packet in five seconds keeps the target where it is.
+//! - *Whole periods are not enough → a margin in time*: the low-water mark says whether
+//!   the packet a shallower buffer would have needed had arrived before each pull, not by
+//!   how much. Packets that arrive a few microseconds ahead of the reader pass that test,
+//!   and a buffer that shrinks onto them misses at the next scheduling hiccup; at a hub
+//!   every peer's buffer does so at once, because they all shrank together. So with
+//!   arrival times ([`JitterBuffer::push_at`]) a shrink or drop of k periods also needs,
+//!   in every pull of the window, `shrink_margin_ns` between the arrival of the newest
+//!   frame the pull would then have needed and the pull (izyrt uses half a period:
+//!   `benches/jitter_policy.rs` weighs it by simulation).
 //! - *Excess → drop at once*: the depth can also stand whole periods above the target,
 //!   within the slack, where nothing else takes them back: a packet that came just after
 //!   the pull that needed it (that pull was silence and the stream resumes where it
@@ -112,6 +121,10 @@ pub struct JitterConfig {
     /// Pulls in a row above `target + slack` before the excess is trimmed (e.g. 1 s
     /// worth; 1 trims at once).
     pub drift_pulls: u32,
+    /// Time a shrink must leave, in every pull of the window, between the arrival of the
+    /// newest frame the pull would need and the pull itself, ns (0: whole periods only).
+    /// Only [`JitterBuffer::push_at`] and [`JitterBuffer::pull_at`] see time.
+    pub shrink_margin_ns: u64,
 }
 
 impl Default for JitterConfig {
@@ -129,6 +142,7 @@ impl Default for JitterConfig {
             slack_frames: 64 * 4,
             steady_pulls: 3_750,
             drift_pulls: 750,
+            shrink_margin_ns: 0,
         }
     }
 }
@@ -168,6 +182,21 @@ impl JitterConfig {
             ..self
         }
     }
+}
+
+/// Half a period of `period_frames` at `rate_hz`, ns: the `shrink_margin_ns` izyrt's hub
+/// and clients use (0 for a rate of 0).
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::jitter::half_period_ns;
+/// assert_eq!(half_period_ns(64, 48_000), 666_666);
+/// ```
+pub fn half_period_ns(period_frames: u32, rate_hz: u32) -> u64 {
+    if rate_hz == 0 {
+        return 0;
+    }
+    u64::from(period_frames) * 500_000_000 / u64::from(rate_hz)
 }
 
 /// Why a [`JitterBuffer`] could not be built.
@@ -236,7 +265,7 @@ enum State {
 ///
 /// let cfg = JitterConfig { channels: 1, period_frames: 4, capacity_frames: 64,
 ///     initial_target_frames: 4, min_target_frames: 4, max_target_frames: 16,
-///     slack_frames: 8, steady_pulls: 100, drift_pulls: 1 };
+///     slack_frames: 8, steady_pulls: 100, drift_pulls: 1, shrink_margin_ns: 0 };
 /// let mut jb = JitterBuffer::new(cfg).unwrap();
 /// let mut out = [0.0f32; 4];
 /// // Packets may arrive out of order: they are placed by position.
@@ -266,6 +295,8 @@ pub struct JitterBuffer {
     capacity: u64,
     ring: Box<[f32]>,
     filled: Box<[bool]>,
+    /// When each frame held arrived (monotonic ns; 0 when pushed without a time).
+    arrivals: Box<[u64]>,
     state: State,
     /// Stream position of the next frame to read.
     read: u64,
@@ -275,6 +306,10 @@ pub struct JitterBuffer {
     steady: u32,
     over: u32,
     low_water: u64,
+    /// For k = 1..=[`SPARE_PERIODS`]: the least time, over the window, that the newest
+    /// frame a pull would have needed, had the buffer held k periods less, had been
+    /// waiting when it was needed (see `note_spare`), ns.
+    spare_ns: [u64; SPARE_PERIODS],
     misses: u64,
     dropped_frames: u64,
     late_packets: u64,
@@ -298,6 +333,10 @@ pub struct JitterBuffer {
     /// a drop is followed by a miss within one window.
     window_scale: u32,
 }
+
+/// How many periods of drop the shrink margin is tracked for; a larger drop (a long
+/// burst's leftovers) goes ahead when all of these leave the margin.
+const SPARE_PERIODS: usize = 8;
 
 /// The steady window grows to at most this many times `steady_pulls` (40 s at 5 s).
 const MAX_WINDOW_SCALE: u32 = 8;
@@ -392,6 +431,7 @@ impl JitterBuffer {
             capacity: u64::from(cfg.capacity_frames),
             ring: vec![0.0; samples].into_boxed_slice(),
             filled: vec![false; cfg.capacity_frames as usize].into_boxed_slice(),
+            arrivals: vec![0; cfg.capacity_frames as usize].into_boxed_slice(),
             state: State::Idle,
             read: 0,
             end: 0,
@@ -399,6 +439,7 @@ impl JitterBuffer {
             steady: 0,
             over: 0,
             low_water: u64::MAX,
+            spare_ns: [u64::MAX; SPARE_PERIODS],
             misses: 0,
             dropped_frames: 0,
             late_packets: 0,
@@ -428,6 +469,12 @@ impl JitterBuffer {
     /// trailing partial frame is ignored. The first packet after construction or
     /// [`reset`](Self::reset) anchors the read point at `position`.
     pub fn push(&mut self, position: u64, samples: &[f32]) -> PushResult {
+        self.push_at(position, samples, 0)
+    }
+
+    /// [`push`](Self::push) of a packet that arrived at `arrival_ns` (monotonic clock):
+    /// what [`pull_at`](Self::pull_at) measures the shrink margin from.
+    pub fn push_at(&mut self, position: u64, samples: &[f32], arrival_ns: u64) -> PushResult {
         let mut result = PushResult::default();
         let frames = (samples.len() / self.channels) as u64;
         if frames == 0 {
@@ -475,11 +522,13 @@ impl JitterBuffer {
             let run = (packet_end - pos).min(self.capacity - slot as u64) as usize;
             let src = ((pos - position) as usize) * ch;
             let filled = &mut self.filled[slot..slot + run];
+            let arrivals = &mut self.arrivals[slot..slot + run];
             let ring = &mut self.ring[slot * ch..(slot + run) * ch];
             let samples = &samples[src..src + run * ch];
             if filled.iter().any(|&f| f) {
-                for ((f, to), from) in filled
+                for (((f, at), to), from) in filled
                     .iter_mut()
+                    .zip(arrivals.iter_mut())
                     .zip(ring.chunks_exact_mut(ch))
                     .zip(samples.chunks_exact(ch))
                 {
@@ -488,12 +537,14 @@ impl JitterBuffer {
                     } else {
                         to.copy_from_slice(from);
                         *f = true;
+                        *at = arrival_ns;
                         result.stored += 1;
                     }
                 }
             } else {
                 ring.copy_from_slice(samples);
                 filled.fill(true);
+                arrivals.fill(arrival_ns);
                 result.stored += run as u64;
             }
             pos += run as u64;
@@ -511,6 +562,17 @@ impl JitterBuffer {
     /// samples; another length is served frame by frame all the same (a trailing partial
     /// frame is zeroed), while the target still moves in periods.
     pub fn pull(&mut self, out: &mut [f32]) -> PullResult {
+        self.pull_at(out, u64::MAX)
+    }
+
+    /// [`pull`](Self::pull) at `now_ns` (monotonic clock, the clock of
+    /// [`push_at`](Self::push_at)): the target shrinks only when, for every pull of the
+    /// steady window, the frame a period smaller buffer would have needed last had arrived
+    /// at least `shrink_margin_ns` before the pull. Whole-period depth alone cannot tell a
+    /// packet that came half a period early from one that came a microsecond early, and
+    /// shrinking onto the second trades a period of latency for a miss at the next
+    /// scheduling hiccup (at a hub, at every peer at once).
+    pub fn pull_at(&mut self, out: &mut [f32], now_ns: u64) -> PullResult {
         let ch = self.channels;
         let frames = (out.len() / ch) as u64;
         // Silence first: what is not copied below stays silent.
@@ -548,6 +610,7 @@ impl JitterBuffer {
         }
         let depth = self.depth_frames();
         self.low_water = self.low_water.min(depth);
+        self.note_spare(frames, now_ns);
         let mut played = 0u32;
         let stop = self.read.saturating_add(frames).min(self.end);
         // Contiguous runs of the ring, each copied whole unless it has a hole.
@@ -591,6 +654,7 @@ impl JitterBuffer {
                 self.dropped_at = None;
             }
             self.low_water = u64::MAX;
+            self.spare_ns = [u64::MAX; SPARE_PERIODS];
             if consumed < frames {
                 // Ran dry: refill to the target. Whether it grows is decided by how the
                 // audio comes back (see `rebuffered_a_burst`).
@@ -624,20 +688,48 @@ impl JitterBuffer {
             .low_water
             .saturating_sub(u64::from(self.target).max(frames))
             / period;
-        let drop = if extra > 0 {
-            extra
-        } else if self.low_water >= frames + period && self.target > self.cfg.min_target_frames {
+        let shrink = extra == 0
+            && self.low_water >= frames + period
+            && self.target > self.cfg.min_target_frames;
+        let drop = self.within_margin(if shrink { 1 } else { extra });
+        if shrink && drop == 1 {
             self.target -= self.cfg.period_frames;
-            1
-        } else {
-            0
-        };
+        }
         if drop > 0 {
             self.discard(drop * period);
             self.dropped_at = Some(self.pulls);
         }
         self.steady = 0;
         self.low_water = u64::MAX;
+        self.spare_ns = [u64::MAX; SPARE_PERIODS];
+    }
+
+    /// Before a pull of `frames` at `now_ns`: for each drop of k periods, how long the
+    /// newest frame the pull would then need (`read + frames + k × period - 1`) has been
+    /// waiting, into the window's least. Frames not there yet end the scan: the low-water
+    /// mark already forbids those drops.
+    fn note_spare(&mut self, frames: u64, now_ns: u64) {
+        let period = u64::from(self.cfg.period_frames);
+        for (k, least) in (1..).zip(self.spare_ns.iter_mut()) {
+            let last = self.read + frames + k * period - 1;
+            let slot = (last % self.capacity) as usize;
+            if last >= self.end || !self.filled[slot] {
+                break;
+            }
+            *least = (*least).min(now_ns.saturating_sub(self.arrivals[slot]));
+        }
+    }
+
+    /// The largest drop, up to `periods`, that left every pull of the window at least
+    /// `shrink_margin_ns` of spare time.
+    fn within_margin(&self, periods: u64) -> u64 {
+        let margin = self.cfg.shrink_margin_ns;
+        let kept = self.spare_ns.iter().take_while(|&&s| s >= margin).count() as u64;
+        if kept == SPARE_PERIODS as u64 {
+            periods
+        } else {
+            periods.min(kept)
+        }
     }
 
     /// Whether `mark` is fewer than `n` pulls ago.
@@ -679,6 +771,7 @@ impl JitterBuffer {
         self.steady = 0;
         self.over = 0;
         self.low_water = u64::MAX;
+        self.spare_ns = [u64::MAX; SPARE_PERIODS];
     }
 
     /// Resets the miss counter (the design's rule: when speaker silence is detected or
@@ -782,6 +875,7 @@ mod tests {
             slack_frames: 2 * P,
             steady_pulls: 10,
             drift_pulls: 1,
+            shrink_margin_ns: 0,
         }
     }
 
@@ -839,6 +933,41 @@ mod tests {
         assert_eq!(jb.depth_samples(), 16);
         assert_eq!(jb.depth_ms(8_000), 1.0);
         assert_eq!(jb.depth_ms(0), 0.0);
+    }
+
+    /// A buffer two periods deep whose every packet arrives `early` ns before the pull that
+    /// would need it if the buffer were a period shallower: whole periods say a period can
+    /// go whatever `early` is; the margin in time decides. Both ways a period goes: the
+    /// target shrinking (target 2P), and depth standing above the target dropped (target
+    /// P, as a late packet leaves it).
+    #[test]
+    fn a_shrink_or_drop_must_leave_the_margin_in_time() {
+        let p = u64::from(P);
+        for target in [2 * P, P] {
+            for (early, margin, drops) in [(100, 500, false), (600, 500, true), (100, 0, true)] {
+                let mut jb = JitterBuffer::new(JitterConfig {
+                    initial_target_frames: target,
+                    shrink_margin_ns: margin,
+                    ..cfg()
+                })
+                .unwrap();
+                // Pull k at t(k) plays packet k; packet k + 1 arrived `early` before it.
+                let t = |k: u64| 1_000_000 + 1_000 * k;
+                jb.push_at(0, &packet(0, p), t(0) - 1_000);
+                jb.push_at(p, &packet(p, p), t(0) - early);
+                let mut out = vec![0.0; 2 * P as usize];
+                for k in 0..30 {
+                    let r = jb.pull_at(&mut out, t(k));
+                    assert_eq!(r, PullResult::Played, "{early} ns, pull {k}");
+                    let next = (k + 2) * p;
+                    jb.push_at(next, &packet(next, p), t(k + 1) - early);
+                }
+                let case = format!("target {target}, {early} ns early, margin {margin}");
+                assert_eq!(jb.dropped_frames(), if drops { p } else { 0 }, "{case}");
+                assert_eq!(jb.target_frames(), if drops { P } else { target }, "{case}");
+                assert_eq!(jb.misses(), 0, "{case}");
+            }
+        }
     }
 
     #[test]

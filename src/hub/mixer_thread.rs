@@ -44,6 +44,22 @@ pub struct SlotStats {
     pub dropped_frames: AtomicU64,
 }
 
+/// Figures of the mixer as a whole, written by the mixer thread.
+///
+/// Why count miss *periods* beside each slot's misses: a hub operator who sees misses
+/// needs to know whose they are. When one period finds many inputs dry at once, the cause
+/// is common to them (the hub's host stalled, or every sender did): per-peer counts alone
+/// cannot tell 300 misses in 3 host stalls from one peer's bad network.
+#[derive(Debug, Default)]
+pub struct MixerStats {
+    /// Slots the mixer could not hand back (the garbage queue was full).
+    pub leaked_slots: AtomicU64,
+    /// Periods in which at least one input missed.
+    pub miss_periods: AtomicU64,
+    /// The most inputs that missed in one period.
+    pub widest_miss: AtomicU64,
+}
+
 /// Where a slot's input comes from.
 #[derive(Debug)]
 // Every Input lives in a boxed Slot and is built once per join: the size of its largest
@@ -98,8 +114,8 @@ pub struct MixerState {
     channels: usize,
     period: u32,
     position: u64,
-    /// Slots that could not be handed back because the garbage queue was full.
-    leaked: Arc<AtomicU64>,
+    /// Published figures (leaked slots, miss periods).
+    stats: Arc<MixerStats>,
 }
 
 impl MixerState {
@@ -110,7 +126,7 @@ impl MixerState {
         commands: Consumer<Command>,
         garbage: Producer<Box<Slot>>,
         waker: Arc<Waker>,
-        leaked: Arc<AtomicU64>,
+        stats: Arc<MixerStats>,
     ) -> MixerState {
         let cfg = *mixer.config();
         let mut slots: Vec<Option<Box<Slot>>> = (0..cfg.max_slots).map(|_| None).collect();
@@ -127,14 +143,14 @@ impl MixerState {
             channels: usize::from(cfg.channels),
             period: cfg.period_frames,
             position: 0,
-            leaked,
+            stats,
         }
     }
 
     fn discard(&mut self, slot: Box<Slot>) {
         if let Err(rtrb::PushError::Full(slot)) = self.garbage.push(slot) {
             // Never free on the RT thread: keep the memory rather than stall or free.
-            self.leaked.fetch_add(1, Ordering::Relaxed);
+            self.stats.leaked_slots.fetch_add(1, Ordering::Relaxed);
             std::mem::forget(slot);
         }
     }
@@ -158,6 +174,7 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
         }
     }
     let channels = s.channels;
+    let mut missed = 0u64;
     for (i, entry) in s.slots.iter_mut().enumerate() {
         let Some(slot) = entry else {
             s.mixer.set_active(i, false);
@@ -169,12 +186,14 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
         let active = match &mut slot.input {
             Input::Pipe { rx, jitter } => {
                 while rx.pop(|m: PacketMeta, a, b| {
-                    jitter.push(m.position, a);
+                    jitter.push_at(m.position, a, m.arrival_ns);
                     if !b.is_empty() {
-                        jitter.push(m.position + (a.len() / channels) as u64, b);
+                        let next = m.position + (a.len() / channels) as u64;
+                        jitter.push_at(next, b, m.arrival_ns);
                     }
                 }) {}
-                let r = jitter.pull(input);
+                let r = jitter.pull_at(input, now);
+                missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 let st = &slot.stats;
                 st.depth_frames
                     .store(jitter.depth_frames(), Ordering::Relaxed);
@@ -199,6 +218,10 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
         }
         s.mixer.set_active(i, active);
     }
+    if missed > 0 {
+        s.stats.miss_periods.fetch_add(1, Ordering::Relaxed);
+        s.stats.widest_miss.fetch_max(missed, Ordering::Relaxed);
+    }
     s.mixer.mix();
     let mut sent = false;
     for (i, entry) in s.slots.iter_mut().enumerate() {
@@ -211,6 +234,7 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
             position: s.position,
             origin_ns: now,
             frames: s.period,
+            arrival_ns: now,
         };
         sent |= out.push(meta, &s.scratch);
     }
@@ -222,4 +246,98 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
     let n = full.len().min(playback.len());
     playback[..n].copy_from_slice(&full[..n]);
     playback[n..].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::jitter::JitterConfig;
+    use crate::dsp::meter::MeterConfig;
+    use crate::dsp::mixer::{Limit, MixerConfig};
+    use crate::rt::pipe::pipe;
+    use rtrb::RingBuffer;
+
+    const P: u32 = 4;
+
+    fn client() -> (Box<Slot>, PipeTx) {
+        let (tx, rx) = pipe(1, 256, 16);
+        let jitter = JitterBuffer::new(JitterConfig {
+            channels: 1,
+            period_frames: P,
+            capacity_frames: 64,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: 4 * P,
+            slack_frames: 2 * P,
+            steady_pulls: 1_000,
+            drift_pulls: 1_000,
+            shrink_margin_ns: 0,
+        })
+        .unwrap();
+        let slot = Slot {
+            input: Input::Pipe { rx, jitter },
+            output: None,
+            mode: MixMode::Minus,
+            meter: Meter::new(MeterConfig {
+                channels: 1,
+                ..MeterConfig::default()
+            })
+            .unwrap(),
+            stats: Arc::default(),
+        };
+        (Box::new(slot), tx)
+    }
+
+    #[test]
+    fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
+        let mixer = Mixer::new(MixerConfig {
+            max_slots: 4,
+            channels: 1,
+            period_frames: P,
+            limit: Limit::SoftClip,
+        })
+        .unwrap();
+        let (mut commands, commands_rx) = RingBuffer::new(8);
+        let (garbage, _garbage_rx) = RingBuffer::new(8);
+        let stats = Arc::new(MixerStats::default());
+        let mut s = MixerState::new(
+            mixer,
+            Vec::new(),
+            commands_rx,
+            garbage,
+            Arc::new(Waker::new().unwrap()),
+            Arc::clone(&stats),
+        );
+        let mut senders: Vec<PipeTx> = (0..3)
+            .map(|i| {
+                let (slot, tx) = client();
+                commands.push(Command::Join(i, slot)).unwrap();
+                tx
+            })
+            .collect();
+        let mut out = [0.0; P as usize];
+        // Period k: the clients in `who` send their packet k, then the mixer runs.
+        let mut period = |k: u64, who: &[usize]| {
+            for &i in who {
+                let meta = PacketMeta {
+                    position: k * u64::from(P),
+                    origin_ns: 0,
+                    frames: P,
+                    arrival_ns: 0,
+                };
+                assert!(senders[i].push(meta, &[0.1; P as usize]));
+            }
+            step(&mut s, &[], &mut out);
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            (load(&stats.miss_periods), load(&stats.widest_miss))
+        };
+        assert_eq!(period(0, &[0, 1, 2]), (0, 0));
+        assert_eq!(period(1, &[0, 1]), (1, 1), "one client late");
+        assert_eq!(period(2, &[]), (2, 3), "all three late at once");
+        assert_eq!(
+            period(3, &[0, 1, 2]),
+            (2, 3),
+            "all resume where the streams are"
+        );
+    }
 }

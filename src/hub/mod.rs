@@ -22,7 +22,6 @@ pub mod users;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use rtrb::RingBuffer;
 
@@ -37,7 +36,7 @@ use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::Mix;
-use mixer_thread::{Input, MixerState, Slot, SlotStats};
+use mixer_thread::{Input, MixerState, MixerStats, Slot, SlotStats};
 use net_thread::{HubNet, NetConfig, NetLinks};
 
 /// How a hub is set up.
@@ -168,14 +167,14 @@ impl Hub {
         let failed = |e: std::io::Error| HubError::Failed(e.to_string());
         let mixed = Arc::new(Waker::new().map_err(failed)?);
         let stop = Arc::new(Waker::new().map_err(failed)?);
-        let leaked = Arc::new(AtomicU64::new(0));
+        let mixer_stats = Arc::new(MixerStats::default());
         let state = MixerState::new(
             mixer,
             file_slots,
             commands_rx,
             garbage_tx,
             Arc::clone(&mixed),
-            Arc::clone(&leaked),
+            Arc::clone(&mixer_stats),
         );
         let listener = socket::listen(cfg.listen, 128).map_err(|source| HubError::Listen {
             addr: cfg.listen,
@@ -217,7 +216,7 @@ impl Hub {
             stop: Arc::clone(&stop),
             snapshot: Arc::clone(&snapshot),
             mixer: rt.status().clone(),
-            leaked,
+            mixer_stats,
         };
         let net = HubNet::new(net_cfg, links, listener, slots).map_err(failed)?;
         let net = thread::spawn(&net_thread_options("izyrt-hub-net", &opts), move || {

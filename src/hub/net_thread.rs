@@ -23,15 +23,15 @@
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rtrb::{Consumer, Producer};
 use serde_json::{Value, json};
 
-use super::mixer_thread::{Command, Input, Slot, SlotStats};
+use super::mixer_thread::{Command, Input, MixerStats, Slot, SlotStats};
 use super::users::Users;
-use crate::dsp::jitter::{JitterBuffer, JitterConfig};
+use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::mixer::MixMode;
 use crate::metrics::SnapshotCell;
@@ -104,8 +104,8 @@ pub struct NetLinks {
     pub snapshot: Arc<SnapshotCell>,
     /// The mixer thread, for the `realtime` table.
     pub mixer: RtStatus,
-    /// Slots the mixer could not hand back.
-    pub leaked: Arc<AtomicU64>,
+    /// The mixer's own figures (leaked slots, miss periods).
+    pub mixer_stats: Arc<MixerStats>,
 }
 
 enum Phase {
@@ -747,6 +747,7 @@ impl HubNet {
         snap["mixeradminSharedState"] = self.users.shared_state();
         snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
         snap["role"] = json!("hub");
+        let stats = &self.links.mixer_stats;
         snap["hub"] = json!({
             "session": self.cfg.session,
             "listen": self.listener.local_addr().ok().map(|a| a.to_string()),
@@ -756,7 +757,9 @@ impl HubNet {
             "mix": self.cfg.default_mix,
             "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
             "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
-            "leakedSlots": self.links.leaked.load(Ordering::Relaxed),
+            "leakedSlots": stats.leaked_slots.load(Ordering::Relaxed),
+            "missPeriods": stats.miss_periods.load(Ordering::Relaxed),
+            "widestMiss": stats.widest_miss.load(Ordering::Relaxed),
             "audioPathAllocations": self.audio_allocs,
         });
         self.links.snapshot.publish(snap);
@@ -791,6 +794,7 @@ fn jitter_config(channels: u16, period: u32, packet: u32, rate: u32) -> JitterCo
         slack_frames: (packet * 2).max(period * 2),
         steady_pulls: (rate * 5 / period).max(1),
         drift_pulls: (rate / period).max(1),
+        shrink_margin_ns: half_period_ns(period, rate),
     }
 }
 

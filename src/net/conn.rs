@@ -342,6 +342,7 @@ impl Link {
             position: h.position,
             origin_ns: h.origin_ns,
             frames: h.frames,
+            arrival_ns: self.last_rx_ns,
         };
         let queued = pipe.push(meta, out);
         self.on_audio(view);

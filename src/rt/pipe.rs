@@ -31,6 +31,9 @@ pub struct PacketMeta {
     pub origin_ns: u64,
     /// Frames in the packet.
     pub frames: u32,
+    /// Monotonic clock, ns, when it reached this process (read from the socket, or
+    /// produced here): what a jitter buffer measures its margin from.
+    pub arrival_ns: u64,
 }
 
 /// Builds a pipe holding up to `capacity_frames` frames of `channels` channels in at most
@@ -43,7 +46,7 @@ pub struct PacketMeta {
 /// ```
 /// use izyrt::rt::pipe::{pipe, PacketMeta};
 /// let (mut tx, mut rx) = pipe(2, 256, 8);
-/// let meta = PacketMeta { position: 64, origin_ns: 1, frames: 2 };
+/// let meta = PacketMeta { position: 64, origin_ns: 1, frames: 2, arrival_ns: 1 };
 /// assert!(tx.push(meta, &[0.1, 0.2, 0.3, 0.4]));
 /// let mut got = Vec::new();
 /// assert!(rx.pop(|m, a, b| { assert_eq!(m, meta); got.extend_from_slice(a); got.extend_from_slice(b); }));
@@ -191,6 +194,7 @@ mod tests {
             position,
             origin_ns: 0,
             frames,
+            arrival_ns: 0,
         };
         assert!(tx.push(m(0, 3), &[1.0, 1.0, 2.0, 2.0, 3.0, 3.0]));
         assert!(!tx.push(m(3, 3), &[0.0; 6]), "5-frame ring holds 3 + 2");

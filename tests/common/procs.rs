@@ -102,10 +102,15 @@ impl Proc {
         self.addr_after("metrics:   ")
     }
 
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     /// Sends SIGINT and waits for the exit status (killing it after `timeout`).
     pub fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.signal(libc::SIGINT);
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
