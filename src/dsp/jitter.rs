@@ -711,7 +711,9 @@ impl JitterBuffer {
     fn note_spare(&mut self, frames: u64, now_ns: u64) {
         let period = u64::from(self.cfg.period_frames);
         for (k, least) in (1..).zip(self.spare_ns.iter_mut()) {
-            let last = self.read + frames + k * period - 1;
+            let Some(last) = self.read.checked_add(frames + k * period - 1) else {
+                break;
+            };
             let slot = (last % self.capacity) as usize;
             if last >= self.end || !self.filled[slot] {
                 break;
