@@ -121,8 +121,9 @@ pub struct JitterConfig {
     /// Pulls in a row above `target + slack` before the excess is trimmed (e.g. 1 s
     /// worth; 1 trims at once).
     pub drift_pulls: u32,
-    /// Time a shrink must leave, in every pull of the window, between the arrival of the
-    /// newest frame the pull would need and the pull itself, ns (0: whole periods only).
+    /// Time a shrink of the target, or a drop of depth above it, must leave in every pull
+    /// of the steady window between the arrival of the newest frame the pull would then
+    /// have needed and the pull itself, ns (0: whole periods only).
     /// Only [`JitterBuffer::push_at`] and [`JitterBuffer::pull_at`] see time.
     pub shrink_margin_ns: u64,
 }
@@ -566,9 +567,9 @@ impl JitterBuffer {
     }
 
     /// [`pull`](Self::pull) at `now_ns` (monotonic clock, the clock of
-    /// [`push_at`](Self::push_at)): the target shrinks only when, for every pull of the
-    /// steady window, the frame a period smaller buffer would have needed last had arrived
-    /// at least `shrink_margin_ns` before the pull. Whole-period depth alone cannot tell a
+    /// [`push_at`](Self::push_at)): a period of target or depth goes only when, for every
+    /// pull of the steady window, the frame a period shallower buffer would have needed
+    /// last had arrived at least `shrink_margin_ns` before the pull. Whole-period depth alone cannot tell a
     /// packet that came half a period early from one that came a microsecond early, and
     /// shrinking onto the second trades a period of latency for a miss at the next
     /// scheduling hiccup (at a hub, at every peer at once).

@@ -264,14 +264,9 @@ mod tests {
         let jitter = JitterBuffer::new(JitterConfig {
             channels: 1,
             period_frames: P,
-            capacity_frames: 64,
             initial_target_frames: P,
             min_target_frames: P,
-            max_target_frames: 4 * P,
-            slack_frames: 2 * P,
-            steady_pulls: 1_000,
-            drift_pulls: 1_000,
-            shrink_margin_ns: 0,
+            ..JitterConfig::default()
         })
         .unwrap();
         let slot = Slot {
