@@ -159,16 +159,10 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     let (_hub, addr, hub_metrics) = hub(&[]);
     let (_alice, _) = peer(addr, "alice", "virtual:tone=440", &[]);
     let (bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
-    let playing = |user| {
-        move |m: &Value| {
-            m["connections"][user]["jitterTargetFrames"]
-                .as_u64()
-                .is_some()
-        }
-    };
+    let mixed = |m: &Value, user: &str| m["connections"][user]["jitterTargetFrames"].is_u64();
     wait_for("alice and bob mixed", SECS(10), || {
         let m = metrics(hub_metrics);
-        (playing("alice")(&m) && playing("bob")(&m)).then_some(())
+        (mixed(&m, "alice") && mixed(&m, "bob")).then_some(())
     });
     std::thread::sleep(SECS(1));
     bob.signal(libc::SIGSTOP);

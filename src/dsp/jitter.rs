@@ -194,10 +194,7 @@ impl JitterConfig {
 /// assert_eq!(half_period_ns(64, 48_000), 666_666);
 /// ```
 pub fn half_period_ns(period_frames: u32, rate_hz: u32) -> u64 {
-    if rate_hz == 0 {
-        return 0;
-    }
-    u64::from(period_frames) * 500_000_000 / u64::from(rate_hz)
+    crate::rt::clock::frames_ns(u64::from(period_frames), rate_hz) / 2
 }
 
 /// Why a [`JitterBuffer`] could not be built.
@@ -654,8 +651,7 @@ impl JitterBuffer {
                 self.window_scale = (self.window_scale * 2).min(MAX_WINDOW_SCALE);
                 self.dropped_at = None;
             }
-            self.low_water = u64::MAX;
-            self.spare_ns = [u64::MAX; SPARE_PERIODS];
+            self.forget_marks();
             if consumed < frames {
                 // Ran dry: refill to the target. Whether it grows is decided by how the
                 // audio comes back (see `rebuffered_a_burst`).
@@ -701,6 +697,11 @@ impl JitterBuffer {
             self.dropped_at = Some(self.pulls);
         }
         self.steady = 0;
+        self.forget_marks();
+    }
+
+    /// Starts the window's marks (low water, spare time) afresh.
+    fn forget_marks(&mut self) {
         self.low_water = u64::MAX;
         self.spare_ns = [u64::MAX; SPARE_PERIODS];
     }
@@ -710,6 +711,9 @@ impl JitterBuffer {
     /// waiting, into the window's least. Frames not there yet end the scan: the low-water
     /// mark already forbids those drops.
     fn note_spare(&mut self, frames: u64, now_ns: u64) {
+        if self.cfg.shrink_margin_ns == 0 {
+            return; // every drop leaves a margin of 0
+        }
         let period = u64::from(self.cfg.period_frames);
         for (k, least) in (1..).zip(self.spare_ns.iter_mut()) {
             let Some(last) = self.read.checked_add(frames + k * period - 1) else {
@@ -773,8 +777,7 @@ impl JitterBuffer {
         self.state = State::Idle;
         self.steady = 0;
         self.over = 0;
-        self.low_water = u64::MAX;
-        self.spare_ns = [u64::MAX; SPARE_PERIODS];
+        self.forget_marks();
     }
 
     /// Resets the miss counter (the design's rule: when speaker silence is detected or

@@ -59,6 +59,20 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * NS_PER_S + ts.tv_nsec as u64
 }
 
+/// How long `frames` last at `rate_hz`, ns, rounded down (0 for a rate of 0).
+///
+/// # Example
+/// ```
+/// assert_eq!(izyrt::rt::clock::frames_ns(64, 48_000), 1_333_333);
+/// assert_eq!(izyrt::rt::clock::frames_ns(64, 0), 0);
+/// ```
+pub fn frames_ns(frames: u64, rate_hz: u32) -> u64 {
+    if rate_hz == 0 {
+        return 0;
+    }
+    frames * NS_PER_S / u64::from(rate_hz)
+}
+
 /// Sleeps until `deadline_ns` on `CLOCK_MONOTONIC` (as returned by [`now_ns`]); returns at
 /// once when it has passed. Signals do not cut the sleep short. RT-safe.
 ///

@@ -66,7 +66,7 @@ pub use probe::{Card, CardDevice, HintedPcm, Listing, StreamCaps, StreamProbe, l
 use self::recover::Fault;
 use self::streams::Streams;
 use super::{Device, DeviceCounters, DeviceError, Direction, Obtained, SampleFormat, StreamConfig};
-use crate::rt::clock::now_ns;
+use crate::rt::clock::{frames_ns, now_ns};
 
 /// How many faults in a row one cycle recovers before giving up.
 const MAX_RECOVERIES_PER_CYCLE: u32 = 8;
@@ -221,7 +221,7 @@ impl AlsaDevice {
 /// The stream time a restart `elapsed_ns` after the last period read skipped, in whole
 /// `period`s at `rate` (rounded to the nearest: a restart right after a read lost nothing).
 fn lost_frames(elapsed_ns: u64, rate: u32, period: u32) -> u64 {
-    let period_ns = (u64::from(period) * 1_000_000_000 / u64::from(rate.max(1))).max(1);
+    let period_ns = frames_ns(u64::from(period), rate.max(1)).max(1);
     (elapsed_ns + period_ns / 2) / period_ns * u64::from(period)
 }
 
@@ -306,7 +306,7 @@ impl Device for AlsaDevice {
             self.recover(f)?;
         }
         DeviceCounters::bump(&self.counters.cycles);
-        let late_ns = late.map(|frames| frames as u64 * 1_000_000_000 / u64::from(self.io.rate));
+        let late_ns = late.map(|frames| frames_ns(frames as u64, self.io.rate));
         if let Some(ns) = late_ns {
             self.counters
                 .last_wakeup_late_ns

@@ -215,7 +215,7 @@ fn connect(
     };
     let in_names = names(inputs.iter().map(|p| p.name()).collect())?;
     let out_names = names(outputs.iter().map(|p| p.name()).collect())?;
-    let period_ns = u64::from(period) * 1_000_000_000 / u64::from(rate.max(1));
+    let period_ns = crate::rt::clock::frames_ns(u64::from(period), rate);
     let shared = Arc::new(Shared {
         handoff: Handoff::new(period as usize * n_in, period as usize * n_out),
         running: AtomicBool::new(false),
