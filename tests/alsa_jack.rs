@@ -323,13 +323,7 @@ fn a_vanished_server_is_reported_and_reopen_brings_the_device_back() {
         Err(DeviceError::Gone { .. })
     ));
 
-    let _jackd = JackServer::start(RATE, JACK_PERIOD).expect("jackd started before");
-    dev.reopen().unwrap();
-    dev.start().unwrap();
-    for _ in 0..20 {
-        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
-    }
-    assert_eq!(dev.counters().reopens.load(Ordering::Relaxed), 1);
+    let _jackd = alsa_env::reopen_on_a_new_server(&mut dev, RATE, JACK_PERIOD);
     assert_eq!(dev.obtained().period_frames, PERIOD);
 }
 

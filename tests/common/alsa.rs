@@ -98,6 +98,27 @@ pub fn locked_server(rate: u32, period: u32) -> Option<(MutexGuard<'static, ()>,
     Some((lock, server))
 }
 
+/// Starts a JACK server at `rate` and `period` again for `dev`, gone with the previous
+/// one, and checks that it reopens once and cycles; returns the server.
+pub fn reopen_on_a_new_server(
+    dev: &mut dyn izyrt::device::Device,
+    rate: u32,
+    period: u32,
+) -> JackServer {
+    let jackd = JackServer::start(rate, period).expect("jackd started before");
+    dev.reopen().unwrap();
+    dev.start().unwrap();
+    for _ in 0..20 {
+        dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
+    }
+    let reopens = dev
+        .counters()
+        .reopens
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(reopens, 1);
+    jackd
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
