@@ -142,17 +142,18 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, stats: Arc<SendStats
     let mut seq = 0u32;
     while !stop.load(Ordering::Relaxed) {
         clock.wait();
-        let h = AudioHeader {
-            sample_rate: RATE,
-            channels: 2,
-            format: AudioFormat::F32,
-            frames: PERIOD,
-            position: u64::from(seq) * u64::from(PERIOD),
-            origin_ns: now_ns(),
-            echo_ns: 0,
-        };
-        let n = encode_audio(&mut frame, 0, seq, &h, Samples::F32(&samples)).unwrap();
         for s in &mut socks {
+            // Stamped per peer, as each real peer stamps its own send.
+            let h = AudioHeader {
+                sample_rate: RATE,
+                channels: 2,
+                format: AudioFormat::F32,
+                frames: PERIOD,
+                position: u64::from(seq) * u64::from(PERIOD),
+                origin_ns: now_ns(),
+                echo_ns: 0,
+            };
+            let n = encode_audio(&mut frame, 0, seq, &h, Samples::F32(&samples)).unwrap();
             if s.write_all(&frame[..n]).is_err() {
                 stats.blocked.fetch_add(1, Ordering::Relaxed);
             }

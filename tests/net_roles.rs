@@ -10,8 +10,9 @@ mod procs;
 
 use std::time::Duration;
 
-use procs::{Proc, hub, median_tones, metrics, monitor, peer, scratch, wait_for};
-use serde_json::Value;
+use izyrt::wire::Kind;
+use procs::{Proc, Raw, hub, median_tones, metrics, monitor, peer, scratch, wait_for};
+use serde_json::{Value, json};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -181,6 +182,54 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
         "missPeriods {periods}, misses alice {alice} bob {bob}"
     );
     assert!((1..=2).contains(&widest), "widestMiss {widest}");
+}
+
+/// METADATA describes every user and goes to every client, so the hub hands it out a few
+/// clients per mix period (one burst to all of them kept its net thread from the
+/// sockets for milliseconds). Each client still gets it every 500 ms, naming everyone,
+/// whether clients hear a mix (peers: spread over the periods) or nobody does (sources:
+/// sent at the housekeeping tick).
+#[test]
+fn every_client_gets_metadata_naming_everyone_every_500_ms() {
+    let _serial = serial();
+    const N: usize = 12;
+    for role in ["peer", "source"] {
+        let (_hub, addr, _) = hub(&[]);
+        let mut clients: Vec<Raw> = (0..N)
+            .map(|i| {
+                let mut c = Raw::connect(addr);
+                c.hello(&format!("{role}{i}"), json!({ "role": role }));
+                c.sock
+                    .set_read_timeout(Some(Duration::from_millis(5)))
+                    .unwrap();
+                c
+            })
+            .collect();
+        let mut counts = [0usize; N];
+        let mut last = vec![Value::Null; N];
+        let start = std::time::Instant::now();
+        while start.elapsed() < SECS(3) {
+            for (i, c) in clients.iter_mut().enumerate() {
+                let (frames, closed) = c.read_until(Kind::Metadata, Duration::from_millis(1));
+                assert!(!closed, "{role} {i} was closed: {frames:?}");
+                for (kind, payload) in frames {
+                    if kind == Some(Kind::Metadata) {
+                        counts[i] += 1;
+                        last[i] = serde_json::from_slice(&payload).unwrap();
+                    }
+                }
+            }
+        }
+        // Six cadences in 3 s; four leave room for a slow start on a busy machine.
+        assert!(
+            counts.iter().all(|&n| n >= 4),
+            "{role}s: METADATA frames {counts:?}"
+        );
+        for (i, m) in last.iter().enumerate() {
+            let users = m["mixeradminSharedState"].as_object().unwrap();
+            assert_eq!(users.len(), N, "{role} {i}'s last METADATA: {m}");
+        }
+    }
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! METADATA and per-user QoS (main thread starts and stops it).
 //!
 //! Threads: the RT mixer thread ([`mixer_thread`], paced by the `virtual` clock or a
-//! sound card), the net thread ([`net_thread`]) and, started by the caller, the HTTP
-//! metrics thread reading the [`SnapshotCell`] the net thread publishes into.
+//! sound card), the net thread ([`net_thread`]), the publisher thread ([`publisher`],
+//! normal priority: METADATA and the metrics snapshot, built from a copy of the net
+//! thread's user table) and, started by the caller, the HTTP metrics thread reading the
+//! [`SnapshotCell`] the publisher publishes into.
 //!
 //! # Example
 //! ```no_run
@@ -15,8 +17,10 @@
 //! ```
 #![cfg(target_os = "linux")]
 
+pub mod fanout;
 pub mod mixer_thread;
 pub mod net_thread;
+pub mod publisher;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -238,7 +242,7 @@ impl Hub {
         self.addr
     }
 
-    /// Where the net thread publishes the metrics snapshot.
+    /// Where the publisher thread publishes the metrics snapshot.
     pub fn snapshot(&self) -> Arc<SnapshotCell> {
         Arc::clone(&self.snapshot)
     }

@@ -2,10 +2,14 @@
 //! thread and sends every listener its mix (net thread).
 //!
 //! Design: one epoll loop ([`EventLoop`]) over the listening socket, every client socket,
-//! the eventfd the mixer signals after each period ([`Waker`]), a stop eventfd, and two
-//! timerfds: a 100 ms housekeeping tick (HELLO timeout, liveness, reaping) and the 500 ms
-//! METADATA cadence (which also publishes the metrics snapshot); joins and leaves are
-//! announced at the next tick. A client moves through
+//! the eventfd the mixer signals after each period ([`Waker`]), a stop eventfd, the
+//! eventfd the publisher signals, and two timerfds: a 100 ms housekeeping tick (HELLO
+//! timeout, liveness, reaping) and the 500 ms METADATA cadence; joins and leaves are
+//! announced at the next tick. At the cadence this thread only copies its user table to
+//! the publisher thread ([`super::publisher`]), which builds METADATA and the metrics
+//! snapshot; the frame it hands back goes out a few clients per mix period
+//! ([`super::fanout`]), so the JSON about N users sent to N clients never keeps this
+//! thread from the sockets. A client moves through
 //! *awaiting HELLO* → *joined* → closed; anything wrong is answered with the spec's ERROR
 //! code and the connection closed, and nothing one client does reaches another except
 //! through the mix. Per AUDIO frame the path is decode (in the decoder's own buffer) →
@@ -27,9 +31,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rtrb::{Consumer, Producer};
-use serde_json::{Value, json};
 
+use super::fanout::{self, Fanout};
 use super::mixer_thread::{Command, Input, MixerStats, Slot, SlotStats};
+use super::publisher::{Publisher, PublisherHandle, Report};
 use super::users::Users;
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
@@ -44,7 +49,7 @@ use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx, pipe};
 use crate::rt::runner::RtStatus;
 use crate::wire::{
     AudioFormat, AudioParams, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, ProtocolError,
-    Role, Welcome, check_json_object, encode_json_vec,
+    Role, Welcome, check_json_object,
 };
 
 const LISTENER: u64 = 1;
@@ -52,6 +57,7 @@ const MIXED: u64 = 2;
 const STOP: u64 = 3;
 const TICK: u64 = 4;
 const METADATA: u64 = 5;
+const PUBLISHED: u64 = 6;
 const FIRST_CONN: u64 = 16;
 
 /// Largest `framesPerPacket` a client may send (its jitter buffer is sized for it).
@@ -139,12 +145,21 @@ pub struct HubNet {
     users: Users,
     scratch: Vec<f32>,
     pending: Vec<PendingJoin>,
-    started_ns: u64,
     rejected: u64,
     /// Allocator calls made while handling AUDIO in and out (0, or a bug).
     audio_allocs: u64,
     /// A client joined or left since the last METADATA.
     metadata_due: bool,
+    /// Builds METADATA and the metrics snapshot.
+    publisher: PublisherHandle,
+    /// The publisher thread's end was reported.
+    publisher_ended: bool,
+    /// Signalled by the publisher when a METADATA frame is ready.
+    published: Arc<Waker>,
+    /// The METADATA frame being handed out.
+    fanout: Fanout,
+    /// A mix went out since the last housekeeping tick.
+    mixed_since_tick: bool,
     /// Slots whose Leave the mixer has not been handed yet.
     leaving: Vec<usize>,
 }
@@ -176,6 +191,23 @@ impl HubNet {
         metadata.arm_periodic(Duration::from_millis(500))?;
         ev.register(metadata.as_fd(), METADATA, Interest::READABLE)?;
         let free_slots = (cfg.files.len()..slots).rev().collect();
+        let started_ns = now_ns();
+        let publisher = Publisher::new(
+            cfg.clone(),
+            links.mixer.clone(),
+            Arc::clone(&links.mixer_stats),
+            Arc::clone(&links.snapshot),
+            listener.local_addr().ok(),
+            started_ns,
+        );
+        // The first snapshot is there before anyone can ask for it.
+        publisher.publish(&Report {
+            now_ns: started_ns,
+            ..Report::default()
+        });
+        let published = Arc::new(Waker::new()?);
+        ev.register(published.as_fd(), PUBLISHED, Interest::READABLE)?;
+        let publisher = publisher.spawn(Arc::clone(&published))?;
         let scratch = vec![0.0; MAX_CLIENT_PACKET as usize * usize::from(cfg.channels)];
         Ok(HubNet {
             cfg,
@@ -190,10 +222,14 @@ impl HubNet {
             users: Users::default(),
             scratch,
             pending: Vec::new(),
-            started_ns: now_ns(),
             rejected: 0,
             audio_allocs: 0,
             metadata_due: false,
+            publisher,
+            publisher_ended: false,
+            published,
+            fanout: Fanout::default(),
+            mixed_since_tick: false,
             leaving: Vec::new(),
         })
     }
@@ -204,7 +240,6 @@ impl HubNet {
     /// When epoll itself fails.
     pub fn run(mut self) -> std::io::Result<()> {
         let mut events = Events::with_capacity(256);
-        self.publish();
         loop {
             self.ev.poll(None, &mut events)?;
             for event in events.iter() {
@@ -213,6 +248,19 @@ impl HubNet {
                     MIXED => {
                         let _ = self.links.mixed.drain();
                         self.send_mixes();
+                        self.mixed_since_tick = true;
+                        self.send_metadata(fanout::PER_PERIOD);
+                    }
+                    PUBLISHED => {
+                        let _ = self.published.drain();
+                        if let Some(frame) = self.publisher.latest_frame() {
+                            let joined = self.clients.iter().enumerate().filter_map(|(i, c)| {
+                                c.as_ref()
+                                    .filter(|c| matches!(c.phase, Phase::Joined { .. }))
+                                    .map(|_| i)
+                            });
+                            self.fanout.start(frame, joined);
+                        }
                     }
                     STOP => {
                         self.shutdown();
@@ -224,8 +272,7 @@ impl HubNet {
                     }
                     METADATA => {
                         let _ = self.metadata.expirations();
-                        self.broadcast_metadata();
-                        self.publish();
+                        self.report();
                     }
                     token => self.on_client(token, event.is_readable() || event.is_hangup()),
                 }
@@ -628,9 +675,12 @@ impl HubNet {
     fn housekeeping(&mut self) {
         self.send_leaves();
         if std::mem::take(&mut self.metadata_due) {
-            // Audio first: what the mixer queued goes out before the JSON work.
-            self.send_mixes();
-            self.broadcast_metadata();
+            self.report();
+        }
+        if !std::mem::take(&mut self.mixed_since_tick) {
+            // No mix went out since the last tick (nobody listens): no period to spread
+            // METADATA over, and no audio to keep waiting.
+            self.send_metadata(usize::MAX);
         }
         let now = now_ns();
         for idx in 0..self.clients.len() {
@@ -663,106 +713,35 @@ impl HubNet {
         }
     }
 
-    fn metadata_value(&self, now: u64) -> Value {
-        let tracks: Vec<Value> = self
-            .cfg
-            .files
-            .iter()
-            .map(|(name, levels)| {
-                let r = levels.reading();
-                json!({"name": name, "kind": "file", "connected": true,
-                       "peakDbfs": r.peak_dbfs, "rmsDbfs": r.rms_dbfs, "silent": r.silent})
-            })
-            .chain(
-                self.users
-                    .incoming_tracks(now, self.cfg.latency_threshold_ns),
-            )
-            .collect();
-        json!({
-            "mixeradminSharedState": self.users.shared_state(),
-            "aggregatorStatus": self.aggregator_status(),
-            "tracks": tracks,
-            "hub": {
-                "session": self.cfg.session,
-                "sampleRate": self.cfg.rate,
-                "channels": self.cfg.channels,
-                "framesPerPacket": self.cfg.period,
-                "clients": self.users.connected(),
-                "maxClients": self.cfg.max_clients,
-            },
-        })
-    }
-
-    fn aggregator_status(&self) -> &'static str {
-        use crate::rt::driver::DriverState;
-        match self.links.mixer.driver.state() {
-            DriverState::Running => "running",
-            DriverState::Idle | DriverState::Reopening => "connecting",
-            _ => "stopped",
+    /// Hands the publisher thread a copy of what the JSON needs (the copy is the only
+    /// part done here: see [`super::publisher`]).
+    fn report(&mut self) {
+        let report = Report {
+            users: self.users.clone(),
+            now_ns: now_ns(),
+            refused: self.rejected,
+            audio_allocs: self.audio_allocs,
+        };
+        if !self.publisher.submit(report) && self.publisher.has_ended() && !self.publisher_ended {
+            self.publisher_ended = true;
+            eprintln!("izyrt hub: the publisher thread ended: METADATA and metrics are frozen");
         }
     }
 
-    fn broadcast_metadata(&mut self) {
-        let value = self.metadata_value(now_ns());
-        // Serialised once; each client's copy differs only in its header's seq.
-        let mut frame = Vec::new();
-        let n = match encode_json_vec(&mut frame, Kind::Metadata, 0, &value) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("izyrt hub: METADATA not sent: {e}");
+    /// Sends the METADATA frame being handed out to up to `max` more clients.
+    fn send_metadata(&mut self, max: usize) {
+        for _ in 0..max {
+            let Some(idx) = self.fanout.next_client() else {
                 return;
-            }
-        };
-        for idx in 0..self.clients.len() {
-            let Some(client) = self.clients[idx].as_mut() else {
+            };
+            let Some(client) = self.clients.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
             if matches!(client.phase, Phase::Joined { .. }) && !client.conn.link.is_closing() {
-                client.conn.link.send_shared(&mut frame[..n]);
+                client.conn.link.send_shared(self.fanout.frame());
+                self.flush(idx);
             }
         }
-        for idx in 0..self.clients.len() {
-            self.flush(idx);
-        }
-    }
-
-    fn publish(&mut self) {
-        let now = now_ns();
-        let mut snap = crate::metrics::default_snapshot();
-        let mixer = &self.links.mixer;
-        snap["currentSpeakerSampleRate"] = json!(mixer.obtained.rate);
-        snap["currentSpeakerBufferDepthInFloat32Samples"] =
-            json!(u64::from(mixer.obtained.buffer_frames) * u64::from(self.cfg.channels));
-        snap["speakerScriptProcessorLatencyMS"] = json!(
-            f64::from(mixer.obtained.buffer_frames) * 1000.0
-                / f64::from(mixer.obtained.rate.max(1))
-        );
-        snap["aggregatorStatus"] = json!(self.aggregator_status());
-        snap["incomingAudioTracks"] = Value::Array(
-            self.users
-                .incoming_tracks(now, self.cfg.latency_threshold_ns),
-        );
-        snap["outgoingAudioTracks"] = Value::Array(self.users.outgoing_tracks());
-        snap["connections"] = self.users.connections(now);
-        snap["mixeradminSharedState"] = self.users.shared_state();
-        snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
-        snap["role"] = json!("hub");
-        let stats = &self.links.mixer_stats;
-        snap["hub"] = json!({
-            "session": self.cfg.session,
-            "listen": self.listener.local_addr().ok().map(|a| a.to_string()),
-            "clients": self.users.connected(),
-            "maxClients": self.cfg.max_clients,
-            "refused": self.rejected,
-            "mix": self.cfg.default_mix,
-            "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-            "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
-            "leakedSlots": stats.leaked_slots.load(Ordering::Relaxed),
-            "missPeriods": stats.miss_periods.load(Ordering::Relaxed),
-            "widestMiss": stats.widest_miss.load(Ordering::Relaxed),
-            "audioPathAllocations": self.audio_allocs,
-        });
-        self.links.snapshot.publish(snap);
     }
 
     fn shutdown(&mut self) {

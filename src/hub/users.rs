@@ -34,7 +34,7 @@ pub struct Head {
 }
 
 /// What the hub knows about one user.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct User {
     /// The `user` of its HELLO.
     pub name: String,
@@ -154,7 +154,7 @@ impl User {
 }
 
 /// Every user the hub knows.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Users {
     list: Vec<User>,
     index: HashMap<String, usize>,

@@ -1,0 +1,237 @@
+//! The hub's METADATA and getMetrics snapshot, built off the net thread (publisher
+//! thread).
+//!
+//! Design: why a thread of its own. Every 500 ms the hub describes every user twice: in
+//! the METADATA frame each client receives and in the snapshot getMetrics serves. That is
+//! JSON about N users, and the frame goes to N clients: O(N²) bytes. Built and sent on the
+//! net thread, it kept that thread away from the sockets for 3.5 ms at 64 clients and
+//! 5–7 ms at 128 on the 2-core bench machine, every 500 ms: nobody's audio was read, so
+//! every jitter buffer of the hub ran dry in the same periods (the hub-scale bench's
+//! "every miss period hits every peer"). Now the net thread only copies the user table
+//! (plain counters and short strings) into a [`Report`] and hands it over a bounded
+//! queue; this thread, at normal priority, builds the JSON, publishes the snapshot and
+//! hands the encoded METADATA frame back, waking the net thread, which sends it to a few
+//! clients per mix period ([`super::fanout`]).
+//!
+//! A report that finds the queue full (this thread is still on the last one) is dropped:
+//! the next comes 500 ms later, and the net thread never waits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use serde_json::{Value, json};
+
+use super::mixer_thread::MixerStats;
+use super::net_thread::NetConfig;
+use super::users::Users;
+use crate::metrics::SnapshotCell;
+use crate::net::Waker;
+use crate::rt::runner::RtStatus;
+use crate::wire::{Kind, encode_json_vec};
+
+/// Reports waiting for the publisher: one being built, one waiting.
+const QUEUE: usize = 1;
+
+/// What the net thread knows that changes: a copy of its user table and its counters.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The user table as it was at `now_ns`.
+    pub users: Users,
+    /// When it was taken ([`crate::rt::clock::now_ns`]).
+    pub now_ns: u64,
+    /// Connections refused so far.
+    pub refused: u64,
+    /// Allocator calls made on the net thread's AUDIO paths (0, or a bug).
+    pub audio_allocs: u64,
+}
+
+/// Builds the hub's JSON from [`Report`]s: what never changes is kept here.
+pub struct Publisher {
+    cfg: NetConfig,
+    /// The mixer thread, for `aggregatorStatus` and the `realtime` table.
+    mixer: RtStatus,
+    stats: Arc<MixerStats>,
+    snapshot: Arc<SnapshotCell>,
+    listen: Option<String>,
+    started_ns: u64,
+}
+
+impl Publisher {
+    /// A publisher for the hub listening on `listen`, started at `started_ns`.
+    pub fn new(
+        cfg: NetConfig,
+        mixer: RtStatus,
+        stats: Arc<MixerStats>,
+        snapshot: Arc<SnapshotCell>,
+        listen: Option<SocketAddr>,
+        started_ns: u64,
+    ) -> Publisher {
+        Publisher {
+            cfg,
+            mixer,
+            stats,
+            snapshot,
+            listen: listen.map(|a| a.to_string()),
+            started_ns,
+        }
+    }
+
+    /// The METADATA frame for `r`, encoded with seq 0 (each link writes its own), or why
+    /// it could not be.
+    pub fn metadata_frame(&self, r: &Report) -> Result<Vec<u8>, String> {
+        let tracks: Vec<Value> = self
+            .cfg
+            .files
+            .iter()
+            .map(|(name, levels)| {
+                let r = levels.reading();
+                json!({"name": name, "kind": "file", "connected": true,
+                       "peakDbfs": r.peak_dbfs, "rmsDbfs": r.rms_dbfs, "silent": r.silent})
+            })
+            .chain(
+                r.users
+                    .incoming_tracks(r.now_ns, self.cfg.latency_threshold_ns),
+            )
+            .collect();
+        let value = json!({
+            "mixeradminSharedState": r.users.shared_state(),
+            "aggregatorStatus": self.aggregator_status(),
+            "tracks": tracks,
+            "hub": {
+                "session": self.cfg.session,
+                "sampleRate": self.cfg.rate,
+                "channels": self.cfg.channels,
+                "framesPerPacket": self.cfg.period,
+                "clients": r.users.connected(),
+                "maxClients": self.cfg.max_clients,
+            },
+        });
+        let mut frame = Vec::new();
+        let n =
+            encode_json_vec(&mut frame, Kind::Metadata, 0, &value).map_err(|e| e.to_string())?;
+        frame.truncate(n);
+        Ok(frame)
+    }
+
+    fn aggregator_status(&self) -> &'static str {
+        use crate::rt::driver::DriverState;
+        match self.mixer.driver.state() {
+            DriverState::Running => "running",
+            DriverState::Idle | DriverState::Reopening => "connecting",
+            _ => "stopped",
+        }
+    }
+
+    /// Publishes the getMetrics snapshot for `r`.
+    pub fn publish(&self, r: &Report) {
+        let now = r.now_ns;
+        let mut snap = crate::metrics::default_snapshot();
+        let mixer = &self.mixer;
+        snap["currentSpeakerSampleRate"] = json!(mixer.obtained.rate);
+        snap["currentSpeakerBufferDepthInFloat32Samples"] =
+            json!(u64::from(mixer.obtained.buffer_frames) * u64::from(self.cfg.channels));
+        snap["speakerScriptProcessorLatencyMS"] = json!(
+            f64::from(mixer.obtained.buffer_frames) * 1000.0
+                / f64::from(mixer.obtained.rate.max(1))
+        );
+        snap["aggregatorStatus"] = json!(self.aggregator_status());
+        snap["incomingAudioTracks"] =
+            Value::Array(r.users.incoming_tracks(now, self.cfg.latency_threshold_ns));
+        snap["outgoingAudioTracks"] = Value::Array(r.users.outgoing_tracks());
+        snap["connections"] = r.users.connections(now);
+        snap["mixeradminSharedState"] = r.users.shared_state();
+        snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
+        snap["role"] = json!("hub");
+        let stats = &self.stats;
+        snap["hub"] = json!({
+            "session": self.cfg.session,
+            "listen": self.listen,
+            "clients": r.users.connected(),
+            "maxClients": self.cfg.max_clients,
+            "refused": r.refused,
+            "mix": self.cfg.default_mix,
+            "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
+            "leakedSlots": stats.leaked_slots.load(Ordering::Relaxed),
+            "missPeriods": stats.miss_periods.load(Ordering::Relaxed),
+            "widestMiss": stats.widest_miss.load(Ordering::Relaxed),
+            "audioPathAllocations": r.audio_allocs,
+        });
+        self.snapshot.publish(snap);
+    }
+
+    /// Starts the publisher thread; `wake` is signalled after each METADATA frame.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn spawn(self, wake: Arc<Waker>) -> std::io::Result<PublisherHandle> {
+        let (reports, inbox) = sync_channel::<Report>(QUEUE);
+        let (outbox, frames) = sync_channel::<Vec<u8>>(QUEUE + 1);
+        let thread = std::thread::Builder::new()
+            .name("izyrt-hub-pub".into())
+            .spawn(move || {
+                for r in inbox {
+                    match self.metadata_frame(&r) {
+                        // Full: the net thread has a newer frame still unread; keep that.
+                        Ok(frame) => match outbox.try_send(frame) {
+                            Ok(()) | Err(TrySendError::Full(_)) => wake.wake(),
+                            Err(TrySendError::Disconnected(_)) => return,
+                        },
+                        Err(e) => eprintln!("izyrt hub: METADATA not sent: {e}"),
+                    }
+                    self.publish(&r);
+                }
+            })?;
+        Ok(PublisherHandle {
+            reports: Some(reports),
+            frames,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The net thread's end of the publisher thread.
+pub struct PublisherHandle {
+    reports: Option<SyncSender<Report>>,
+    frames: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PublisherHandle {
+    /// Hands `r` over without waiting; `false` when the publisher is still busy with an
+    /// earlier one (`r` is dropped) or has ended.
+    pub fn submit(&self, r: Report) -> bool {
+        self.reports
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(r).is_ok())
+    }
+
+    /// Whether the thread has ended (it runs until this handle is dropped: a panic).
+    pub fn has_ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// The newest METADATA frame built since the last call, if any. Never waits.
+    pub fn latest_frame(&self) -> Option<Vec<u8>> {
+        let mut latest = None;
+        loop {
+            match self.frames.try_recv() {
+                Ok(f) => latest = Some(f),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return latest,
+            }
+        }
+    }
+}
+
+impl Drop for PublisherHandle {
+    /// Ends the thread: it finishes the report in hand, then sees the queue closed.
+    fn drop(&mut self) {
+        drop(self.reports.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
