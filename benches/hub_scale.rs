@@ -158,7 +158,9 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, stats: Arc<SendStats
                 stats.blocked.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if now_ns() > clock.deadline_ns(clock.index()) + PERIOD_NS {
+        let late = now_ns().saturating_sub(clock.deadline_ns(clock.index()));
+        stats.worst.fetch_max(late, Ordering::Relaxed);
+        if late > PERIOD_NS {
             stats.late.fetch_add(1, Ordering::Relaxed);
         }
         seq = seq.wrapping_add(1);
@@ -170,6 +172,8 @@ fn sender(mut socks: Vec<TcpStream>, stop: Arc<AtomicBool>, stats: Arc<SendStats
 struct SendStats {
     blocked: AtomicU64,
     late: AtomicU64,
+    /// The latest a period's last packet left after its deadline, ns (since the last reset).
+    worst: AtomicU64,
 }
 
 /// Drains every socket's mix until `stop`, sleeping in epoll between packets as a peer's
@@ -294,8 +298,9 @@ struct Load {
     /// This process's CPU, the server's excluded when it is a thread of ours, seconds.
     generator: f64,
     blocked: u64,
-    /// Periods the generator sent more than a period late.
+    /// Periods the generator sent more than a period late, and its worst lateness, ns.
     late: u64,
+    late_worst: u64,
     /// The server's resident memory at the end of the window, with every peer connected.
     rss: f64,
     /// The host's worst wakeup lateness, ns, and how many were over a period late.
@@ -343,6 +348,7 @@ fn run_load(
         stats.blocked.load(Ordering::Relaxed),
         stats.late.load(Ordering::Relaxed),
     );
+    stats.worst.store(0, Ordering::Relaxed);
     let probe_stop = Arc::new(AtomicBool::new(false));
     let probe = stall_probe(Arc::clone(&probe_stop));
     std::thread::sleep(Duration::from_secs(secs));
@@ -366,6 +372,7 @@ fn run_load(
         generator,
         blocked: stats.blocked.load(Ordering::Relaxed) - blocked0,
         late: stats.late.load(Ordering::Relaxed) - late0,
+        late_worst: stats.worst.load(Ordering::Relaxed),
         rss,
         worst,
         stalls,
@@ -388,7 +395,7 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | periods with a miss (most peers in one) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
+        "| peers | misses | periods with a miss (most peers in one) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late (worst, ms) | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
@@ -415,7 +422,7 @@ fn main() {
         let hub_us = per_peer_period_us(load.cpu, n, load.wall);
         let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {miss_periods} ({}) | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} | {echo_us:.2} | {:.2} | {} ({:.1}) |",
+            "| {n}{} | {missed} | {miss_periods} ({}) | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} ({:.1}) | {echo_us:.2} | {:.2} | {} ({:.1}) |",
             if joined as usize == n {
                 String::new()
             } else {
@@ -428,6 +435,7 @@ fn main() {
             load.busiest,
             100.0 * load.generator / load.wall,
             load.late,
+            load.late_worst as f64 / 1e6,
             hub_us / echo_us,
             load.stalls,
             load.worst as f64 / 1e6,
