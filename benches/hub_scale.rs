@@ -10,7 +10,8 @@
 //! missed in one period (since the hub started): misses that come every peer at once have
 //! a cause the peers share. The largest N with zero misses is the figure.
 //!
-//! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`).
+//! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`);
+//! `IZYRT_BENCH_JITTER_MIN_MS` runs the hub with that `--jitter-min-ms`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -86,6 +87,12 @@ fn start_hub(max: usize) -> (HubProc, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_izyrt"))
         .args(["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .args(["--max-clients", &max.to_string()])
+        .args(
+            env::<u32>("IZYRT_BENCH_JITTER_MIN_MS")
+                .map(|ms| ["--jitter-min-ms".to_string(), ms.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

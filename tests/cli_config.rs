@@ -112,6 +112,16 @@ fn bad_values_stop_with_one_line_naming_them() {
             vec![("IZYRT_JITTER_MAX_MS", "0")],
             "--jitter-max-ms 0 is not allowed (allowed: 1..=2000)",
         ),
+        (
+            vec!["hub", "--jitter-min-ms", "20", "--jitter-max-ms", "10"],
+            vec![],
+            "--jitter-min-ms 20 is above --jitter-max-ms 10",
+        ),
+        (
+            vec!["hub"],
+            vec![("IZYRT_JITTER_MIN_MS", "2001")],
+            "--jitter-min-ms 2001 is not allowed (allowed: 1..=2000)",
+        ),
         (vec![], vec![], "give a command"),
     ];
     for (args, env, needle) in cases {
@@ -213,6 +223,40 @@ fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
             .then_some(m)
     });
     assert_eq!(hub["hub"]["clients"], 2, "{hub}");
+}
+
+#[test]
+fn jitter_min_ms_floors_the_hub_and_peer_buffers() {
+    let dir = scratch("cfg-jitter-min");
+    let cfg = dir.join("peer.json");
+    std::fs::write(&cfg, json!({"jitterMinMs": 3}).to_string()).unwrap();
+    // The hub's floor from the flag: 5 ms = 240 frames, 4 periods of 64.
+    let (_hub, addr, hub_metrics) = procs::hub(&["--jitter-min-ms", "5"]);
+    // The peer's from its config file: 3 ms = 144 frames, rounded up to 3 periods.
+    let (_peer, peer_metrics) = procs::peer(
+        addr,
+        "floored",
+        "virtual:tone=440",
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let target = |m: &serde_json::Value| {
+        m["connections"]["floored"]["jitterTargetFrames"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // Each buffer starts at its floor (a target grows only on a late packet, and never
+    // shrinks below the floor); without one, both would start at a single period (64).
+    let peer = procs::wait_for("the peer's speaker buffer", SECS(10), || {
+        let m = metrics(peer_metrics);
+        (target(&m) > 0).then_some(m)
+    });
+    assert!(target(&peer) >= 192, "{peer}");
+    let hub = procs::wait_for("the hub's input buffer", SECS(10), || {
+        let m = metrics(hub_metrics);
+        (target(&m) > 0).then_some(m)
+    });
+    assert!(target(&hub) >= 256, "{hub}");
+    assert!(target(&hub) <= 64 * 16, "{hub}");
 }
 
 #[test]

@@ -60,6 +60,11 @@ pub struct RoleArgs {
     /// hub, 32 periods at a client).
     #[arg(long = "jitter-max-ms", value_name = "MS", env = "IZYRT_JITTER_MAX_MS")]
     pub jitter_max_ms: Option<u32>,
+    /// Floor of the adaptive jitter buffers, ms: they start there and never shrink
+    /// below it, trading latency for fewer glitches on a host or network that stalls
+    /// (default: one packet).
+    #[arg(long = "jitter-min-ms", value_name = "MS", env = "IZYRT_JITTER_MIN_MS")]
+    pub jitter_min_ms: Option<u32>,
 }
 
 /// [`RoleArgs`] resolved.
@@ -104,6 +109,21 @@ impl RoleArgs {
             -150.0..=0.0,
         )
         .map_err(usage)?;
+        let jitter_ms = |key: &str, flag: Option<u32>| {
+            flag.or(file.u32(key).map_err(usage)?)
+                .map(|ms| pick(key, Some(ms), None, ms, 1..=2_000))
+                .transpose()
+                .map_err(usage)
+        };
+        let jitter_max_ms = jitter_ms("jitterMaxMs", self.jitter_max_ms)?;
+        let jitter_min_ms = jitter_ms("jitterMinMs", self.jitter_min_ms)?;
+        if let (Some(min), Some(max)) = (jitter_min_ms, jitter_max_ms)
+            && min > max
+        {
+            return Err(usage(format!(
+                "--jitter-min-ms {min} is above --jitter-max-ms {max}: the jitter buffers' floor cannot be above their cap"
+            )));
+        }
         let settings = Settings {
             rate: common.rate,
             period: common.period,
@@ -150,12 +170,8 @@ impl RoleArgs {
                 1..=600_000,
             )
             .map_err(usage)?,
-            jitter_max_ms: self
-                .jitter_max_ms
-                .or(file.u32("jitterMaxMs").map_err(usage)?)
-                .map(|ms| pick("jitterMaxMs", Some(ms), None, ms, 1..=2_000))
-                .transpose()
-                .map_err(usage)?,
+            jitter_max_ms,
+            jitter_min_ms,
         };
         Ok(Role {
             settings,

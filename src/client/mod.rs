@@ -204,7 +204,8 @@ impl Client {
         let (cmd_tx, cmd_rx) = RingBuffer::new(16);
         let speaker = Arc::new(SpeakerStats::default());
         let jc = jitter_config(ch, cfg.settings.period, cfg.settings.rate)
-            .capped(cfg.settings.jitter_max_ms, cfg.settings.rate);
+            .capped(cfg.settings.jitter_max_ms, cfg.settings.rate)
+            .floored(cfg.settings.jitter_min_ms, cfg.settings.rate);
         speaker
             .max_frames
             .store(u64::from(jc.max_target_frames), Ordering::Relaxed);

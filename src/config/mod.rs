@@ -39,6 +39,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "livenessMs",
     "priority",
     "jitterMaxMs",
+    "jitterMinMs",
 ];
 
 /// A refused option value or config file.
@@ -219,6 +220,9 @@ pub struct Settings {
     /// Cap on what the adaptive jitter buffers may grow to, ms (`None`: the hub's 16
     /// packets, a client's 32 periods).
     pub jitter_max_ms: Option<u32>,
+    /// Floor of the adaptive jitter buffers, ms: their start and lowest target (`None`:
+    /// one packet).
+    pub jitter_min_ms: Option<u32>,
 }
 
 impl Default for Settings {
@@ -237,6 +241,7 @@ impl Default for Settings {
             silence_threshold_db: -60.0,
             silence_hold_ms: 1_000,
             jitter_max_ms: None,
+            jitter_min_ms: None,
         }
     }
 }

@@ -168,18 +168,56 @@ impl JitterConfig {
     /// ```
     pub fn capped(self, max_ms: Option<u32>, rate: u32) -> JitterConfig {
         let Some(ms) = max_ms else { return self };
+        let max = self.whole_periods(ms, rate);
+        JitterConfig {
+            initial_target_frames: self.initial_target_frames.min(max),
+            min_target_frames: self.min_target_frames.min(max),
+            ..self.with_max(max)
+        }
+    }
+
+    /// This configuration with its smallest target set to `min_ms` (the user's
+    /// `--jitter-min-ms`), rounded up to whole periods: the buffer starts there and never
+    /// shrinks below it. The initial and largest targets go up to it when below it, and
+    /// the ring grows when it needs to; `None` leaves the configuration as it is.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::JitterConfig;
+    /// // 5 ms at 48 kHz is 240 frames: four 64-frame periods (256).
+    /// let c = JitterConfig::default().floored(Some(5), 48_000);
+    /// assert_eq!((c.min_target_frames, c.initial_target_frames), (256, 256));
+    /// // A floor above the largest target raises that too, and the ring with it.
+    /// let c = JitterConfig::default().floored(Some(100), 48_000);
+    /// assert_eq!((c.min_target_frames, c.max_target_frames), (4800, 4800));
+    /// assert!(c.capacity_frames >= 4800 + c.slack_frames + c.period_frames);
+    /// assert_eq!(JitterConfig::default().floored(None, 48_000), JitterConfig::default());
+    /// ```
+    pub fn floored(self, min_ms: Option<u32>, rate: u32) -> JitterConfig {
+        let Some(ms) = min_ms else { return self };
+        let min = self.whole_periods(ms, rate);
+        JitterConfig {
+            min_target_frames: self.min_target_frames.max(min),
+            initial_target_frames: self.initial_target_frames.max(min),
+            ..self.with_max(self.max_target_frames.max(min))
+        }
+    }
+
+    /// `ms` at `rate` in frames, rounded up to whole periods, at least one.
+    fn whole_periods(&self, ms: u32, rate: u32) -> u32 {
         let p = u64::from(self.period_frames.max(1));
         let frames = (u64::from(ms) * u64::from(rate)).div_ceil(1000);
-        let cap = (frames.div_ceil(p) * p).max(p);
-        let max = u32::try_from(cap).unwrap_or(u32::MAX);
+        u32::try_from((frames.div_ceil(p) * p).max(p)).unwrap_or(u32::MAX)
+    }
+
+    /// This configuration with `max` as its largest target and a ring large enough for it.
+    fn with_max(self, max: u32) -> JitterConfig {
         let room = max
             .saturating_add(self.slack_frames)
             .saturating_add(self.period_frames);
         JitterConfig {
             capacity_frames: self.capacity_frames.max(room),
             max_target_frames: max,
-            initial_target_frames: self.initial_target_frames.min(max),
-            min_target_frames: self.min_target_frames.min(max),
             ..self
         }
     }

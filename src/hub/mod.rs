@@ -212,6 +212,7 @@ impl Hub {
             session: session_id(),
             files: file_tracks,
             jitter_max_ms: cfg.settings.jitter_max_ms,
+            jitter_min_ms: cfg.settings.jitter_min_ms,
         };
         let links = NetLinks {
             commands: commands_tx,

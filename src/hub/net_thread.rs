@@ -94,6 +94,8 @@ pub struct NetConfig {
     pub files: Vec<(String, Arc<crate::dsp::meter::MeterLevels>)>,
     /// Cap on each client input's jitter buffer, ms (`None`: 16 packets).
     pub jitter_max_ms: Option<u32>,
+    /// Floor of each client input's jitter buffer, ms (`None`: one packet).
+    pub jitter_min_ms: Option<u32>,
 }
 
 /// The channels between the net thread and the rest of the hub.
@@ -537,7 +539,8 @@ impl HubNet {
             Some(a) => {
                 let packet = a.frames_per_packet.max(period);
                 let jc = jitter_config(ch, period, packet, self.cfg.rate)
-                    .capped(self.cfg.jitter_max_ms, self.cfg.rate);
+                    .capped(self.cfg.jitter_max_ms, self.cfg.rate)
+                    .floored(self.cfg.jitter_min_ms, self.cfg.rate);
                 let jitter = JitterBuffer::new(jc).map_err(|e| e.to_string())?;
                 stats
                     .max_frames
