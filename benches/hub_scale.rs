@@ -84,18 +84,13 @@ impl Drop for HubProc {
 /// Starts the hub; returns it with its stream and metrics addresses.
 fn start_hub(max: usize) -> (HubProc, SocketAddr, SocketAddr) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_izyrt"))
-        .args(["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-        .args(["--max-clients", &max.to_string()])
-        .args(
-            env::<u32>("IZYRT_BENCH_JITTER_MIN_MS")
-                .map(|ms| ["--jitter-min-ms".to_string(), ms.to_string()])
-                .into_iter()
-                .flatten(),
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_izyrt"));
+    cmd.args(["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args(["--max-clients", &max.to_string()]);
+    if let Some(ms) = env::<u32>("IZYRT_BENCH_JITTER_MIN_MS") {
+        cmd.args(["--jitter-min-ms", &ms.to_string()]);
+    }
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut addr = None;
     let mut metrics = None;

@@ -6,6 +6,7 @@
 #[path = "common/procs.rs"]
 mod procs;
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -191,19 +192,34 @@ fn flags_beat_environment_beat_config_file() {
     );
 }
 
-#[test]
-fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
-    let dir = scratch("cfg-jitter");
-    let cfg = dir.join("peer.json");
-    std::fs::write(&cfg, json!({"jitterMaxMs": 3}).to_string()).unwrap();
-    // The hub's cap from the flag: 10 ms = 480 frames, 8 periods of 64.
-    let (_hub, addr, hub_metrics) = procs::hub(&["--jitter-max-ms", "10"]);
-    // The peer's from its config file: 3 ms = 144 frames, rounded up to 3 periods.
-    let (_peer, peer_metrics) = procs::peer(
+/// A hub started with `hub_args` and a peer `user` on a tone, configured by the config
+/// file `peer_config`: the hub, its address and metrics address, the peer and its metrics
+/// address.
+fn hub_and_configured_peer(
+    hub_args: &[&str],
+    peer_config: serde_json::Value,
+    user: &str,
+) -> (Proc, SocketAddr, SocketAddr, Proc, SocketAddr) {
+    let cfg = scratch(&format!("cfg-{user}")).join("peer.json");
+    std::fs::write(&cfg, peer_config.to_string()).unwrap();
+    let (hub, addr, hub_metrics) = procs::hub(hub_args);
+    let (peer, peer_metrics) = procs::peer(
         addr,
-        "capped",
+        user,
         "virtual:tone=440",
         &["--config", cfg.to_str().unwrap()],
+    );
+    (hub, addr, hub_metrics, peer, peer_metrics)
+}
+
+#[test]
+fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
+    // The hub's cap from the flag: 10 ms = 480 frames, 8 periods of 64; the peer's from
+    // its config file: 3 ms = 144 frames, rounded up to 3 periods.
+    let (_hub, addr, hub_metrics, _peer, peer_metrics) = hub_and_configured_peer(
+        &["--jitter-max-ms", "10"],
+        json!({"jitterMaxMs": 3}),
+        "capped",
     );
     // And a peer without it: the built-in 32 periods.
     let (_other, other_metrics) = procs::peer(addr, "free", "virtual", &[]);
@@ -227,17 +243,12 @@ fn jitter_max_ms_caps_the_hub_and_peer_buffers() {
 
 #[test]
 fn jitter_min_ms_floors_the_hub_and_peer_buffers() {
-    let dir = scratch("cfg-jitter-min");
-    let cfg = dir.join("peer.json");
-    std::fs::write(&cfg, json!({"jitterMinMs": 3}).to_string()).unwrap();
-    // The hub's floor from the flag: 5 ms = 240 frames, 4 periods of 64.
-    let (_hub, addr, hub_metrics) = procs::hub(&["--jitter-min-ms", "5"]);
-    // The peer's from its config file: 3 ms = 144 frames, rounded up to 3 periods.
-    let (_peer, peer_metrics) = procs::peer(
-        addr,
+    // The hub's floor from the flag: 5 ms = 240 frames, 4 periods of 64; the peer's from
+    // its config file: 3 ms = 144 frames, rounded up to 3 periods.
+    let (_hub, _, hub_metrics, _peer, peer_metrics) = hub_and_configured_peer(
+        &["--jitter-min-ms", "5"],
+        json!({"jitterMinMs": 3}),
         "floored",
-        "virtual:tone=440",
-        &["--config", cfg.to_str().unwrap()],
     );
     let target = |m: &serde_json::Value| {
         m["connections"]["floored"]["jitterTargetFrames"]

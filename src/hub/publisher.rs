@@ -4,10 +4,10 @@
 //! Design: why a thread of its own. Every 500 ms the hub describes every user twice: in
 //! the METADATA frame each client receives and in the snapshot getMetrics serves. That is
 //! JSON about N users, and the frame goes to N clients: O(N²) bytes. Built and sent on the
-//! net thread, it kept that thread away from the sockets for 3.5 ms at 64 clients and
-//! 5–7 ms at 128 on the 2-core bench machine, every 500 ms: nobody's audio was read, so
-//! every jitter buffer of the hub ran dry in the same periods (the hub-scale bench's
-//! "every miss period hits every peer"). Now the net thread only copies the user table
+//! net thread, it kept that thread away from the sockets for 2–3 ms at 64 clients and
+//! 4.5–7 ms at 128 on the 2-core bench machine, every 500 ms: nobody's audio was read,
+//! and in a trace most of one run's misses (each hitting every peer) fell on that 500 ms
+//! grid. Now the net thread only copies the user table
 //! (plain counters and short strings) into a [`Report`] and hands it over a bounded
 //! queue; this thread, at normal priority, builds the JSON, publishes the snapshot and
 //! hands the encoded METADATA frame back, waking the net thread, which sends it to a few
