@@ -1,13 +1,18 @@
-//! The jitter buffer's shrink margin, judged by simulation: the real [`JitterBuffer`] fed
+//! The jitter buffer's margin in time, judged by simulation: the real [`JitterBuffer`] fed
 //! packets whose arrival times follow a lateness model, pulled on an exact clock. It needs
 //! no sockets and no scheduler, so the same figures come out on any machine, and a policy
 //! is compared on the same arrivals (a timed run on a shared host cannot tell a 2× change
 //! in misses from the host's noise).
 //!
 //! For each margin (a share of a period) and each model, 40 phases between the sender's
-//! clock and the reader's, `IZYRT_BENCH_SECS` (default 300) simulated seconds each at
-//! 48 kHz / 64 frames: the misses after a 5 s warm-up, and the mean depth after each pull
-//! (the latency the buffer adds, frames). The models:
+//! clock and the reader's, at 48 kHz / 64 frames: the misses and the mean depth after
+//! each pull (the latency the buffer adds, frames), in two tables:
+//! - *steady state*: `IZYRT_BENCH_SECS` (default 300) simulated seconds each, after a 5 s
+//!   warm-up (the margin a shrink or drop must leave);
+//! - *start*: the first 10 s of each stream, from its first packet (the margin a stream
+//!   starts with; a short run such as `izyrt latency` sees mostly this).
+//!
+//! The models:
 //! - *rare spikes*: lateness under a tenth of a period, and about every 10 s one of up to
 //!   1.2 periods (a host that stalls now and then);
 //! - *busy*: 2% of packets up to half a period late and 0.1% up to 1.5 periods (a loaded
@@ -55,10 +60,11 @@ fn busy(r: &mut Rng) -> f64 {
     }
 }
 
-/// Misses and mean depth over every phase for one margin and model.
-fn run(margin_ns: u64, model: Model, secs: u64) -> (u64, f64) {
+/// Misses and mean depth over every phase for one margin and model, counted after `warm`
+/// of `secs` simulated seconds.
+fn run(margin_ns: u64, model: Model, secs: u64, warm: u64) -> (u64, f64) {
     let periods = secs * 750;
-    let warm = 5 * 750;
+    let warm = warm * 750;
     let (mut misses, mut depth, mut pulls) = (0, 0.0, 0u64);
     let packet = vec![0.1f32; PERIOD as usize];
     let mut out = vec![0f32; PERIOD as usize];
@@ -66,7 +72,7 @@ fn run(margin_ns: u64, model: Model, secs: u64) -> (u64, f64) {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (phase + 1).wrapping_mul(7919));
         let mut jb = JitterBuffer::new(JitterConfig {
             channels: 1,
-            shrink_margin_ns: margin_ns,
+            margin_ns,
             ..JitterConfig::default()
         })
         .expect("valid config");
@@ -111,13 +117,21 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let models: [(&str, Model); 2] = [("rare spikes", rare_spikes), ("busy", busy)];
-    println!("| model | margin (share of a period) | misses | mean depth, frames |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| model | margin (share of a period) | steady: misses | steady: mean depth, frames | start: misses | start: mean depth, frames |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for (name, model) in models {
         for pct in [0, 25, 50, 75] {
-            let (misses, depth) = run(PERIOD_NS * pct / 100, model, secs);
-            println!("| {name} | {pct}% | {misses} | {depth:.1} |");
+            let margin = PERIOD_NS * pct / 100;
+            let (misses, depth) = run(margin, model, secs, 5);
+            let (start_misses, start_depth) = run(margin, model, 10, 0);
+            println!(
+                "| {name} | {pct}% | {misses} | {depth:.1} | {start_misses} | {start_depth:.1} |"
+            );
         }
     }
-    println!("\n{PHASES} sender phases × {secs} s each, 48 kHz / {PERIOD} frames; izyrt uses 50%.");
+    println!(
+        "\n{PHASES} sender phases, 48 kHz / {PERIOD} frames: steady state over {secs} s each after 5 s, start over the first 10 s; izyrt uses 50%."
+    );
 }

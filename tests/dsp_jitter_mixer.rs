@@ -120,7 +120,7 @@ fn jitter_buffer() -> JitterBuffer {
         slack_frames: (PERIOD * 4) as u32,
         steady_pulls: 50,
         drift_pulls: 1,
-        shrink_margin_ns: 0,
+        margin_ns: 0,
     })
     .unwrap()
 }

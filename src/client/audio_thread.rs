@@ -278,7 +278,7 @@ mod tests {
             slack_frames: P * 4,
             steady_pulls: 10_000,
             drift_pulls: 100,
-            shrink_margin_ns: 0,
+            margin_ns: 0,
         })
         .unwrap();
         let h = PlaybackHalf {

@@ -496,7 +496,7 @@ fn jitter_config(channels: u16, period: u32, rate: u32) -> JitterConfig {
         slack_frames: slack,
         steady_pulls: (rate * 5 / period).max(1),
         drift_pulls: (rate / period).max(1),
-        shrink_margin_ns: half_period_ns(period, rate),
+        margin_ns: half_period_ns(period, rate),
     }
 }
 
