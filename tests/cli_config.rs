@@ -344,6 +344,12 @@ fn latency_on_virtual_devices_is_exact() {
         );
     }
     assert!((v["p50Ms"].as_f64().unwrap() - v["p50Frames"].as_f64().unwrap() / 48.0).abs() < 1e-9);
+    // The RT threads woke (a positive p99.9), and no wakeup was later than the worst one.
+    let (p999, max) = (
+        v["worstWakeupP999Us"].as_f64(),
+        v["worstWakeupMaxUs"].as_f64(),
+    );
+    assert!(p999 > Some(0.0) && max >= p999, "{v}");
     let (code, err) = run(&["latency", "--device", "virtual", "--seconds", "1"], &[]);
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("--seconds 1 is not allowed"), "{err}");
