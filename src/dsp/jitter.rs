@@ -72,10 +72,11 @@
 //!   The thin half then misses at the first hiccup and only after that sits a period
 //!   deeper. So a buffer that holds the target but whose newest needed frame has waited
 //!   less than `margin_ns` waits one pull more (that frame has then waited a period
-//!   more). It never waits longer than that. In `jitter_policy`'s simulation at half a
-//!   period, this rule took the misses of 40 streams' first 10 s from 15 to 5 (rare
-//!   spikes) and from 108 to 87 (a busy host), for 23 and 1 frames more mean depth, and
-//!   over 300 s from 153 to 132 (rare spikes) for 2 frames.
+//!   more). It never waits longer than that. `jitter_policy` simulates 40 streams' first
+//!   10 s (where the shrink rule has not acted yet): a margin of half a period against
+//!   none takes their misses from 15 to 5 (rare spikes) and from 108 to 87 (a busy
+//!   host), for 25 and 1.4 frames more mean depth. Over 300 s the rule took rare-spike
+//!   misses at half a period from 153 to 132, for 2 frames.
 //! - *Excess → drop at once*: the depth can also stand whole periods above the target,
 //!   within the slack, where nothing else takes them back: a packet that came just after
 //!   the pull that needed it (that pull was silence and the stream resumes where it
