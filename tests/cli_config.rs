@@ -257,15 +257,15 @@ fn jitter_min_ms_floors_the_hub_and_peer_buffers() {
     };
     // Each buffer starts at its floor (a target grows only on a late packet, and never
     // shrinks below the floor); without one, both would start at a single period (64).
-    let peer = procs::wait_for("the peer's speaker buffer", SECS(10), || {
-        let m = metrics(peer_metrics);
-        (target(&m) > 0).then_some(m)
-    });
+    let published = |what: &str, at: SocketAddr| {
+        procs::wait_for(what, SECS(10), || {
+            let m = metrics(at);
+            (target(&m) > 0).then_some(m)
+        })
+    };
+    let peer = published("the peer's speaker buffer", peer_metrics);
     assert!(target(&peer) >= 192, "{peer}");
-    let hub = procs::wait_for("the hub's input buffer", SECS(10), || {
-        let m = metrics(hub_metrics);
-        (target(&m) > 0).then_some(m)
-    });
+    let hub = published("the hub's input buffer", hub_metrics);
     assert!(target(&hub) >= 256, "{hub}");
     assert!(target(&hub) <= 64 * 16, "{hub}");
 }

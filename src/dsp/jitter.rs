@@ -742,11 +742,16 @@ impl JitterBuffer {
         if depth >= target + u64::from(self.cfg.period_frames) {
             return true; // a period beyond the target (a burst, or it waited): no longer
         }
-        let Some(last) = self.read.checked_add(frames.max(1) - 1) else {
-            return true;
-        };
-        let slot = (last % self.capacity) as usize;
-        !self.filled[slot] || now_ns.saturating_sub(self.arrivals[slot]) >= self.cfg.margin_ns
+        self.waited_ns(frames.max(1) - 1, now_ns)
+            .is_none_or(|w| w >= self.cfg.margin_ns)
+    }
+
+    /// How long the frame `offset` frames past the read point has been held at `now_ns`
+    /// (`None`: not received).
+    fn waited_ns(&self, offset: u64, now_ns: u64) -> Option<u64> {
+        let pos = self.read.checked_add(offset)?;
+        let slot = (pos % self.capacity) as usize;
+        (pos < self.end && self.filled[slot]).then(|| now_ns.saturating_sub(self.arrivals[slot]))
     }
 
     /// A window of pulls without a miss ended: drop what its low-water mark shows was never
@@ -787,15 +792,11 @@ impl JitterBuffer {
             return; // every drop leaves a margin of 0
         }
         let period = u64::from(self.cfg.period_frames);
-        for (k, least) in (1..).zip(self.spare_ns.iter_mut()) {
-            let Some(last) = self.read.checked_add(frames + k * period - 1) else {
+        for (k, i) in (1..).zip(0..SPARE_PERIODS) {
+            let Some(waited) = self.waited_ns(frames + k * period - 1, now_ns) else {
                 break;
             };
-            let slot = (last % self.capacity) as usize;
-            if last >= self.end || !self.filled[slot] {
-                break;
-            }
-            *least = (*least).min(now_ns.saturating_sub(self.arrivals[slot]));
+            self.spare_ns[i] = self.spare_ns[i].min(waited);
         }
     }
 
