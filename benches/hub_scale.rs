@@ -5,8 +5,9 @@
 //! all its jitter buffers and its mixer's xruns over that time, its CPU time per peer per
 //! period, its RSS; beside them the load generator's own CPU (it shares the machine) and
 //! the host's stalls in the same window, measured by an absolute-sleep loop at the
-//! mixer's priority (a stall longer than the jitter buffers' depth is a miss whatever the
-//! hub does), and how many mixer periods the misses fell in, with the most peers that
+//! mixer's priority pinned to each CPU (a vCPU the hypervisor stops stalls every thread
+//! on it, and only a probe on that CPU sees it; a stall longer than the jitter buffers'
+//! depth is a miss whatever the hub does), and how many mixer periods the misses fell in, with the most peers that
 //! missed in one period (since the hub started): misses that come every peer at once have
 //! a cause the peers share. The largest N with zero misses is the figure.
 //!
@@ -196,12 +197,14 @@ fn reader(socks: Vec<TcpStream>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Measures the host's own stalls while the hub runs: an absolute-sleep loop at the
-/// mixer's priority and period, like the wakeup bench's reference. Returns its worst
-/// lateness and how many wakeups were more than a period late, ns and count.
-fn stall_probe(stop: Arc<AtomicBool>) -> RtThread<(u64, u64)> {
+/// Measures the host's own stalls on `cpu` while the hub runs: an absolute-sleep loop at
+/// the mixer's priority and period pinned there, like the wakeup bench's reference.
+/// Returns its worst lateness and how many wakeups were more than a period late, ns and
+/// count.
+fn stall_probe(stop: Arc<AtomicBool>, cpu: usize) -> RtThread<(u64, u64)> {
     let opts = RtOptions {
-        name: "load-probe".into(),
+        name: format!("load-probe{cpu}"),
+        cpu: Some(cpu),
         lock_memory: false,
         ..RtOptions::default()
     };
@@ -305,9 +308,9 @@ struct Load {
     late_worst: u64,
     /// The server's resident memory at the end of the window, with every peer connected.
     rss: f64,
-    /// The host's worst wakeup lateness, ns, and how many were over a period late.
-    worst: u64,
-    stalls: u64,
+    /// Per CPU: the host's worst wakeup lateness there, ns, and how many were over a
+    /// period late.
+    stalls: Vec<(u64, u64)>,
     /// getMetrics before and after, for a hub.
     metrics: Option<(Value, Value)>,
 }
@@ -352,7 +355,10 @@ fn run_load(
     );
     stats.worst.store(0, Ordering::Relaxed);
     let probe_stop = Arc::new(AtomicBool::new(false));
-    let probe = stall_probe(Arc::clone(&probe_stop));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let probes: Vec<_> = (0..cpus)
+        .map(|cpu| stall_probe(Arc::clone(&probe_stop), cpu))
+        .collect();
     std::thread::sleep(Duration::from_secs(secs));
     let m1 = metrics.map(get);
     let (cpu, wall) = (cpu_seconds(server) - cpu0, t0.elapsed().as_secs_f64());
@@ -363,7 +369,7 @@ fn run_load(
         .fold(0.0, f64::max);
     let generator = cpu_seconds(&me) - gen0 - if ours { cpu } else { 0.0 };
     probe_stop.store(true, Ordering::Relaxed);
-    let (worst, stalls) = probe.join().unwrap();
+    let stalls = probes.into_iter().map(|p| p.join().unwrap()).collect();
     stop.store(true, Ordering::Relaxed);
     let _ = tx.join();
     let _ = rx.join();
@@ -376,7 +382,6 @@ fn run_load(
         late: stats.late.load(Ordering::Relaxed) - late0,
         late_worst: stats.worst.load(Ordering::Relaxed),
         rss,
-        worst,
         stalls,
         metrics: m0.zip(m1),
     }
@@ -397,7 +402,7 @@ fn main() {
         .filter_map(|p| p.trim().parse().ok())
         .collect();
     println!(
-        "| peers | misses | periods with a miss (most peers in one, since the hub started) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late (worst, ms) | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period (worst, ms) |"
+        "| peers | misses | periods with a miss (most peers in one, since the hub started) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late (worst, ms) | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period per CPU (worst, ms) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut best = 0;
@@ -424,7 +429,7 @@ fn main() {
         let hub_us = per_peer_period_us(load.cpu, n, load.wall);
         let echo_us = per_peer_period_us(bare.cpu, n, bare.wall);
         println!(
-            "| {n}{} | {missed} | {miss_periods} ({}) | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} ({:.1}) | {echo_us:.2} | {:.2} | {} ({:.1}) |",
+            "| {n}{} | {missed} | {miss_periods} ({}) | {} | {} | {hub_us:.2} | {:.0} | {:.0} | {rss:.0} | {:.0} | {} ({:.1}) | {echo_us:.2} | {:.2} | {} |",
             if joined as usize == n {
                 String::new()
             } else {
@@ -444,8 +449,12 @@ fn main() {
             load.late,
             load.late_worst as f64 / 1e6,
             hub_us / echo_us,
-            load.stalls,
-            load.worst as f64 / 1e6,
+            load.stalls
+                .iter()
+                .enumerate()
+                .map(|(cpu, (worst, n))| format!("cpu{cpu}: {n} ({:.1})", *worst as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         if missed == 0 && joined as usize == n {
             best = n;
