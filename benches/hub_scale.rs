@@ -7,9 +7,10 @@
 //! the host's stalls in the same window, measured by an absolute-sleep loop at the
 //! mixer's priority pinned to each CPU (a vCPU the hypervisor stops stalls every thread
 //! on it, and only a probe on that CPU sees it; a stall longer than the jitter buffers'
-//! depth is a miss whatever the hub does), and how many mixer periods the misses fell in, with the most peers that
-//! missed in one period (since the hub started): misses that come every peer at once have
-//! a cause the peers share. The largest N with zero misses is the figure.
+//! depth is a miss whatever the hub does), and how many mixer periods the misses fell
+//! in, with the most peers that missed in one period (since the hub started): misses
+//! that come every peer at once have a cause the peers share. The largest N with zero
+//! misses is the figure.
 //!
 //! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`);
 //! `IZYRT_BENCH_JITTER_MIN_MS` runs the hub with that `--jitter-min-ms`.
