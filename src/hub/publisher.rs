@@ -7,11 +7,11 @@
 //! net thread, it kept that thread away from the sockets for 2–3 ms at 64 clients and
 //! 4.5–7 ms at 128 on the 2-core bench machine, every 500 ms: nobody's audio was read,
 //! and in a trace most of one run's misses (each hitting every peer) fell on that 500 ms
-//! grid. Now the net thread only copies the user table
-//! (plain counters and short strings) into a [`Report`] and hands it over a bounded
-//! queue; this thread, at normal priority, builds the JSON, publishes the snapshot and
-//! hands the encoded METADATA frame back, waking the net thread, which sends it to a few
-//! clients per mix period ([`super::fanout`]).
+//! grid. Now the net thread only copies the user table (plain counters and short
+//! strings) into a [`Report`] and hands it over a bounded queue; this thread, at normal
+//! priority, builds the JSON, publishes the snapshot and hands the encoded METADATA
+//! frame back, waking the net thread, which sends it to a few clients per mix period
+//! ([`super::fanout`]).
 //!
 //! A report that finds the queue full (this thread is still on the last one) is dropped:
 //! the next comes 500 ms later, and the net thread never waits.
