@@ -112,14 +112,14 @@ fn thru_stops_on_a_signal_and_refuses_bad_options() {
         );
         p.wait_line("rt:        izyrt-thru", Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
+        // The signal ends the run: well before the 60 s it asked for (the bound is loose on
+        // purpose: a loaded CI host once took over 2 s to let the process exit).
         assert_eq!(
-            p.interrupt(Duration::from_secs(5)),
+            p.interrupt(Duration::from_secs(20)),
             Some(code),
             "{}",
             p.output()
         );
-        assert!(t0.elapsed() < Duration::from_secs(2));
         assert!(
             p.output().contains("stopped:   by SIGINT"),
             "{}",
