@@ -10,3 +10,4 @@ pub mod jitter;
 pub mod meter;
 pub mod mixer;
 pub mod ratio;
+pub mod resampler;
