@@ -287,3 +287,43 @@ fn boxed_devices_from_open_run_through_the_driver_too() {
     let xruns = dev.counters().xruns.load(Ordering::Relaxed);
     assert!(clicks == 2 || xruns > 0, "clicks {clicks}, xruns {xruns}");
 }
+
+/// The clock-locking resampler allocates nothing per period once built: pull periods
+/// (input_needed, push, process), push periods (push, process_available), the accounting
+/// calls, a refused call and a reset, with the step changing every period.
+#[test]
+fn resampler_periods_allocate_nothing() {
+    use izyrt::dsp::resampler::Resampler;
+
+    let mut rs = Resampler::new(2, 64).unwrap();
+    let input: Vec<f32> = (0..2 * 256).map(|i| (i as f32 * 0.01).sin()).collect();
+    let mut out = vec![0.0f32; 2 * 64];
+    let mut period = |rs: &mut Resampler, i: u32| {
+        let step = 1.0 + 0.002 * (f64::from(i % 100) / 100.0 - 0.5);
+        let need = rs.input_needed(64, step);
+        rs.push(&input[..need * 2]);
+        rs.process(&mut out, step).unwrap();
+        rs.push(&input[..2 * 64]);
+        let made = rs.process_available(&mut out, step);
+        std::hint::black_box((made, rs.buffered_frames(), rs.delay_frames()));
+        if i % 250 == 0 {
+            let _ = rs.process(&mut out, f64::NAN);
+            rs.reset();
+        }
+    };
+    for i in 0..100 {
+        period(&mut rs, i);
+    }
+    let (_, allocations) = count_allocations(|| {
+        for i in 0..1000 {
+            period(&mut rs, i);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations in 1000 resampler periods");
+    // Control: the counter sees a Box made among the same calls.
+    let (_, allocations) = count_allocations(|| {
+        period(&mut rs, 1);
+        std::hint::black_box(Box::new(1u8));
+    });
+    assert_eq!(allocations, 2, "the counter missed a Box");
+}
