@@ -103,8 +103,11 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `r0` and `r1`.
 #[inline]
 pub(crate) fn lerp_rows(out: &mut [f32], r0: &[f32], r1: &[f32], a: f32) {
-    for ((o, x), y) in out.iter_mut().zip(r0).zip(r1) {
-        *o = x + a * (y - x);
+    // Equal lengths up front, so the loop vectorises (a three-way zip does not).
+    let n = out.len().min(r0.len()).min(r1.len());
+    let (out, r0, r1) = (&mut out[..n], &r0[..n], &r1[..n]);
+    for i in 0..n {
+        out[i] = r0[i] + a * (r1[i] - r0[i]);
     }
 }
 

@@ -45,7 +45,7 @@ fn pull(
     periods: usize,
     step: impl Fn(usize) -> f64,
 ) -> (Vec<f64>, Vec<f64>) {
-    let ch = rs.channels as usize;
+    let ch = rs.channels;
     let mut out = vec![0.0f32; frames * ch];
     let (mut ys, mut pos) = (Vec::new(), Vec::new());
     let mut p = 0.0f64;
