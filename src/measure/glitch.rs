@@ -20,14 +20,18 @@
 //!   block using the median of the estimates of the blocks within ±50 ms so that a
 //!   damaged block cannot bend its own predictor. `--freq` restricts the estimates to
 //!   within 2 % of the given tone.
-//! - **Step threshold.** `|r[n]| > 0.03 × A`, `A` the tone's reference amplitude (peak)
-//!   around n. A concealment fade is not a step: a raised-cosine fade of L samples leaves
-//!   residuals of order `A(π²/2L² + πω/L)`; measured, at most 0.009·A for fades of 0.5 to
-//!   1.5 ms each way (gaps of 1 to 3 ms) at 441 Hz/48 kHz, a third of the threshold. A
-//!   dropped 64-frame period left at least 0.063·A at every one of 96 phases, twice it.
-//!   The margin shrinks at higher rates (ω smaller): at 96 kHz a jump that falls where
-//!   both trajectories cross may be missed. 16-bit quantisation of a tone at a tenth of
-//!   −12 dBFS leaves 0.002·A.
+//! - **Step threshold.** `|r[n]| > 0.02 × A`, `A` the tone's reference amplitude (peak)
+//!   around n. The smallest step is a hard cut to silence where the tone crosses zero:
+//!   residuals `A·|x[n]|` and `A·|x[n−1]|` around a zero crossing, at least
+//!   `A·sin(ω/2)` (0.029·A at 441 Hz/48 kHz). A dropped 64-frame period left at least
+//!   0.063·A at every one of 96 phases. A concealment fade is not a step: a
+//!   raised-cosine fade of L samples leaves residuals of order `A(π²/2L² + πω/L)`;
+//!   measured, at most 0.009·A for fades of 0.5 to 1.5 ms each way (gaps of 1 to 3 ms),
+//!   under half the threshold. 16-bit quantisation of a tone at a tenth of −12 dBFS
+//!   leaves 0.002·A. A slope's change per sample shrinks as the rate grows, so above
+//!   48 kHz the predictor spans k = rate/48 kHz samples (`x[n] ≈ 2cos(kω)x[n−k] −
+//!   x[n−2k]`) and a step measures alike at every rate. The figures hold for tones of a
+//!   few hundred Hz, the ones meant here; a much higher tone makes fades rougher (πω/L).
 //! - **Envelope.** The Teager–Kaiser operator `Ψ[n] = x[n]² − x[n−1]x[n+1]` equals
 //!   `A²·sin²ω` on a tone, whatever its phase: unlike an RMS it needs no whole number of
 //!   cycles, so windows can be far shorter than a period. The level of a window
@@ -83,7 +87,7 @@ impl Default for GlitchConfig {
     fn default() -> Self {
         GlitchConfig {
             freq_hz: None,
-            step_ratio: 0.03,
+            step_ratio: 0.02,
             hole_ratio: 0.5,
             window_ms: 0.5,
             merge_ms: 20.0,
@@ -326,6 +330,8 @@ struct Grid {
     block: usize,
     /// Merge distance, frames.
     merge: usize,
+    /// The step predictor's lag: the rate's multiple of 48 kHz (at least 1).
+    lag: usize,
 }
 
 impl Grid {
@@ -338,6 +344,7 @@ impl Grid {
             hop: (win / 4).max(1),
             block: frames(10.0).max(win),
             merge: frames(cfg.merge_ms),
+            lag: ((f64::from(rate) / 48_000.0).round() as usize).max(1),
         }
     }
 }
@@ -488,10 +495,14 @@ impl Channel {
                 holes.push((centre, depth));
             }
         }
+        // The predictor over k samples, k the rate's multiple of 48 kHz: a step has the
+        // same residual at every rate.
+        let k = g.lag;
+        let cos_kw: Vec<f64> = cos_w.iter().map(|c| (k as f64 * c.acos()).cos()).collect();
         let mut steps = Vec::new();
-        for n in start.max(2)..end {
+        for n in start.max(2 * k)..end {
             let b = block_of(n);
-            let r = x[n] - 2.0 * cos_w[b] * x[n - 1] + x[n - 2];
+            let r = x[n] - 2.0 * cos_kw[b] * x[n - k] + x[n - 2 * k];
             let size = r.abs() / reference[b];
             if size > cfg.step_ratio {
                 steps.push((n, size));
@@ -783,8 +794,49 @@ mod tests {
                     "event at {} for a cut at {a}",
                     e.frame
                 );
-                assert!(e.step > 0.03 && e.depth < 0.1, "{e:?}");
+                assert!(e.step > 0.02 && e.depth < 0.1, "{e:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_hard_cut_at_every_phase_is_a_step_at_48_and_96_khz() {
+        // Cuts starting and ending between any two samples of a cycle, the zero
+        // crossings included: the smallest residual a cut leaves.
+        for rate in [48_000u32, 96_000] {
+            let w = TAU * 441.0 / f64::from(rate);
+            let per = f64::from(rate) / 441.0;
+            let base: Vec<f64> = (0..rate as usize * 2)
+                .map(|i| AMP * (w * i as f64).sin())
+                .collect();
+            for k in 0..40 {
+                let mut x = base.clone();
+                // From just before the k-th fortieth of a cycle to 4 whole cycles later.
+                let a = rate as usize + (k as f64 * per / 40.0) as usize;
+                let len = (4.0 * per).round() as usize;
+                x[a..a + len].fill(0.0);
+                let r = tone_glitches(&s16(&x), 1, rate, &GlitchConfig::default()).unwrap();
+                assert_eq!(counts(&r), (1, 1, 1), "{rate} Hz, cut at phase {k}/40");
+                assert_eq!(r.events[0].kind, GlitchKind::StepAndHole);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hard_cut_at_the_worst_phase_is_a_step_at_48_and_96_khz() {
+        // The tone stops and restarts where it crosses zero half-way between two samples:
+        // the smallest residual a cut can leave, A·sin(ω/2) (with the 48 kHz lag).
+        for rate in [48_000u32, 96_000] {
+            let w = TAU * 441.0 / f64::from(rate);
+            let a = rate as usize;
+            let mut x: Vec<f64> = (0..a)
+                .map(|n| AMP * (w * (n as f64 - a as f64 + 0.5)).sin())
+                .collect();
+            x.extend(vec![0.0; rate as usize / 200]);
+            x.extend((0..a).map(|n| AMP * (w * (n as f64 + 0.5)).sin()));
+            let r = tone_glitches(&s16(&x), 1, rate, &GlitchConfig::default()).unwrap();
+            assert_eq!(counts(&r), (1, 1, 1), "{rate} Hz");
+            assert!(r.events[0].step < 0.05, "{:?}", r.events[0]); // near the bound
         }
     }
 
