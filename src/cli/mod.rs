@@ -6,6 +6,7 @@
 mod dev;
 mod devices;
 mod dump;
+mod glitches;
 pub mod hub;
 mod latency;
 pub mod peer;
@@ -54,6 +55,8 @@ pub enum Command {
     Latency(latency::LatencyArgs),
     /// Copy a duplex device's capture straight to its playback (a device's latency floor).
     Thru(thru::ThruArgs),
+    /// Count the steps, holes and audible events in a recorded pure tone (a WAV file).
+    Glitches(glitches::GlitchesArgs),
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -100,6 +103,7 @@ pub fn main() -> i32 {
         Some(Command::Monitor(args)) => peer::run_monitor(&args),
         Some(Command::Latency(args)) => latency::run(&args),
         Some(Command::Thru(args)) => thru::run(&args),
+        Some(Command::Glitches(args)) => glitches::run(&args),
         None if cli.dev.device.is_none()
             && std::env::var_os("IZYRT_CONFIG").is_none()
             && cli.dev.role.common.config.is_none() =>

@@ -1,6 +1,7 @@
-//! Round-trip measurement from a click train (main thread, after the fact).
+//! Measurements from recordings (main thread, after the fact): the round trip from a
+//! click train, and the glitches in a pure tone.
 //!
-//! Design: a click is a single full-scale sample, so its correlation with what came back
+//! Round trip. Design: a click is a single full-scale sample, so its correlation with what came back
 //! is what came back itself: the round trip is where the returned signal peaks, found to
 //! a sample by a threshold and refined below a sample by a parabola through the peak and
 //! its two neighbours (exact, a whole number, when the path is a pure delay, as on
@@ -15,6 +16,13 @@
 //! - [`click_delays`]: the clicks were *played* at `0, every, 2 × every, ...` (a loopback
 //!   cable from output to input brings them back into the capture) and what came back
 //!   from the hub is recorded from the same first cycle.
+//!
+//! [`tone_glitches`] (in `glitch.rs`) counts what a listener hears as damage in a recorded
+//! pure tone: steps, holes and the events they make.
+
+mod glitch;
+
+pub use glitch::{GlitchConfig, GlitchError, GlitchEvent, GlitchKind, GlitchReport, tone_glitches};
 
 /// Where each click of a train played at `0, every, 2 × every, ...` came back in `x`:
 /// the delay in frames (sub-sample), or `None` when it did not within `max_delay`.
