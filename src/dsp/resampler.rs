@@ -280,17 +280,39 @@ impl Resampler {
     }
 
     /// Interleaved channels.
+    ///
+    /// # Example
+    /// ```
+    /// let rs = izyrt::dsp::resampler::Resampler::new(2, 64)?;
+    /// assert_eq!(rs.channels(), 2);
+    /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
+    /// ```
     pub fn channels(&self) -> u16 {
         self.channels as u16
     }
 
     /// The `max_frames` given to [`Resampler::new`].
+    ///
+    /// # Example
+    /// ```
+    /// let rs = izyrt::dsp::resampler::Resampler::new(2, 64)?;
+    /// assert_eq!(rs.max_frames(), 64);
+    /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
+    /// ```
     pub fn max_frames(&self) -> usize {
         self.max_frames
     }
 
     /// Most input frames the FIFO queues beyond the filter window:
     /// [`Resampler::buffered_frames`] never exceeds it.
+    ///
+    /// # Example
+    /// ```
+    /// let mut rs = izyrt::dsp::resampler::Resampler::new(1, 8)?;
+    /// assert_eq!(rs.push(&[0.0; 100]), rs.capacity_frames());
+    /// assert_eq!(rs.buffered_frames(), 32.0);
+    /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
+    /// ```
     pub fn capacity_frames(&self) -> usize {
         self.capacity
     }
@@ -351,10 +373,12 @@ impl Resampler {
             return 0;
         }
         if self.end.saturating_add(n) > self.plane_len {
+            // start ≤ end ≤ plane_len always holds; checked anyway, as copy_within panics.
+            let from = self.start.min(self.end)..self.end.min(self.plane_len);
             for plane in self.planes.chunks_exact_mut(self.plane_len) {
-                plane.copy_within(self.start..self.end, 0);
+                plane.copy_within(from.clone(), 0);
             }
-            self.end = held;
+            self.end = from.len();
             self.start = 0;
         }
         let (from, to) = (self.end, self.end + n);
