@@ -381,6 +381,15 @@ pub struct JitterBuffer {
     /// The steady window in `steady_pulls`: doubled (up to [`MAX_WINDOW_SCALE`]) each time
     /// a drop is followed by a miss within one window.
     window_scale: u32,
+    /// The frames of the last pull that were silence for want of audio: from the first
+    /// missing frame to one past the last (`None`: none missing).
+    gap: Option<(u32, u32)>,
+    /// The last pull's audio does not continue the pull before it (frames were dropped
+    /// in between), and the same for the next pull.
+    splice: bool,
+    next_splice: bool,
+    /// Frames the drift rule trimmed.
+    trimmed: u64,
 }
 
 /// How many periods of drop the shrink margin is tracked for; a larger drop (a long
@@ -501,6 +510,10 @@ impl JitterBuffer {
             grew_at: None,
             dropped_at: None,
             window_scale: 1,
+            gap: None,
+            splice: false,
+            next_splice: false,
+            trimmed: 0,
         })
     }
 
@@ -629,6 +642,8 @@ impl JitterBuffer {
         // Silence first: what is not copied below stays silent.
         out.fill(0.0);
         self.pulls += 1;
+        self.splice = std::mem::take(&mut self.next_splice);
+        self.gap = None;
         if self.state == State::Rebuffering && self.rebuffered_a_burst() {
             // The audio that ran out was late, not lost: grow the target (once per event).
             self.grow_target();
@@ -641,6 +656,7 @@ impl JitterBuffer {
                     return PullResult::Priming;
                 }
                 self.misses += 1;
+                self.gap = Some((0, frames as u32));
                 return PullResult::Miss {
                     played: 0,
                     silent: frames as u32,
@@ -653,7 +669,9 @@ impl JitterBuffer {
         if depth > target + u64::from(self.cfg.slack_frames) {
             self.over += 1;
             if self.over >= self.cfg.drift_pulls {
-                self.discard(depth - target);
+                let trimmed = self.discard(depth - target);
+                self.trimmed += trimmed;
+                self.splice |= trimmed > 0;
                 self.over = 0;
             }
         } else {
@@ -662,36 +680,7 @@ impl JitterBuffer {
         let depth = self.depth_frames();
         self.low_water = self.low_water.min(depth);
         self.note_spare(frames, now_ns);
-        let mut played = 0u32;
-        let stop = self.read.saturating_add(frames).min(self.end);
-        // Contiguous runs of the ring, each copied whole unless it has a hole.
-        let mut pos = self.read;
-        while pos < stop {
-            let slot = (pos % self.capacity) as usize;
-            let run = (stop - pos).min(self.capacity - slot as u64) as usize;
-            let at = ((pos - self.read) as usize) * ch;
-            let filled = &mut self.filled[slot..slot + run];
-            let ring = &self.ring[slot * ch..(slot + run) * ch];
-            let out = &mut out[at..at + run * ch];
-            if filled.iter().all(|&f| f) {
-                out.copy_from_slice(ring);
-                filled.fill(false);
-                played += run as u32;
-            } else {
-                for ((f, from), to) in filled
-                    .iter_mut()
-                    .zip(ring.chunks_exact(ch))
-                    .zip(out.chunks_exact_mut(ch))
-                {
-                    if *f {
-                        to.copy_from_slice(from);
-                        *f = false;
-                        played += 1;
-                    }
-                }
-            }
-            pos += run as u64;
-        }
+        let played = self.copy_out(out, frames);
         // Consume what was there (never past the newest frame received).
         let consumed = frames.min(depth);
         self.read += consumed;
@@ -728,6 +717,129 @@ impl JitterBuffer {
             self.end_steady_window(frames);
         }
         PullResult::Played
+    }
+
+    /// Copies the frames from the read point on into `out` (up to `frames`, never past the
+    /// newest frame received), clearing their flags; frames not received stay silent and
+    /// make up [`gap`](Self::gap) with the frames beyond the newest. Returns the frames
+    /// copied. The read point does not move.
+    fn copy_out(&mut self, out: &mut [f32], frames: u64) -> u32 {
+        let ch = self.channels;
+        let mut played = 0u32;
+        let mut gap: Option<(u32, u32)> = None;
+        let mut missing = |i: u64, n: u64| {
+            let (a, b) = (i as u32, (i + n) as u32);
+            gap = Some(gap.map_or((a, b), |(s, _)| (s, b)));
+        };
+        let stop = self.read.saturating_add(frames).min(self.end);
+        // Contiguous runs of the ring, each copied whole unless it has a hole.
+        let mut pos = self.read;
+        while pos < stop {
+            let slot = (pos % self.capacity) as usize;
+            let run = (stop - pos).min(self.capacity - slot as u64) as usize;
+            let at = ((pos - self.read) as usize) * ch;
+            let filled = &mut self.filled[slot..slot + run];
+            let ring = &self.ring[slot * ch..(slot + run) * ch];
+            let out = &mut out[at..at + run * ch];
+            if filled.iter().all(|&f| f) {
+                out.copy_from_slice(ring);
+                filled.fill(false);
+                played += run as u32;
+            } else {
+                for (i, ((f, from), to)) in filled
+                    .iter_mut()
+                    .zip(ring.chunks_exact(ch))
+                    .zip(out.chunks_exact_mut(ch))
+                    .enumerate()
+                {
+                    if *f {
+                        to.copy_from_slice(from);
+                        *f = false;
+                        played += 1;
+                    } else {
+                        missing((at / ch + i) as u64, 1);
+                    }
+                }
+            }
+            pos += run as u64;
+        }
+        let got = stop.saturating_sub(self.read);
+        if got < frames {
+            missing(got, frames - got);
+        }
+        self.gap = gap;
+        played
+    }
+
+    /// Reads the next frames into `out` for a reader that steers the depth itself (a
+    /// client locked to the hub's clock: see `dsp::playout`), without any of the
+    /// adaptation rules: no priming, trimming, growing or dropping. Copies from the read
+    /// point up to `out`'s length or the newest frame received, whichever comes first, and
+    /// moves the read point past them; holes are silent and reported by
+    /// [`gap`](Self::gap) together with the frames not copied. Returns the frames read.
+    /// A buffer read beyond its newest frame is marked dry, so that a sender that skips
+    /// ahead meanwhile resumes at its new position (as after running dry in
+    /// [`pull_at`](Self::pull_at)).
+    ///
+    /// Runs on: the RT audio thread. Must not: allocate, lock, block (any `out` length).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    /// let mut jb = JitterBuffer::new(JitterConfig { channels: 1, ..JitterConfig::default() }).unwrap();
+    /// jb.push(0, &[1.0, 2.0]);
+    /// jb.push(3, &[4.0]);
+    /// let mut out = [9.0f32; 6];
+    /// assert_eq!(jb.take(&mut out), 4);
+    /// assert_eq!(out, [1.0, 2.0, 0.0, 4.0, 0.0, 0.0]);
+    /// assert_eq!(jb.gap(), Some(2..6)); // the hole, and what was not there yet
+    /// ```
+    pub fn take(&mut self, out: &mut [f32]) -> u64 {
+        out.fill(0.0);
+        self.splice = std::mem::take(&mut self.next_splice);
+        let frames = (out.len() / self.channels) as u64;
+        if self.state == State::Idle {
+            self.gap = (frames > 0).then_some((0, frames as u32));
+            return 0;
+        }
+        self.copy_out(out, frames);
+        let got = frames.min(self.depth_frames());
+        self.read += got;
+        // Dry only when the reader wanted more than there was (it then conceals): a
+        // stream that skips ahead meanwhile resumes at its new position. A buffer that was
+        // merely emptied stays playing, so that a packet lost before the next one is a
+        // hole to conceal, not a skip.
+        self.state = if got < frames {
+            State::Rebuffering
+        } else {
+            State::Playing
+        };
+        got
+    }
+
+    /// Drops the oldest `n` frames held, for a reader that steers the depth itself (see
+    /// [`take`](Self::take)); the next read is marked as [`spliced`](Self::spliced).
+    /// Returns the received frames dropped (counted in
+    /// [`dropped_frames`](Self::dropped_frames)).
+    pub fn trim(&mut self, n: u64) -> u64 {
+        let n = n.min(self.depth_frames());
+        let dropped = self.discard(n);
+        self.next_splice |= dropped > 0;
+        dropped
+    }
+
+    /// The frames of the last pull or take that had no audio: from the first missing
+    /// frame to one past the last (frames in between may be audio), `None` when none
+    /// was missing. This is what a concealment fills.
+    pub fn gap(&self) -> Option<std::ops::Range<usize>> {
+        self.gap.map(|(a, b)| a as usize..b as usize)
+    }
+
+    /// Whether the last pull or take does not continue the audio before it: frames were
+    /// dropped between the two (a trim, or a shrink of the target). A reader cross-fades
+    /// such a join instead of playing the cut.
+    pub fn spliced(&self) -> bool {
+        self.splice
     }
 
     /// Whether a priming or rebuffering buffer may start playing at this pull: it holds
@@ -770,7 +882,7 @@ impl JitterBuffer {
             self.target -= self.cfg.period_frames;
         }
         if drop > 0 {
-            self.discard(drop * period);
+            self.next_splice |= self.discard(drop * period) > 0;
             self.dropped_at = Some(self.pulls);
         }
         self.steady = 0;
@@ -904,6 +1016,17 @@ impl JitterBuffer {
     /// Packets that arrived (at least partly) after their time was read.
     pub fn late_packets(&self) -> u64 {
         self.late_packets
+    }
+
+    /// Received frames the drift rule trimmed (the sender's clock ran faster than the
+    /// reader's), part of [`dropped_frames`](Self::dropped_frames).
+    pub fn trimmed_frames(&self) -> u64 {
+        self.trimmed
+    }
+
+    /// One past the newest stream position received (the sender's progress).
+    pub fn end_position(&self) -> u64 {
+        self.end
     }
 
     /// Frames received twice (the second copy was ignored).

@@ -9,5 +9,6 @@ pub mod convert;
 pub mod jitter;
 pub mod meter;
 pub mod mixer;
+pub mod playout;
 pub mod ratio;
 pub mod resampler;

@@ -1,0 +1,185 @@
+//! A deterministic simulation of a client's locked playout: the real
+//! [`Playout`](izyrt::dsp::playout::Playout) fed a hub's tone on a clock `ppm` away from the
+//! device's, over a modelled TCP path, pulled on an exact device clock. No sockets and no
+//! scheduler, so the same figures come out on any machine (shared by
+//! `benches/playout_sim.rs` and `tests/playout_sim.rs`).
+//!
+//! The path: the hub sends a 64-frame packet every hub period (its clock is `ppm` fast or
+//! slow in the client's time); each packet takes a base delay plus a uniform jitter, and
+//! TCP keeps them in order (a packet never arrives before the one sent before it). The
+//! optional *stall* model is this VM's: about every `stall_every_s` the host stops for up
+//! to `stall_max_ms`, and every packet due meanwhile arrives when it resumes, at once.
+//!
+//! What a listener would hear is judged on the output itself: the hub's signal is a
+//! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
+//! (at the frequency the current ratio plays it) misses by more than [`STEP`].
+
+#![allow(dead_code)]
+
+use izyrt::dsp::jitter::{JitterConfig, PullResult};
+use izyrt::dsp::playout::{Playout, PlayoutConfig};
+
+/// Frames per packet and per device period.
+pub const P: u32 = 64;
+/// Stream rate, Hz.
+pub const RATE: f64 = 48_000.0;
+/// A residual this large is a step (−46 dBFS; the tone moves 0.014 per sample).
+pub const STEP: f32 = 0.005;
+
+/// One simulated run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// The hub's clock against the device's, ppm.
+    pub ppm: f64,
+    /// Simulated seconds.
+    pub secs: f64,
+    /// Each packet's delay beyond the base: uniform in 0..this many periods.
+    pub jitter_periods: f64,
+    /// Host stalls: about one every this many seconds (0: none).
+    pub stall_every_s: f64,
+    /// ... each up to this long, ms.
+    pub stall_max_ms: f64,
+    /// The random stream.
+    pub seed: u64,
+}
+
+/// What a run showed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outcome {
+    /// Periods with concealed audio, in all and after the loop locked.
+    pub misses: u64,
+    pub misses_after_lock: u64,
+    /// Frames received and never played.
+    pub dropped: u64,
+    /// Seconds until the loop first locked.
+    pub lock_s: Option<f64>,
+    /// The estimate at the end, ppm.
+    pub estimate_ppm: f64,
+    /// Largest |estimate − truth| from 30 s on, ppm.
+    pub worst_error_after_30s: f64,
+    /// Steps in the output (after the first second).
+    pub steps: u64,
+    /// The largest residual seen (after the first second).
+    pub max_residual: f32,
+    /// Queued audio (ring + resampler), ms: mean and 99th percentile over the run.
+    pub fill_mean_ms: f64,
+    pub fill_p99_ms: f64,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn tone(pos: u64) -> f32 {
+    let phase = (pos % 48_000) as f64 * 441.0 / RATE;
+    (0.25 * (2.0 * std::f64::consts::PI * phase).sin()) as f32
+}
+
+/// Runs one scenario.
+pub fn run(s: &Scenario) -> Outcome {
+    let ring = JitterConfig {
+        channels: 1,
+        period_frames: P,
+        capacity_frames: P * 40,
+        initial_target_frames: P,
+        min_target_frames: P,
+        max_target_frames: P * 32,
+        slack_frames: P * 4,
+        ..JitterConfig::default()
+    };
+    let mut playout = Playout::new(PlayoutConfig {
+        ring,
+        rate: RATE as u32,
+        pull_frames: P,
+    })
+    .expect("playout");
+    let mut rng = Rng(s.seed | 1);
+    let hub_period = f64::from(P) / (RATE * (1.0 + s.ppm * 1e-6));
+    let dev_period = f64::from(P) / RATE;
+    let base = 0.0005;
+    let mut stall_at = if s.stall_every_s > 0.0 {
+        rng.unit() * s.stall_every_s * 2.0
+    } else {
+        f64::INFINITY
+    };
+    let mut stall_len = rng.unit() * s.stall_max_ms * 1e-3;
+    let mut last_arrival = 0.0f64;
+    let mut next = (0.0, 0u64); // the next packet's arrival, and its index
+    let mut packet = vec![0.0f32; P as usize];
+    let mut out = vec![0.0f32; P as usize];
+    let mut o = Outcome::default();
+    let mut hist = [0.0f32; 2];
+    let mut fills = Vec::new();
+    let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
+        let t_send = k as f64 * hub_period;
+        let mut t = t_send + base + rng.unit() * s.jitter_periods * dev_period;
+        while t > stall_at + stall_len {
+            stall_at += rng.unit() * s.stall_every_s * 2.0 + 0.05;
+            stall_len = rng.unit() * s.stall_max_ms * 1e-3;
+        }
+        if t >= stall_at {
+            t = stall_at + stall_len;
+        }
+        t = t.max(*last);
+        *last = t;
+        t
+    };
+    next.0 = arrival(0, &mut rng, &mut last_arrival);
+    let pulls = (s.secs / dev_period) as u64;
+    for j in 0..pulls {
+        let now = j as f64 * dev_period;
+        while next.0 <= now {
+            let k = next.1;
+            for (i, x) in packet.iter_mut().enumerate() {
+                *x = tone(k * u64::from(P) + i as u64);
+            }
+            playout.push_at(k * u64::from(P), &packet, (next.0 * 1e9) as u64);
+            next = (arrival(k + 1, &mut rng, &mut last_arrival), k + 1);
+        }
+        let r = playout.pull(&mut out);
+        if matches!(r, PullResult::Miss { .. }) {
+            o.misses += 1;
+            if o.lock_s.is_some() {
+                o.misses_after_lock += 1;
+            }
+        }
+        if o.lock_s.is_none() && playout.locked() {
+            o.lock_s = Some(now);
+        }
+        if now >= 30.0 {
+            let err = (playout.clock_ppm() - s.ppm).abs();
+            o.worst_error_after_30s = o.worst_error_after_30s.max(err);
+        }
+        if r != PullResult::Priming {
+            fills.push(playout.fill_frames() / RATE * 1e3);
+        }
+        // The tone's recursion at the frequency the ratio plays it.
+        let w = 2.0 * std::f64::consts::PI * 441.0 * playout.ratio() / RATE;
+        let c = (2.0 * w.cos()) as f32;
+        for &x in &out {
+            let residual = (x - c * hist[1] + hist[0]).abs();
+            if now >= 1.0 && r != PullResult::Priming {
+                o.max_residual = o.max_residual.max(residual);
+                if residual > STEP {
+                    o.steps += 1;
+                }
+            }
+            hist = [hist[1], x];
+        }
+    }
+    o.dropped = playout.dropped_frames();
+    o.estimate_ppm = playout.clock_ppm();
+    fills.sort_by(f64::total_cmp);
+    if !fills.is_empty() {
+        o.fill_mean_ms = fills.iter().sum::<f64>() / fills.len() as f64;
+        o.fill_p99_ms = fills[(fills.len() * 99 / 100).min(fills.len() - 1)];
+    }
+    o
+}

@@ -1,0 +1,282 @@
+//! A client's playout of the hub's mix, locked to the hub's clock (RT audio thread).
+//!
+//! Design: the hub's mixer clock is the one master clock of a session, and a client's
+//! sound card never runs at exactly its rate. Rather than trim a period when the stream
+//! runs ahead or play a hole when it falls behind (each one a click), the client plays the
+//! stream slightly faster or slower through a resampler, by the ratio a clock-recovery
+//! loop measures from the buffer's own fill. The parts, each in its own file:
+//!
+//! - the position-addressed ring (`dsp::jitter::JitterBuffer`, read with
+//!   [`take`](crate::dsp::jitter::JitterBuffer::take): none of its own adaptation rules);
+//! - [`policy`]: the latency target, from how late packets actually arrive;
+//! - [`clock`]: the loop that holds the fill at the target by the resampling ratio, whose
+//!   integral is the clock estimate (the capture side resamples by it too, so the hub
+//!   receives its own rate);
+//! - `dsp::resampler`: the variable-ratio resampler;
+//! - [`conceal`]: what plays when audio is missing, and cross-fades at any join.
+//!
+//! Per period: measure the fill (ring plus what the resampler holds), let the loop choose
+//! the step, read exactly the frames the resampler needs from the ring (concealing what is
+//! not there, without moving the stream: a stall's burst then refills the buffer to the
+//! depth the stall showed it needs), resample one device period. Nothing is dropped in
+//! steady state; the only trim left is an emergency one (the fill far above the largest
+//! target, after a long outage), and it is cross-faded.
+
+pub mod clock;
+pub mod conceal;
+pub mod policy;
+
+use crate::dsp::jitter::{JitterBuffer, JitterConfig, JitterError, PullResult, PushResult};
+use crate::dsp::resampler::{Resampler, ResamplerError};
+use clock::ClockLock;
+use conceal::{Conceal, ConcealError};
+use policy::{LatencyPolicy, PolicyConfig};
+
+/// How a [`Playout`] is sized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlayoutConfig {
+    /// The ring: channels, capacity, and the target's limits (`min_target_frames`,
+    /// `max_target_frames`; `slack_frames` is how far above the largest target the fill may
+    /// stand before an emergency trim). Its adaptation settings are not used.
+    pub ring: JitterConfig,
+    /// Stream rate, Hz.
+    pub rate: u32,
+    /// Frames the speaker pulls per period (at the stream's rate).
+    pub pull_frames: u32,
+}
+
+/// Why a [`Playout`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlayoutError {
+    /// The ring's configuration was refused.
+    #[error(transparent)]
+    Ring(#[from] JitterError),
+    /// The resampler's was.
+    #[error("{0}")]
+    Resampler(String),
+    /// The concealment's was.
+    #[error(transparent)]
+    Conceal(#[from] ConcealError),
+}
+
+impl From<ResamplerError> for PlayoutError {
+    fn from(e: ResamplerError) -> Self {
+        PlayoutError::Resampler(e.to_string())
+    }
+}
+
+/// The locked playout of one stream.
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::jitter::JitterConfig;
+/// use izyrt::dsp::jitter::PullResult;
+/// use izyrt::dsp::playout::{Playout, PlayoutConfig};
+/// let mut p = Playout::new(PlayoutConfig {
+///     ring: JitterConfig { channels: 1, ..JitterConfig::default() },
+///     rate: 48_000,
+///     pull_frames: 64,
+/// }).unwrap();
+/// let mut out = [0.0f32; 64];
+/// let period_ns = 1_333_333;
+/// for i in 0..2_000u64 {
+///     p.push_at(i * 64, &[0.25; 64], i * period_ns);
+///     let r = p.pull(&mut out);
+///     if i > 10 { assert_eq!(r, PullResult::Played); }
+/// }
+/// assert!((out[63] - 0.25).abs() < 1e-3);
+/// assert_eq!((p.misses(), p.dropped_frames()), (0, 0));
+/// ```
+#[derive(Debug)]
+pub struct Playout {
+    ring: JitterBuffer,
+    policy: LatencyPolicy,
+    clock: ClockLock,
+    resampler: Resampler,
+    conceal: Conceal,
+    /// Frames read from the ring for the resampler, one period's worth and some.
+    scratch: Box<[f32]>,
+    ch: usize,
+    playing: bool,
+    misses: u64,
+    trim_above: u64,
+}
+
+impl Playout {
+    /// Builds the playout (main thread; allocates everything it will use).
+    ///
+    /// # Errors
+    /// [`PlayoutError`] naming the part whose setting was refused.
+    pub fn new(cfg: PlayoutConfig) -> Result<Playout, PlayoutError> {
+        let ring = JitterBuffer::new(cfg.ring)?;
+        let ch = usize::from(cfg.ring.channels);
+        let pull = cfg.pull_frames.max(1);
+        // The most one pull can need: a period at the fastest ratio, and the filter's reach.
+        let most = pull as usize * 2 + 64;
+        let margin = pull / 2;
+        Ok(Playout {
+            ring,
+            policy: LatencyPolicy::new(PolicyConfig {
+                rate: cfg.rate,
+                need_frames: pull,
+                margin_frames: margin,
+                min_frames: cfg.ring.min_target_frames,
+                max_frames: cfg.ring.max_target_frames,
+            }),
+            clock: ClockLock::new(cfg.rate),
+            resampler: Resampler::new(cfg.ring.channels, most)?,
+            conceal: Conceal::new(cfg.ring.channels, cfg.rate)?,
+            scratch: vec![0.0; most * ch].into_boxed_slice(),
+            ch,
+            playing: false,
+            misses: 0,
+            trim_above: u64::from(cfg.ring.max_target_frames) + u64::from(cfg.ring.slack_frames),
+        })
+    }
+
+    /// Stores a packet of the hub's mix whose first frame is at stream `position`, received
+    /// at `arrival_ns` (monotonic clock).
+    ///
+    /// Runs on: the RT audio thread, once per packet. Must not: allocate, lock, block.
+    pub fn push_at(&mut self, position: u64, samples: &[f32], arrival_ns: u64) -> PushResult {
+        let r = self.ring.push_at(position, samples, arrival_ns);
+        let frames = (samples.len() / self.ch) as u32;
+        if frames > 0 {
+            self.policy
+                .on_packet(position, frames, arrival_ns, self.clock.clock_ppm());
+        }
+        r
+    }
+
+    /// Fills `out` (one device period, interleaved) with the stream at the hub's clock.
+    /// Silence before the stream has buffered its target; afterwards every period is
+    /// audio, with what is missing concealed (a [`PullResult::Miss`]).
+    ///
+    /// Runs on: the RT audio thread, once per device period. Must not: allocate, lock,
+    /// block or panic (any `out` length is served frame by frame).
+    pub fn pull(&mut self, out: &mut [f32]) -> PullResult {
+        let frames = out.len() / self.ch;
+        let target = u64::from(self.policy.target_frames());
+        if !self.playing {
+            out.fill(0.0);
+            if self.ring.depth_frames() < target.max(1) {
+                return PullResult::Priming;
+            }
+            self.playing = true;
+            self.clock.reset();
+            self.resampler.reset();
+            self.conceal.reset();
+        }
+        let depth = self.ring.depth_frames();
+        if depth > self.trim_above {
+            self.ring.trim(depth - target);
+        }
+        let fill = self.fill_frames();
+        let step = self.clock.update(
+            fill,
+            target as f64,
+            u32::try_from(frames).unwrap_or(u32::MAX),
+        );
+        let need = self
+            .resampler
+            .input_needed(frames, step)
+            .min(self.scratch.len() / self.ch);
+        let buf = &mut self.scratch[..need * self.ch];
+        let got = self.ring.take(buf);
+        let gap = self.ring.gap();
+        // Frames concealed without consuming the stream: the audio behind them now sits
+        // that much deeper (see `ClockLock::shift`).
+        self.clock.shift(need as f64 - got as f64);
+        if self.ring.spliced() {
+            self.conceal.splice();
+        }
+        let missed = gap.is_some();
+        self.conceal.process(buf, gap);
+        self.resampler.push(buf);
+        if self.resampler.process(out, step).is_err() {
+            out.fill(0.0);
+        }
+        if missed {
+            self.misses += 1;
+            let played = u32::try_from(got).unwrap_or(u32::MAX);
+            return PullResult::Miss {
+                played,
+                silent: (need as u32).saturating_sub(played),
+            };
+        }
+        PullResult::Played
+    }
+
+    /// Forgets the stream (the hub input stopped): the next one primes afresh and fades
+    /// in. The clock estimate is kept (the same two clocks). RT-safe.
+    pub fn reset(&mut self) {
+        self.ring.reset();
+        self.resampler.reset();
+        self.conceal.reset();
+        self.clock.reset();
+        self.policy.restart();
+        self.playing = false;
+    }
+
+    /// Hub frames queued: the ring's depth plus what the resampler holds.
+    pub fn fill_frames(&self) -> f64 {
+        self.ring.depth_frames() as f64 + self.resampler.buffered_frames()
+    }
+
+    /// Frames in the ring (holes included).
+    pub fn depth_frames(&self) -> u64 {
+        self.ring.depth_frames()
+    }
+
+    /// The latency target the policy chose, frames.
+    pub fn target_frames(&self) -> u32 {
+        self.policy.target_frames()
+    }
+
+    /// Periods in which some audio was missing and concealed, since the last
+    /// [`reset_misses`](Self::reset_misses).
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Resets the miss counter (speaker silence, the design's rule).
+    pub fn reset_misses(&mut self) {
+        self.misses = 0;
+    }
+
+    /// Frames filled by concealment since the start.
+    pub fn concealed_frames(&self) -> u64 {
+        self.conceal.concealed_frames()
+    }
+
+    /// Received frames dropped (ring overflow, emergency trims).
+    pub fn dropped_frames(&self) -> u64 {
+        self.ring.dropped_frames()
+    }
+
+    /// Packets that arrived after their time had been played.
+    pub fn late_packets(&self) -> u64 {
+        self.ring.late_packets()
+    }
+
+    /// The clock loop's estimate of the hub's clock against this device's, ppm.
+    pub fn clock_ppm(&self) -> f64 {
+        self.clock.clock_ppm()
+    }
+
+    /// The ratio the stream is resampled by now (hub frames per device frame).
+    pub fn ratio(&self) -> f64 {
+        self.clock.ratio()
+    }
+
+    /// Whether the clock loop is locked.
+    pub fn locked(&self) -> bool {
+        self.playing && self.clock.locked()
+    }
+
+    /// The largest packet lateness seen, ms.
+    pub fn worst_lateness_ms(&self) -> f64 {
+        self.policy.worst_lateness_ms()
+    }
+}

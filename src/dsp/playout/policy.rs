@@ -1,0 +1,261 @@
+//! How much audio a client keeps queued: the latency target, chosen from how late the
+//! hub's packets actually arrive (RT audio thread, once per packet).
+//!
+//! Design: the old policy probed by failing: it shrank after 5 s without a miss and grew
+//! after the next one, so every quiet stretch gave back the margin the next hiccup needed,
+//! and each probe was a click. This one measures instead. Each packet's *lateness* is how
+//! much later it arrived than the earliest-arriving packets of the last half second would
+//! predict, on the hub's clock as the clock-recovery loop estimates it (so a few hundred
+//! ppm of drift is not mistaken for lateness). The target is
+//!
+//! > frames one pull needs + the largest lateness of the last [`WINDOW_S`] s + a margin
+//!
+//! clamped to the user's `--jitter-min-ms` / `--jitter-max-ms`. It **rises at once**: the
+//! packet that arrives late raises it before the pull that needs it (and the burst that
+//! follows a stall refills the buffer to exactly that depth). It **falls slowly**: only when
+//! the late packet's block of [`BLOCK_S`] ages out of the window, and then the clock loop
+//! drains the excess by playing at most 0.2 % faster, inaudibly. A link that is steady
+//! settles and stays: the window's maximum is a statistic that a recurring stall keeps up,
+//! so no quiet stretch gives its margin away. The lateness base is the minimum over the
+//! last quarter to half second, not the whole window, so that an error of the clock
+//! estimate (which tilts every offset) costs at most half a second's worth of tilt.
+//!
+//! `benches/playout_sim.rs` weighs the choice by simulation against this VM's stalls.
+
+/// One block of lateness statistics, s.
+pub const BLOCK_S: f64 = 2.0;
+/// One block of the lateness base (the least offset), s: the base is the least over the
+/// current and the previous one, so a clock estimate off by 1000 ppm (before the loop
+/// has locked) tilts lateness by at most half a millisecond. It must outlast the longest
+/// stall measured (a stall's late packets are measured against the packets before it).
+const BASE_S: f64 = 0.25;
+/// Blocks kept: the window over which the largest lateness is remembered.
+const BLOCKS: usize = 16;
+/// The window, s.
+pub const WINDOW_S: f64 = BLOCK_S * BLOCKS as f64;
+
+/// The limits the target moves within, frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolicyConfig {
+    /// Stream rate, Hz (the hub's nominal rate).
+    pub rate: u32,
+    /// Frames one pull consumes (the device period, in hub frames).
+    pub need_frames: u32,
+    /// Time kept beyond the largest lateness, frames.
+    pub margin_frames: u32,
+    /// The least target (`--jitter-min-ms`, at least `need + margin`).
+    pub min_frames: u32,
+    /// The largest target (`--jitter-max-ms`).
+    pub max_frames: u32,
+}
+
+/// The latency policy's state.
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
+/// let mut p = LatencyPolicy::new(PolicyConfig {
+///     rate: 48_000, need_frames: 64, margin_frames: 32, min_frames: 96, max_frames: 4800 });
+/// // Packets every 1.333 ms, on time: the target stays at need + margin.
+/// let period_ns = 1_333_333u64;
+/// for i in 0..100u64 {
+///     p.on_packet(i * 64, 64, i * period_ns, 0.0);
+/// }
+/// assert_eq!(p.target_frames(), 96);
+/// // One arrives 5 ms late: at once the target covers it (240 frames more).
+/// p.on_packet(100 * 64, 64, 100 * period_ns + 5_000_000, 0.0);
+/// assert_eq!(p.target_frames(), 96 + 240);
+/// ```
+#[derive(Debug, Clone)]
+pub struct LatencyPolicy {
+    cfg: PolicyConfig,
+    /// The schedule: the stream position and the time (ns, local clock) it was expected.
+    sched: Option<(u64, f64)>,
+    /// The least arrival offset, ns, in the current and the previous base block, and
+    /// when the current one started.
+    least: [f64; 2],
+    base_start: u64,
+    /// Per block: the largest lateness, ns.
+    late: [f64; BLOCKS],
+    block: usize,
+    block_start: u64,
+    target: u32,
+    /// The largest lateness seen, ns (for metrics).
+    worst_ns: f64,
+}
+
+impl LatencyPolicy {
+    /// A policy with no packet seen: the target starts at its floor.
+    pub fn new(cfg: PolicyConfig) -> LatencyPolicy {
+        let mut p = LatencyPolicy {
+            cfg,
+            sched: None,
+            least: [f64::INFINITY; 2],
+            base_start: 0,
+            late: [0.0; BLOCKS],
+            block: 0,
+            block_start: 0,
+            target: 0,
+            worst_ns: 0.0,
+        };
+        p.target = p.floor();
+        p
+    }
+
+    fn floor(&self) -> u32 {
+        let c = &self.cfg;
+        c.min_frames
+            .max(c.need_frames.saturating_add(c.margin_frames))
+            .min(c.max_frames)
+    }
+
+    /// A packet of `frames` at stream `position` arrived at `arrival_ns` (local monotonic
+    /// clock); `clock_ppm` is the clock loop's estimate of the hub's clock against ours.
+    ///
+    /// Runs on: the RT audio thread, once per packet received. Must not: allocate, lock,
+    /// block (arithmetic over fixed arrays).
+    pub fn on_packet(&mut self, position: u64, frames: u32, arrival_ns: u64, clock_ppm: f64) {
+        let ppm = if clock_ppm.is_finite() {
+            clock_ppm.clamp(-1e4, 1e4)
+        } else {
+            0.0
+        };
+        let rate = f64::from(self.cfg.rate.max(1)) * (1.0 + ppm * 1e-6);
+        let end = position.saturating_add(u64::from(frames));
+        let t = arrival_ns as f64;
+        let expected = match self.sched {
+            None => {
+                self.block_start = arrival_ns;
+                self.base_start = arrival_ns;
+                self.least = [f64::INFINITY; 2];
+                t
+            }
+            Some((pos, at)) => at + (end as f64 - pos as f64) * 1e9 / rate,
+        };
+        // Only move the schedule forward: a reordered packet is measured, not followed.
+        if self.sched.is_none_or(|(pos, _)| end > pos) {
+            self.sched = Some((end, expected));
+        }
+        let offset = t - expected;
+        if arrival_ns.saturating_sub(self.block_start) as f64 >= BLOCK_S * 1e9 {
+            self.block = (self.block + 1) % BLOCKS;
+            self.late[self.block] = 0.0;
+            self.block_start = arrival_ns;
+        }
+        if arrival_ns.saturating_sub(self.base_start) as f64 >= BASE_S * 1e9 {
+            self.least = [self.least[1], f64::INFINITY];
+            self.base_start = arrival_ns;
+        }
+        self.least[1] = self.least[1].min(offset);
+        let base = self.least[0].min(self.least[1]);
+        let lateness = (offset - base).max(0.0);
+        let b = self.block;
+        self.late[b] = self.late[b].max(lateness);
+        self.worst_ns = self.worst_ns.max(lateness);
+        let worst = self.late.iter().copied().fold(0.0, f64::max);
+        // (Less a hundredth of a frame: the nanoseconds' rounding is not lateness.)
+        let frames_late = (worst * f64::from(self.cfg.rate) / 1e9 - 0.01)
+            .ceil()
+            .max(0.0);
+        let want =
+            f64::from(self.cfg.need_frames) + f64::from(self.cfg.margin_frames) + frames_late;
+        self.target = (want.min(f64::from(u32::MAX)) as u32)
+            .max(self.floor())
+            .min(self.cfg.max_frames);
+    }
+
+    /// The fill the clock loop should hold before each pull, frames.
+    pub fn target_frames(&self) -> u32 {
+        self.target
+    }
+
+    /// The largest lateness seen since the start, ms.
+    pub fn worst_lateness_ms(&self) -> f64 {
+        self.worst_ns / 1e6
+    }
+
+    /// Forgets the stream's schedule (a new stream starts); the lateness it showed is
+    /// kept for the window, as the link is likely the same.
+    pub fn restart(&mut self) {
+        self.sched = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LatencyPolicy {
+        LatencyPolicy::new(PolicyConfig {
+            rate: 48_000,
+            need_frames: 64,
+            margin_frames: 32,
+            min_frames: 96,
+            max_frames: 4800,
+        })
+    }
+
+    const PERIOD_NS: f64 = 64.0 * 1e9 / 48_000.0;
+
+    #[test]
+    fn drift_is_not_lateness() {
+        let mut p = policy();
+        // A hub 1000 ppm fast, known to the clock loop: packets come early and earlier.
+        for i in 0..48_000u64 {
+            let t = (i as f64 * PERIOD_NS / 1.001) as u64;
+            p.on_packet(i * 64, 64, t, 1000.0);
+        }
+        assert_eq!(p.target_frames(), 96);
+        // Unknown (estimate 0), the tilt within two base blocks shows as up to
+        // 2 × 0.25 s × 1000 ppm = 0.5 ms (24 frames).
+        let mut q = policy();
+        for i in 0..48_000u64 {
+            let t = (i as f64 * PERIOD_NS * 1.001) as u64;
+            q.on_packet(i * 64, 64, t, 0.0);
+        }
+        assert!(q.target_frames() <= 96 + 24 + 1, "{}", q.target_frames());
+    }
+
+    #[test]
+    fn a_stall_raises_the_target_at_once_and_it_falls_after_the_window() {
+        let mut p = policy();
+        let mut t = 0.0;
+        let mut i = 0u64;
+        let mut send = |p: &mut LatencyPolicy, extra: f64, t: &mut f64| {
+            p.on_packet(i * 64, 64, (*t + extra) as u64, 0.0);
+            i += 1;
+            *t += PERIOD_NS;
+        };
+        for _ in 0..7_500 {
+            send(&mut p, 0.0, &mut t); // 10 s on time
+        }
+        assert_eq!(p.target_frames(), 96);
+        send(&mut p, 10e6, &mut t); // 10 ms late
+        assert_eq!(p.target_frames(), 96 + 480);
+        for _ in 0..7_500 * 3 {
+            send(&mut p, 0.0, &mut t); // 30 s: still remembered
+        }
+        assert_eq!(p.target_frames(), 96 + 480);
+        for _ in 0..7_500 {
+            send(&mut p, 0.0, &mut t); // past the window: gone
+        }
+        assert_eq!(p.target_frames(), 96);
+        assert!((p.worst_lateness_ms() - 10.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_target_stays_within_the_user_limits() {
+        let mut p = LatencyPolicy::new(PolicyConfig {
+            rate: 48_000,
+            need_frames: 64,
+            margin_frames: 32,
+            min_frames: 256,
+            max_frames: 512,
+        });
+        assert_eq!(p.target_frames(), 256);
+        p.on_packet(0, 64, 0, 0.0);
+        p.on_packet(64, 64, 1_000_000_000, 0.0);
+        assert_eq!(p.target_frames(), 512);
+        p.on_packet(u64::MAX - 3, 64, u64::MAX, f64::NAN);
+    }
+}
