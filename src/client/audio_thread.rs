@@ -6,11 +6,14 @@
 //! on their own RT thread ([`step_capture`], [`step_playback`]). Everything is allocated on
 //! the main thread; a period is metering, optional resampling, and pipe pushes and pops.
 //!
-//! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`, push
-//!   one packet per period to the net thread (stamped with its stream position and the
-//!   clock) and wake it.
-//! - **Playback**: move the mix packets the net thread queued into the jitter buffer, pull
-//!   one period at the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
+//! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`,
+//!   resample to the hub's clock by the playback half's estimate (so the hub receives its
+//!   own rate and never trims or runs dry for this client), push packets of exactly one
+//!   period to the net thread (stamped with their stream position and the clock) and
+//!   wake it.
+//! - **Playback**: move the mix packets the net thread queued into the locked playout
+//!   (`dsp::playout`: jitter ring, clock loop, resampler, concealment), pull one period at
+//!   the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
 //!   follows DESIGN.md: it is reset while the speaker is silent (the meter's hold time
 //!   elapsed), and the whole buffer is reset when the net thread reports that the hub
 //!   input stopped (connection lost).
@@ -20,9 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::Consumer;
 
-use crate::dsp::jitter::JitterBuffer;
 use crate::dsp::meter::{Meter, MeterLevels};
+use crate::dsp::playout::Playout;
 use crate::dsp::ratio::{Decimator, Interpolator};
+use crate::dsp::resampler::Resampler;
 use crate::file::RecordTap;
 use crate::net::Waker;
 use crate::rt::clock::now_ns;
@@ -55,6 +59,42 @@ pub struct SpeakerStats {
     pub late: AtomicU64,
     /// Frames dropped by trims and overflow.
     pub dropped_frames: AtomicU64,
+    /// Frames concealed (missing audio filled by a fading continuation).
+    pub concealed_frames: AtomicU64,
+    /// The clock loop's estimate of the hub's clock against the device's, ppm (f64 bits).
+    pub clock_ppm: AtomicU64,
+    /// The ratio the mix is resampled by (f64 bits; 0 before the first period).
+    pub ratio: AtomicU64,
+    /// 1 while the clock loop is locked.
+    pub locked: AtomicU64,
+}
+
+impl SpeakerStats {
+    /// The clock estimate, ppm (what the capture half resamples by).
+    pub fn clock_ppm(&self) -> f64 {
+        f64::from_bits(self.clock_ppm.load(Ordering::Relaxed))
+    }
+
+    /// The resampling ratio (`None` before the first period played).
+    pub fn ratio(&self) -> Option<f64> {
+        let r = f64::from_bits(self.ratio.load(Ordering::Relaxed));
+        (r > 0.0).then_some(r)
+    }
+}
+
+/// The capture side of the clock lock: resamples the capture to the hub's clock (by the
+/// playback half's estimate) and cuts it into packets of exactly one period.
+pub struct CaptureLock {
+    /// The resampler (device frames in, hub frames out).
+    pub resampler: Resampler,
+    /// Where the estimate comes from.
+    pub clock: Arc<SpeakerStats>,
+    /// Resampled frames not yet sent, interleaved (room for a few periods).
+    pub pending: Vec<f32>,
+    /// Frames in `pending`.
+    pub pending_frames: usize,
+    /// Frames per packet.
+    pub period: usize,
 }
 
 /// A command from the net thread to the playback half.
@@ -84,10 +124,15 @@ pub struct CaptureHalf {
     pub position: u64,
     /// Records what is sent (`--record-capture`).
     pub tap: Option<RecordTap>,
+    /// Resamples to the hub's clock (`None`: sent at the device's own clock).
+    pub lock: Option<CaptureLock>,
 }
 
 impl CaptureHalf {
-    /// One period of capture (RT).
+    /// One period of capture.
+    ///
+    /// Runs on: the RT audio thread, once per capture period. Must not: allocate, lock,
+    /// block (it pushes to the net thread's pipe and wakes it).
     pub fn capture(&mut self, input: &[f32]) {
         let now = now_ns();
         self.meter.process(input);
@@ -101,19 +146,64 @@ impl CaptureHalf {
         if let Some(tap) = &mut self.tap {
             tap.push(wire);
         }
-        let frames = (wire.len() / self.channels) as u32;
+        match &mut self.lock {
+            None => Self::send(
+                &mut self.out,
+                &self.stats,
+                &mut self.position,
+                self.channels,
+                wire,
+                now,
+            ),
+            Some(lock) => {
+                // Device frames in, the hub's frames out: the hub receives its own rate.
+                let step = 1.0 / (1.0 + lock.clock.clock_ppm() * 1e-6);
+                lock.resampler.push(wire);
+                let ch = self.channels;
+                let room = &mut lock.pending[lock.pending_frames * ch..];
+                lock.pending_frames += lock.resampler.process_available(room, step);
+                let mut sent = 0;
+                while lock.pending_frames - sent >= lock.period {
+                    let packet = &lock.pending[sent * ch..(sent + lock.period) * ch];
+                    Self::send(
+                        &mut self.out,
+                        &self.stats,
+                        &mut self.position,
+                        ch,
+                        packet,
+                        now,
+                    );
+                    sent += lock.period;
+                }
+                lock.pending
+                    .copy_within(sent * ch..lock.pending_frames * ch, 0);
+                lock.pending_frames -= sent;
+            }
+        }
+        self.stats.last_ns.store(now, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
+    /// Pushes one packet at the next stream position.
+    fn send(
+        out: &mut PipeTx,
+        stats: &MicStats,
+        position: &mut u64,
+        channels: usize,
+        wire: &[f32],
+        now: u64,
+    ) {
+        let frames = (wire.len() / channels) as u32;
         let meta = PacketMeta {
-            position: self.position,
+            position: *position,
             origin_ns: now,
             frames,
             arrival_ns: now,
         };
-        self.position += u64::from(frames);
-        if !self.out.push(meta, wire) {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        *position = position.wrapping_add(u64::from(frames));
+        if !out.push(meta, wire) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        self.stats.last_ns.store(now, Ordering::Relaxed);
-        self.waker.wake();
     }
 }
 
@@ -123,8 +213,8 @@ pub struct PlaybackHalf {
     pub input: PipeRx,
     /// Commands from the net thread.
     pub commands: Consumer<PlaybackCommand>,
-    /// Reorders and paces the mix.
-    pub jitter: JitterBuffer,
+    /// Reorders the mix and plays it at the hub's clock.
+    pub playout: Playout,
     /// Interpolates by `upsampleRatio` (None for 1).
     pub interpolator: Option<Interpolator>,
     /// One period at the wire rate.
@@ -167,38 +257,41 @@ impl ClickTrain {
 }
 
 impl PlaybackHalf {
-    /// One period of playback (RT).
+    /// One period of playback.
+    ///
+    /// Runs on: the RT audio thread, once per playback period. Must not: allocate, lock,
+    /// block (it pops the net thread's pipe and publishes atomics).
     pub fn play(&mut self, out: &mut [f32]) {
         while let Ok(PlaybackCommand::Reset) = self.commands.pop() {
-            self.jitter.reset();
-            self.jitter.reset_misses();
+            self.playout.reset();
+            self.playout.reset_misses();
             self.input.clear();
         }
         let ch = self.channels;
-        let jitter = &mut self.jitter;
+        let playout = &mut self.playout;
         while self.input.pop(|m: PacketMeta, a, b| {
-            jitter.push_at(m.position, a, m.arrival_ns);
+            playout.push_at(m.position, a, m.arrival_ns);
             if !b.is_empty() {
-                jitter.push_at(m.position + (a.len() / ch) as u64, b, m.arrival_ns);
+                let next = m.position.wrapping_add((a.len() / ch) as u64);
+                playout.push_at(next, b, m.arrival_ns);
             }
         }) {}
-        let now = now_ns();
-        let before = self.jitter.misses();
+        let before = self.playout.misses();
         match &mut self.interpolator {
             Some(interp) => {
-                let wire_len = out.len() / interp.ratio() as usize;
+                let wire_len = (out.len() / interp.ratio() as usize).min(self.wire.len());
                 let wire = &mut self.wire[..wire_len];
-                self.jitter.pull_at(wire, now);
+                self.playout.pull(wire);
                 if interp.process(wire, out).is_err() {
                     out.fill(0.0);
                 }
             }
             None => {
-                self.jitter.pull_at(out, now);
+                self.playout.pull(out);
             }
         }
         let s = &self.stats;
-        if self.jitter.misses() > before {
+        if self.playout.misses() > before {
             s.misses_total.fetch_add(1, Ordering::Relaxed);
         }
         self.meter.process(out);
@@ -209,16 +302,22 @@ impl PlaybackHalf {
             clicks.fill(out, ch);
         }
         if self.levels.silent() {
-            self.jitter.reset_misses();
+            self.playout.reset_misses();
         }
-        s.depth_frames
-            .store(self.jitter.depth_frames(), Ordering::Relaxed);
+        let p = &self.playout;
+        s.depth_frames.store(p.depth_frames(), Ordering::Relaxed);
         s.target_frames
-            .store(u64::from(self.jitter.target_frames()), Ordering::Relaxed);
-        s.misses.store(self.jitter.misses(), Ordering::Relaxed);
-        s.late.store(self.jitter.late_packets(), Ordering::Relaxed);
+            .store(u64::from(p.target_frames()), Ordering::Relaxed);
+        s.misses.store(p.misses(), Ordering::Relaxed);
+        s.late.store(p.late_packets(), Ordering::Relaxed);
         s.dropped_frames
-            .store(self.jitter.dropped_frames(), Ordering::Relaxed);
+            .store(p.dropped_frames(), Ordering::Relaxed);
+        s.concealed_frames
+            .store(p.concealed_frames(), Ordering::Relaxed);
+        s.clock_ppm
+            .store(p.clock_ppm().to_bits(), Ordering::Relaxed);
+        s.ratio.store(p.ratio().to_bits(), Ordering::Relaxed);
+        s.locked.store(u64::from(p.locked()), Ordering::Relaxed);
     }
 }
 
@@ -268,23 +367,27 @@ mod tests {
         })
         .unwrap();
         let levels = meter.levels();
-        let jitter = JitterBuffer::new(JitterConfig {
-            channels: 1,
-            period_frames: P,
-            capacity_frames: P * 64,
-            initial_target_frames: P,
-            min_target_frames: P,
-            max_target_frames: P * 8,
-            slack_frames: P * 4,
-            steady_pulls: 10_000,
-            drift_pulls: 100,
-            margin_ns: 0,
+        let playout = Playout::new(crate::dsp::playout::PlayoutConfig {
+            ring: JitterConfig {
+                channels: 1,
+                period_frames: P,
+                capacity_frames: P * 64,
+                initial_target_frames: P,
+                min_target_frames: P,
+                max_target_frames: P * 8,
+                slack_frames: P * 4,
+                steady_pulls: 10_000,
+                drift_pulls: 100,
+                margin_ns: 0,
+            },
+            rate: 48_000,
+            pull_frames: P,
         })
         .unwrap();
         let h = PlaybackHalf {
             input: rx,
             commands: cmd_rx,
-            jitter,
+            playout,
             interpolator: None,
             wire: vec![0.0; P as usize],
             meter,

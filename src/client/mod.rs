@@ -30,9 +30,11 @@ use rtrb::RingBuffer;
 
 use crate::config::Settings;
 use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
-use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
+use crate::dsp::jitter::{JitterConfig, half_period_ns};
 use crate::dsp::meter::Meter;
+use crate::dsp::playout::{Playout, PlayoutConfig};
 use crate::dsp::ratio::{Decimator, Interpolator};
+use crate::dsp::resampler::Resampler;
 use crate::file::{RecordFormat, RecordTap, Recorder, WavRecording};
 use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::Waker;
@@ -41,7 +43,9 @@ use crate::rt::pipe::pipe;
 use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
-use audio_thread::{CaptureHalf, ClickTrain, Duplex, MicStats, PlaybackHalf, SpeakerStats};
+use audio_thread::{
+    CaptureHalf, CaptureLock, ClickTrain, Duplex, MicStats, PlaybackHalf, SpeakerStats,
+};
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use status::ClientView;
 
@@ -214,7 +218,12 @@ impl Client {
         let playback = PlaybackHalf {
             input: mix_rx,
             commands: cmd_rx,
-            jitter: JitterBuffer::new(jc).map_err(config_err)?,
+            playout: Playout::new(PlayoutConfig {
+                ring: jc,
+                rate: cfg.settings.rate,
+                pull_frames: cfg.settings.period,
+            })
+            .map_err(config_err)?,
             interpolator: (up > 1)
                 .then(|| Interpolator::new(up, ch, (cfg.settings.period * up) as usize))
                 .transpose()
@@ -255,6 +264,14 @@ impl Client {
                 channels: usize::from(ch),
                 position: 0,
                 tap: capture_tap,
+                lock: Some(CaptureLock {
+                    resampler: Resampler::new(ch, cfg.settings.period as usize * 4)
+                        .map_err(config_err)?,
+                    clock: Arc::clone(&speaker),
+                    pending: vec![0.0; cfg.settings.period as usize * 4 * usize::from(ch)],
+                    pending_frames: 0,
+                    period: cfg.settings.period as usize,
+                }),
             })
         };
 

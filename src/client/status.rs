@@ -224,6 +224,13 @@ impl ClientView {
         snap["speakerScriptProcessorLatencyMS"] = json!(speaker.latency_ms);
         snap["speakerScriptProcessorIncomingBufferMisses"] = json!(speaker.misses);
         snap["speakerSilenceDetected"] = json!(self.speaker_levels.silent());
+        // The clock lock (issue 17): null until the first period has played.
+        let ratio = s.ratio();
+        snap["clockRatioPpm"] = json!(ratio.map(|_| s.clock_ppm()));
+        snap["resampleRatio"] = json!(ratio);
+        snap["locked"] = json!(s.locked.load(Ordering::Relaxed) == 1);
+        snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
+        snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));

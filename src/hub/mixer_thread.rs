@@ -21,7 +21,9 @@ use rtrb::{Consumer, Producer};
 use crate::dsp::jitter::{JitterBuffer, PullResult};
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
+use crate::dsp::playout::conceal::Conceal;
 use crate::file::ClipReader;
+use crate::hub::drift::DriftMeter;
 use crate::net::Waker;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
@@ -42,6 +44,22 @@ pub struct SlotStats {
     pub late_frames: AtomicU64,
     /// Frames dropped by trims and overflow.
     pub dropped_frames: AtomicU64,
+    /// Frames trimmed because the sender's clock ran faster than the hub's (a client that
+    /// does not lock).
+    pub trimmed_frames: AtomicU64,
+    /// Frames concealed (missing audio faded out and back in).
+    pub concealed_frames: AtomicU64,
+    /// The drift of the sender's stream against the hub's clock, ppm (f64 bits; NaN until
+    /// measured).
+    pub drift_ppm: AtomicU64,
+}
+
+impl SlotStats {
+    /// The drift observed, ppm (`None` until measured).
+    pub fn drift_ppm(&self) -> Option<f64> {
+        let v = f64::from_bits(self.drift_ppm.load(Ordering::Relaxed));
+        v.is_finite().then_some(v)
+    }
 }
 
 /// Figures of the mixer as a whole, written by the mixer thread.
@@ -72,6 +90,10 @@ pub enum Input {
         rx: PipeRx,
         /// Reorders and paces them.
         jitter: JitterBuffer,
+        /// Fades what is missing out and back in; cross-fades trims and shrinks.
+        conceal: Conceal,
+        /// Measures the sender's clock against the mixer's.
+        drift: DriftMeter,
     },
     /// A WAV source, looping.
     File(ClipReader),
@@ -156,16 +178,23 @@ impl MixerState {
     }
 }
 
-/// One period of the hub (RT mixer thread): see the module notes.
+/// One period of the hub: see the module notes.
+///
+/// Runs on: the RT mixer thread, once per period. Must not: allocate, free, lock, block
+/// (slots come and go through the command and garbage queues).
 pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
     let now = now_ns();
     while let Ok(cmd) = s.commands.pop() {
         match cmd {
-            Command::Join(i, slot) => {
-                if let Some(old) = s.slots.get_mut(i).and_then(|x| x.replace(slot)) {
-                    s.discard(old);
+            Command::Join(i, slot) => match s.slots.get_mut(i) {
+                Some(entry) => {
+                    if let Some(old) = entry.replace(slot) {
+                        s.discard(old);
+                    }
                 }
-            }
+                // Never dropped here: a slot index out of range goes back as garbage.
+                None => s.discard(slot),
+            },
             Command::Leave(i) => {
                 if let Some(old) = s.slots.get_mut(i).and_then(Option::take) {
                     s.discard(old);
@@ -184,17 +213,38 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
             continue;
         };
         let active = match &mut slot.input {
-            Input::Pipe { rx, jitter } => {
+            Input::Pipe {
+                rx,
+                jitter,
+                conceal,
+                drift,
+            } => {
                 while rx.pop(|m: PacketMeta, a, b| {
                     jitter.push_at(m.position, a, m.arrival_ns);
                     if !b.is_empty() {
-                        let next = m.position + (a.len() / channels) as u64;
+                        let next = m.position.wrapping_add((a.len() / channels) as u64);
                         jitter.push_at(next, b, m.arrival_ns);
                     }
                 }) {}
                 let r = jitter.pull_at(input, now);
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
+                if r != PullResult::Priming {
+                    if jitter.spliced() {
+                        conceal.splice();
+                    }
+                    conceal.process(input, jitter.gap());
+                    drift.observe(jitter.end_position(), s.position);
+                } else {
+                    conceal.reset();
+                    drift.reset();
+                }
                 let st = &slot.stats;
+                st.concealed_frames
+                    .store(conceal.concealed_frames(), Ordering::Relaxed);
+                st.trimmed_frames
+                    .store(jitter.trimmed_frames(), Ordering::Relaxed);
+                st.drift_ppm
+                    .store(drift.ppm().unwrap_or(f64::NAN).to_bits(), Ordering::Relaxed);
                 st.depth_frames
                     .store(jitter.depth_frames(), Ordering::Relaxed);
                 st.target_frames
@@ -238,14 +288,12 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
         };
         sent |= out.push(meta, &s.scratch);
     }
-    s.position += u64::from(s.period);
+    s.position = s.position.wrapping_add(u64::from(s.period));
     if sent {
         s.waker.wake();
     }
-    let full = s.mixer.full();
-    let n = full.len().min(playback.len());
-    playback[..n].copy_from_slice(&full[..n]);
-    playback[n..].fill(0.0);
+    // The hub's own device hears the full mix through the same limiter as every client.
+    s.mixer.render(MixMode::Full, usize::MAX, playback);
 }
 
 #[cfg(test)]
@@ -270,7 +318,12 @@ mod tests {
         })
         .unwrap();
         let slot = Slot {
-            input: Input::Pipe { rx, jitter },
+            input: Input::Pipe {
+                rx,
+                jitter,
+                conceal: Conceal::new(1, 48_000).unwrap(),
+                drift: DriftMeter::new(48_000),
+            },
             output: None,
             mode: MixMode::Minus,
             meter: Meter::new(MeterConfig {

@@ -17,6 +17,7 @@
 //! ```
 #![cfg(target_os = "linux")]
 
+pub mod drift;
 pub mod fanout;
 pub mod mixer_thread;
 pub mod net_thread;

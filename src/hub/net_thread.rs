@@ -39,6 +39,8 @@ use super::users::Users;
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::mixer::MixMode;
+use crate::dsp::playout::conceal::Conceal;
+use crate::hub::drift::DriftMeter;
 use crate::metrics::SnapshotCell;
 use crate::net::conn::{Conn, Link, ReadEnd, audio_frame_bytes};
 use crate::net::socket::{accept_nonblocking, tune};
@@ -546,7 +548,14 @@ impl HubNet {
                     .max_frames
                     .store(u64::from(jc.max_target_frames), Ordering::Relaxed);
                 let (tx, rx) = pipe(ch, packet * 16, 64);
-                (Input::Pipe { rx, jitter }, Some(tx))
+                let conceal = Conceal::new(ch, self.cfg.rate).map_err(|e| e.to_string())?;
+                let input = Input::Pipe {
+                    rx,
+                    jitter,
+                    conceal,
+                    drift: DriftMeter::new(self.cfg.rate),
+                };
+                (input, Some(tx))
             }
             None => (Input::None, None),
         };

@@ -1,0 +1,89 @@
+//! How fast each client's stream arrives against the hub's clock, in ppm (RT mixer
+//! thread): the operator's view of which peer does not lock (issue 17).
+//!
+//! Design: a client that locks to the hub's clock sends exactly the hub's rate; one that
+//! does not (an older build, a third-party client) drifts by its sound card's error, and the
+//! hub's buffer for it then trims or runs dry. The evidence is the stream's newest position
+//! against the mixer's own frame count: their difference moves by the drift. Its minimum
+//! over each [`BLOCK_S`] block is steady (the earliest packets of a block), so the slope
+//! between consecutive blocks' minima, smoothed over about half a minute, is the drift
+//! without the network's jitter. A block whose slope is absurd (a sender that skipped
+//! ahead after an xrun, a restart) is left out.
+
+/// One block, s.
+pub const BLOCK_S: f64 = 2.0;
+/// Blocks averaged (exponentially) into the estimate.
+const SMOOTH_BLOCKS: f64 = 15.0;
+/// A block slope beyond this is not drift, ppm.
+const ABSURD_PPM: f64 = 5000.0;
+
+/// The drift meter of one input.
+///
+/// # Example
+/// ```
+/// use izyrt::hub::drift::DriftMeter;
+/// let mut d = DriftMeter::new(48_000);
+/// // A sender 200 ppm fast: its newest position gains 0.0002 frames per frame mixed.
+/// for i in 0..48_000 * 60 / 64u64 {
+///     let mixed = i * 64;
+///     d.observe((mixed as f64 * 1.0002) as u64 + 128, mixed);
+/// }
+/// assert!((d.ppm().unwrap() - 200.0).abs() < 5.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct DriftMeter {
+    block_frames: u64,
+    start: Option<u64>,
+    least: i64,
+    prev: Option<i64>,
+    ppm: Option<f64>,
+}
+
+impl DriftMeter {
+    /// A meter for a mixer at `rate` Hz.
+    pub fn new(rate: u32) -> DriftMeter {
+        DriftMeter {
+            block_frames: (f64::from(rate) * BLOCK_S) as u64,
+            start: None,
+            least: i64::MAX,
+            prev: None,
+            ppm: None,
+        }
+    }
+
+    /// One mixer period: the stream's newest position + 1 (`end`) after `mixed` frames
+    /// of the mixer's clock.
+    ///
+    /// Runs on: the RT mixer thread, once per period per input. Must not: allocate, lock,
+    /// block (integer and float arithmetic).
+    pub fn observe(&mut self, end: u64, mixed: u64) {
+        let start = *self.start.get_or_insert(mixed);
+        let lead = end.wrapping_sub(mixed) as i64;
+        self.least = self.least.min(lead);
+        if mixed.wrapping_sub(start) < self.block_frames {
+            return;
+        }
+        if let Some(prev) = self.prev {
+            let slope = (self.least.wrapping_sub(prev)) as f64 / self.block_frames as f64 * 1e6;
+            if slope.abs() < ABSURD_PPM {
+                let p = self.ppm.get_or_insert(slope);
+                *p += (slope - *p) / SMOOTH_BLOCKS;
+            }
+        }
+        self.prev = Some(self.least);
+        self.least = i64::MAX;
+        self.start = Some(mixed);
+    }
+
+    /// The drift observed, ppm (positive: the sender runs fast), once two blocks passed.
+    pub fn ppm(&self) -> Option<f64> {
+        self.ppm
+    }
+
+    /// Forgets the stream (it restarted).
+    pub fn reset(&mut self) {
+        self.start = None;
+        self.least = i64::MAX;
+        self.prev = None;
+    }
+}
