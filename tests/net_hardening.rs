@@ -91,12 +91,11 @@ fn an_honest_hello_is_welcomed_within_1s_beside_1000_half_open_connections() {
     );
     eprintln!("WELCOME after {took:?} beside 1000 half-open connections");
     assert!(took < SECS(1), "WELCOME took {took:?}");
-    let m = wait_for("the refusals published", SECS(5), || {
+    // The flood may still be draining from the listen backlog: wait for its evictions.
+    let m = wait_for("the evictions published", SECS(20), || {
         let m = metrics(hub_metrics);
-        (m["refusedConnections"]["pendingPerAddress"].as_u64() > Some(0)).then_some(m)
+        (m["refusedConnections"]["pendingPerAddress"].as_u64() >= Some(900)).then_some(m)
     });
-    let r = &m["refusedConnections"];
-    assert!(r["total"].as_u64() >= Some(900), "{r}");
     assert_eq!(m["hub"]["clients"], 1);
     drop(flood);
 }
