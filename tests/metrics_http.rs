@@ -265,3 +265,84 @@ fn stop_returns_promptly_when_idle_and_when_busy() {
         t0.elapsed()
     );
 }
+
+/// Reads one response off a kept-alive connection (by its Content-Length).
+fn read_one(s: &mut TcpStream, pending: &mut Vec<u8>) -> (u16, String, Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(len) = resp.parse(pending).unwrap() {
+            let header = |name: &str| {
+                resp.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                    .unwrap()
+            };
+            let body_len: usize = header("Content-Length").parse().unwrap();
+            let (code, connection) = (resp.code.unwrap(), header("Connection"));
+            if pending.len() >= len + body_len {
+                let body = pending[len..len + body_len].to_vec();
+                pending.drain(..len + body_len);
+                return (code, connection, body);
+            }
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed mid-response");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn keep_alive_when_asked_pipelined_in_order_then_close() {
+    let (_cell, handle) = start();
+    let mut s = connect(handle.local_addr());
+    let ka = "Host: x\r\nConnection: keep-alive\r\n\r\n";
+    // Two pipelined requests in one write, then a third that asks to close.
+    write!(s, "GET /metrics HTTP/1.1\r\n{ka}GET /nope HTTP/1.1\r\n{ka}").unwrap();
+    let mut pending = Vec::new();
+    let (code, conn, _) = read_one(&mut s, &mut pending);
+    assert_eq!((code, conn.as_str()), (200, "keep-alive"));
+    let (code, conn, _) = read_one(&mut s, &mut pending);
+    assert_eq!((code, conn.as_str()), (404, "keep-alive"));
+    write!(s, "GET {GET_METRICS} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (code, conn, body) = read_one(&mut s, &mut pending);
+    assert_eq!((code, conn.as_str()), (200, "close"));
+    assert!(serde_json::from_slice::<Value>(&body).is_ok());
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty() && pending.is_empty(),
+        "closed after the last"
+    );
+    handle.stop();
+}
+
+#[test]
+fn beyond_the_connection_cap_a_clean_503_and_the_rest_still_served() {
+    let cell = Arc::new(SnapshotCell::default());
+    let limits = izyrt::metrics::ServerLimits {
+        max_connections: 4,
+        read_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let handle = MetricsServer::bind("127.0.0.1:0", Arc::clone(&cell))
+        .unwrap()
+        .with_limits(limits)
+        .spawn()
+        .unwrap();
+    let addr = handle.local_addr();
+    let idle: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut busy = connect(addr);
+    let mut raw = Vec::new();
+    busy.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(addr, GET_METRICS).status, 200);
+    handle.stop();
+}

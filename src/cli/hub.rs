@@ -24,9 +24,29 @@ pub struct HubArgs {
     /// What a peer hears unless it asks: everyone but itself, everyone, or only itself.
     #[arg(long, value_enum, env = "IZYRT_MIX")]
     pub mix: Option<MixArg>,
-    /// Most clients at once; more get `hub_full` (default 256).
+    /// Most clients at once; more get `hub_full` (default 256). Only joined clients
+    /// count: connections still awaiting HELLO have their own budget (`--max-pending`).
     #[arg(long = "max-clients", value_name = "N", env = "IZYRT_MAX_CLIENTS")]
     pub max_clients: Option<u32>,
+    /// Most connections awaiting HELLO at once; beyond, the oldest is evicted with
+    /// `hello_timeout` (default 128).
+    #[arg(long = "max-pending", value_name = "N", env = "IZYRT_MAX_PENDING")]
+    pub max_pending: Option<u32>,
+    /// Most connections awaiting HELLO from one IP address; beyond, its oldest is evicted
+    /// (default 16).
+    #[arg(
+        long = "max-pending-per-addr",
+        value_name = "N",
+        env = "IZYRT_MAX_PENDING_PER_ADDR"
+    )]
+    pub max_pending_per_addr: Option<u32>,
+    /// Time a connection has to send HELLO, ms (default 2000; the spec allows at most 5000).
+    #[arg(
+        long = "hello-timeout-ms",
+        value_name = "MS",
+        env = "IZYRT_HELLO_TIMEOUT_MS"
+    )]
+    pub hello_timeout_ms: Option<u32>,
     /// Options every role takes.
     #[command(flatten)]
     pub role: RoleArgs,
@@ -117,6 +137,30 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
         1..=4096,
     )
     .map_err(usage)? as usize;
+    cfg.max_pending = crate::config::pick(
+        "maxPending",
+        args.max_pending,
+        role.file.u32("maxPending").map_err(usage)?,
+        crate::hub::net_thread::DEFAULT_MAX_PENDING as u32,
+        1..=65_536,
+    )
+    .map_err(usage)? as usize;
+    cfg.max_pending_per_addr = crate::config::pick(
+        "maxPendingPerAddr",
+        args.max_pending_per_addr,
+        role.file.u32("maxPendingPerAddr").map_err(usage)?,
+        crate::hub::net_thread::DEFAULT_MAX_PENDING_PER_ADDR as u32,
+        1..=65_536,
+    )
+    .map_err(usage)? as usize;
+    cfg.hello_timeout_ms = crate::config::pick(
+        "helloTimeoutMs",
+        args.hello_timeout_ms,
+        role.file.u32("helloTimeoutMs").map_err(usage)?,
+        cfg.hello_timeout_ms,
+        100..=5_000,
+    )
+    .map_err(usage)?;
     Ok((cfg, role))
 }
 

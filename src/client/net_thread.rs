@@ -31,7 +31,8 @@ use serde_json::Value;
 use super::audio_thread::PlaybackCommand;
 use super::status::{ClientView, LinkState};
 use crate::metrics::SnapshotCell;
-use crate::net::conn::{Conn, ReadEnd, audio_frame_bytes};
+use crate::net::conn::{Agreed, Conn, ReadEnd, audio_frame_bytes};
+use crate::net::log_limit::LogLimit;
 use crate::net::socket::{connect_nonblocking, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
@@ -134,6 +135,12 @@ pub struct ClientNet {
     last_qos_ns: u64,
     last_publish_ns: u64,
     fatal: Option<Refused>,
+    /// The mix stream the last WELCOME announced.
+    agreed: Option<Agreed>,
+    /// Rate limits of the log lines (this thread runs `SCHED_FIFO`).
+    log_lost: LogLimit,
+    log_error: LogLimit,
+    log_joined: LogLimit,
 }
 
 impl ClientNet {
@@ -164,6 +171,10 @@ impl ClientNet {
             last_qos_ns: 0,
             last_publish_ns: 0,
             fatal: None,
+            agreed: None,
+            log_lost: LogLimit::per_site(),
+            log_error: LogLimit::per_site(),
+            log_joined: LogLimit::per_site(),
         })
     }
 
@@ -250,7 +261,9 @@ impl ClientNet {
         if matches!(self.phase, Phase::Running) {
             let _ = self.links.playback.push(PlaybackCommand::Reset);
             self.view.disconnects += 1;
-            eprintln!("izyrt {}: lost the hub: {why}", self.view.role_name());
+            let what = log_prefix(&self.view);
+            self.log_lost
+                .log(now_ns(), what, format_args!("lost the hub: {why}"));
         }
         if self.view.last_error.as_deref() != Some(why) {
             self.view.last_error = Some(why.to_owned());
@@ -316,6 +329,7 @@ impl ClientNet {
         let id = &self.id;
         let scratch = &mut self.scratch;
         let mix = &mut self.links.mix;
+        let agreed = self.agreed.as_ref();
         let running = matches!(self.phase, Phase::Running);
         let end = conn.read_frames(|link, frame| {
             match frame.kind() {
@@ -327,8 +341,9 @@ impl ClientNet {
                     return false;
                 }
                 Some(Kind::Audio) if running => {
+                    let Some(agreed) = agreed else { return true };
                     let ((), n) = count_allocations(|| {
-                        on_audio(link, &frame, view, id, scratch, mix);
+                        on_audio(link, &frame, view, agreed, scratch, mix);
                         if id.qos && id.qos_interval_ms == 0 {
                             send_qos(link, view);
                         }
@@ -371,9 +386,10 @@ impl ClientNet {
                 ErrorCode::ALL.iter().find(|c| c.as_str() == code),
                 Some(ErrorCode::HubFull | ErrorCode::Internal | ErrorCode::HelloTimeout) | None
             );
-            eprintln!(
-                "izyrt {}: hub sent ERROR {code}: {message}",
-                self.view.role_name()
+            self.log_error.log(
+                now_ns(),
+                log_prefix(&self.view),
+                format_args!("hub sent ERROR {code}: {message}"),
             );
             if permanent {
                 self.fatal = Some(self.refused(&code, &message));
@@ -385,7 +401,13 @@ impl ClientNet {
         }
         match end {
             ReadEnd::Drained | ReadEnd::Paused => {}
-            ReadEnd::Protocol(e) => self.lost(&format!("protocol error from the hub: {e}")),
+            ReadEnd::Protocol(e) => {
+                // The ERROR is queued: send it before closing, as the spec asks.
+                if let Some(c) = self.conn.as_mut() {
+                    c.link.flush(&self.ev);
+                }
+                self.lost(&format!("protocol error from the hub: {e}"))
+            }
             ReadEnd::Eof => self.lost("the hub closed the connection"),
             ReadEnd::Failed(why) => self.lost(&why),
         }
@@ -404,14 +426,22 @@ impl ClientNet {
             }
             return;
         }
-        eprintln!(
-            "izyrt {}: joined the hub at {} as {} (session {}, hears {:?})",
-            self.view.role_name(),
-            self.id.hub,
-            self.id.user,
-            w.session,
-            w.mix
+        self.agreed = Some(Agreed {
+            rate: w.sample_rate,
+            channels: w.channels,
+            format: AudioFormat::from_name(&w.format).unwrap_or(AudioFormat::F32),
+            frames_per_packet: w.frames_per_packet,
+            agreed_in: "WELCOME",
+        });
+        self.log_joined.log(
+            now_ns(),
+            log_prefix(&self.view),
+            format_args!(
+                "joined the hub at {} as {} (session {}, hears {:?})",
+                self.id.hub, self.id.user, w.session, w.mix
+            ),
         );
+        self.view.reset_tracks();
         self.view.state = LinkState::Running;
         self.view.sessions += 1;
         self.view.welcome = Some(w);
@@ -478,6 +508,14 @@ impl ClientNet {
                 self.lost("no WELCOME within 5 s")
             }
             Phase::Running => {
+                let what = log_prefix(&self.view);
+                for l in [
+                    &mut self.log_lost,
+                    &mut self.log_error,
+                    &mut self.log_joined,
+                ] {
+                    l.flush(now, what);
+                }
                 let Some(conn) = self.conn.as_mut() else {
                     return;
                 };
@@ -521,23 +559,37 @@ impl ClientNet {
     }
 }
 
+/// What this client's log lines start with (`izyrt peer`, `izyrt monitor`).
+fn log_prefix(view: &ClientView) -> &'static str {
+    if view.role_name() == "peer" {
+        "izyrt peer"
+    } else {
+        "izyrt monitor"
+    }
+}
+
 fn on_audio(
     link: &mut crate::net::conn::Link,
     frame: &Frame<'_>,
     view: &mut ClientView,
-    id: &Identity,
+    agreed: &Agreed,
     scratch: &mut [f32],
     mix: &mut PipeTx,
 ) {
     let Ok(audio) = frame.audio() else { return };
-    let shape = (id.rate, id.channels);
-    let Some((h, queued)) = link.take_audio(&audio, shape, "WELCOME", scratch, mix) else {
+    let Some(t) = link.take_audio(&audio, agreed, scratch, mix) else {
         return;
     };
-    if !queued {
+    if !t.queued {
         view.mix_dropped += 1;
     }
-    view.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
+    view.non_finite_samples += t.zeroed;
+    view.on_audio(
+        frame.header.track,
+        frame.header.seq,
+        t.header,
+        link.last_rx_ns,
+    );
 }
 
 #[derive(Serialize)]

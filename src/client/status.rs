@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use super::audio_thread::{MicStats, SpeakerStats};
 use super::net_thread::Identity;
 use crate::dsp::meter::MeterLevels;
+use crate::net::seq::SeqTracker;
 use crate::rt::clock::now_ns;
 use crate::rt::runner::RtStatus;
 use crate::wire::{AudioHeader, Role, Welcome};
@@ -68,8 +69,12 @@ pub struct ClientView {
     pub head: Option<(u16, u32, AudioHeader)>,
     /// AUDIO frames received.
     pub packets_in: u64,
-    /// Gaps in their seq.
+    /// Gaps in their seq (judged per track).
     pub seq_gaps: u64,
+    /// The last AUDIO seq per track, for the gaps.
+    pub seq: SeqTracker,
+    /// f32 samples of the mix received NaN, infinite or subnormal (zeroed).
+    pub non_finite_samples: u64,
     /// Monotonic ns the seq last advanced.
     pub seq_advanced_ns: u64,
     /// Mix packets the playback pipe refused.
@@ -132,6 +137,8 @@ impl ClientView {
             head: None,
             packets_in: 0,
             seq_gaps: 0,
+            seq: SeqTracker::default(),
+            non_finite_samples: 0,
             seq_advanced_ns: 0,
             mix_dropped: 0,
             packets_out: 0,
@@ -155,14 +162,17 @@ impl ClientView {
 
     /// Notes an AUDIO frame of the mix (per frame: no allocation).
     pub fn on_audio(&mut self, track: u16, seq: u32, h: AudioHeader, now_ns: u64) {
-        if let Some((_, last, _)) = self.head {
-            if seq != last.wrapping_add(1) {
-                self.seq_gaps += 1;
-            }
+        if self.seq.note(track, seq).gap {
+            self.seq_gaps += 1;
         }
         self.seq_advanced_ns = now_ns;
         self.packets_in += 1;
         self.head = Some((track, seq, h));
+    }
+
+    /// A new session: its tracks count their seq afresh.
+    pub fn reset_tracks(&mut self) {
+        self.seq.clear();
     }
 
     /// The speaker figures now.
@@ -272,6 +282,7 @@ impl ClientView {
             "packetsOut": self.packets_out,
             "unsentPackets": self.unsent,
             "mixDropped": self.mix_dropped,
+            "nonFiniteSamples": self.non_finite_samples,
             "qosSent": self.qos_sent,
             "audioPathAllocations": self.audio_allocs,
             "metadataFrames": self.metadata_frames,

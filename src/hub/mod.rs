@@ -22,6 +22,7 @@ pub mod fanout;
 pub mod mixer_thread;
 pub mod net_thread;
 pub mod publisher;
+pub mod refusals;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -59,8 +60,14 @@ pub struct HubConfig {
     pub mix: Mix,
     /// WAV files mixed in as looping sources.
     pub files: Vec<PathBuf>,
-    /// Most clients at once.
+    /// Most joined clients at once.
     pub max_clients: usize,
+    /// Most connections awaiting HELLO at once (the oldest is evicted beyond).
+    pub max_pending: usize,
+    /// Most connections awaiting HELLO from one IP address.
+    pub max_pending_per_addr: usize,
+    /// Time a connection has to send HELLO, ms.
+    pub hello_timeout_ms: u32,
 }
 
 impl HubConfig {
@@ -75,6 +82,9 @@ impl HubConfig {
             mix: Mix::Minus,
             files: Vec::new(),
             max_clients: 256,
+            max_pending: net_thread::DEFAULT_MAX_PENDING,
+            max_pending_per_addr: net_thread::DEFAULT_MAX_PENDING_PER_ADDR,
+            hello_timeout_ms: (net_thread::DEFAULT_HELLO_TIMEOUT_NS / 1_000_000) as u32,
         }
     }
 }
@@ -207,6 +217,9 @@ impl Hub {
             token: cfg.token.clone(),
             default_mix: cfg.mix,
             max_clients: cfg.max_clients,
+            max_pending: cfg.max_pending,
+            max_pending_per_addr: cfg.max_pending_per_addr,
+            hello_timeout_ns: u64::from(cfg.hello_timeout_ms) * 1_000_000,
             liveness_ns: u64::from(cfg.settings.liveness_ms) * 1_000_000,
             latency_threshold_ns: u64::from(cfg.settings.latency_threshold_ms) * 1_000_000,
             meter: meter_cfg,

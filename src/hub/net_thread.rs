@@ -24,7 +24,7 @@
 //! stalled and is dropped. Tokens carry a generation so that a stale event for a closed
 //! connection never reaches the one that reused its slot.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,6 +35,7 @@ use rtrb::{Consumer, Producer};
 use super::fanout::{self, Fanout};
 use super::mixer_thread::{Command, Input, MixerStats, Slot, SlotStats};
 use super::publisher::{Publisher, PublisherHandle, Report};
+use super::refusals::{Refusal, Refusals};
 use super::users::Users;
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
@@ -42,7 +43,8 @@ use crate::dsp::mixer::MixMode;
 use crate::dsp::playout::conceal::Conceal;
 use crate::hub::drift::DriftMeter;
 use crate::metrics::SnapshotCell;
-use crate::net::conn::{Conn, Link, ReadEnd, audio_frame_bytes};
+use crate::net::conn::{Agreed, Conn, Link, ReadEnd, audio_frame_bytes};
+use crate::net::log_limit::LogLimit;
 use crate::net::socket::{accept_nonblocking, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
@@ -64,8 +66,17 @@ const FIRST_CONN: u64 = 16;
 
 /// Largest `framesPerPacket` a client may send (its jitter buffer is sized for it).
 pub const MAX_CLIENT_PACKET: u32 = 1024;
-/// Time a client has to send HELLO.
+/// Time a client has to send HELLO, at most (the spec's 5 s); the hub's own deadline is
+/// [`NetConfig::hello_timeout_ns`].
 pub const HELLO_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Default [`NetConfig::hello_timeout_ns`]: 2 s.
+pub const DEFAULT_HELLO_TIMEOUT_NS: u64 = 2_000_000_000;
+/// Default [`NetConfig::max_pending`].
+pub const DEFAULT_MAX_PENDING: usize = 128;
+/// Default [`NetConfig::max_pending_per_addr`].
+pub const DEFAULT_MAX_PENDING_PER_ADDR: usize = 16;
+/// What the hub's log lines start with.
+const LOG: &str = "izyrt hub";
 /// Time a closing connection has to take its last bytes.
 const LINGER_NS: u64 = 2_000_000_000;
 
@@ -82,8 +93,15 @@ pub struct NetConfig {
     pub token: Option<String>,
     /// The mix a client hears unless it asks.
     pub default_mix: Mix,
-    /// Most clients at once (`hub_full` beyond).
+    /// Most joined clients at once (`hub_full` beyond); connections awaiting HELLO do not
+    /// count.
     pub max_clients: usize,
+    /// Most connections awaiting HELLO at once; beyond, the oldest is evicted.
+    pub max_pending: usize,
+    /// Most connections awaiting HELLO from one IP address; beyond, its oldest is evicted.
+    pub max_pending_per_addr: usize,
+    /// Time a connection has to send HELLO, ns.
+    pub hello_timeout_ns: u64,
     /// Silence before a connection is considered dead, ns.
     pub liveness_ns: u64,
     /// A track is disconnected when its seq has not advanced for this long, ns.
@@ -132,7 +150,53 @@ struct Client {
     /// Mixer → this client's mix.
     mix: Option<PipeRx>,
     format: AudioFormat,
+    /// The AUDIO stream its HELLO announced (joined senders).
+    agreed: Option<Agreed>,
     closing_since: Option<u64>,
+    /// The remote IP address (the handshake budget is per address).
+    ip: IpAddr,
+    /// Its refusal was counted already (an eviction).
+    refusal_counted: bool,
+}
+
+impl Client {
+    /// Awaiting HELLO and not yet refused.
+    fn is_pending(&self) -> bool {
+        matches!(self.phase, Phase::AwaitHello { .. }) && !self.conn.link.is_closing()
+    }
+}
+
+/// One rate limit per log call site of the net thread (it runs `SCHED_FIFO`).
+struct Logs {
+    accept: LogLimit,
+    join: LogLimit,
+    leave: LogLimit,
+    error: LogLimit,
+    refused: LogLimit,
+}
+
+impl Logs {
+    fn new() -> Logs {
+        Logs {
+            accept: LogLimit::per_site(),
+            join: LogLimit::per_site(),
+            leave: LogLimit::per_site(),
+            error: LogLimit::per_site(),
+            refused: LogLimit::per_site(),
+        }
+    }
+
+    fn flush(&mut self, now: u64) {
+        for l in [
+            &mut self.accept,
+            &mut self.join,
+            &mut self.leave,
+            &mut self.error,
+            &mut self.refused,
+        ] {
+            l.flush(now, LOG);
+        }
+    }
 }
 
 /// The hub's net thread state.
@@ -150,6 +214,14 @@ pub struct HubNet {
     scratch: Vec<f32>,
     pending: Vec<PendingJoin>,
     rejected: u64,
+    /// Connections refused before they joined, by reason.
+    refusals: Refusals,
+    /// Rate limits of the log lines.
+    logs: Logs,
+    /// A descriptor kept in reserve: when accept fails for want of descriptors, it is
+    /// closed to accept and close the waiting connection (else the listener stays ready
+    /// and the loop spins), then reopened.
+    spare_fd: Option<std::fs::File>,
     /// Allocator calls made while handling AUDIO in and out (0, or a bug).
     audio_allocs: u64,
     /// A client joined or left since the last METADATA.
@@ -227,6 +299,9 @@ impl HubNet {
             scratch,
             pending: Vec::new(),
             rejected: 0,
+            refusals: Refusals::default(),
+            logs: Logs::new(),
+            spare_fd: std::fs::File::open("/dev/null").ok(),
             audio_allocs: 0,
             metadata_due: false,
             publisher,
@@ -290,12 +365,9 @@ impl HubNet {
             let (sock, addr) = match accept_nonblocking(&self.listener) {
                 Ok(Some(x)) => x,
                 Ok(None) => return,
-                Err(e) => {
-                    eprintln!("izyrt hub: accept failed: {e}");
-                    return;
-                }
+                Err(e) => return self.accept_failed(&e),
             };
-            let live = self.clients.iter().flatten().count();
+            self.make_room(addr.ip());
             let idx = match self.clients.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -316,15 +388,7 @@ impl HubNet {
                 continue;
             }
             let bytes = audio_frame_bytes(self.cfg.period, self.cfg.channels);
-            let mut conn = Conn::new(sock, token, Interest::READABLE, addr.to_string(), bytes);
-            if live >= self.cfg.max_clients + 16 {
-                // Far over the limit before any HELLO: refuse without reading.
-                self.rejected += 1;
-                conn.link.refuse(
-                    ErrorCode::HubFull,
-                    format!("hub full: {} connections", live),
-                );
-            }
+            let conn = Conn::new(sock, token, Interest::READABLE, addr.to_string(), bytes);
             self.clients[idx] = Some(Client {
                 conn,
                 generation,
@@ -332,9 +396,94 @@ impl HubNet {
                 input: None,
                 mix: None,
                 format: AudioFormat::F32,
+                agreed: None,
                 closing_since: None,
+                ip: addr.ip(),
+                refusal_counted: false,
             });
             self.flush(idx);
+        }
+    }
+
+    /// Keeps the connections awaiting HELLO within their budget before one more from `ip`
+    /// is taken: past the per-address or the total limit the oldest (of that address, or
+    /// of all) is evicted with `hello_timeout`. Evicting rather than refusing the newcomer
+    /// means a flood of idle connections can never keep an honest client, which sends its
+    /// HELLO at once, from being read.
+    fn make_room(&mut self, ip: IpAddr) {
+        let (mut same, mut total) = (0, 0);
+        // (since_ns, index) of the oldest pending connection of `ip`, and of all.
+        let mut oldest_same: Option<(u64, usize)> = None;
+        let mut oldest_any: Option<(u64, usize)> = None;
+        for (i, c) in self.clients.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let Phase::AwaitHello { since_ns } = c.phase else {
+                continue;
+            };
+            if !c.is_pending() {
+                continue;
+            }
+            total += 1;
+            if oldest_any.is_none_or(|(t, _)| since_ns < t) {
+                oldest_any = Some((since_ns, i));
+            }
+            if c.ip == ip {
+                same += 1;
+                if oldest_same.is_none_or(|(t, _)| since_ns < t) {
+                    oldest_same = Some((since_ns, i));
+                }
+            }
+        }
+        let evict = if same >= self.cfg.max_pending_per_addr.max(1) {
+            oldest_same.map(|(_, i)| (i, Refusal::PendingPerAddress))
+        } else if total >= self.cfg.max_pending.max(1) {
+            oldest_any.map(|(_, i)| (i, Refusal::PendingTotal))
+        } else {
+            None
+        };
+        if let Some((idx, why)) = evict {
+            let message = match why {
+                Refusal::PendingPerAddress => format!(
+                    "evicted: {same} connections from {ip} awaiting HELLO (limit {})",
+                    self.cfg.max_pending_per_addr
+                ),
+                _ => format!(
+                    "evicted: {total} connections awaiting HELLO (limit {})",
+                    self.cfg.max_pending
+                ),
+            };
+            self.refuse_pending(idx, why, message);
+        }
+    }
+
+    /// Refuses a connection that has not joined, counting `why`.
+    fn refuse_pending(&mut self, idx: usize, why: Refusal, message: String) {
+        let Some(Some(c)) = self.clients.get_mut(idx) else {
+            return;
+        };
+        c.refusal_counted = true;
+        self.refusals.count(why);
+        self.logs.refused.log(
+            now_ns(),
+            LOG,
+            format_args!("refused {}: {}: {message}", c.conn.link.peer, why.code()),
+        );
+        c.conn.link.refuse(why.code(), message);
+        self.flush(idx);
+    }
+
+    /// An accept failed: out of descriptors is answered by closing the waiting connection
+    /// through the spare descriptor; everything is counted and logged at a bounded rate.
+    fn accept_failed(&mut self, e: &std::io::Error) {
+        self.refusals.count(Refusal::AcceptFailed);
+        let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        self.logs
+            .accept
+            .log(now_ns(), LOG, format_args!("accept failed: {e}"));
+        if out_of_fds {
+            drop(self.spare_fd.take());
+            drop(self.listener.accept());
+            self.spare_fd = std::fs::File::open("/dev/null").ok();
         }
     }
 
@@ -367,15 +516,21 @@ impl HubNet {
         let pending = &mut self.pending;
         let cfg = &self.cfg;
         let Client {
-            conn, phase, input, ..
+            conn,
+            phase,
+            input,
+            agreed,
+            ..
         } = client;
         let audio_allocs = &mut self.audio_allocs;
+        let error_log = &mut self.logs.error;
         let end = conn.read_frames(|link, frame| match phase {
             Phase::AwaitHello { .. } => on_hello(link, &frame, cfg, idx, pending),
             Phase::Joined { user, .. } => {
                 let audio = frame.kind() == Some(Kind::Audio);
                 let ((), n) = count_allocations(|| {
-                    on_frame(link, &frame, users.at(*user), input.as_mut(), scratch, cfg)
+                    let to_mix = input.as_mut().zip(agreed.as_ref());
+                    on_frame(link, &frame, users.at(*user), to_mix, scratch, error_log)
                 });
                 if audio {
                     *audio_allocs += n;
@@ -492,6 +647,13 @@ impl HubNet {
         client.input = input;
         client.mix = mix_rx;
         client.format = format;
+        client.agreed = audio.map(|a| Agreed {
+            rate: a.sample_rate,
+            channels: a.channels,
+            format: a.format,
+            frames_per_packet: a.frames_per_packet,
+            agreed_in: "HELLO",
+        });
         let user = self.users.at(u);
         user.connected = true;
         user.role = hello.role;
@@ -506,13 +668,19 @@ impl HubNet {
         user.since_ns = now_ns();
         user.left_because = None;
         user.packets_in = 0;
+        user.seq.clear();
+        user.non_finite_samples = 0;
         user.qos.clear();
-        eprintln!(
-            "izyrt hub: {} joined as {} from {} (slot {slot}, hears {})",
-            user.name,
-            role_name(user.role),
-            user.addr,
-            mix.map_or("nothing", mix_name)
+        self.logs.join.log(
+            now_ns(),
+            LOG,
+            format_args!(
+                "{} joined as {} from {} (slot {slot}, hears {})",
+                user.name,
+                role_name(user.role),
+                user.addr,
+                mix.map_or("nothing", mix_name)
+            ),
         );
         self.flush(idx);
     }
@@ -604,7 +772,9 @@ impl HubNet {
         u.connected = false;
         u.since_ns = now_ns();
         u.left_because = Some(why.to_owned());
-        eprintln!("izyrt hub: {} left ({why})", u.name);
+        self.logs
+            .leave
+            .log(now_ns(), LOG, format_args!("{} left ({why})", u.name));
         self.metadata_due = true;
     }
 
@@ -622,6 +792,22 @@ impl HubNet {
         client.conn.link.flush(&self.ev);
         if client.conn.link.is_closing() && client.closing_since.is_none() {
             client.closing_since = Some(now_ns());
+            // An ERROR before WELCOME: a refused connection (evictions count themselves).
+            if let (Phase::AwaitHello { since_ns }, false, Some(code)) = (
+                &client.phase,
+                client.refusal_counted,
+                client.conn.link.error_sent(),
+            ) {
+                if *since_ns != 0 {
+                    client.refusal_counted = true;
+                    self.refusals.count(Refusal::Error(code));
+                    self.logs.refused.log(
+                        now_ns(),
+                        LOG,
+                        format_args!("refused {}: {code}", client.conn.link.peer),
+                    );
+                }
+            }
             // A refused or departing client is out of the mix at once.
             if matches!(client.phase, Phase::Joined { .. }) {
                 self.leave(idx, "closed after ERROR");
@@ -686,6 +872,7 @@ impl HubNet {
 
     fn housekeeping(&mut self) {
         self.send_leaves();
+        self.logs.flush(now_ns());
         if std::mem::take(&mut self.metadata_due) {
             self.report();
         }
@@ -708,9 +895,15 @@ impl HubNet {
             }
             match client.phase {
                 Phase::AwaitHello { since_ns }
-                    if now.saturating_sub(since_ns) > HELLO_TIMEOUT_NS =>
+                    if now.saturating_sub(since_ns) > self.cfg.hello_timeout_ns =>
                 {
-                    link.refuse(ErrorCode::HelloTimeout, "no HELLO within 5 s");
+                    link.refuse(
+                        ErrorCode::HelloTimeout,
+                        format!(
+                            "no HELLO within {} ms",
+                            self.cfg.hello_timeout_ns / 1_000_000
+                        ),
+                    );
                 }
                 Phase::Joined { user, .. } => {
                     if now.saturating_sub(link.last_rx_ns) > self.cfg.liveness_ns {
@@ -732,11 +925,16 @@ impl HubNet {
             users: self.users.clone(),
             now_ns: now_ns(),
             refused: self.rejected,
+            refusals: self.refusals,
             audio_allocs: self.audio_allocs,
         };
         if !self.publisher.submit(report) && self.publisher.has_ended() && !self.publisher_ended {
             self.publisher_ended = true;
-            eprintln!("izyrt hub: the publisher thread ended: METADATA and metrics are frozen");
+            self.logs.error.log(
+                now_ns(),
+                LOG,
+                format_args!("the publisher thread ended: METADATA and metrics are frozen"),
+            );
         }
     }
 
@@ -850,23 +1048,30 @@ fn check_hello(frame: &Frame<'_>, cfg: &NetConfig) -> Result<Box<Hello>, Protoco
     Ok(Box::new(hello))
 }
 
+/// A frame from a joined client; `to_mix` is its input pipe and the stream its HELLO
+/// announced (a monitor has neither: its AUDIO goes nowhere).
 fn on_frame(
     link: &mut Link,
     frame: &Frame<'_>,
     user: &mut super::users::User,
-    input: Option<&mut PipeTx>,
+    to_mix: Option<(&mut PipeTx, &Agreed)>,
     scratch: &mut [f32],
-    cfg: &NetConfig,
+    error_log: &mut LogLimit,
 ) {
     match frame.kind() {
         Some(Kind::Audio) => {
             let Ok(view) = frame.audio() else { return };
-            let Some(input) = input else {
-                return; // a monitor's audio goes nowhere
+            let Some((input, agreed)) = to_mix else {
+                return;
             };
-            let shape = (cfg.rate, cfg.channels);
-            if let Some((h, _)) = link.take_audio(&view, shape, "HELLO", scratch, input) {
-                user.on_audio(frame.header.track, frame.header.seq, h, link.last_rx_ns);
+            if let Some(t) = link.take_audio(&view, agreed, scratch, input) {
+                user.non_finite_samples += t.zeroed;
+                user.on_audio(
+                    frame.header.track,
+                    frame.header.seq,
+                    t.header,
+                    link.last_rx_ns,
+                );
                 user.rtt_ns = link.rtt_ns;
             }
         }
@@ -887,7 +1092,11 @@ fn on_frame(
         Some(Kind::Error) => {
             let msg = ErrorMsg::parse(frame.payload)
                 .map_or_else(|e| e.to_string(), |m| format!("{}: {}", m.code, m.message));
-            eprintln!("izyrt hub: {} sent ERROR {msg}", user.name);
+            error_log.log(
+                now_ns(),
+                LOG,
+                format_args!("{} sent ERROR {msg}", user.name),
+            );
             link.set_broken();
         }
         Some(Kind::Bye) => link.set_broken(),

@@ -42,8 +42,10 @@ pub struct Report {
     pub users: Users,
     /// When it was taken ([`crate::rt::clock::now_ns`]).
     pub now_ns: u64,
-    /// Connections refused so far.
+    /// Connections refused `hub_full` so far (`hub.refused`).
     pub refused: u64,
+    /// Connections refused before they joined, by reason (`refusedConnections`).
+    pub refusals: super::refusals::Refusals,
     /// Allocator calls made on the net thread's AUDIO paths (0, or a bug).
     pub audio_allocs: u64,
 }
@@ -145,6 +147,7 @@ impl Publisher {
         snap["mixeradminSharedState"] = r.users.shared_state();
         snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
         snap["role"] = json!("hub");
+        snap["refusedConnections"] = json!(r.refusals);
         let stats = &self.stats;
         snap["hub"] = json!({
             "session": self.cfg.session,
@@ -173,6 +176,7 @@ impl Publisher {
         let thread = std::thread::Builder::new()
             .name("izyrt-hub-pub".into())
             .spawn(move || {
+                let mut failures = crate::net::log_limit::LogLimit::per_site();
                 for r in inbox {
                     match self.metadata_frame(&r) {
                         // Full: the net thread has a newer frame still unread; keep that.
@@ -180,7 +184,11 @@ impl Publisher {
                             Ok(()) | Err(TrySendError::Full(_)) => wake.wake(),
                             Err(TrySendError::Disconnected(_)) => return,
                         },
-                        Err(e) => eprintln!("izyrt hub: METADATA not sent: {e}"),
+                        Err(e) => failures.log(
+                            crate::rt::clock::now_ns(),
+                            "izyrt hub",
+                            format_args!("METADATA not sent: {e}"),
+                        ),
                     }
                     self.publish(&r);
                 }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::mixer_thread::SlotStats;
 use crate::dsp::meter::MeterLevels;
+use crate::net::seq::SeqTracker;
 use crate::wire::{AudioHeader, AudioParams, Mix, Role};
 
 /// Departed users remembered beyond the connected ones.
@@ -58,8 +59,13 @@ pub struct User {
     pub levels: Option<Arc<MeterLevels>>,
     /// AUDIO frames received.
     pub packets_in: u64,
-    /// Gaps in their sequence numbers.
+    /// Gaps in their sequence numbers (judged per track).
     pub seq_gaps: u64,
+    /// The last AUDIO seq per track, for the gaps.
+    pub seq: SeqTracker,
+    /// f32 samples received NaN, infinite or subnormal (zeroed before the mix), this
+    /// connection.
+    pub non_finite_samples: u64,
     /// Monotonic ns when the seq last advanced.
     pub seq_advanced_ns: u64,
     /// Latest AUDIO frame.
@@ -97,6 +103,8 @@ impl User {
             levels: None,
             packets_in: 0,
             seq_gaps: 0,
+            seq: SeqTracker::default(),
+            non_finite_samples: 0,
             seq_advanced_ns: 0,
             head: Head::default(),
             packets_out: 0,
@@ -112,10 +120,11 @@ impl User {
 
     /// Notes an AUDIO frame (per frame: no allocation).
     pub fn on_audio(&mut self, track: u16, seq: u32, h: AudioHeader, now_ns: u64) {
-        if self.packets_in > 0 && seq != self.head.seq.wrapping_add(1) {
+        let note = self.seq.note(track, seq);
+        if note.gap {
             self.seq_gaps += 1;
         }
-        if self.packets_in == 0 || seq != self.head.seq {
+        if note.advanced {
             self.seq_advanced_ns = now_ns;
         }
         self.packets_in += 1;
@@ -252,6 +261,7 @@ impl Users {
                     "enableQOSMetrics": u.qos_enabled,
                     "packetsIn": u.packets_in,
                     "seqGaps": u.seq_gaps,
+                    "nonFiniteSamples": u.non_finite_samples,
                     "packetsOut": u.packets_out,
                     "droppedOut": u.dropped_out,
                     "qosReports": u.qos_reports,
@@ -381,6 +391,10 @@ mod tests {
             false,
             "stalled"
         );
+        for (track, seq, t) in [(1, 0, 201), (0, 4, 202), (1, 1, 203)] {
+            users.at(i).on_audio(track, seq, h(), t);
+        }
+        assert_eq!(users.at(i).seq_gaps, 2, "track 1 counts its own seq from 0");
         assert_eq!(users.connections(200)["alice"]["sampleRate"], 48_000);
     }
 

@@ -20,8 +20,11 @@
 mod dashboard;
 mod http;
 mod prometheus;
+mod routes;
+mod server;
 mod snapshot;
 
 pub use http::{MetricsHandle, MetricsServer, ServerLimits};
 pub use prometheus::render_prometheus;
+pub use routes::{Request, Response, route};
 pub use snapshot::{SNAPSHOT_KEYS, SnapshotCell, default_snapshot};

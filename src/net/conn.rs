@@ -21,6 +21,7 @@ use std::os::fd::AsFd;
 
 use serde::Serialize;
 
+use super::seq::SeqCounters;
 use super::write_queue::{WriteQueue, WriteQueueConfig};
 use super::{EventLoop, Interest};
 use crate::dsp::convert::f32_to_s16;
@@ -40,6 +41,40 @@ use crate::wire::{
 /// ```
 pub fn audio_frame_bytes(frames: u32, channels: u16) -> usize {
     HEADER_LEN + AUDIO_HEADER_LEN + frames as usize * usize::from(channels) * 4
+}
+
+/// The AUDIO stream a handshake agreed on: what [`Link::take_audio`] accepts.
+///
+/// # Example
+/// ```
+/// use izyrt::{net::conn::Agreed, wire::AudioFormat};
+/// let a = Agreed { rate: 48_000, channels: 2, format: AudioFormat::F32, frames_per_packet: 64,
+///                  agreed_in: "HELLO" };
+/// assert_eq!(a.frames_per_packet, 64);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Agreed {
+    /// Sample rate, Hz.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Sample format on the wire.
+    pub format: AudioFormat,
+    /// Most frames in one AUDIO frame.
+    pub frames_per_packet: u32,
+    /// The frame that agreed it (`HELLO`, `WELCOME`), for the ERROR message.
+    pub agreed_in: &'static str,
+}
+
+/// An AUDIO frame [`Link::take_audio`] accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Its sub-header.
+    pub header: AudioHeader,
+    /// Whether the pipe took it (else it was full and the frame dropped).
+    pub queued: bool,
+    /// f32 samples zeroed because they were NaN, infinite or subnormal.
+    pub zeroed: u64,
 }
 
 /// A connection: decoder plus link.
@@ -91,7 +126,8 @@ impl Conn {
                 peer,
                 wq,
                 write_armed: interest.is_writable(),
-                seq: [0; 10],
+                seq: SeqCounters::default(),
+                error_sent: None,
                 scratch: vec![0; 16 * 1024],
                 closing: false,
                 broken: false,
@@ -177,7 +213,8 @@ pub struct Link {
     /// Outgoing frames.
     pub wq: WriteQueue,
     write_armed: bool,
-    seq: [u32; 10],
+    seq: SeqCounters,
+    error_sent: Option<ErrorCode>,
     scratch: Vec<u8>,
     closing: bool,
     broken: bool,
@@ -190,17 +227,17 @@ pub struct Link {
 }
 
 impl Link {
-    fn next_seq(&mut self, kind: Kind) -> u32 {
-        let s = &mut self.seq[kind as usize % 10];
-        let v = *s;
-        *s = s.wrapping_add(1);
-        v
+    fn next_seq(&mut self, kind: Kind, track: u16) -> u32 {
+        self.seq.next(kind, track)
     }
 
     /// Queues a JSON frame (HELLO, WELCOME, METADATA, QOS, ERROR). A peer that lets its
     /// control queue fill is stalled: the link is marked broken.
     pub fn send_json<T: Serialize + ?Sized>(&mut self, kind: Kind, value: &T) {
-        let seq = self.next_seq(kind);
+        if self.closing {
+            return;
+        }
+        let seq = self.next_seq(kind, 0);
         let mut scratch = std::mem::take(&mut self.scratch);
         if let Ok(n) = encode_json_vec(&mut scratch, kind, seq, value) {
             self.push_control(&scratch[..n]);
@@ -210,9 +247,12 @@ impl Link {
 
     /// Queues a frame encoded once for many links (METADATA to every client, serialised
     /// once per broadcast instead of once per client): its header is rewritten with this
-    /// link's next seq for the frame's kind. A frame whose header does not parse is not
-    /// queued.
+    /// link's next seq for the frame's (kind, track). A frame whose header does not parse
+    /// is not queued.
     pub fn send_shared(&mut self, frame: &mut [u8]) {
+        if self.closing {
+            return;
+        }
         let Some(head) = frame.first_chunk_mut::<HEADER_LEN>() else {
             return;
         };
@@ -222,13 +262,21 @@ impl Link {
         let Some(kind) = h.kind() else {
             return;
         };
-        h.seq = self.next_seq(kind);
+        h.seq = self.next_seq(kind, h.track);
         h.write(head);
         self.push_control(frame);
     }
 
-    /// Queues an already encoded control frame.
+    /// Queues an already encoded control frame; nothing once the link is closing (no
+    /// frame follows ERROR or BYE).
     pub fn push_control(&mut self, frame: &[u8]) {
+        if self.closing {
+            return;
+        }
+        self.push_last(frame);
+    }
+
+    fn push_last(&mut self, frame: &[u8]) {
         if self.wq.push_control(frame).is_err() {
             self.broken = true;
         }
@@ -240,7 +288,7 @@ impl Link {
             return;
         }
         let mut buf = [0u8; 1024];
-        let seq = self.next_seq(Kind::Error);
+        let seq = self.next_seq(Kind::Error, 0);
         let short;
         let e = if e.detail.len() > 900 {
             short = ProtocolError::new(e.code, e.detail.chars().take(200).collect::<String>());
@@ -249,8 +297,9 @@ impl Link {
             e
         };
         if let Ok(n) = encode_error(&mut buf, seq, e) {
-            self.push_control(&buf[..n]);
+            self.push_last(&buf[..n]);
         }
+        self.error_sent = Some(e.code);
         self.closing = true;
     }
 
@@ -261,18 +310,24 @@ impl Link {
 
     /// Queues BYE and starts closing.
     pub fn send_bye(&mut self) {
+        if self.closing {
+            return;
+        }
         let mut buf = [0u8; 16];
-        let seq = self.next_seq(Kind::Bye);
+        let seq = self.next_seq(Kind::Bye, 0);
         if let Ok(n) = encode_bye(&mut buf, seq) {
-            self.push_control(&buf[..n]);
+            self.push_last(&buf[..n]);
         }
         self.closing = true;
     }
 
     /// Queues PING (`clock_ns` = now) or PONG (echoing `clock_ns`).
     pub fn send_ping(&mut self, kind: Kind, clock_ns: u64) {
+        if self.closing {
+            return;
+        }
         let mut buf = [0u8; 24];
-        let seq = self.next_seq(kind);
+        let seq = self.next_seq(kind, 0);
         if let Ok(n) = encode_ping(&mut buf, kind, seq, clock_ns) {
             self.push_control(&buf[..n]);
         }
@@ -307,37 +362,59 @@ impl Link {
     }
 
     /// Takes an AUDIO frame received: checks it against the stream agreed in the
-    /// handshake (`agreed` names the frame that set it, for the ERROR), converts its
-    /// samples through `scratch` into `pipe` and notes it for the echo. Returns the
-    /// sub-header and whether the pipe took it, or `None` after answering `bad_audio`.
-    /// No allocation.
+    /// handshake (rate, channels, format, at most `framesPerPacket` frames; otherwise
+    /// `bad_audio` naming what differs and the frame that agreed it), converts its samples
+    /// through `scratch` into `pipe` (NaN, infinite and subnormal f32 samples zeroed and
+    /// counted) and notes it for the echo. `None` after answering `bad_audio`.
+    /// No allocation on the accepted path.
     pub fn take_audio(
         &mut self,
         view: &AudioView<'_>,
-        (rate, channels): (u32, u16),
-        agreed: &str,
+        agreed: &Agreed,
         scratch: &mut [f32],
         pipe: &mut PipeTx,
-    ) -> Option<(AudioHeader, bool)> {
+    ) -> Option<Taken> {
         let h = view.header;
-        let Some(out) = scratch.get_mut(..h.samples()) else {
-            self.refuse(
-                ErrorCode::BadAudio,
-                format!("{} frames over the limit agreed in {agreed}", h.frames),
-            );
-            return None;
-        };
-        if h.sample_rate != rate || h.channels != channels {
+        let what = agreed.agreed_in;
+        if h.sample_rate != agreed.rate || h.channels != agreed.channels {
             self.refuse(
                 ErrorCode::BadAudio,
                 format!(
-                    "AUDIO at {} Hz, {} channels; {agreed} said {rate} Hz, {channels} channels",
-                    h.sample_rate, h.channels
+                    "AUDIO at {} Hz, {} channels; {what} said {} Hz, {} channels",
+                    h.sample_rate, h.channels, agreed.rate, agreed.channels
                 ),
             );
             return None;
         }
-        view.read_f32(out);
+        if h.format != agreed.format {
+            self.refuse(
+                ErrorCode::BadAudio,
+                format!(
+                    "AUDIO in {}; {what} said {}",
+                    h.format.name(),
+                    agreed.format.name()
+                ),
+            );
+            return None;
+        }
+        if h.frames > agreed.frames_per_packet {
+            self.refuse(
+                ErrorCode::BadAudio,
+                format!(
+                    "AUDIO of {} frames; {what} said framesPerPacket {}",
+                    h.frames, agreed.frames_per_packet
+                ),
+            );
+            return None;
+        }
+        let Some(out) = scratch.get_mut(..h.samples()) else {
+            self.refuse(
+                ErrorCode::BadAudio,
+                format!("{} frames over this receiver's limit", h.frames),
+            );
+            return None;
+        };
+        let converted = view.read_f32_counted(out);
         let meta = PacketMeta {
             position: h.position,
             origin_ns: h.origin_ns,
@@ -346,7 +423,11 @@ impl Link {
         };
         let queued = pipe.push(meta, out);
         self.on_audio(view);
-        Some((h, queued))
+        Some(Taken {
+            header: h,
+            queued,
+            zeroed: converted.zeroed as u64,
+        })
     }
 
     /// Queues one AUDIO frame on track 0 from two slices of interleaved f32 (as a
@@ -379,7 +460,10 @@ impl Link {
             origin_ns,
             echo_ns,
         };
-        let seq = self.next_seq(Kind::Audio);
+        if self.closing {
+            return false;
+        }
+        let seq = self.next_seq(Kind::Audio, 0);
         let ok = self
             .wq
             .push_audio(|out| encode_two(out, seq, &h, a, b))
@@ -426,6 +510,11 @@ impl Link {
     /// Whether ERROR or BYE was queued (nothing more is read).
     pub fn is_closing(&self) -> bool {
         self.closing
+    }
+
+    /// The code of the ERROR this link sent, if it sent one.
+    pub fn error_sent(&self) -> Option<ErrorCode> {
+        self.error_sent
     }
 
     /// Whether the connection should be dropped now: the socket failed or the control

@@ -14,6 +14,8 @@
 
 pub mod conn;
 pub mod event_loop;
+pub mod log_limit;
+pub mod seq;
 pub mod socket;
 pub mod timer;
 pub mod waker;

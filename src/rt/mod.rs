@@ -2,6 +2,7 @@
 
 pub mod alloc_count;
 pub mod clock;
+pub mod denormals;
 pub mod driver;
 pub mod pipe;
 pub mod runner;

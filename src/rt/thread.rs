@@ -297,6 +297,8 @@ where
         .spawn(move || {
             let mut report = promote(&setup);
             report.memory_locked = memory_is_locked();
+            // Subnormals cost microcode assists: an RT thread flushes them to zero.
+            super::denormals::flush_denormals();
             // The receiver only goes away if `spawn` itself unwound; run anyway.
             let _ = tx.send(report);
             drop(tx);
@@ -676,6 +678,28 @@ fn rt_refused_warning(thread: &str, reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_rt_thread_flushes_subnormals_to_zero() {
+        fn half_of_smallest_normal() -> f32 {
+            std::hint::black_box(f32::MIN_POSITIVE) * std::hint::black_box(0.5f32)
+        }
+        // A plain thread keeps IEEE semantics (so the check below is not vacuous).
+        let plain = std::thread::spawn(half_of_smallest_normal).join().unwrap();
+        assert!(plain > 0.0 && !plain.is_normal(), "{plain}");
+        let opts = RtOptions {
+            name: "test-ftz".into(),
+            lock_memory: false,
+            ..Default::default()
+        };
+        let rt = spawn(&opts, half_of_smallest_normal)
+            .unwrap()
+            .join()
+            .unwrap();
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            assert_eq!(rt, 0.0, "FTZ on the RT thread");
+        }
+    }
     use super::*;
 
     fn opts(name: &str) -> RtOptions {

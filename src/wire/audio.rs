@@ -226,7 +226,9 @@ impl<'a> AudioView<'a> {
     }
 
     /// Converts the samples into `out` as f32 and returns how many were written
-    /// (`min(out.len(), header.samples())`). Allocation-free.
+    /// (`min(out.len(), header.samples())`). f32 samples that are NaN, infinite or
+    /// subnormal are written as 0 ([`AudioView::read_f32_counted`] says how many).
+    /// Allocation-free.
     ///
     /// # Example
     /// ```
@@ -241,11 +243,43 @@ impl<'a> AudioView<'a> {
     /// assert_eq!(out, [0.5, -1.0]);
     /// ```
     pub fn read_f32(&self, out: &mut [f32]) -> usize {
+        self.read_f32_counted(out).written
+    }
+
+    /// As [`AudioView::read_f32`], also counting the f32 samples zeroed because they were
+    /// NaN, ±infinite or subnormal (one client must not put a full-scale click or NaN
+    /// into everyone's mix, nor slow the mixer down with denormal arithmetic).
+    ///
+    /// # Example
+    /// ```
+    /// # use izyrt::wire::{AudioView, AudioHeader, AudioFormat, Samples, encode_audio};
+    /// let h = AudioHeader { sample_rate: 48_000, channels: 1, format: AudioFormat::F32, frames: 4,
+    ///                       position: 0, origin_ns: 0, echo_ns: 0 };
+    /// let mut buf = [0u8; 96];
+    /// let bad = [0.25, f32::NAN, f32::INFINITY, 1e-40];
+    /// let n = encode_audio(&mut buf, 0, 0, &h, Samples::F32(&bad)).unwrap();
+    /// let view = AudioView::parse(&buf[16..n]).unwrap();
+    /// let mut out = [1.0f32; 4];
+    /// let got = view.read_f32_counted(&mut out);
+    /// assert_eq!((got.written, got.zeroed), (4, 3));
+    /// assert_eq!(out, [0.25, 0.0, 0.0, 0.0]);
+    /// ```
+    pub fn read_f32_counted(&self, out: &mut [f32]) -> Converted {
         let n = out.len().min(self.header.samples());
+        let mut zeroed = 0;
         match self.header.format {
             AudioFormat::F32 => {
                 for (o, b) in out[..n].iter_mut().zip(self.data.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    let exponent = bits & 0x7F80_0000;
+                    let mantissa = bits & 0x007F_FFFF;
+                    // Exponent all ones: ±inf or NaN; all zeros with a mantissa: subnormal.
+                    if exponent == 0x7F80_0000 || (exponent == 0 && mantissa != 0) {
+                        *o = 0.0;
+                        zeroed += 1;
+                    } else {
+                        *o = f32::from_bits(bits);
+                    }
                 }
             }
             AudioFormat::S16 => {
@@ -254,7 +288,7 @@ impl<'a> AudioView<'a> {
                 }
             }
         }
-        n
+        Converted { written: n, zeroed }
     }
 
     /// The absolute peak of the samples (NaN ignored), 0 for silence, 1.0 at full scale.
@@ -264,6 +298,15 @@ impl<'a> AudioView<'a> {
             .filter(|v| !v.is_nan())
             .fold(0.0, f32::max)
     }
+}
+
+/// What [`AudioView::read_f32_counted`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Converted {
+    /// Samples written.
+    pub written: usize,
+    /// Of those, f32 samples zeroed because they were NaN, infinite or subnormal.
+    pub zeroed: usize,
 }
 
 /// Samples handed to [`encode_audio`]; converted to the header's wire format as needed.

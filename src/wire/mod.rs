@@ -25,8 +25,8 @@ mod header;
 mod json;
 
 pub use audio::{
-    AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, EncodeError, MAX_AUDIO_PAYLOAD,
-    MAX_CHANNELS, MAX_FRAMES, RATE_RANGE, Samples, encode_audio,
+    AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Converted, EncodeError,
+    MAX_AUDIO_PAYLOAD, MAX_CHANNELS, MAX_FRAMES, RATE_RANGE, Samples, encode_audio,
 };
 pub use decoder::{DEFAULT_ZONE, Decoder, Frame, MAX_BUFFERED_FRAME};
 pub use encode::{encode_bye, encode_error, encode_json, encode_json_vec, encode_ping};
