@@ -337,11 +337,10 @@ fn latency_on_virtual_devices_is_exact() {
     assert!(v["clicks"].as_u64().unwrap() >= 2 && v["lost"] == 0, "{v}");
     for key in ["p50Frames", "p99Frames", "maxFrames"] {
         let f = v[key].as_f64().unwrap();
-        // A pure delay: whole frames, at least one period (capture to send), under 0.5 s.
-        assert!(
-            f.fract() == 0.0 && (64.0..24_000.0).contains(&f),
-            "{key}: {v}"
-        );
+        // At least one period (capture to send), under 0.5 s. Not whole frames: the
+        // clients resample to the hub's clock, so the path is a delay of a fraction of a
+        // frame too (the click comes back smeared by the resampler's filter).
+        assert!((64.0..24_000.0).contains(&f), "{key}: {v}");
     }
     assert!((v["p50Ms"].as_f64().unwrap() - v["p50Frames"].as_f64().unwrap() / 48.0).abs() < 1e-9);
     // The RT threads woke (a positive p99.9), and no wakeup was later than the worst one.

@@ -327,3 +327,58 @@ fn resampler_periods_allocate_nothing() {
     });
     assert_eq!(allocations, 2, "the counter missed a Box");
 }
+
+/// The locked playout allocates nothing per period once built: packets pushed (with a
+/// lost one now and then, so concealment and its lag search run), periods pulled through
+/// the clock loop, the policy and the resampler, a reset; and the hub's concealment with a
+/// gap and a splice.
+#[test]
+fn locked_playout_and_concealment_allocate_nothing() {
+    use izyrt::dsp::jitter::JitterConfig;
+    use izyrt::dsp::playout::conceal::Conceal;
+    use izyrt::dsp::playout::{Playout, PlayoutConfig};
+
+    let mut p = Playout::new(PlayoutConfig {
+        ring: JitterConfig::default(),
+        rate: 48_000,
+        pull_frames: 64,
+    })
+    .unwrap();
+    let mut conceal = Conceal::new(2, 48_000).unwrap();
+    let packet: Vec<f32> = (0..2 * 64)
+        .map(|i| (i as f32 * 0.05).sin() * 0.25)
+        .collect();
+    let mut out = vec![0.0f32; 2 * 64];
+    let mut hub_in = vec![0.0f32; 2 * 64];
+    let mut period = |p: &mut Playout, c: &mut Conceal, i: u64| {
+        if i % 97 != 50 {
+            p.push_at(i * 64, &packet, i * 1_333_333);
+        }
+        std::hint::black_box(p.pull(&mut out));
+        std::hint::black_box((p.clock_ppm(), p.ratio(), p.fill_frames(), p.locked()));
+        hub_in.copy_from_slice(&packet);
+        if i % 50 == 7 {
+            c.splice();
+        }
+        c.process(&mut hub_in, (i % 41 == 3).then_some(10..64));
+        if i == 1500 {
+            p.reset();
+        }
+    };
+    for i in 0..500 {
+        period(&mut p, &mut conceal, i);
+    }
+    let (_, allocations) = count_allocations(|| {
+        for i in 500..3000 {
+            period(&mut p, &mut conceal, i);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations in 2500 playout periods");
+    assert!(p.concealed_frames() > 0 && conceal.concealed_frames() > 0);
+    // Control: the counter sees a Box made among the same calls.
+    let (_, allocations) = count_allocations(|| {
+        period(&mut p, &mut conceal, 3001);
+        std::hint::black_box(Box::new(1u8));
+    });
+    assert_eq!(allocations, 2, "the counter missed a Box (made and freed)");
+}

@@ -51,7 +51,7 @@ pub const SLEW_PPM_PER_S: f64 = 4000.0;
 /// // The hub's clock runs 500 ppm fast against a client pulling 64 frames at 48 kHz.
 /// let mut c = ClockLock::new(48_000);
 /// let (mut fill, target) = (256.0, 256.0);
-/// for _ in 0..48_000 * 30 / 64 {
+/// for _ in 0..48_000 * 60 / 64 {
 ///     fill += 64.0 * 1.0005;           // what the hub sent in one device period
 ///     let step = c.update(fill, target, 64);
 ///     fill -= 64.0 * step;             // what the resampler consumed
