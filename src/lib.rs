@@ -6,12 +6,13 @@
 //! |-----------|----------------------------------------------|--------|
 //! | `wire`    | the streamproto1 codec                       | net thread (and tools) |
 //! | `device`  | sound devices: ALSA, `virtual`               | RT audio thread |
-//! | `dsp`     | meters, sample conversion, resampling        | RT audio thread |
+//! | `dsp`     | meters, sample conversion, resampling, the jitter ring, `playout` (clock lock, latency policy, concealment) | RT audio thread |
 //! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |
-//! | `metrics` | snapshot publication and the HTTP server     | HTTP thread |
+//! | `metrics` | snapshot publication, the HTTP server (one epoll loop) and its routes | HTTP thread |
+//! | `measure` | round trips from click trains, glitches in a recorded tone | main thread (after the fact) |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
-//! | `hub`     | the mixer hub: `mixer_thread` (RT), `net_thread`, `users` (net) | RT mixer / net thread |
+//! | `hub`     | the mixer hub: `mixer_thread` and `drift` (RT), `net_thread`, `users` (net) | RT mixer / net thread |
 //! | `client`  | peer and monitor: `audio_thread` (RT), `net_thread`, `status` (net) | RT audio / net thread |
 //! | `config`  | common options, `--config` JSON, `IZYRT_*`   | main thread |
 //! | `cli`     | the command line                             | main thread |
