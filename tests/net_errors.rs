@@ -8,7 +8,7 @@ mod procs;
 
 use std::time::Duration;
 
-use izyrt::wire::{AudioFormat, AudioHeader, Header, Kind, Samples, encode_audio};
+use izyrt::wire::{AudioFormat, Header, Kind};
 use procs::{Raw, hub, metrics, peer, wait_for};
 use serde_json::{Value, json};
 
@@ -25,19 +25,7 @@ fn alice_track(m: &Value) -> Value {
 }
 
 fn audio_frame(rate: u32) -> Vec<u8> {
-    let h = AudioHeader {
-        sample_rate: rate,
-        channels: 2,
-        format: AudioFormat::F32,
-        frames: 64,
-        position: 0,
-        origin_ns: 1,
-        echo_ns: 0,
-    };
-    let mut buf = vec![0u8; 1024];
-    let n = encode_audio(&mut buf, 0, 0, &h, Samples::F32(&[0.0; 128])).unwrap();
-    buf.truncate(n);
-    buf
+    procs::audio_frame(rate, 0, 0, AudioFormat::F32, 64, &[0.0; 128])
 }
 
 #[test]

@@ -10,28 +10,14 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use izyrt::wire::{
-    AudioFormat, AudioHeader, Decoder, ErrorMsg, Kind, Samples, encode_audio, encode_json,
-};
+use izyrt::wire::{AudioFormat, Decoder, ErrorMsg, Kind, encode_json};
 use procs::{Raw, hub, metrics, peer, wait_for};
 use serde_json::{Value, json};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn audio(track: u16, seq: u32, format: AudioFormat, frames: u32, samples: &[f32]) -> Vec<u8> {
-    let h = AudioHeader {
-        sample_rate: 48_000,
-        channels: 2,
-        format,
-        frames,
-        position: u64::from(seq) * u64::from(frames),
-        origin_ns: 1,
-        echo_ns: 0,
-    };
-    let mut buf = vec![0u8; 64 + frames as usize * 8];
-    let n = encode_audio(&mut buf, track, seq, &h, Samples::F32(samples)).unwrap();
-    buf.truncate(n);
-    buf
+    procs::audio_frame(48_000, track, seq, format, frames, samples)
 }
 
 fn joined(raw: &mut Raw, user: &str) {
@@ -285,18 +271,8 @@ fn nothing_follows_a_peers_error_not_even_qos() {
         s.write_all(&audio(0, 0, AudioFormat::F32, 64, &[0.0; 128]))
             .unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        let h = AudioHeader {
-            sample_rate: 44_100,
-            channels: 2,
-            format: AudioFormat::F32,
-            frames: 64,
-            position: 0,
-            origin_ns: 1,
-            echo_ns: 0,
-        };
-        let mut buf = vec![0u8; 1024];
-        let n = encode_audio(&mut buf, 0, 1, &h, Samples::F32(&[0.0; 128])).unwrap();
-        s.write_all(&buf[..n]).unwrap();
+        let frame = procs::audio_frame(44_100, 0, 1, AudioFormat::F32, 64, &[0.0; 128]);
+        s.write_all(&frame).unwrap();
     });
     let (code, after) = after_error(&frames);
     assert_eq!(code.as_deref(), Some("bad_audio"));

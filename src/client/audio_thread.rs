@@ -269,13 +269,9 @@ impl PlaybackHalf {
         }
         let ch = self.channels;
         let playout = &mut self.playout;
-        while self.input.pop(|m: PacketMeta, a, b| {
-            playout.push_at(m.position, a, m.arrival_ns);
-            if !b.is_empty() {
-                let next = m.position.wrapping_add((a.len() / ch) as u64);
-                playout.push_at(next, b, m.arrival_ns);
-            }
-        }) {}
+        self.input.drain_runs(|position, samples, at| {
+            playout.push_at(position, samples, at);
+        });
         let before = self.playout.misses();
         match &mut self.interpolator {
             Some(interp) => {

@@ -6,6 +6,7 @@
 //! nor panic on the data they are given.
 
 pub mod convert;
+mod fir;
 pub mod jitter;
 pub mod meter;
 pub mod mixer;

@@ -22,7 +22,7 @@
 //! period yields a whole, fixed number of output frames; the interpolator's device-side
 //! period must be a multiple of the ratio for the same reason.
 
-use std::f64::consts::PI;
+use crate::dsp::fir::{dot, kaiser, lowpass_at};
 
 /// The largest ratio accepted by [`Decimator::new`] and [`Interpolator::new`].
 ///
@@ -132,20 +132,6 @@ fn check_common(
     Ok(())
 }
 
-/// Modified Bessel function of the first kind, order 0 (power series).
-fn bessel_i0(x: f64) -> f64 {
-    let half = x / 2.0;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut k = 1.0;
-    while term > sum * 1e-15 {
-        term *= (half / k) * (half / k);
-        sum += term;
-        k += 1.0;
-    }
-    sum
-}
-
 /// The Kaiser-windowed sinc low-pass shared by both directions, normalised to unity DC
 /// gain; its length is a multiple of `ratio` (≥ 2).
 fn design_lowpass(ratio: usize) -> Vec<f64> {
@@ -157,19 +143,10 @@ fn design_lowpass(ratio: usize) -> Vec<f64> {
     let beta = 0.1102 * (STOPBAND_DB - 8.7);
     let fc = CUTOFF / r;
     let mid = (len - 1) as f64 / 2.0;
-    let i0_beta = bessel_i0(beta);
     let mut h: Vec<f64> = (0..len)
         .map(|n| {
             let t = n as f64 - mid;
-            let x = 2.0 * fc * t;
-            let sinc = if x == 0.0 {
-                1.0
-            } else {
-                (PI * x).sin() / (PI * x)
-            };
-            let pos = t / mid;
-            let window = bessel_i0(beta * (1.0 - pos * pos).max(0.0).sqrt()) / i0_beta;
-            2.0 * fc * sinc * window
+            lowpass_at(fc, t) * kaiser(beta, t / mid)
         })
         .collect();
     let sum: f64 = h.iter().sum();
@@ -177,26 +154,6 @@ fn design_lowpass(ratio: usize) -> Vec<f64> {
         *v /= sum;
     }
     h
-}
-
-/// Dot product with eight independent accumulators, so the compiler can vectorise it
-/// without reassociating a single float sum.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * q;
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (p, q) in ra.iter().zip(rb) {
-        sum += p * q;
-    }
-    sum
 }
 
 /// Integer decimator for the capture path (`downsampleRatio`): low-pass, then keep one
@@ -529,14 +486,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bessel_i0_matches_known_values() {
-        // I0(0) = 1, I0(1) = 1.2660658777520082, I0(5) = 27.239871823604442.
-        assert!((bessel_i0(0.0) - 1.0).abs() < 1e-15);
-        assert!((bessel_i0(1.0) - 1.266_065_877_752_008_2).abs() < 1e-12);
-        assert!((bessel_i0(5.0) - 27.239_871_823_604_442).abs() < 1e-9);
-    }
-
-    #[test]
     fn filter_is_symmetric_unity_gain_and_a_multiple_of_the_ratio() {
         for r in 2..=MAX_RATIO as usize {
             let h = design_lowpass(r);
@@ -555,13 +504,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn dot_matches_naive_sum_for_odd_lengths() {
-        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.01).collect();
-        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - naive).abs() < 1e-3);
     }
 }

@@ -219,13 +219,9 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
                 conceal,
                 drift,
             } => {
-                while rx.pop(|m: PacketMeta, a, b| {
-                    jitter.push_at(m.position, a, m.arrival_ns);
-                    if !b.is_empty() {
-                        let next = m.position.wrapping_add((a.len() / channels) as u64);
-                        jitter.push_at(next, b, m.arrival_ns);
-                    }
-                }) {}
+                rx.drain_runs(|position, samples, at| {
+                    jitter.push_at(position, samples, at);
+                });
                 let r = jitter.pull_at(input, now);
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {

@@ -158,6 +158,36 @@ impl PipeRx {
         true
     }
 
+    /// Takes every waiting packet and hands each run of its samples to `f` with the
+    /// stream position of the run's first frame and the packet's arrival time: one call,
+    /// or two when the packet wraps around the ring. The one path by which the hub's mixer
+    /// and a client's speaker move packets into their buffers.
+    ///
+    /// Runs on: the RT audio thread, once per period. Must not: allocate, lock, block.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::rt::pipe::{pipe, PacketMeta};
+    /// let (mut tx, mut rx) = pipe(1, 8, 4);
+    /// for p in [0u64, 3] {
+    ///     let meta = PacketMeta { position: p, origin_ns: 0, frames: 3, arrival_ns: 7 };
+    ///     assert!(tx.push(meta, &[1.0; 3]));
+    /// }
+    /// let mut runs = Vec::new();
+    /// rx.drain_runs(|position, samples, at| runs.push((position, samples.len(), at)));
+    /// assert_eq!(runs, [(0, 3, 7), (3, 3, 7)]);
+    /// ```
+    pub fn drain_runs(&mut self, mut f: impl FnMut(u64, &[f32], u64)) {
+        let ch = self.channels as u64;
+        while self.pop(|m, a, b| {
+            f(m.position, a, m.arrival_ns);
+            if !b.is_empty() {
+                let next = m.position.wrapping_add(a.len() as u64 / ch);
+                f(next, b, m.arrival_ns);
+            }
+        }) {}
+    }
+
     /// Packets waiting.
     pub fn packets(&self) -> usize {
         self.meta.slots()

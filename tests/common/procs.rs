@@ -10,8 +10,35 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use izyrt::wire::{Decoder, ErrorMsg, Kind, encode_json};
+use izyrt::wire::{
+    AudioFormat, AudioHeader, Decoder, ErrorMsg, Kind, Samples, encode_audio, encode_json,
+};
 use serde_json::Value;
+
+/// One encoded stereo AUDIO frame of `frames` f32 `samples` (sent as `format`) at
+/// `rate`, on `track` with sequence number `seq` (its position `seq × frames`).
+pub fn audio_frame(
+    rate: u32,
+    track: u16,
+    seq: u32,
+    format: AudioFormat,
+    frames: u32,
+    samples: &[f32],
+) -> Vec<u8> {
+    let h = AudioHeader {
+        sample_rate: rate,
+        channels: 2,
+        format,
+        frames,
+        position: u64::from(seq) * u64::from(frames),
+        origin_ns: 1,
+        echo_ns: 0,
+    };
+    let mut buf = vec![0u8; 64 + frames as usize * 8];
+    let n = encode_audio(&mut buf, track, seq, &h, Samples::F32(samples)).unwrap();
+    buf.truncate(n);
+    buf
+}
 
 /// A running `izyrt` process; killed when dropped.
 pub struct Proc {

@@ -6,7 +6,8 @@
 //! interpolation between two adjacent rows gives the taps for any fraction. Each row is
 //! normalised to unity sum, so DC passes at exactly unity gain whatever the fraction.
 
-use std::f64::consts::PI;
+pub(crate) use crate::dsp::fir::dot;
+use crate::dsp::fir::{kaiser, lowpass_at};
 
 /// The shape of a kernel: enough to rebuild its table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,20 +29,6 @@ impl KernelSpec {
     }
 }
 
-/// Modified Bessel function of the first kind, order 0 (power series).
-fn bessel_i0(x: f64) -> f64 {
-    let half = x / 2.0;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut k = 1.0;
-    while term > sum * 1e-17 {
-        term *= (half / k) * (half / k);
-        sum += term;
-        k += 1.0;
-    }
-    sum
-}
-
 /// The continuous kernel at `t` input frames from its centre (0 outside `(−half, half)`).
 fn kernel_at(spec: &KernelSpec, t: f64) -> f64 {
     let half = spec.half as f64;
@@ -49,14 +36,7 @@ fn kernel_at(spec: &KernelSpec, t: f64) -> f64 {
     if u.abs() >= 1.0 {
         return 0.0;
     }
-    let x = 2.0 * spec.cutoff * t;
-    let sinc = if x == 0.0 {
-        1.0
-    } else {
-        (PI * x).sin() / (PI * x)
-    };
-    let window = bessel_i0(spec.beta * (1.0 - u * u).sqrt()) / bessel_i0(spec.beta);
-    2.0 * spec.cutoff * sinc * window
+    lowpass_at(spec.cutoff, t) * kaiser(spec.beta, u)
 }
 
 /// Builds the phase table: `phases + 1` rows of `taps` f32 coefficients, row-major.
@@ -76,27 +56,6 @@ pub(crate) fn design_table(spec: &KernelSpec) -> Vec<f32> {
         table.extend(row.iter().map(|v| (v / sum) as f32));
     }
     table
-}
-
-/// Dot product with eight independent accumulators, so the compiler can vectorise it
-/// without reassociating a single float sum. Lengths are a multiple of 8 here; a remainder
-/// would be summed too.
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * q;
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (p, q) in ra.iter().zip(rb) {
-        sum += p * q;
-    }
-    sum
 }
 
 /// Writes into `out` the taps for fraction `a` (in table steps, `0 ≤ a < 1`) between rows
@@ -121,13 +80,6 @@ mod tests {
         cutoff: 0.45,
         beta: 10.0,
     };
-
-    #[test]
-    fn bessel_i0_matches_known_values() {
-        assert!((bessel_i0(0.0) - 1.0).abs() < 1e-15);
-        assert!((bessel_i0(1.0) - 1.266_065_877_752_008_2).abs() < 1e-12);
-        assert!((bessel_i0(5.0) - 27.239_871_823_604_442).abs() < 1e-9);
-    }
 
     #[test]
     fn rows_sum_to_one_and_the_last_is_the_first_shifted() {
