@@ -13,7 +13,9 @@
 //! All five share the host, so the control sees the same host noise as the others: a
 //! skewed peer's events are drift only beyond the control's.
 //!
-//! `cargo bench --bench glitch`; `IZYRT_BENCH_SECS` (default 60).
+//! `cargo bench --bench glitch`; `IZYRT_BENCH_SECS` (default 60); `IZYRT_BENCH_BIN` runs
+//! another `izyrt` binary instead of this build's (an older build, as a control);
+//! `IZYRT_BENCH_PERIODS` sets every device's buffer in periods (default 2).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,7 +54,8 @@ impl Proc {
     /// Starts `izyrt ARGS` and returns it with the addresses after each of `markers` in
     /// what it prints (`listening on `, `metrics:   `).
     fn start(args: &[&str], markers: &[&str]) -> (Proc, Vec<SocketAddr>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_izyrt"))
+        let bin = std::env::var("IZYRT_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_izyrt").into());
+        let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -196,6 +199,10 @@ fn main() {
         return; // `cargo test --benches` asks for a list
     }
     let secs: u64 = env("IZYRT_BENCH_SECS").unwrap_or(60).max(2);
+    // Device buffers of every process: a virtual device whose thread wakes a buffer late
+    // skips periods (an xrun, as a card would), which on a host that stalls is heard in
+    // every row alike.
+    let periods = env::<u32>("IZYRT_BENCH_PERIODS").unwrap_or(2).to_string();
     let dir = std::env::temp_dir().join(format!("izyrt-bench-glitch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (hub, hub_addrs) = Proc::start(
@@ -207,6 +214,8 @@ fn main() {
             "127.0.0.1:0",
             "--mix",
             "loopback",
+            "--periods",
+            &periods,
         ],
         &["listening on ", "metrics:   "],
     );
@@ -228,6 +237,8 @@ fn main() {
                 "127.0.0.1:0",
                 "--record",
                 wav.to_str().unwrap(),
+                "--periods",
+                &periods,
             ],
             &["metrics:   "],
         );

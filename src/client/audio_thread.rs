@@ -8,9 +8,9 @@
 //!
 //! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`,
 //!   resample to the hub's clock by the playback half's estimate (so the hub receives its
-//!   own rate and never trims or runs dry for this client), push packets of exactly one
-//!   period to the net thread (stamped with their stream position and the clock) and
-//!   wake it.
+//!   own rate and never trims or runs dry for this client), push what it made, in packets
+//!   of at most a period, to the net thread (stamped with their stream position and the
+//!   clock) and wake it.
 //! - **Playback**: move the mix packets the net thread queued into the locked playout
 //!   (`dsp::playout`: jitter ring, clock loop, resampler, concealment), pull one period at
 //!   the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
@@ -83,17 +83,15 @@ impl SpeakerStats {
 }
 
 /// The capture side of the clock lock: resamples the capture to the hub's clock (by the
-/// playback half's estimate) and cuts it into packets of exactly one period.
+/// playback half's estimate) and sends it in packets of at most one period.
 pub struct CaptureLock {
     /// The resampler (device frames in, hub frames out).
     pub resampler: Resampler,
     /// Where the estimate comes from.
     pub clock: Arc<SpeakerStats>,
-    /// Resampled frames not yet sent, interleaved (room for a few periods).
-    pub pending: Vec<f32>,
-    /// Frames in `pending`.
-    pub pending_frames: usize,
-    /// Frames per packet.
+    /// One period's resampled frames, interleaved (room for a few periods).
+    pub out: Vec<f32>,
+    /// The most frames in one packet (`framesPerPacket`).
     pub period: usize,
 }
 
@@ -157,14 +155,15 @@ impl CaptureHalf {
             ),
             Some(lock) => {
                 // Device frames in, the hub's frames out: the hub receives its own rate.
+                // Everything the resampler can make goes out now, in packets of at most a
+                // period (one more, of a frame or two, when a fast hub clock has made the
+                // output a little longer): holding frames back until a whole period had
+                // gathered would add up to a period of latency for nothing.
                 let step = 1.0 / (1.0 + lock.clock.clock_ppm() * 1e-6);
                 lock.resampler.push(wire);
                 let ch = self.channels;
-                let room = &mut lock.pending[lock.pending_frames * ch..];
-                lock.pending_frames += lock.resampler.process_available(room, step);
-                let mut sent = 0;
-                while lock.pending_frames - sent >= lock.period {
-                    let packet = &lock.pending[sent * ch..(sent + lock.period) * ch];
+                let made = lock.resampler.process_available(&mut lock.out, step);
+                for packet in lock.out[..made * ch].chunks(lock.period * ch) {
                     Self::send(
                         &mut self.out,
                         &self.stats,
@@ -173,11 +172,7 @@ impl CaptureHalf {
                         packet,
                         now,
                     );
-                    sent += lock.period;
                 }
-                lock.pending
-                    .copy_within(sent * ch..lock.pending_frames * ch, 0);
-                lock.pending_frames -= sent;
             }
         }
         self.stats.last_ns.store(now, Ordering::Relaxed);

@@ -268,8 +268,7 @@ impl Client {
                     resampler: Resampler::new(ch, cfg.settings.period as usize * 4)
                         .map_err(config_err)?,
                     clock: Arc::clone(&speaker),
-                    pending: vec![0.0; cfg.settings.period as usize * 4 * usize::from(ch)],
-                    pending_frames: 0,
+                    out: vec![0.0; cfg.settings.period as usize * 4 * usize::from(ch)],
                     period: cfg.settings.period as usize,
                 }),
             })
