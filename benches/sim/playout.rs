@@ -55,8 +55,8 @@ pub struct Outcome {
     pub lock_s: Option<f64>,
     /// The estimate at the end, ppm.
     pub estimate_ppm: f64,
-    /// Largest |estimate − truth| from 30 s on, ppm.
-    pub worst_error_after_30s: f64,
+    /// Largest |estimate − truth| from 60 s on, ppm.
+    pub worst_error_after_60s: f64,
     /// Steps in the output (after the first second).
     pub steps: u64,
     /// The largest residual seen (after the first second).
@@ -153,9 +153,9 @@ pub fn run(s: &Scenario) -> Outcome {
         if o.lock_s.is_none() && playout.locked() {
             o.lock_s = Some(now);
         }
-        if now >= 30.0 {
+        if now >= 60.0 {
             let err = (playout.clock_ppm() - s.ppm).abs();
-            o.worst_error_after_30s = o.worst_error_after_30s.max(err);
+            o.worst_error_after_60s = o.worst_error_after_60s.max(err);
         }
         if r != PullResult::Priming {
             fills.push(playout.fill_frames() / RATE * 1e3);

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::Consumer;
 
+use crate::device::DeviceCounters;
 use crate::dsp::meter::{Meter, MeterLevels};
 use crate::dsp::playout::Playout;
 use crate::dsp::ratio::{Decimator, Interpolator};
@@ -227,6 +228,11 @@ pub struct PlaybackHalf {
     /// Plays a click train instead of the mix (`izyrt latency` through a loopback cable;
     /// the mix is still recorded by `tap`).
     pub clicks: Option<ClickTrain>,
+    /// The playback device's counters: frames its xruns skipped are frames the speaker will
+    /// never pull, which the clock loop must not take for a fast hub.
+    pub device: Option<Arc<DeviceCounters>>,
+    /// `lost_frames` already told to the playout.
+    pub lost_seen: u64,
 }
 
 /// A full-scale click on every channel every `every` frames, from frame 0.
@@ -267,6 +273,17 @@ impl PlaybackHalf {
         self.input.drain_runs(|position, samples, at| {
             playout.push_at(position, samples, at);
         });
+        if let Some(c) = &self.device {
+            let lost = c.lost_frames.load(Ordering::Relaxed);
+            if lost > self.lost_seen {
+                let up = self
+                    .interpolator
+                    .as_ref()
+                    .map_or(1, |i| u64::from(i.ratio()));
+                self.playout.device_skipped((lost - self.lost_seen) / up);
+                self.lost_seen = lost;
+            }
+        }
         let before = self.playout.misses();
         match &mut self.interpolator {
             Some(interp) => {
@@ -387,6 +404,8 @@ mod tests {
             channels: 1,
             tap: None,
             clicks: None,
+            device: None,
+            lost_seen: 0,
         };
         (h, tx, cmd_tx)
     }

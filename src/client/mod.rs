@@ -215,7 +215,7 @@ impl Client {
             .store(u64::from(jc.max_target_frames), Ordering::Relaxed);
         let meter = Meter::new(meter_cfg(cfg.settings.rate * up)).map_err(config_err)?;
         let speaker_levels = meter.levels();
-        let playback = PlaybackHalf {
+        let mut playback = PlaybackHalf {
             input: mix_rx,
             commands: cmd_rx,
             playout: Playout::new(PlayoutConfig {
@@ -238,6 +238,8 @@ impl Client {
                 every: u64::from(every),
                 played: 0,
             }),
+            device: None,
+            lost_seen: 0,
         };
 
         // Capture half (peer).
@@ -292,6 +294,7 @@ impl Client {
             (Devices::Duplex(spec), Some(capture)) => {
                 let dev = open_dev(spec, Direction::Duplex, up)?;
                 let o = dev.obtained().clone();
+                playback.device = Some(dev.counters());
                 let h = runner::start(
                     &opts("audio", up),
                     dev,
@@ -312,6 +315,7 @@ impl Client {
                 let cdev = open_dev(c, Direction::Capture, down)?;
                 let pdev = open_dev(p, Direction::Playback, up)?;
                 let o = pdev.obtained().clone();
+                playback.device = Some(pdev.counters());
                 let ch = runner::start(
                     &opts("capture", down),
                     cdev,
@@ -333,6 +337,7 @@ impl Client {
             (Devices::Playback(spec), None) => {
                 let dev = open_dev(spec, Direction::Playback, up)?;
                 let o = dev.obtained().clone();
+                playback.device = Some(dev.counters());
                 let h = runner::start(
                     &opts("playback", up),
                     dev,

@@ -91,6 +91,35 @@ const SCALARS: &[Field] = &[
         Scale::One,
         "1 while the incoming mix is silent for the hold time.",
     ),
+    gauge(
+        "clockRatioPpm",
+        "izyrt_clock_ratio_ppm",
+        Scale::One,
+        "The client's estimate of the hub's clock against its device's, ppm (positive: the hub runs fast).",
+    ),
+    gauge(
+        "resampleRatio",
+        "izyrt_resample_ratio",
+        Scale::One,
+        "Hub frames played per device frame: the clock estimate plus any latency move.",
+    ),
+    gauge(
+        "locked",
+        "izyrt_clock_locked",
+        Scale::One,
+        "1 while the client's clock loop is locked to the hub's clock.",
+    ),
+    counter(
+        "concealedFrames",
+        "izyrt_speaker_concealed_frames_total",
+        "Frames of missing audio the speaker filled with a fading continuation.",
+    ),
+    gauge(
+        "latencyTargetFrames",
+        "izyrt_speaker_latency_target_frames",
+        Scale::One,
+        "Audio the client's clock loop keeps queued, frames (from measured packet lateness).",
+    ),
 ];
 
 const INCOMING: &[Field] = &[
@@ -179,6 +208,22 @@ const CONNECTIONS: &[Field] = &[
         "izyrt_connection_rtt_seconds",
         Scale::Milli,
         "Round-trip time measured on the connection.",
+    ),
+    gauge(
+        "driftPpm",
+        "izyrt_connection_drift_ppm",
+        Scale::One,
+        "Drift of the user's stream against the hub's clock, ppm (about 0 for a client that locks).",
+    ),
+    counter(
+        "trimmedFrames",
+        "izyrt_connection_trimmed_frames_total",
+        "Frames the hub trimmed from the user's input because its clock ran fast.",
+    ),
+    counter(
+        "concealedFrames",
+        "izyrt_connection_concealed_frames_total",
+        "Frames of the user's input the hub filled with a fading continuation.",
     ),
 ];
 
@@ -421,6 +466,11 @@ mod tests {
             "speakerScriptProcessorLatencyMS": 25.5,
             "speakerScriptProcessorIncomingBufferMisses": 3,
             "speakerSilenceDetected": false,
+            "clockRatioPpm": -12.5,
+            "resampleRatio": 0.9999875,
+            "locked": true,
+            "concealedFrames": 64,
+            "latencyTargetFrames": 160,
             "aggregatorStatus": "running",
             "micStatus": "green",
             "incomingAudioTracks": [
@@ -432,7 +482,9 @@ mod tests {
             "outgoingAudioTracks": [
                 { "track": 0, "to": "hub", "seq": 10, "packets": 11, "droppedPackets": 1 }
             ],
-            "connections": { "alice": { "connected": true, "rttMs": 12, "format": "f32" } },
+            "connections": { "alice": { "connected": true, "rttMs": 12, "format": "f32",
+                                        "driftPpm": 101.5, "trimmedFrames": 192,
+                                        "concealedFrames": null } },
             "mixeradminSharedState": { "alice": { "audioInputMetadata": {} } },
             "realtime": {
                 "izyrt-audio": { "policy": "SCHED_FIFO", "priority": 80, "p50Us": 12,
@@ -459,6 +511,16 @@ mod tests {
         assert!(t.contains("izyrt_aggregator_status{status=\"stopped\"} 0\n"));
         assert!(t.contains("izyrt_mic_status{status=\"green\"} 1\n"));
         assert!(t.contains("izyrt_mic_status{status=\"red\"} 0\n"));
+        // The clock lock.
+        assert!(t.contains("izyrt_clock_ratio_ppm -12.5\n"));
+        assert!(t.contains("izyrt_resample_ratio 0.9999875\n"));
+        assert!(t.contains("izyrt_clock_locked 1\n"));
+        assert!(t.contains("# TYPE izyrt_speaker_concealed_frames_total counter\n"));
+        assert!(t.contains("izyrt_speaker_concealed_frames_total 64\n"));
+        assert!(t.contains("izyrt_speaker_latency_target_frames 160\n"));
+        assert!(t.contains("izyrt_connection_drift_ppm{user=\"alice\"} 101.5\n"));
+        assert!(t.contains("izyrt_connection_trimmed_frames_total{user=\"alice\"} 192\n"));
+        assert!(!t.contains("izyrt_connection_concealed_frames_total{user=\"alice\"}"));
     }
 
     #[test]

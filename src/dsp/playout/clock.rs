@@ -14,7 +14,11 @@
 //! The loop is critically damped (ζ = 1). Its bandwidth is scheduled: wide while acquiring
 //! ([`ACQUIRE_HZ`]: a ±1000 ppm clock is followed within a few seconds, and the fill strays
 //! by well under a period while it is), narrow once locked ([`TRACK_HZ`]: the estimate's
-//! noise falls with the bandwidth, to a fraction of a ppm at a period of jitter).
+//! noise falls with the bandwidth, to a fraction of a ppm at a period of jitter). The
+//! estimate learns from an error bounded to half a millisecond, not while a latency move
+//! runs faster than 200 ppm, and not at all for half a second after a gap: on real hosts a stall of a few milliseconds and the burst after it
+//! swung an unguarded estimate by a thousand ppm (measured: +2000 ppm within a second of a
+//! stall, from a true −300).
 //!
 //! Latency moves ride on the same loop: when the buffer policy raises or lowers the target,
 //! the loop's setpoint travels to it at a speed bounded to ±[`MOVE_PPM`], and that speed is
@@ -28,7 +32,7 @@
 /// The smoothing of the fill measurement, s (one-pole low-pass).
 pub const FILL_SMOOTH_S: f64 = 0.1;
 /// Loop bandwidth while acquiring, Hz.
-pub const ACQUIRE_HZ: f64 = 0.25;
+pub const ACQUIRE_HZ: f64 = 0.2;
 /// Loop bandwidth once locked, Hz.
 pub const TRACK_HZ: f64 = 0.02;
 /// Seconds of acquisition before the bandwidth narrows.
@@ -40,6 +44,13 @@ pub const MOVE_PPM: f64 = 2000.0;
 /// How fast the setpoint approaches a new target, 1/s: 1 ms away it moves at 0.1 %,
 /// so a move starts and ends smoothly.
 const MOVE_GAIN: f64 = 1.0;
+/// The largest fill error, s, the clock estimate learns from.
+const LEARN_MAX_S: f64 = 0.5e-3;
+/// A latency move faster than this, ppm, holds the estimate's learning (the fill's error
+/// then is the move's, not the clocks').
+const LEARN_WHILE_MOVING_PPM: f64 = 200.0;
+/// Seconds after a gap during which the clock estimate does not learn.
+const HOLD_AFTER_GAP_S: f64 = 0.5;
 /// The fastest the ratio may change, ppm per second.
 pub const SLEW_PPM_PER_S: f64 = 4000.0;
 
@@ -74,6 +85,8 @@ pub struct ClockLock {
     elapsed: f64,
     /// Seconds the error has stayed within half a period, once tracking.
     settled: f64,
+    /// The estimate does not learn before this (seconds since start): set after a gap.
+    hold_until: f64,
 }
 
 impl ClockLock {
@@ -87,6 +100,7 @@ impl ClockLock {
             out: 0.0,
             elapsed: 0.0,
             settled: 0.0,
+            hold_until: 0.0,
         }
     }
 
@@ -115,12 +129,22 @@ impl ClockLock {
         // that speed is played directly (feed-forward): the loop itself only ever sees
         // the small error of following it, so a latency move leaves the clock estimate
         // alone.
-        let max_speed = MOVE_PPM * 1e-6 * self.rate;
+        // (The setpoint moves at most at three quarters of the bound, so the loop keeps room
+        // to correct while it follows.)
+        let max_speed = 0.75 * MOVE_PPM * 1e-6 * self.rate;
         let set = self.setpoint.get_or_insert(target);
         let speed = ((target - *set) * MOVE_GAIN).clamp(-max_speed, max_speed);
         *set += speed * dt;
         let e = (*smooth - *set) / self.rate;
-        self.drift = (self.drift + ki * e * dt).clamp(-RANGE_PPM * 1e-6, RANGE_PPM * 1e-6);
+        // The estimate learns only from undisturbed periods, and from a bounded error: a
+        // stall and the burst after it say nothing about the clocks, and one of a few
+        // milliseconds would otherwise swing the estimate by a thousand ppm while the loop
+        // is wide.
+        let moving = speed.abs() / self.rate > LEARN_WHILE_MOVING_PPM * 1e-6;
+        if self.elapsed >= self.hold_until && !moving {
+            let learn = e.clamp(-LEARN_MAX_S, LEARN_MAX_S);
+            self.drift = (self.drift + ki * learn * dt).clamp(-RANGE_PPM * 1e-6, RANGE_PPM * 1e-6);
+        }
         let bound = MOVE_PPM * 1e-6;
         let want = self.drift + (kp * e - speed / self.rate).clamp(-bound, bound);
         let slew = SLEW_PPM_PER_S * 1e-6 * dt;
@@ -151,9 +175,11 @@ impl ClockLock {
     /// the policy decides whether the depth stays (it measured the lateness that caused
     /// it) or drains smoothly. RT-safe.
     pub fn shift(&mut self, frames: f64) {
-        if !frames.is_finite() {
+        if !frames.is_finite() || frames == 0.0 {
             return;
         }
+        // The stall behind it, and the burst that follows, are not the clocks' doing.
+        self.hold_until = self.elapsed + HOLD_AFTER_GAP_S;
         if let Some(s) = &mut self.setpoint {
             *s += frames;
         }

@@ -208,6 +208,18 @@ impl Playout {
         PullResult::Played
     }
 
+    /// The device skipped `frames` of stream time (an xrun): they will never be pulled, so
+    /// the audio queued for them is not a sign of a fast hub. The clock loop takes it as a
+    /// shift of its setpoint, and the policy's target then drains it as a latency move
+    /// (played slightly faster), not learned as drift.
+    ///
+    /// Runs on: the RT audio thread. Must not: allocate, lock, block.
+    pub fn device_skipped(&mut self, frames: u64) {
+        if self.playing {
+            self.clock.shift(frames as f64);
+        }
+    }
+
     /// Forgets the stream (the hub input stopped): the next one primes afresh and fades
     /// in. The clock estimate is kept (the same two clocks). RT-safe.
     pub fn reset(&mut self) {
@@ -278,5 +290,52 @@ impl Playout {
     /// The largest packet lateness seen, ms.
     pub fn worst_lateness_ms(&self) -> f64 {
         self.policy.worst_lateness_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 60 s at exact rates with a 20 ms device xrun at 20 s (packets keep coming, 15 pulls
+    /// never happen); returns the clock estimate at the end, the largest one after the
+    /// xrun, and the frames dropped.
+    fn xrun(told: bool) -> (f64, f64, u64) {
+        let mut p = Playout::new(PlayoutConfig {
+            ring: JitterConfig {
+                channels: 1,
+                ..JitterConfig::default()
+            },
+            rate: 48_000,
+            pull_frames: 64,
+        })
+        .unwrap();
+        let mut out = [0.0f32; 64];
+        let period_ns = 64.0 * 1e9 / 48_000.0;
+        let mut worst: f64 = 0.0;
+        for i in 0..45_000u64 {
+            p.push_at(i * 64, &[0.25; 64], (i as f64 * period_ns) as u64);
+            if (15_000..15_015).contains(&i) {
+                if told && i == 15_014 {
+                    p.device_skipped(15 * 64);
+                }
+                continue;
+            }
+            p.pull(&mut out);
+            if i > 15_000 {
+                worst = worst.max(p.clock_ppm().abs());
+            }
+        }
+        (p.clock_ppm(), worst, p.dropped_frames())
+    }
+
+    #[test]
+    fn a_device_xrun_is_drained_as_latency_not_learned_as_drift() {
+        let (end, worst, dropped) = xrun(true);
+        assert!(end.abs() < 10.0 && worst < 20.0, "{end} {worst}");
+        assert_eq!(dropped, 0);
+        // Control: untold, the same xrun looks like a fast hub for a while.
+        let (_, worst, _) = xrun(false);
+        assert!(worst > 50.0, "{worst}");
     }
 }
