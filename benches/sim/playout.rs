@@ -143,7 +143,7 @@ pub fn run(s: &Scenario) -> Outcome {
             playout.push_at(k * u64::from(P), &packet, (next.0 * 1e9) as u64);
             next = (arrival(k + 1, &mut rng, &mut last_arrival), k + 1);
         }
-        let r = playout.pull(&mut out);
+        let r = playout.pull_at(&mut out, (now * 1e9) as u64);
         if matches!(r, PullResult::Miss { .. }) {
             o.misses += 1;
             if o.lock_s.is_some() {

@@ -289,13 +289,13 @@ impl PlaybackHalf {
             Some(interp) => {
                 let wire_len = (out.len() / interp.ratio() as usize).min(self.wire.len());
                 let wire = &mut self.wire[..wire_len];
-                self.playout.pull(wire);
+                self.playout.pull_at(wire, now_ns());
                 if interp.process(wire, out).is_err() {
                     out.fill(0.0);
                 }
             }
             None => {
-                self.playout.pull(out);
+                self.playout.pull_at(out, now_ns());
             }
         }
         let s = &self.stats;

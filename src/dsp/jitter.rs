@@ -293,6 +293,10 @@ pub struct PushResult {
     /// Frames dropped to make room (buffer full): older frames held, and the oldest
     /// frames of a packet larger than the whole ring.
     pub evicted: u64,
+    /// Positions a dry buffer jumped over to resume at this packet (the sender skipped
+    /// ahead, or the packets between were lost): their time was already played as
+    /// concealment, and their audio will never be queued.
+    pub skipped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +378,11 @@ pub struct JitterBuffer {
     pulls: u64,
     /// The buffer ran dry.
     dry_at: Option<u64>,
+    /// For a reader that steers the depth itself ([`take`](Self::take)): frames it wanted
+    /// past the newest frame since it last ran dry, the time already played as
+    /// concealment, which is all a skip ahead of the stream may cover (`None`: the
+    /// buffer's own policy reads it with `pull`, and rebuffers to its target instead).
+    dry_frames: Option<u64>,
     /// The target grew.
     grew_at: Option<u64>,
     /// The steady rule dropped a period.
@@ -507,6 +516,7 @@ impl JitterBuffer {
             rebuffer_burst: false,
             pulls: 0,
             dry_at: None,
+            dry_frames: None,
             grew_at: None,
             dropped_at: None,
             window_scale: 1,
@@ -552,9 +562,18 @@ impl JitterBuffer {
             // its stream on): the skipped span's time has passed here already, as the
             // rebuffering pulls' silence. Playing it again as a hole would be the same
             // loss twice, and the stream a span later for good. And this dry spell was
-            // lost audio, not lateness: it does not count towards "dry again".
-            self.read = position;
-            self.end = position;
+            // lost audio, not lateness: it does not count towards "dry again". For a
+            // reader that steers the depth itself, only the time it already played dry
+            // covers the span: the rest is a hole still ahead, concealed when the reader
+            // gets there, so that a lost packet costs it no latency (jumping the whole
+            // span would eat its cushion; `pull` rebuffers to its target instead).
+            let span = position - self.read;
+            result.skipped = self.dry_frames.map_or(span, |dry| span.min(dry));
+            self.read += result.skipped;
+            self.end = self.read;
+            if let Some(dry) = &mut self.dry_frames {
+                *dry = 0;
+            }
             self.dry_at = None;
         }
         self.largest_packet = self.largest_packet.max(frames);
@@ -778,8 +797,9 @@ impl JitterBuffer {
     /// moves the read point past them; holes are silent and reported by
     /// [`gap`](Self::gap) together with the frames not copied. Returns the frames read.
     /// A buffer read beyond its newest frame is marked dry, so that a sender that skips
-    /// ahead meanwhile resumes at its new position (as after running dry in
-    /// [`pull_at`](Self::pull_at)).
+    /// ahead meanwhile resumes further on, by at most the frames read dry: the time
+    /// already concealed covers that much of the skipped span, and the rest stays a hole
+    /// to conceal (reported in [`PushResult::skipped`]).
     ///
     /// Runs on: the RT audio thread. Must not: allocate, lock, block (any `out` length).
     ///
@@ -809,9 +829,12 @@ impl JitterBuffer {
         // stream that skips ahead meanwhile resumes at its new position. A buffer that was
         // merely emptied stays playing, so that a packet lost before the next one is a
         // hole to conceal, not a skip.
+        let dry = self.dry_frames.get_or_insert(0);
         self.state = if got < frames {
+            *dry += frames - got;
             State::Rebuffering
         } else {
+            *dry = 0;
             State::Playing
         };
         got
@@ -960,6 +983,9 @@ impl JitterBuffer {
     pub fn reset(&mut self) {
         self.discard_quietly(self.end - self.read);
         self.state = State::Idle;
+        if let Some(dry) = &mut self.dry_frames {
+            *dry = 0;
+        }
         self.steady = 0;
         self.over = 0;
         self.forget_marks();
@@ -1629,6 +1655,24 @@ mod tests {
         assert_eq!(r, PullResult::Played);
         assert_eq!(out, packet(12, 4));
         assert_eq!(jb.misses(), 0);
+    }
+
+    #[test]
+    fn a_taking_reader_skips_only_the_span_it_already_played_dry() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        jb.push(0, &packet(0, 8));
+        let mut out = vec![0.0; 2 * 8];
+        assert_eq!(jb.take(&mut out), 8);
+        // Dry by 3 frames, then the stream resumes 8 frames on (a lost packet).
+        let mut out = vec![0.0; 2 * 3];
+        assert_eq!(jb.take(&mut out), 0);
+        let r = jb.push(16, &packet(16, 4));
+        assert_eq!(r.skipped, 3, "{r:?}");
+        // The 5 lost frames the dry reads did not cover are a hole ahead, then the audio.
+        let mut out = vec![9.0; 2 * 9];
+        assert_eq!(jb.take(&mut out), 9);
+        assert_eq!(jb.gap(), Some(0..5));
+        assert_eq!(out[10..], packet(16, 4)[..]);
     }
 
     #[test]

@@ -132,7 +132,9 @@ impl ClockLock {
         // (The setpoint moves at most at three quarters of the bound, so the loop keeps room
         // to correct while it follows.)
         let max_speed = 0.75 * MOVE_PPM * 1e-6 * self.rate;
-        let set = self.setpoint.get_or_insert(target);
+        // A (re)start holds the fill it finds and travels to the target from there (a
+        // priming burst read as drift would wind the estimate up the wrong way).
+        let set = self.setpoint.get_or_insert(*smooth);
         let speed = ((target - *set) * MOVE_GAIN).clamp(-max_speed, max_speed);
         *set += speed * dt;
         let e = (*smooth - *set) / self.rate;

@@ -101,6 +101,10 @@ pub struct Playout {
     playing: bool,
     misses: u64,
     trim_above: u64,
+    /// The newest packet: when it arrived (monotonic ns), its frames, and the stream
+    /// position it ends at (see [`Playout::pull_at`]).
+    newest: (u64, u64, u64),
+    rate: f64,
 }
 
 impl Playout {
@@ -114,7 +118,10 @@ impl Playout {
         let pull = cfg.pull_frames.max(1);
         // The most one pull can need: a period at the fastest ratio, and the filter's reach.
         let most = pull as usize * 2 + 64;
-        let margin = pull / 2;
+        // The loop holds the fill as it would stand just before the next packet arrives
+        // (see `pull_at`), so the margin covers only what that model misses: arrival
+        // timestamps taken a little late, a pull a little early.
+        let margin = pull / 4;
         Ok(Playout {
             ring,
             policy: LatencyPolicy::new(PolicyConfig {
@@ -132,6 +139,8 @@ impl Playout {
             playing: false,
             misses: 0,
             trim_above: u64::from(cfg.ring.max_target_frames) + u64::from(cfg.ring.slack_frames),
+            newest: (0, 0, 0),
+            rate: f64::from(cfg.rate.max(1)),
         })
     }
 
@@ -141,7 +150,18 @@ impl Playout {
     /// Runs on: the RT audio thread, once per packet. Must not: allocate, lock, block.
     pub fn push_at(&mut self, position: u64, samples: &[f32], arrival_ns: u64) -> PushResult {
         let r = self.ring.push_at(position, samples, arrival_ns);
+        // A dry ring that resumed further on: the frames concealed while it was dry were
+        // taken as a lateness the stream would bring back (`ClockLock::shift`); those the
+        // skip covers never come back. Without this, every lost packet would leave the
+        // loop steering for a fill it cannot reach, running dry again and again.
+        if self.playing && r.skipped > 0 {
+            self.clock.shift(-(r.skipped as f64));
+        }
         let frames = (samples.len() / self.ch) as u32;
+        let end = position.saturating_add(u64::from(frames));
+        if frames > 0 && end > self.newest.2 {
+            self.newest = (arrival_ns, u64::from(frames), end);
+        }
         if frames > 0 {
             self.policy
                 .on_packet(position, frames, arrival_ns, self.clock.clock_ppm());
@@ -156,6 +176,26 @@ impl Playout {
     /// Runs on: the RT audio thread, once per device period. Must not: allocate, lock,
     /// block or panic (any `out` length is served frame by frame).
     pub fn pull(&mut self, out: &mut [f32]) -> PullResult {
+        self.pull_at(out, u64::MAX)
+    }
+
+    /// [`pull`](Self::pull) at `now_ns` (the monotonic clock of
+    /// [`push_at`](Self::push_at)'s arrivals), which lets the clock loop see the fill
+    /// independently of where the packets fall between pulls.
+    ///
+    /// Why: the fill read at a pull is a sawtooth sampled at a fixed phase. When the two
+    /// clocks are close, that phase creeps, and when a packet's arrival crosses the pull
+    /// instant the reading steps by a whole packet. A loop that held the reading at the
+    /// target would, at every crossing towards later arrivals (every 4.4 s at −300 ppm
+    /// with 64-frame packets), find a packet less than it counted on: a miss. So the loop
+    /// holds the fill as it will stand just before the next packet lands: the reading,
+    /// less the part of the newest packet that the time until the next arrival has not
+    /// yet earned. That figure is continuous through a crossing. `u64::MAX`: no
+    /// timestamps (the reading is used as it is).
+    ///
+    /// Runs on: the RT audio thread, once per device period. Must not: allocate, lock,
+    /// block or panic.
+    pub fn pull_at(&mut self, out: &mut [f32], now_ns: u64) -> PullResult {
         let frames = out.len() / self.ch;
         let target = u64::from(self.policy.target_frames());
         if !self.playing {
@@ -172,7 +212,7 @@ impl Playout {
         if depth > self.trim_above {
             self.ring.trim(depth - target);
         }
-        let fill = self.fill_frames();
+        let fill = self.fill_frames() - self.unearned_frames(now_ns);
         let step = self.clock.update(
             fill,
             target as f64,
@@ -208,6 +248,19 @@ impl Playout {
         PullResult::Played
     }
 
+    /// The part of the newest packet that counts as not yet arrived at `now_ns`: all of it
+    /// the instant it lands, none of it a packet's duration later (see
+    /// [`pull_at`](Self::pull_at)).
+    fn unearned_frames(&self, now_ns: u64) -> f64 {
+        let (at, frames, _) = self.newest;
+        if now_ns == u64::MAX || frames == 0 {
+            return 0.0;
+        }
+        let span_ns = frames as f64 / self.rate * 1e9;
+        let age = now_ns.saturating_sub(at) as f64;
+        frames as f64 * (1.0 - age / span_ns).clamp(0.0, 1.0)
+    }
+
     /// The device skipped `frames` of stream time (an xrun): they will never be pulled, so
     /// the audio queued for them is not a sign of a fast hub. The clock loop takes it as a
     /// shift of its setpoint, and the policy's target then drains it as a latency move
@@ -229,6 +282,7 @@ impl Playout {
         self.clock.reset();
         self.policy.restart();
         self.playing = false;
+        self.newest = (0, 0, 0);
     }
 
     /// Hub frames queued: the ring's depth plus what the resampler holds.

@@ -1,0 +1,169 @@
+//! What a listener hears while the client's playout changes its latency or loses a packet,
+//! judged by the independent measure (`izyrt::measure::tone_glitches`, the `izyrt
+//! glitches` command's) on the recorded output: a forced buffer grow, a forced shrink and a
+//! withheld packet must each leave no step and no hole.
+//!
+//! The run is scripted, not random, and has no sockets or scheduler: the real
+//! [`Playout`] is fed a 441 Hz tone from a hub whose clock is `ppm` away, pulled on an
+//! exact device clock, and every period it plays is recorded.
+//!
+//! - 0–10 s: packets arrive 0.5 ms after they are sent.
+//! - 10–20 s: every fourth packet is late, by 0.5 ms more each second, to 5 ms (the target
+//!   must grow, by playing slower; a lateness that outruns the cushion is concealed);
+//! - from 20 s: the delay is 0.5 ms again; the late blocks age out of the policy's 32 s
+//!   window, and the target must fall, by playing faster;
+//! - at 65 s: one packet never arrives (concealed, then spliced back).
+
+use izyrt::dsp::jitter::{JitterConfig, PullResult};
+use izyrt::dsp::playout::{Playout, PlayoutConfig};
+use izyrt::measure::{GlitchConfig, tone_glitches};
+
+const P: u32 = 64;
+const RATE: f64 = 48_000.0;
+const SECS: f64 = 70.0;
+const WITHHELD_AT_S: f64 = 65.0;
+
+fn tone(pos: u64) -> f32 {
+    let phase = (pos % 48_000) as f64 * 441.0 / RATE;
+    (0.25 * (2.0 * std::f64::consts::PI * phase).sin()) as f32
+}
+
+/// Packet `k`, sent at `t_send` s: its delay, s. From 10 to 20 s every fourth packet is
+/// late by 0.5 ms more each second (jitter: a constant delay is not lateness).
+fn delay(k: u64, t_send: f64) -> f64 {
+    if (10.0..20.0).contains(&t_send) && k % 4 == 0 {
+        0.0005 + 0.0005 * (t_send - 9.0).floor()
+    } else {
+        0.0005
+    }
+}
+
+struct Run {
+    recording: Vec<f32>,
+    target_at_9s: u32,
+    target_at_19s: u32,
+    target_at_64s: u32,
+    concealed_before_withheld: u64,
+    concealed_after_withheld: u64,
+    misses: u64,
+    dropped: u64,
+}
+
+fn run(ppm: f64) -> Run {
+    let mut playout = Playout::new(PlayoutConfig {
+        ring: JitterConfig {
+            channels: 1,
+            period_frames: P,
+            capacity_frames: P * 40,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: P * 32,
+            slack_frames: P * 4,
+            ..JitterConfig::default()
+        },
+        rate: RATE as u32,
+        pull_frames: P,
+    })
+    .expect("playout");
+    let hub_period = f64::from(P) / (RATE * (1.0 + ppm * 1e-6));
+    let dev_period = f64::from(P) / RATE;
+    let withheld = (WITHHELD_AT_S / hub_period) as u64;
+    let mut packet = vec![0.0f32; P as usize];
+    let mut out = vec![0.0f32; P as usize];
+    let mut r = Run {
+        recording: Vec::new(),
+        target_at_9s: 0,
+        target_at_19s: 0,
+        target_at_64s: 0,
+        concealed_before_withheld: 0,
+        concealed_after_withheld: 0,
+        misses: 0,
+        dropped: 0,
+    };
+    // TCP keeps order: a packet never arrives before the one sent before it.
+    let arrival = |k: u64, last: f64| -> f64 {
+        let sent = k as f64 * hub_period;
+        (sent + delay(k, sent)).max(last)
+    };
+    let mut next = (arrival(0, 0.0), 0u64);
+    let pulls = (SECS / dev_period) as u64;
+    for j in 0..pulls {
+        let now = j as f64 * dev_period;
+        while next.0 <= now {
+            let k = next.1;
+            if k != withheld {
+                for (i, x) in packet.iter_mut().enumerate() {
+                    *x = tone(k * u64::from(P) + i as u64);
+                }
+                playout.push_at(k * u64::from(P), &packet, (next.0 * 1e9) as u64);
+            }
+            next = (arrival(k + 1, next.0), k + 1);
+        }
+        let played = playout.pull_at(&mut out, (now * 1e9) as u64);
+        if matches!(played, PullResult::Miss { .. }) {
+            r.misses += 1;
+        }
+        if played != PullResult::Priming {
+            r.recording.extend_from_slice(&out);
+        }
+        let at = |s: f64| j == (s / dev_period) as u64;
+        if at(9.0) {
+            r.target_at_9s = playout.target_frames();
+        }
+        if at(19.0) {
+            r.target_at_19s = playout.target_frames();
+        }
+        if at(64.0) {
+            r.target_at_64s = playout.target_frames();
+            r.concealed_before_withheld = playout.concealed_frames();
+        }
+    }
+    r.concealed_after_withheld = playout.concealed_frames();
+    r.dropped = playout.dropped_frames();
+    r
+}
+
+#[test]
+fn a_forced_grow_a_forced_shrink_and_a_withheld_packet_leave_no_step_and_no_hole() {
+    for ppm in [0.0, 300.0, -300.0] {
+        let r = run(ppm);
+        // The script did what it says: the target grew by most of the 5 ms climb, fell
+        // back, and the withheld packet was concealed.
+        let ms = |frames: u32| f64::from(frames) / RATE * 1e3;
+        let (t9, t19, t64) = (ms(r.target_at_9s), ms(r.target_at_19s), ms(r.target_at_64s));
+        assert!(
+            t19 >= t9 + 4.0,
+            "{ppm} ppm: target {t9:.2} ms → {t19:.2} ms"
+        );
+        assert!(
+            t64 <= t19 - 4.0,
+            "{ppm} ppm: target {t19:.2} ms → {t64:.2} ms"
+        );
+        assert!(
+            r.concealed_after_withheld > r.concealed_before_withheld,
+            "{ppm} ppm: the withheld packet was not concealed"
+        );
+        assert_eq!(r.dropped, 0, "{ppm} ppm: frames dropped");
+        let report = tone_glitches(
+            &r.recording,
+            1,
+            RATE as u32,
+            &GlitchConfig {
+                freq_hz: Some(441.0),
+                ..GlitchConfig::default()
+            },
+        )
+        .expect("a tone");
+        assert!(
+            report.seconds() > SECS - 5.0,
+            "{ppm} ppm: only {:.1} s of tone judged",
+            report.seconds()
+        );
+        assert_eq!(
+            (report.steps, report.holes, report.events.len()),
+            (0, 0, 0),
+            "{ppm} ppm ({} misses): {report}",
+            r.misses
+        );
+    }
+}
