@@ -105,6 +105,23 @@ fn get_metrics_json_is_the_snapshot_with_every_key() {
 }
 
 #[test]
+fn the_originals_double_slash_path_is_served_the_same_snapshot() {
+    let (cell, handle) = start();
+    let mut snap = default_snapshot();
+    snap["aggregatorStatus"] = json!("running");
+    cell.publish(snap.clone());
+    let r = get(handle.local_addr(), "//service/mixeradminclient?getMetrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), snap);
+    assert_eq!(
+        get(handle.local_addr(), "//service/other?getMetrics").status,
+        404
+    );
+    handle.stop();
+}
+
+#[test]
 fn a_published_snapshot_is_served_next() {
     let (cell, handle) = start();
     let mut snap = default_snapshot();

@@ -67,6 +67,35 @@ fn hub_and_peer_on_alsa_devices() {
 }
 
 #[test]
+fn every_role_on_a_sound_server_pcm_says_which_device_to_use() {
+    alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
+    let _lock = alsa_env::serial();
+    let Some(_jackd) = JackServer::start(48_000, 256) else {
+        return;
+    };
+    let alsa = ["--period", "256", "--periods", "4"];
+    let (mut hub, addr, _) = hub(&[&["--device", "izyrt_play"][..], &alsa].concat());
+    let (mut alice, _) = peer(addr, "alice", "izyrt_jack", &alsa);
+    let (bob, bob_metrics) = peer(addr, "bob", "virtual", &alsa);
+    // The ALSA `jack` PCM goes through a sound server: the peer and the hub say so, name
+    // the reason and the fix (no sound card here: `izyrt devices`). One shared line.
+    for (p, device) in [(&mut alice, "izyrt_jack"), (&mut hub, "izyrt_play")] {
+        let line = p.wait_line("warning:", SECS(20));
+        assert!(
+            line.contains(&format!("device {device} is not a direct sound card"))
+                && line.contains("goes through the JACK sound server")
+                && line.contains("izyrt devices"),
+            "{line}"
+        );
+    }
+    // A direct device (here `virtual`) gets none.
+    wait_for("bob running", SECS(20), || {
+        (metrics(bob_metrics)["aggregatorStatus"] == "running").then_some(())
+    });
+    assert!(!bob.output().contains("warning:"), "{}", bob.output());
+}
+
+#[test]
 fn latency_through_a_loopback_cable() {
     alsa_env::use_alsa_config(alsa_env::JACK_PCMS);
     let _lock = alsa_env::serial();

@@ -31,6 +31,13 @@ pub struct DevArgs {
     /// Where the embedded hub listens (default 127.0.0.1 on a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Decimate the capture by this ratio before sending (`downsampleRatio`; equal to
+    /// `--upsample-ratio` on one duplex device).
+    #[arg(long = "downsample-ratio", value_name = "N")]
+    pub downsample_ratio: Option<u32>,
+    /// Interpolate the mix by this ratio before playing (`upsampleRatio`).
+    #[arg(long = "upsample-ratio", value_name = "N")]
+    pub upsample_ratio: Option<u32>,
     /// Options every role takes.
     #[command(flatten)]
     pub role: RoleArgs,
@@ -45,6 +52,8 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
     let device = role
         .device("--device", args.device.as_deref(), "device", None)?
         .ok_or_else(|| CliError::Usage("--device is required for dev mode".into()))?;
+    let down = super::peer::ratio(&role, "downsampleRatio", args.downsample_ratio)?;
+    let up = super::peer::ratio(&role, "upsampleRatio", args.upsample_ratio)?;
     let listen = resolve_addr("--listen", args.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
     let mut hub_cfg = HubConfig::new(listen);
     hub_cfg.settings = role.settings.clone();
@@ -59,6 +68,8 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
     cfg.qos_interval_ms = 100;
     cfg.token = role.token.clone();
     cfg.settings = role.settings.clone();
+    cfg.downsample_ratio = down;
+    cfg.upsample_ratio = up;
     let client = match Client::start(cfg) {
         Ok(c) => c,
         Err(e) => {
@@ -66,6 +77,7 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
             return Err(client_error(e));
         }
     };
+    super::peer::warn_devices(&client);
     eprintln!(
         "dev mode:  hub on {}, peer \"dev\" hears the full mix",
         hub.local_addr()

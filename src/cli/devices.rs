@@ -1,4 +1,5 @@
-//! `izyrt devices [--json]`: the devices izyrt can open: ALSA cards first (`hw:X,Y` with
+//! `izyrt devices [--json]` (also `izyrt getaudiodevices`, the original's name): the
+//! devices izyrt can open: ALSA cards first (`hw:X,Y` and the stable `hw:CARD=<id>,DEV=<n>`, with
 //! the channels, rates, periods and formats each direction accepts), then the other PCMs
 //! the ALSA configuration names, flagged when they go through a sound server or plugin,
 //! then the built-in `virtual` device and the native JACK client.
@@ -158,7 +159,9 @@ fn alsa_text(s: &mut String, l: &crate::device::alsa::Listing) {
         }
     }
 
-    s.push_str("ALSA sound cards:\n");
+    s.push_str(
+        "ALSA sound cards (hw:X,Y changes when USB cards are replugged; hw:CARD=<id>,DEV=<n> does not):\n",
+    );
     if let Some(why) = &l.no_cards {
         s.push_str(&format!("  none: {why}\n"));
     }
@@ -171,7 +174,7 @@ fn alsa_text(s: &mut String, l: &crate::device::alsa::Listing) {
             s.push_str("    no PCM devices\n");
         }
         for d in &card.devices {
-            s.push_str(&format!("    {:<8} {}\n", d.pcm, d.name));
+            s.push_str(&format!("    {:<8} {:<22} {}\n", d.pcm, d.stable, d.name));
             if let Some(p) = &d.playback {
                 s.push_str(&format!("      playback: {}\n", probe_line(p)));
             }

@@ -189,6 +189,10 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
         eprintln!("source:    {} (looping)", f.display());
     }
     eprintln!("rt:        {}", hub.mixer_status().report);
+    super::sound_server::warn(
+        &hub.mixer_status().obtained,
+        crate::device::Direction::Playback,
+    );
     let metrics = serve::start_metrics(role.metrics, hub.snapshot())?;
     let ended = serve::wait(|| hub.has_failed(), || {});
     let result = hub.stop();

@@ -15,6 +15,8 @@ pub mod record;
 mod role_args;
 mod rt_session;
 mod serve;
+mod sound_server;
+mod source;
 pub mod thru;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +42,7 @@ pub enum Command {
     /// Decode a streamproto1 byte stream and print one JSON object per frame.
     Dump(dump::DumpArgs),
     /// List capture and playback devices: ALSA cards first, sound-server PCMs flagged.
+    #[command(visible_alias = "getaudiodevices")]
     Devices(devices::DevicesArgs),
     /// Play a WAV file on a device through the engine's RT path.
     Play(play::PlayArgs),
@@ -51,6 +54,8 @@ pub enum Command {
     Peer(peer::PeerArgs),
     /// Run a mixeradmin monitor: receive the hub's full mix and METADATA.
     Monitor(peer::MonitorArgs),
+    /// Stream a WAV file to a hub as the `source` role, paced in real time.
+    Source(source::SourceArgs),
     /// Measure the round trip capture → hub (loopback mix) → playback.
     Latency(latency::LatencyArgs),
     /// Copy a duplex device's capture straight to its playback (a device's latency floor).
@@ -101,6 +106,7 @@ pub fn main() -> i32 {
         Some(Command::Hub(args)) => hub::run(&args),
         Some(Command::Peer(args)) => peer::run_peer(&args),
         Some(Command::Monitor(args)) => peer::run_monitor(&args),
+        Some(Command::Source(args)) => source::run(&args),
         Some(Command::Latency(args)) => latency::run(&args),
         Some(Command::Thru(args)) => thru::run(&args),
         Some(Command::Glitches(args)) => glitches::run(&args),

@@ -79,6 +79,10 @@ pub struct MonitorArgs {
     /// Play the mix on this device (default: `virtual`, which only meters it).
     #[arg(long, value_name = "DEV", env = "IZYRT_DEVICE")]
     pub device: Option<String>,
+    /// Interpolate the mix by this ratio before playing (`upsampleRatio`; the device then
+    /// runs at rate × ratio).
+    #[arg(long = "upsample-ratio", value_name = "N")]
+    pub upsample_ratio: Option<u32>,
     /// Record the mix into this WAV file.
     #[arg(long, value_name = "WAV")]
     pub record: Option<std::path::PathBuf>,
@@ -120,6 +124,20 @@ fn base(
     cfg.token = role.token.clone();
     cfg.settings = role.settings.clone();
     Ok(cfg)
+}
+
+/// The seed's `downsampleRatio` or `upsampleRatio` (`key`): the flag (or its `IZYRT_*`
+/// variable), else the config file, else 1; 1..=16. Peer, monitor and dev mode share it.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the option, the value and the range.
+pub(super) fn ratio(
+    role: &super::role_args::Role,
+    key: &str,
+    flag: Option<u32>,
+) -> Result<u32, CliError> {
+    let usage = |e: crate::config::ConfigError| CliError::Usage(e.to_string());
+    pick(key, flag, role.file.u32(key).map_err(usage)?, 1, 1..=16).map_err(usage)
 }
 
 /// Builds a peer's configuration.
@@ -176,22 +194,8 @@ pub(super) fn peer_config(
         Some(m) => Some(m.mix()),
         None => file_mix(&role)?,
     };
-    cfg.downsample_ratio = pick(
-        "downsampleRatio",
-        args.downsample_ratio,
-        role.file.u32("downsampleRatio").map_err(usage)?,
-        1,
-        1..=16,
-    )
-    .map_err(usage)?;
-    cfg.upsample_ratio = pick(
-        "upsampleRatio",
-        args.upsample_ratio,
-        role.file.u32("upsampleRatio").map_err(usage)?,
-        1,
-        1..=16,
-    )
-    .map_err(usage)?;
+    cfg.downsample_ratio = ratio(&role, "downsampleRatio", args.downsample_ratio)?;
+    cfg.upsample_ratio = ratio(&role, "upsampleRatio", args.upsample_ratio)?;
     cfg.record = args.record.clone();
     cfg.record_capture = args.record_capture.clone();
     cfg.format = match args.format {
@@ -233,8 +237,16 @@ pub fn run_monitor(args: &MonitorArgs) -> Result<i32, CliError> {
     let monitor = ClientConfig::monitor(cfg.hub, &cfg.user, device);
     cfg.role = monitor.role;
     cfg.mix = monitor.mix;
+    cfg.upsample_ratio = ratio(&role, "upsampleRatio", args.upsample_ratio)?;
     cfg.record = args.record.clone();
     run_client(cfg, role)
+}
+
+/// The sound-server warning for each of a client's devices (peer, monitor, dev mode).
+pub(super) fn warn_devices(client: &Client) {
+    for (dir, o) in client.devices() {
+        super::sound_server::warn(&o, dir);
+    }
 }
 
 pub(super) fn client_error(e: ClientError) -> CliError {
@@ -251,6 +263,7 @@ fn run_client(cfg: ClientConfig, role: super::role_args::Role) -> Result<i32, Cl
         cfg.hub, cfg.user, cfg.settings.rate, cfg.settings.channels, cfg.settings.period
     );
     let client = Client::start(cfg).map_err(client_error)?;
+    warn_devices(&client);
     eprintln!("client:    connecting to {what}");
     let metrics = serve::start_metrics(role.metrics, client.snapshot())?;
     let _ = serve::wait(|| client.has_ended(), || {});

@@ -347,9 +347,7 @@ fn print_obtained(dir: Direction, o: &Obtained, report: &RtReport) {
         ms(o.buffer_frames, o.rate),
         o.buffer_frames / o.period_frames.max(1)
     );
-    if let Some(why) = &o.sound_server {
-        eprintln!("warning:   {why}");
-    }
+    super::sound_server::warn(o, dir);
     match &report.refused {
         Some(why) => eprintln!("rt:        {report} (realtime refused: {why})"),
         None => eprintln!("rt:        {report}"),

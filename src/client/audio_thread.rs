@@ -15,8 +15,9 @@
 //!   (`dsp::playout`: jitter ring, clock loop, resampler, concealment), pull one period at
 //!   the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
 //!   follows DESIGN.md: it is reset while the speaker is silent (the meter's hold time
-//!   elapsed), and the whole buffer is reset when the net thread reports that the hub
-//!   input stopped (connection lost).
+//!   elapsed) and while the net thread reports the hub input stopped on a live
+//!   connection (the mix's seq stalled beyond the latency threshold), and the whole buffer
+//!   is reset when the connection is lost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,8 +100,14 @@ pub struct CaptureLock {
 /// A command from the net thread to the playback half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaybackCommand {
-    /// The hub input stopped: forget the buffered stream (and its misses).
+    /// The connection was lost: forget the buffered stream (and its misses).
     Reset,
+    /// The mix stalled on a live connection (its seq has not advanced for the latency
+    /// threshold): the misses are reset and held at 0 until it runs again, as when the
+    /// connection is lost; the buffered stream is kept.
+    InputStopped,
+    /// The mix advances again.
+    InputRunning,
 }
 
 /// The capture half.
@@ -233,6 +240,8 @@ pub struct PlaybackHalf {
     pub device: Option<Arc<DeviceCounters>>,
     /// `lost_frames` already told to the playout.
     pub lost_seen: u64,
+    /// The hub input stopped (a stall on a live connection): misses are held at 0.
+    pub input_stopped: bool,
 }
 
 /// A full-scale click on every channel every `every` frames, from frame 0.
@@ -263,10 +272,17 @@ impl PlaybackHalf {
     /// Runs on: the RT audio thread, once per playback period. Must not: allocate, lock,
     /// block (it pops the net thread's pipe and publishes atomics).
     pub fn play(&mut self, out: &mut [f32]) {
-        while let Ok(PlaybackCommand::Reset) = self.commands.pop() {
-            self.playout.reset();
-            self.playout.reset_misses();
-            self.input.clear();
+        while let Ok(command) = self.commands.pop() {
+            match command {
+                PlaybackCommand::Reset => {
+                    self.playout.reset();
+                    self.playout.reset_misses();
+                    self.input.clear();
+                    self.input_stopped = false;
+                }
+                PlaybackCommand::InputStopped => self.input_stopped = true,
+                PlaybackCommand::InputRunning => self.input_stopped = false,
+            }
         }
         let ch = self.channels;
         let playout = &mut self.playout;
@@ -309,7 +325,7 @@ impl PlaybackHalf {
         if let Some(clicks) = &mut self.clicks {
             clicks.fill(out, ch);
         }
-        if self.levels.silent() {
+        if self.levels.silent() || self.input_stopped {
             self.playout.reset_misses();
         }
         let p = &self.playout;
@@ -406,6 +422,7 @@ mod tests {
             clicks: None,
             device: None,
             lost_seen: 0,
+            input_stopped: false,
         };
         (h, tx, cmd_tx)
     }
@@ -460,6 +477,38 @@ mod tests {
             h.stats.misses_total.load(Ordering::Relaxed) >= misses,
             "the total keeps them"
         );
+    }
+
+    #[test]
+    fn misses_are_held_at_zero_while_the_input_is_stalled_and_count_again_after() {
+        let (mut h, mut tx, mut cmd, mut pos) = with_a_miss();
+        let mut out = [0.0f32; P as usize];
+        // The mix stops arriving on a live connection: misses pile up...
+        for _ in 0..5 {
+            h.play(&mut out);
+        }
+        assert!(h.stats.misses.load(Ordering::Relaxed) > 1);
+        // ...until the net thread says the input stopped: reset, and held at 0.
+        cmd.push(PlaybackCommand::InputStopped).unwrap();
+        for _ in 0..5 {
+            h.play(&mut out);
+            assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+        }
+        assert!(
+            h.stats.misses_total.load(Ordering::Relaxed) > 5,
+            "the total keeps them"
+        );
+        // Running again: the counter counts again (the stream was kept, not reset).
+        cmd.push(PlaybackCommand::InputRunning).unwrap();
+        for i in 0..10 {
+            if i != 4 {
+                send(&mut tx, &mut pos, 0.5);
+            } else {
+                pos += u64::from(P);
+            }
+            h.play(&mut out);
+        }
+        assert!(h.stats.misses.load(Ordering::Relaxed) >= 1);
     }
 
     #[test]

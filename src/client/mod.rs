@@ -19,6 +19,7 @@
 
 pub mod audio_thread;
 pub mod net_thread;
+pub mod source;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -240,6 +241,7 @@ impl Client {
             }),
             device: None,
             lost_seen: 0,
+            input_stopped: false,
         };
 
         // Capture half (peer).
@@ -408,6 +410,18 @@ impl Client {
             stop,
             snapshot,
         })
+    }
+
+    /// Each device as opened, with the direction it runs (for the sound-server warning).
+    pub fn devices(&self) -> Vec<(Direction, crate::device::Obtained)> {
+        match &self.rt {
+            Rt::Duplex(h) => vec![(Direction::Duplex, h.status().obtained.clone())],
+            Rt::Split(c, p) => vec![
+                (Direction::Capture, c.status().obtained.clone()),
+                (Direction::Playback, p.status().obtained.clone()),
+            ],
+            Rt::Playback(h) => vec![(Direction::Playback, h.status().obtained.clone())],
+        }
     }
 
     /// Where the net thread publishes the metrics snapshot.

@@ -15,8 +15,11 @@
 //! allocation counter and report in `connections.USER.audioPathAllocations` how many
 //! allocator calls they made: 0, or a bug.
 //!
-//! When the hub input stops (connection lost) the playback thread is told to reset its
-//! jitter buffer, which also resets the miss counter (DESIGN.md's rule). QOS reports are
+//! When the hub input stops the miss counter is reset (DESIGN.md's rule): on a lost
+//! connection the playback thread is told to reset its jitter buffer, which resets the
+//! counter too; on a live connection whose mix stalls (its seq has not advanced for the
+//! latency threshold, checked every 50 ms) it is told to hold the counter at 0 until the
+//! mix advances again, keeping the buffered stream. QOS reports are
 //! serialised straight into the write queue from borrowed fields: no allocation per frame.
 
 use std::net::SocketAddr;
@@ -141,6 +144,8 @@ pub struct ClientNet {
     log_lost: LogLimit,
     log_error: LogLimit,
     log_joined: LogLimit,
+    /// The playback half was told the mix stalled (and not yet that it runs again).
+    input_stopped: bool,
 }
 
 impl ClientNet {
@@ -175,6 +180,7 @@ impl ClientNet {
             log_lost: LogLimit::per_site(),
             log_error: LogLimit::per_site(),
             log_joined: LogLimit::per_site(),
+            input_stopped: false,
         })
     }
 
@@ -197,6 +203,9 @@ impl ClientNet {
                         self.send_capture();
                     }
                     STOP => {
+                        // What the capture queued before the stop still goes out (a
+                        // source's last periods), then BYE.
+                        self.send_capture();
                         self.bye();
                         self.publish();
                         return Ok(());
@@ -258,10 +267,11 @@ impl ClientNet {
         if let Some(conn) = self.conn.take() {
             let _ = self.ev.deregister(conn.link.sock.as_fd());
         }
+        self.input_stopped = false; // the Reset below (or the next session) clears it
         if matches!(self.phase, Phase::Running) {
             let _ = self.links.playback.push(PlaybackCommand::Reset);
             self.view.disconnects += 1;
-            let what = log_prefix(&self.view);
+            let what = log_prefix(self.id.role);
             self.log_lost
                 .log(now_ns(), what, format_args!("lost the hub: {why}"));
         }
@@ -388,7 +398,7 @@ impl ClientNet {
             );
             self.log_error.log(
                 now_ns(),
-                log_prefix(&self.view),
+                log_prefix(self.id.role),
                 format_args!("hub sent ERROR {code}: {message}"),
             );
             if permanent {
@@ -435,7 +445,7 @@ impl ClientNet {
         });
         self.log_joined.log(
             now_ns(),
-            log_prefix(&self.view),
+            log_prefix(self.id.role),
             format_args!(
                 "joined the hub at {} as {} (session {}, hears {:?})",
                 self.id.hub, self.id.user, w.session, w.mix
@@ -508,7 +518,7 @@ impl ClientNet {
                 self.lost("no WELCOME within 5 s")
             }
             Phase::Running => {
-                let what = log_prefix(&self.view);
+                let what = log_prefix(self.id.role);
                 for l in [
                     &mut self.log_lost,
                     &mut self.log_error,
@@ -521,6 +531,19 @@ impl ClientNet {
                 };
                 if now.saturating_sub(conn.link.last_rx_ns) > self.id.liveness_ns {
                     return self.lost("nothing received for the liveness time");
+                }
+                // The aggregator input stopped on a live connection (the mix's seq has not
+                // advanced for the latency threshold), or runs again: the speaker's misses
+                // are reset and held, as on a lost connection (DESIGN.md).
+                let stalled = self.view.input_stalled(now);
+                if stalled != self.input_stopped {
+                    let command = match stalled {
+                        true => PlaybackCommand::InputStopped,
+                        false => PlaybackCommand::InputRunning,
+                    };
+                    if self.links.playback.push(command).is_ok() {
+                        self.input_stopped = stalled;
+                    }
                 }
                 if now - self.last_ping_ns >= PING_EVERY_NS {
                     conn.link.send_ping(Kind::Ping, now);
@@ -559,12 +582,12 @@ impl ClientNet {
     }
 }
 
-/// What this client's log lines start with (`izyrt peer`, `izyrt monitor`).
-fn log_prefix(view: &ClientView) -> &'static str {
-    if view.role_name() == "peer" {
-        "izyrt peer"
-    } else {
-        "izyrt monitor"
+/// What this client's log lines start with (`izyrt peer`, `izyrt monitor`, `izyrt source`).
+fn log_prefix(role: Role) -> &'static str {
+    match role {
+        Role::Peer => "izyrt peer",
+        Role::Monitor => "izyrt monitor",
+        Role::Source => "izyrt source",
     }
 }
 

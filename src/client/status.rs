@@ -160,12 +160,17 @@ impl ClientView {
         }
     }
 
-    /// Notes an AUDIO frame of the mix (per frame: no allocation).
+    /// Notes an AUDIO frame of the mix (per frame: no allocation). As at the hub, only a
+    /// frame whose seq differs from its track's last one advances the track: a sender
+    /// repeating a stuck seq does not keep it connected.
     pub fn on_audio(&mut self, track: u16, seq: u32, h: AudioHeader, now_ns: u64) {
-        if self.seq.note(track, seq).gap {
+        let note = self.seq.note(track, seq);
+        if note.gap {
             self.seq_gaps += 1;
         }
-        self.seq_advanced_ns = now_ns;
+        if note.advanced {
+            self.seq_advanced_ns = now_ns;
+        }
         self.packets_in += 1;
         self.head = Some((track, seq, h));
     }
@@ -193,15 +198,23 @@ impl ClientView {
         }
     }
 
+    /// Whether the mix arrived and then its seq has not advanced for the latency
+    /// threshold: the aggregator input stopped (the connection may still be live).
+    pub fn input_stalled(&self, now: u64) -> bool {
+        self.packets_in > 0 && now.saturating_sub(self.seq_advanced_ns) > self.threshold_ns
+    }
+
+    /// DESIGN.md's rule for the incoming track, as the hub applies it: connected unless
+    /// empty or its seq has not advanced for the latency threshold.
+    pub fn track_connected(&self, now: u64) -> bool {
+        self.state == LinkState::Running && self.packets_in > 0 && !self.input_stalled(now)
+    }
+
     fn aggregator_status(&self, now: u64) -> &'static str {
         match self.state {
             LinkState::Connecting => "connecting",
             LinkState::Stopped => "stopped",
-            LinkState::Running
-                if self.packets_in > 0 && now - self.seq_advanced_ns <= self.threshold_ns =>
-            {
-                "running"
-            }
+            LinkState::Running if self.track_connected(now) => "running",
             LinkState::Running if self.packets_in == 0 => "connecting",
             LinkState::Running => "stopped",
         }
@@ -247,7 +260,7 @@ impl ClientView {
         snap["incomingAudioTracks"] = json!([{
             "track": track,
             "from": "hub",
-            "connected": self.state == LinkState::Running && self.packets_in > 0 && since <= self.threshold_ns,
+            "connected": self.track_connected(now),
             "seq": seq,
             "packets": self.packets_in,
             "seqGaps": self.seq_gaps,
@@ -309,7 +322,8 @@ impl ClientView {
         snap["realtime"] = Value::Object(rt);
         snap["role"] = json!(match id.role {
             Role::Monitor => "monitor",
-            _ => "peer",
+            Role::Source => "source",
+            Role::Peer => "peer",
         });
         snap["user"] = json!(id.user);
         snap["levels"] = json!({
@@ -331,5 +345,67 @@ impl ClientView {
         } else {
             "monitor"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::meter::{Meter, MeterConfig};
+    use crate::wire::AudioFormat;
+
+    fn view() -> ClientView {
+        let meter = Meter::new(MeterConfig {
+            rate: 48_000,
+            channels: 2,
+            window_ms: 10,
+            silence_threshold_dbfs: -60.0,
+            silence_hold_ms: 1_000,
+        })
+        .unwrap();
+        let mut v = ClientView::new(
+            Arc::new(SpeakerStats::default()),
+            meter.levels(),
+            None,
+            Vec::new(),
+            48_000,
+            128,
+            100,
+        );
+        v.state = LinkState::Running;
+        v
+    }
+
+    fn h() -> AudioHeader {
+        AudioHeader {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames: 64,
+            position: 0,
+            origin_ns: 0,
+            echo_ns: 0,
+        }
+    }
+
+    #[test]
+    fn a_track_whose_seq_is_stuck_does_not_count_as_advancing() {
+        let mut v = view();
+        assert!(!v.track_connected(0), "empty");
+        v.on_audio(0, 7, h(), 10);
+        v.on_audio(0, 8, h(), 20);
+        assert!(v.track_connected(120));
+        // Frames keep arriving, but with the same seq: the track stalls all the same.
+        for t in [50, 90, 130, 170] {
+            v.on_audio(0, 8, h(), t);
+        }
+        assert_eq!(v.packets_in, 6);
+        assert!(!v.track_connected(121), "seq last advanced at 20");
+        assert!(v.input_stalled(121));
+        assert_eq!(v.aggregator_status(121), "stopped");
+        // An advancing seq connects it again.
+        v.on_audio(0, 9, h(), 200);
+        assert!(v.track_connected(250) && !v.input_stalled(250));
+        assert_eq!(v.aggregator_status(250), "running");
     }
 }

@@ -13,6 +13,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod alsa;
+pub mod hw_name;
 #[cfg(target_os = "linux")]
 pub mod jack;
 pub mod spec;

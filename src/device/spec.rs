@@ -1,7 +1,9 @@
 //! Device strings (main thread): `virtual[:options]`, `jack:[options]` (a native JACK
-//! client) or an ALSA PCM name such as `hw:1,0`.
+//! client) or an ALSA PCM name such as `hw:1,0` or `hw:CARD=PCH,DEV=0` (`hw:` names are
+//! checked here, see [`super::hw_name`]).
 
 use super::DeviceError;
+use super::hw_name::HwName;
 
 /// The test signal the `virtual` device captures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +124,25 @@ pub enum DeviceSpec {
     Jack(JackOptions),
 }
 
+impl DeviceSpec {
+    /// The `hw:` name when this is a direct ALSA hardware device (`hw:1,0`,
+    /// `hw:CARD=PCH,DEV=0`): no plugin or sound server between izyrt and the card.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::device::DeviceSpec;
+    /// let stable: DeviceSpec = "hw:CARD=USB,DEV=0".parse().unwrap();
+    /// assert_eq!(stable.hw_name().unwrap().device, 0);
+    /// assert!("plughw:0,0".parse::<DeviceSpec>().unwrap().hw_name().is_none());
+    /// ```
+    pub fn hw_name(&self) -> Option<HwName> {
+        match self {
+            DeviceSpec::Alsa(name) => name.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
 impl std::str::FromStr for DeviceSpec {
     type Err = DeviceError;
 
@@ -135,6 +156,13 @@ impl std::str::FromStr for DeviceSpec {
         }
         if let Some(opts) = s.strip_prefix("jack:") {
             return parse_jack(opts, bad).map(DeviceSpec::Jack);
+        }
+        if s.starts_with("hw:") {
+            // Checked here, opened by ALSA: `hw:1,0` and the stable `hw:CARD=<id>,DEV=<n>`.
+            return match s.parse::<HwName>() {
+                Ok(_) => Ok(DeviceSpec::Alsa(s.to_string())),
+                Err(e) => Err(bad(e.to_string())),
+            };
         }
         let Some(rest) = s.strip_prefix("virtual") else {
             return Ok(DeviceSpec::Alsa(s.to_string()));
@@ -244,6 +272,31 @@ mod tests {
         }
         let long = format!("jack:name={}", "x".repeat(64));
         assert!(long.parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn hw_names_are_checked_and_stable_names_accepted() {
+        for s in [
+            "hw:CARD=PCH,DEV=0",
+            "hw:1,0",
+            "hw:USB",
+            "hw:CARD=USB-2,DEV=1,SUBDEV=0",
+        ] {
+            let spec = s.parse::<DeviceSpec>().unwrap();
+            assert_eq!(spec, DeviceSpec::Alsa(s.into()));
+            assert!(spec.hw_name().is_some(), "{s} is a direct hw device");
+        }
+        let e = "hw:CARD=PCH,DEV=one"
+            .parse::<DeviceSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hw:CARD=PCH,DEV=one") && e.contains("DEV=one is not a number"),
+            "{e}"
+        );
+        for s in ["plughw:CARD=PCH,DEV=0", "default", "pulse"] {
+            assert!(s.parse::<DeviceSpec>().unwrap().hw_name().is_none(), "{s}");
+        }
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct SlotStats {
     /// The drift of the sender's stream against the hub's clock, ppm (f64 bits; NaN until
     /// measured).
     pub drift_ppm: AtomicU64,
+    /// Periods a file source was mixed (its packets, for `incomingAudioTracks`).
+    pub periods: AtomicU64,
+    /// Monotonic ns of the latest period a file source was mixed.
+    pub last_period_ns: AtomicU64,
 }
 
 impl SlotStats {
@@ -255,6 +259,8 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
             Input::File(reader) => {
                 let n = reader.read(input);
                 input[n * channels..].fill(0.0);
+                slot.stats.periods.fetch_add(1, Ordering::Relaxed);
+                slot.stats.last_period_ns.store(now, Ordering::Relaxed);
                 true
             }
             Input::None => false,

@@ -19,6 +19,7 @@
 
 pub mod drift;
 pub mod fanout;
+pub mod file_sources;
 pub mod mixer_thread;
 pub mod net_thread;
 pub mod publisher;
@@ -42,6 +43,7 @@ use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::Mix;
+use file_sources::FileSource;
 use mixer_thread::{Input, MixerState, MixerStats, Slot, SlotStats};
 use net_thread::{HubNet, NetConfig, NetLinks};
 
@@ -160,13 +162,19 @@ impl Hub {
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            file_tracks.push((name, meter.levels()));
+            let stats = Arc::new(SlotStats::default());
+            file_tracks.push(FileSource {
+                name,
+                path: path.display().to_string(),
+                levels: meter.levels(),
+                stats: Arc::clone(&stats),
+            });
             file_slots.push(Box::new(Slot {
                 input: Input::File(ClipReader::new(Arc::new(clip), true)),
                 output: None,
                 mode: MixMode::Full,
                 meter,
-                stats: Arc::new(SlotStats::default()),
+                stats,
             }));
         }
         let slots = file_slots.len() + cfg.max_clients;

@@ -111,7 +111,7 @@ pub struct NetConfig {
     /// Session id sent in WELCOME.
     pub session: String,
     /// The WAV sources, by track name, in mixer slots `0..files.len()`.
-    pub files: Vec<(String, Arc<crate::dsp::meter::MeterLevels>)>,
+    pub files: Vec<super::file_sources::FileSource>,
     /// Cap on each client input's jitter buffer, ms (`None`: 16 packets).
     pub jitter_max_ms: Option<u32>,
     /// Floor of each client input's jitter buffer, ms (`None`: one packet).

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
 
+use super::file_sources;
 use super::mixer_thread::MixerStats;
 use super::net_thread::NetConfig;
 use super::users::Users;
@@ -88,9 +89,9 @@ impl Publisher {
             .cfg
             .files
             .iter()
-            .map(|(name, levels)| {
-                let r = levels.reading();
-                json!({"name": name, "kind": "file", "connected": true,
+            .map(|f| {
+                let r = f.levels.reading();
+                json!({"name": f.name, "kind": "file", "connected": true,
                        "peakDbfs": r.peak_dbfs, "rmsDbfs": r.rms_dbfs, "silent": r.silent})
             })
             .chain(
@@ -99,7 +100,7 @@ impl Publisher {
             )
             .collect();
         let value = json!({
-            "mixeradminSharedState": r.users.shared_state(),
+            "mixeradminSharedState": self.shared_state(r),
             "aggregatorStatus": self.aggregator_status(),
             "tracks": tracks,
             "hub": {
@@ -116,6 +117,22 @@ impl Publisher {
             encode_json_vec(&mut frame, Kind::Metadata, 0, &value).map_err(|e| e.to_string())?;
         frame.truncate(n);
         Ok(frame)
+    }
+
+    /// `mixeradminSharedState`: the users', then the file sources' (role `source`).
+    fn shared_state(&self, r: &Report) -> Value {
+        let mut shared = r.users.shared_state();
+        let mut none = Value::Null;
+        file_sources::add_users(&self.cfg.files, self.file_stream(), &mut shared, &mut none);
+        shared
+    }
+
+    fn file_stream(&self) -> file_sources::FileStream {
+        file_sources::FileStream {
+            rate: self.cfg.rate,
+            channels: self.cfg.channels,
+            period: self.cfg.period,
+        }
     }
 
     fn aggregator_status(&self) -> &'static str {
@@ -140,11 +157,26 @@ impl Publisher {
                 / f64::from(mixer.obtained.rate.max(1))
         );
         snap["aggregatorStatus"] = json!(self.aggregator_status());
-        snap["incomingAudioTracks"] =
-            Value::Array(r.users.incoming_tracks(now, self.cfg.latency_threshold_ns));
+        let threshold = self.cfg.latency_threshold_ns;
+        snap["incomingAudioTracks"] = Value::Array(
+            self.cfg
+                .files
+                .iter()
+                .map(|f| f.incoming_track(now, threshold))
+                .chain(r.users.incoming_tracks(now, threshold))
+                .collect(),
+        );
         snap["outgoingAudioTracks"] = Value::Array(r.users.outgoing_tracks());
-        snap["connections"] = r.users.connections(now);
-        snap["mixeradminSharedState"] = r.users.shared_state();
+        let mut connections = r.users.connections(now);
+        let mut shared = r.users.shared_state();
+        file_sources::add_users(
+            &self.cfg.files,
+            self.file_stream(),
+            &mut shared,
+            &mut connections,
+        );
+        snap["connections"] = connections;
+        snap["mixeradminSharedState"] = shared;
         snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
         snap["role"] = json!("hub");
         snap["refusedConnections"] = json!(r.refusals);
@@ -156,7 +188,7 @@ impl Publisher {
             "maxClients": self.cfg.max_clients,
             "refused": r.refused,
             "mix": self.cfg.default_mix,
-            "files": self.cfg.files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            "files": self.cfg.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
             "uptimeSeconds": now.saturating_sub(self.started_ns) as f64 / 1e9,
             "leakedSlots": stats.leaked_slots.load(Ordering::Relaxed),
             "missPeriods": stats.miss_periods.load(Ordering::Relaxed),

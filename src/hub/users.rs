@@ -144,22 +144,24 @@ impl User {
 
     /// `audioInputMetadata`: the input levels as the mixer metered them.
     fn input_metadata(&self) -> Value {
-        let Some(l) = &self.levels else {
-            return Value::Null;
-        };
-        let r = l.reading();
-        let peaks: Vec<f32> = (0..l.channels())
-            .filter_map(|c| l.channel_peak_dbfs(c))
-            .collect();
-        json!({
-            "peakDbfs": r.peak_dbfs,
-            "rmsDbfs": r.rms_dbfs,
-            "channelPeakDbfs": peaks,
-            "silent": r.silent,
-            "clippedSamples": r.clipped,
-            "clipping": r.peak_dbfs >= 0.0,
-        })
+        self.levels.as_deref().map_or(Value::Null, levels_json)
     }
+}
+
+/// `audioInputMetadata` of one input from its levels (a client's or a file source's).
+pub fn levels_json(l: &MeterLevels) -> Value {
+    let r = l.reading();
+    let peaks: Vec<f32> = (0..l.channels())
+        .filter_map(|c| l.channel_peak_dbfs(c))
+        .collect();
+    json!({
+        "peakDbfs": r.peak_dbfs,
+        "rmsDbfs": r.rms_dbfs,
+        "channelPeakDbfs": peaks,
+        "silent": r.silent,
+        "clippedSamples": r.clipped,
+        "clipping": r.peak_dbfs >= 0.0,
+    })
 }
 
 /// Every user the hub knows.

@@ -86,7 +86,10 @@ pub fn route(req: &Request<'_>, cell: &SnapshotCell) -> Response {
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match path {
-        "/service/mixeradminclient" if has_param(query, "getMetrics") => {
+        // The original's dashboard asks for `//service/...` (double slash): served too.
+        "/service/mixeradminclient" | "//service/mixeradminclient"
+            if has_param(query, "getMetrics") =>
+        {
             let snapshot = cell.latest();
             match serde_json::to_vec(&*snapshot) {
                 Ok(body) => Response::ok("application/json", body),

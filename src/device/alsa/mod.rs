@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub use chain::{Layer, PcmChain, sound_server_by_name};
-pub use probe::{Card, CardDevice, HintedPcm, Listing, StreamCaps, StreamProbe, list};
+pub use probe::{Card, CardDevice, HintedPcm, Listing, StreamCaps, StreamProbe, first_hw, list};
 
 use self::recover::Fault;
 use self::streams::Streams;

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::chain::sound_server_by_name;
 use super::negotiate::{FORMAT_ORDER, alsa_format, describe};
+use crate::device::hw_name::HwName;
 
 /// Everything `izyrt devices` shows about ALSA.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +51,9 @@ pub struct Card {
 pub struct CardDevice {
     /// The name to open it with, `hw:CARD,DEV`.
     pub pcm: String,
+    /// The same device by the card's id, `hw:CARD=<id>,DEV=<n>`: stable when cards are
+    /// replugged (`hw:X,Y` when the card has no id).
+    pub stable: String,
     /// The device's name.
     pub name: String,
     /// Capture, when the device has it.
@@ -175,6 +179,10 @@ fn probe_card(c: &card::Card) -> Result<Card, ::alsa::Error> {
     for dev in DeviceIter::new(&ctl) {
         let dev = dev as u32;
         let pcm = format!("hw:{index},{dev}");
+        let stable = match card.id.is_empty() {
+            true => pcm.clone(),
+            false => HwName::stable(&card.id, dev),
+        };
         let mut name = String::new();
         let mut probe = |dir: AlsaDirection| {
             let info = ctl.pcm_info(dev, 0, dir).ok()?;
@@ -187,12 +195,50 @@ fn probe_card(c: &card::Card) -> Result<Card, ::alsa::Error> {
         let playback = probe(AlsaDirection::Playback);
         card.devices.push(CardDevice {
             pcm,
+            stable,
             name,
             capture,
             playback,
         });
     }
     Ok(card)
+}
+
+/// The stable name (`hw:CARD=<id>,DEV=<n>`) of the first card device that offers `dir`,
+/// found from the cards' control interfaces without opening any PCM; `None` without one.
+///
+/// # Example
+/// ```no_run
+/// use izyrt::device::Direction;
+/// match izyrt::device::alsa::first_hw(Direction::Capture) {
+///     Some(name) => println!("use {name}"),
+///     None => println!("no sound card"),
+/// }
+/// ```
+pub fn first_hw(dir: crate::device::Direction) -> Option<String> {
+    use crate::device::Direction;
+    let wanted: &[AlsaDirection] = match dir {
+        Direction::Capture => &[AlsaDirection::Capture],
+        Direction::Playback => &[AlsaDirection::Playback],
+        Direction::Duplex => &[AlsaDirection::Capture, AlsaDirection::Playback],
+    };
+    for c in card::Iter::new().map_while(Result::ok) {
+        let Ok(ctl) = Ctl::from_card(&c, false) else {
+            continue;
+        };
+        let Ok(info) = ctl.card_info() else { continue };
+        let id = info.get_id().unwrap_or("").to_owned();
+        for dev in DeviceIter::new(&ctl) {
+            let dev = dev as u32;
+            if wanted.iter().all(|d| ctl.pcm_info(dev, 0, *d).is_ok()) {
+                return Some(match id.is_empty() {
+                    true => format!("hw:{},{dev}", c.get_index()),
+                    false => HwName::stable(&id, dev),
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Opens one direction nonblocking and reads its configuration space.
