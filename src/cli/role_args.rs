@@ -259,11 +259,18 @@ pub fn resolve_addr(
             let reason = crate::net::socket::os_reason(&e);
             let reason = reason
                 .strip_prefix("failed to lookup address information: ")
-                .unwrap_or(&reason)
-                .to_owned();
+                .map_or(reason.clone(), lower_first);
             Err(bad(format!("cannot resolve host '{host}': {reason}")))
         }
     }
+}
+
+/// `Name or service not known` → `name or service not known`.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// The CPUs online, `0..n` (at least 1).

@@ -367,11 +367,12 @@ mod tests {
             }})
         };
         let mut s = StatusLine::hub(false);
+        // No earlier sample: every miss since a user joined counts.
         let out = s.lines(&snap(5, 0), at(0));
         assert_eq!(
             out,
             [Out::Line(
-                "hub: 2 clients · misses 0 in 10 s · worst - · mixer running".into()
+                "hub: 2 clients · misses 5 in 10 s · worst alice (5) · mixer running".into()
             )]
         );
         assert!(s.lines(&snap(7, 3), at(5)).is_empty());

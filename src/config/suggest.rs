@@ -8,7 +8,7 @@
 //! 3): a word far from every candidate gets no suggestion rather than a random one.
 
 /// The candidate nearest to `word`, when one is near enough (see the module docs); `None`
-/// for an exact match or when nothing is near.
+/// for an exact match or when nothing is near. A difference of case alone is near.
 ///
 /// # Example
 /// ```
@@ -17,15 +17,18 @@
 /// assert_eq!(nearest("virtal", ["default", "virtual"]), Some("virtual"));
 /// assert_eq!(nearest("zzzzzz", ["rate", "period"]), None);
 /// assert_eq!(nearest("rate", ["rate"]), None);
+/// assert_eq!(nearest("Rate", ["rate"]), Some("rate"));
 /// ```
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &'a str)> = None;
+    let lower = word.to_lowercase();
     for c in candidates {
-        let d = distance(&word.to_lowercase(), &c.to_lowercase());
-        if d == 0 {
+        if c == word {
             return None;
         }
+        // 0 for a difference of case only (`enableQosMetrics`): still worth saying.
+        let d = distance(&lower, &c.to_lowercase());
         if d <= limit && best.is_none_or(|(b, _)| d < b) {
             best = Some((d, c));
         }
