@@ -70,9 +70,9 @@ fn bad_values_stop_with_one_line_naming_them() {
             "--config /nonexistent.json",
         ),
         (
-            vec!["hub", "--listen", "nowhere"],
+            vec!["hub", "--listen", "127.0.0.1:x"],
             vec![],
-            "--listen nowhere: not a HOST:PORT address",
+            "--listen 127.0.0.1:x: port 'x' is not allowed (allowed: 0..=65535)",
         ),
         (vec!["hub", "--device", "virtual:bogus"], vec![], "--device"),
         (

@@ -7,19 +7,19 @@
 //! workstation and a remote hub take. The metrics snapshot is the peer's, with the hub's
 //! per-user `connections` and both processes' `realtime` threads merged in.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::Value;
 
 use super::CliError;
 use super::peer::client_error;
-use super::role_args::{RoleArgs, resolve_addr};
+use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
 use super::serve;
+use super::status_line::StatusLine;
 use crate::client::{Client, ClientConfig, Devices};
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{SnapshotCell, default_snapshot};
+use crate::net::stamp::LinePrefix;
 use crate::wire::Mix;
 
 /// Arguments of dev mode (`izyrt --device DEV`).
@@ -54,14 +54,32 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
         .ok_or_else(|| CliError::Usage("--device is required for dev mode".into()))?;
     let down = super::peer::ratio(&role, "downsampleRatio", args.downsample_ratio)?;
     let up = super::peer::ratio(&role, "upsampleRatio", args.upsample_ratio)?;
-    let listen = resolve_addr("--listen", args.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
+    let listen = resolve_addr(
+        "--listen",
+        args.listen.as_deref().unwrap_or("127.0.0.1:0"),
+        Some(DEFAULT_HUB_PORT),
+    )?;
     let mut hub_cfg = HubConfig::new(listen);
     hub_cfg.settings = role.settings.clone();
     hub_cfg.token = role.token.clone();
     hub_cfg.mix = Mix::Full;
 
     serve::prepare_signals();
-    let hub = Hub::start(hub_cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    // The metrics port first: a port taken stops dev mode before anything starts.
+    let cell = Arc::new(SnapshotCell::new(default_snapshot()));
+    let metrics = serve::start_metrics(role.metrics, Arc::clone(&cell))?;
+    let stop_metrics = |m: Option<crate::metrics::MetricsHandle>| {
+        if let Some(m) = m {
+            m.stop();
+        }
+    };
+    let hub = match Hub::start(hub_cfg) {
+        Ok(h) => h,
+        Err(e) => {
+            stop_metrics(metrics);
+            return Err(CliError::Usage(e.to_string()));
+        }
+    };
     let mut cfg = ClientConfig::peer(hub.local_addr(), "dev", Devices::Duplex(device));
     cfg.mix = Some(Mix::Full);
     cfg.qos = true;
@@ -74,54 +92,34 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
         Ok(c) => c,
         Err(e) => {
             let _ = hub.stop();
+            stop_metrics(metrics);
             return Err(client_error(e));
         }
     };
     super::peer::warn_devices(&client);
     eprintln!(
-        "dev mode:  hub on {}, peer \"dev\" hears the full mix",
+        "{}dev mode:  hub on {}, peer \"dev\" hears the full mix",
+        LinePrefix::now(),
         hub.local_addr()
     );
-    let cell = Arc::new(SnapshotCell::new(default_snapshot()));
-    let metrics = match serve::start_metrics(role.metrics, Arc::clone(&cell)) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = client.stop();
-            let _ = hub.stop();
-            return Err(e);
-        }
-    };
-    let tty = std::io::stderr().is_terminal();
-    let mut last_line = Instant::now();
+    let hub_addr = hub.local_addr().to_string();
+    let mut status = StatusLine::client("dev", "dev", &hub_addr, StatusLine::terminal());
     let (hub_cell, peer_cell) = (hub.snapshot(), client.snapshot());
     let _ = serve::wait(
         || hub.has_failed() || client.has_ended(),
         || {
             let snap = merge(&peer_cell.latest(), &hub_cell.latest());
-            let every = if tty { 250 } else { 5_000 };
-            if last_line.elapsed().as_millis() >= every {
-                last_line = Instant::now();
-                let line = status_line(&snap);
-                if tty {
-                    eprint!("\r\x1b[2K{line}");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
+            status.update(&snap);
             cell.publish(snap);
         },
     );
-    if tty {
-        eprintln!();
-    }
+    status.finish();
     let c = client.stop();
     let h = hub.stop();
-    if let Some(m) = metrics {
-        m.stop();
-    }
+    stop_metrics(metrics);
     c.map_err(client_error)?;
     h.map_err(|e| CliError::Failed(e.to_string()))?;
-    eprintln!("dev mode:  stopped");
+    eprintln!("{}dev mode:  stopped", LinePrefix::now());
     Ok(0)
 }
 
@@ -153,27 +151,4 @@ fn merge(peer: &Value, hub: &Value) -> Value {
         snap["hub"] = h.clone();
     }
     snap
-}
-
-/// `latency 2.7 ms · buffer 128 smp · misses 0 · mic -12.0 dBFS · out -12.0 dBFS · rtt 0.2 ms · running`
-fn status_line(s: &Value) -> String {
-    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let db = |v: &Value| match v.as_f64() {
-        Some(x) if x > -150.0 => format!("{x:.1} dBFS"),
-        _ => "silent".into(),
-    };
-    let rtt = s["connections"]["dev"]["rttMs"]
-        .as_f64()
-        .map_or("-".into(), |r| format!("{r:.2} ms"));
-    format!(
-        "latency {:.1} ms · buffer {} smp · misses {} · mic {} · speaker {} · rtt {} · hub {} · mic {}",
-        num(&s["speakerScriptProcessorLatencyMS"]),
-        s["currentSpeakerBufferDepthInFloat32Samples"],
-        s["speakerScriptProcessorIncomingBufferMisses"],
-        db(&s["levels"]["micPeakDbfs"]),
-        db(&s["levels"]["speakerPeakDbfs"]),
-        rtt,
-        s["aggregatorStatus"].as_str().unwrap_or("?"),
-        s["micStatus"].as_str().unwrap_or("?"),
-    )
 }

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use super::CliError;
-use super::role_args::{RoleArgs, resolve_addr};
+use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
 use super::serve;
+use super::status_line::StatusLine;
 use crate::hub::{Hub, HubConfig};
+use crate::net::stamp::LinePrefix;
 use crate::wire::Mix;
 
 /// Arguments of `izyrt hub`.
@@ -106,9 +108,9 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
             .file
             .string("listen")
             .map_err(usage)?
-            .unwrap_or_else(|| "0.0.0.0:7100".into()),
+            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_HUB_PORT}")),
     };
-    let mut cfg = HubConfig::new(resolve_addr("--listen", &listen)?);
+    let mut cfg = HubConfig::new(resolve_addr("--listen", &listen, Some(DEFAULT_HUB_PORT))?);
     cfg.settings = role.settings.clone();
     cfg.token = role.token.clone();
     if let Some(d) = role.device("--device", args.device.as_deref(), "device", None)? {
@@ -172,11 +174,11 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
     let (cfg, role) = config(args)?;
     serve::prepare_signals();
     let summary = format!(
-        "{} Hz, {} ch, {}-frame periods, mix {:?}, clock {}",
+        "{} Hz, {} ch, {}-frame periods, mix {}, clock {}",
         cfg.settings.rate,
         cfg.settings.channels,
         cfg.settings.period,
-        cfg.mix,
+        cfg.mix.name(),
         device_name(&cfg.device)
     );
     let files = cfg.files.clone();
@@ -184,17 +186,30 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
         crate::hub::HubError::Failed(m) => CliError::Failed(m),
         e => CliError::Usage(e.to_string()),
     })?;
-    eprintln!("hub:       listening on {} ({summary})", hub.local_addr());
+    let at = LinePrefix::now();
+    eprintln!(
+        "{at}hub:       listening on {} ({summary})",
+        hub.local_addr()
+    );
     for f in &files {
-        eprintln!("source:    {} (looping)", f.display());
+        eprintln!("{at}source:    {} (looping)", f.display());
     }
-    eprintln!("rt:        {}", hub.mixer_status().report);
+    eprintln!("{at}rt:        {}", hub.mixer_status().report);
     super::sound_server::warn(
         &hub.mixer_status().obtained,
         crate::device::Direction::Playback,
     );
-    let metrics = serve::start_metrics(role.metrics, hub.snapshot())?;
-    let ended = serve::wait(|| hub.has_failed(), || {});
+    let metrics = match serve::start_metrics(role.metrics, hub.snapshot()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = hub.stop();
+            return Err(e);
+        }
+    };
+    let cell = hub.snapshot();
+    let mut status = StatusLine::hub(StatusLine::terminal());
+    let ended = serve::wait(|| hub.has_failed(), || status.update(&cell.latest()));
+    status.finish();
     let result = hub.stop();
     if let Some(m) = metrics {
         m.stop();
@@ -203,7 +218,7 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
     if ended.is_err() {
         return Err(CliError::Failed("the hub stopped unexpectedly".into()));
     }
-    eprintln!("hub:       stopped");
+    eprintln!("{}hub:       stopped", LinePrefix::now());
     Ok(0)
 }
 

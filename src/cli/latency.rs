@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::CliError;
 use super::peer::client_error;
-use super::role_args::{RoleArgs, resolve_addr};
+use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
 use super::rt_session::print_json;
 use super::serve;
 use crate::client::{Client, ClientConfig, Devices};
@@ -82,7 +82,7 @@ pub fn run(args: &LatencyArgs) -> Result<i32, CliError> {
     let hub = match &args.hub {
         Some(_) => None,
         None => {
-            let mut cfg = HubConfig::new(resolve_addr("--hub", "127.0.0.1:0")?);
+            let mut cfg = HubConfig::new(resolve_addr("--hub", "127.0.0.1:0", None)?);
             cfg.settings = role.settings.clone();
             cfg.mix = Mix::Loopback;
             cfg.token = role.token.clone();
@@ -90,7 +90,7 @@ pub fn run(args: &LatencyArgs) -> Result<i32, CliError> {
         }
     };
     let addr = match (&args.hub, &hub) {
-        (Some(a), _) => resolve_addr("--hub", a)?,
+        (Some(a), _) => resolve_addr("--hub", a, Some(DEFAULT_HUB_PORT))?,
         (None, Some(h)) => h.local_addr(),
         (None, None) => unreachable!("an embedded hub when none is given"),
     };

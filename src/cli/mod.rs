@@ -17,9 +17,13 @@ mod rt_session;
 mod serve;
 mod sound_server;
 mod source;
+pub mod status_line;
 pub mod thru;
+mod usage;
 
 use clap::{Parser, Subcommand};
+
+pub use usage::EXIT_USAGE;
 
 /// izyrt: hard-realtime, low-latency networked audio.
 ///
@@ -97,7 +101,10 @@ pub const EXIT_DATA: i32 = 2;
 /// std::process::exit(izyrt::cli::main());
 /// ```
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage::clap_error(&e),
+    };
     let result = match cli.command {
         Some(Command::Dump(args)) => dump::run(&args),
         Some(Command::Devices(args)) => devices::run(&args),
@@ -125,7 +132,7 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("izyrt: {e}");
             match e {
-                CliError::Usage(_) => 64,
+                CliError::Usage(_) => EXIT_USAGE,
                 CliError::Data(_) => EXIT_DATA,
                 _ => 1,
             }

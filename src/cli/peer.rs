@@ -2,12 +2,18 @@
 //! [--token T] [--qos] [--metrics ADDR]` and `izyrt monitor --hub ADDR --user ID
 //! [--device DEV]`: the hub's clients (main thread).
 
+use std::sync::Arc;
+
 use super::CliError;
 use super::hub::{MixArg, file_mix};
-use super::role_args::{RoleArgs, resolve_addr};
+use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
 use super::serve;
+use super::status_line::StatusLine;
+use crate::client::net_thread::Refused;
 use crate::client::{Client, ClientConfig, ClientError, Devices};
 use crate::config::pick;
+use crate::metrics::{SnapshotCell, default_snapshot};
+use crate::net::stamp::LinePrefix;
 use crate::wire::{AudioFormat, valid_user};
 
 /// Arguments of `izyrt peer`.
@@ -113,7 +119,11 @@ fn base(
     role: &super::role_args::Role,
     devices: Devices,
 ) -> Result<ClientConfig, CliError> {
-    let hub = resolve_addr("--hub", &required("--hub", hub, role, "hub")?)?;
+    let hub = resolve_addr(
+        "--hub",
+        &required("--hub", hub, role, "hub")?,
+        Some(DEFAULT_HUB_PORT),
+    )?;
     let user = required("--user", user, role, "user")?;
     if !valid_user(&user) {
         return Err(CliError::Usage(format!(
@@ -138,6 +148,13 @@ pub(super) fn ratio(
 ) -> Result<u32, CliError> {
     let usage = |e: crate::config::ConfigError| CliError::Usage(e.to_string());
     pick(key, flag, role.file.u32(key).map_err(usage)?, 1, 1..=16).map_err(usage)
+}
+
+/// How messages name the hub: as the user gave it (flag, environment or config file).
+fn hub_text(flag: &Option<String>, role: &super::role_args::Role) -> String {
+    flag.clone()
+        .or_else(|| role.file.string("hub").ok().flatten())
+        .unwrap_or_default()
 }
 
 /// Builds a peer's configuration.
@@ -211,7 +228,8 @@ pub(super) fn peer_config(
 /// [`CliError`] naming what was refused or failed (the hub's refusal included).
 pub fn run_peer(args: &PeerArgs) -> Result<i32, CliError> {
     let (cfg, role) = peer_config(args, "127.0.0.1:7181")?;
-    run_client(cfg, role)
+    let hub = hub_text(&args.hub, &role);
+    run_client(cfg, role, "peer", &hub)
 }
 
 /// Runs `izyrt monitor` until Ctrl-C/SIGTERM.
@@ -239,7 +257,8 @@ pub fn run_monitor(args: &MonitorArgs) -> Result<i32, CliError> {
     cfg.mix = monitor.mix;
     cfg.upsample_ratio = ratio(&role, "upsampleRatio", args.upsample_ratio)?;
     cfg.record = args.record.clone();
-    run_client(cfg, role)
+    let hub = hub_text(&args.hub, &role);
+    run_client(cfg, role, "monitor", &hub)
 }
 
 /// The sound-server warning for each of a client's devices (peer, monitor, dev mode).
@@ -252,26 +271,77 @@ pub(super) fn warn_devices(client: &Client) {
 pub(super) fn client_error(e: ClientError) -> CliError {
     match e {
         ClientError::Config(m) => CliError::Usage(m),
+        ClientError::Refused(r) => CliError::Failed(refusal(&r)),
         e => CliError::Failed(e.to_string()),
     }
 }
 
-fn run_client(cfg: ClientConfig, role: super::role_args::Role) -> Result<i32, CliError> {
+/// A refusal by the hub, said once with what to do about it.
+fn refusal(r: &Refused) -> String {
+    let user = &r.user;
+    let fix = match r.code.as_str() {
+        "unauthorized" => "give the hub's token with --token or IZYRT_TOKEN",
+        "format_unsupported" => "start with the hub's --rate and --channels",
+        "replaced" => "two clients share this --user: give each its own",
+        "bad_version" => "run the same izyrt version as the hub",
+        _ => "",
+    };
+    let said = match r.code.as_str() {
+        "replaced" => r.message.clone(),
+        code => format!("the hub refused user {user}: {code}: {}", r.message),
+    };
+    if fix.is_empty() {
+        said
+    } else {
+        format!("{said}; {fix}")
+    }
+}
+
+fn run_client(
+    mut cfg: ClientConfig,
+    role: super::role_args::Role,
+    label: &str,
+    hub_text: &str,
+) -> Result<i32, CliError> {
     serve::prepare_signals();
+    let hub = if hub_text == cfg.hub.to_string() {
+        hub_text.to_owned()
+    } else {
+        format!("{hub_text} ({})", cfg.hub)
+    };
     let what = format!(
-        "{} as {} ({} Hz, {} ch, {}-frame packets)",
-        cfg.hub, cfg.user, cfg.settings.rate, cfg.settings.channels, cfg.settings.period
+        "{hub} as {} ({} Hz, {} ch, {}-frame packets)",
+        cfg.user, cfg.settings.rate, cfg.settings.channels, cfg.settings.period
     );
-    let client = Client::start(cfg).map_err(client_error)?;
+    // The metrics port first: a port taken stops the client before the hub sees it.
+    let cell = Arc::new(SnapshotCell::new(default_snapshot()));
+    let metrics = serve::start_metrics(role.metrics, Arc::clone(&cell))?;
+    cfg.snapshot = Some(Arc::clone(&cell));
+    let user = cfg.user.clone();
+    let client = match Client::start(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(m) = metrics {
+                m.stop();
+            }
+            return Err(client_error(e));
+        }
+    };
     warn_devices(&client);
-    eprintln!("client:    connecting to {what}");
-    let metrics = serve::start_metrics(role.metrics, client.snapshot())?;
-    let _ = serve::wait(|| client.has_ended(), || {});
+    eprintln!("{}client:    connecting to {what}", LinePrefix::now());
+    let mut status = StatusLine::client(
+        &format!("{label} {user}"),
+        &user,
+        hub_text,
+        StatusLine::terminal(),
+    );
+    let _ = serve::wait(|| client.has_ended(), || status.update(&cell.latest()));
+    status.finish();
     let result = client.stop();
     if let Some(m) = metrics {
         m.stop();
     }
     result.map_err(client_error)?;
-    eprintln!("client:    stopped");
+    eprintln!("{}client:    stopped", LinePrefix::now());
     Ok(0)
 }

@@ -99,7 +99,10 @@ impl RoleArgs {
         let metrics = if metrics_text == "none" {
             None
         } else {
-            Some(resolve_addr("--metrics", &metrics_text)?)
+            let port = default_metrics
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok());
+            Some(resolve_addr("--metrics", &metrics_text, port)?)
         };
         let silence = pick(
             "silenceThresholdDb",
@@ -144,7 +147,7 @@ impl RoleArgs {
                 1..=99,
             )
             .map_err(usage)? as u8,
-            cpu: self.cpu,
+            cpu: check_cpu(self.cpu)?,
             liveness_ms: pick(
                 "livenessMs",
                 self.liveness_ms,
@@ -210,13 +213,84 @@ impl Role {
     }
 }
 
-/// Resolves `HOST:PORT` (the first address).
+/// The port a hub listens on, and a client connects to, when the address names none.
+pub const DEFAULT_HUB_PORT: u16 = 7100;
+
+/// Resolves `HOST:PORT`, or `HOST` alone with `default_port` (the first address). `HOST`
+/// is an IP address (`[::1]` for IPv6 with a port) or a name looked up in DNS.
 ///
 /// # Errors
-/// [`CliError::Usage`] naming `option` when it does not resolve.
-pub fn resolve_addr(option: &str, text: &str) -> Result<SocketAddr, CliError> {
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| CliError::Usage(format!("{option} {text}: not a HOST:PORT address")))
+/// [`CliError::Usage`] naming `option`: a missing or bad port, or a host that does not
+/// resolve ("cannot resolve host '...': ..." with the resolver's reason).
+pub fn resolve_addr(
+    option: &str,
+    text: &str,
+    default_port: Option<u16>,
+) -> Result<SocketAddr, CliError> {
+    let bad = |why: String| CliError::Usage(format!("{option} {text}: {why}"));
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        // `::1` is an IPv6 address without a port, not host `:` port `1`.
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| bad(format!("port '{p}' is not allowed (allowed: 0..=65535)")))?;
+            (h, port)
+        }
+        _ => match default_port {
+            Some(port) => (text, port),
+            None => return Err(bad("give HOST:PORT".into())),
+        },
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("the host is missing".into()));
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| bad(format!("cannot resolve host '{host}': no address"))),
+        Err(e) => {
+            let reason = crate::net::socket::os_reason(&e);
+            let reason = reason
+                .strip_prefix("failed to lookup address information: ")
+                .map_or(reason.clone(), lower_first);
+            Err(bad(format!("cannot resolve host '{host}': {reason}")))
+        }
+    }
+}
+
+/// `Name or service not known` → `name or service not known`.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_lowercase().chain(chars).collect())
+}
+
+/// The CPUs online, `0..n` (at least 1).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+/// Checks `--cpu` against the CPUs online.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the value and the allowed range.
+pub fn check_cpu(cpu: Option<usize>) -> Result<Option<usize>, CliError> {
+    let n = online_cpus();
+    match cpu {
+        Some(c) if c >= n => Err(CliError::Usage(format!(
+            "--cpu {c} is not allowed (allowed: 0..={}, the CPUs online)",
+            n - 1
+        ))),
+        c => Ok(c),
+    }
 }

@@ -67,6 +67,7 @@ impl StreamArgs {
                 SpawnError::Priority(self.priority).to_string(),
             ));
         }
+        super::role_args::check_cpu(self.cpu)?;
         let cfg = StreamConfig {
             rate,
             channels: self.channels,

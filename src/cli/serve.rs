@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::CliError;
 use super::rt_session::{catch_signals, interrupted, set_mask};
 use crate::metrics::{MetricsHandle, MetricsServer, SnapshotCell};
+use crate::net::stamp::LinePrefix;
 
 /// Blocks SIGINT/SIGTERM so that the threads about to be started inherit the block (the
 /// main thread unblocks them in [`wait`]). Call before starting a role.
@@ -29,10 +30,12 @@ pub fn start_metrics(
     let handle = MetricsServer::bind(addr, cell)
         .and_then(MetricsServer::spawn)
         .map_err(|e| CliError::Usage(format!("--metrics {addr}: {e}")))?;
+    let at = LinePrefix::now();
     eprintln!(
-        "metrics:   http://{}/service/mixeradminclient?getMetrics",
+        "{at}metrics:   http://{}/service/mixeradminclient?getMetrics",
         handle.local_addr()
     );
+    eprintln!("{at}dashboard: http://{}/", handle.local_addr());
     Ok(Some(handle))
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::CliError;
 use super::peer::{WireFormat, client_error};
-use super::role_args::{RoleArgs, resolve_addr};
+use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
 use super::serve;
 use crate::client::source::{Source, SourceConfig};
 use crate::wire::{AudioFormat, valid_user};
@@ -47,7 +47,11 @@ pub fn run(args: &SourceArgs) -> Result<i32, CliError> {
             .map_err(|e| CliError::Usage(e.to_string()))?
             .ok_or_else(|| CliError::Usage(format!("{option} is required"))),
     };
-    let hub = resolve_addr("--hub", &text(&args.hub, "--hub", "hub")?)?;
+    let hub = resolve_addr(
+        "--hub",
+        &text(&args.hub, "--hub", "hub")?,
+        Some(DEFAULT_HUB_PORT),
+    )?;
     let user = text(&args.user, "--user", "user")?;
     if !valid_user(&user) {
         return Err(CliError::Usage(format!(

@@ -101,6 +101,9 @@ pub struct ClientConfig {
     /// Play a click every this many device frames instead of the mix (`izyrt latency`
     /// through a loopback cable).
     pub click_every: Option<u32>,
+    /// Publish the snapshot into this cell (one a metrics server already serves) instead
+    /// of a new one.
+    pub snapshot: Option<Arc<SnapshotCell>>,
 }
 
 impl ClientConfig {
@@ -122,6 +125,7 @@ impl ClientConfig {
             record: None,
             record_capture: None,
             click_every: None,
+            snapshot: None,
         }
     }
 
@@ -199,7 +203,10 @@ impl Client {
         let meter_cfg = |rate: u32| cfg.settings.meter(rate);
         let captured = Arc::new(Waker::new().map_err(config_err)?);
         let stop = Arc::new(Waker::new().map_err(config_err)?);
-        let snapshot = Arc::new(SnapshotCell::new(default_snapshot()));
+        let snapshot = cfg
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| Arc::new(SnapshotCell::new(default_snapshot())));
 
         // Playback half.
         let (recorder, tap) = recording(cfg.record.as_deref(), cfg.settings.rate * up, ch)?;

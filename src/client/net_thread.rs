@@ -36,7 +36,7 @@ use super::status::{ClientView, LinkState};
 use crate::metrics::SnapshotCell;
 use crate::net::conn::{Agreed, Conn, ReadEnd, audio_frame_bytes};
 use crate::net::log_limit::LogLimit;
-use crate::net::socket::{connect_nonblocking, tune};
+use crate::net::socket::{connect_nonblocking, os_reason, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
 use crate::rt::clock::now_ns;
@@ -258,8 +258,16 @@ impl ClientNet {
                 self.phase = Phase::Connecting { since_ns: now };
                 self.view.state = LinkState::Connecting;
             }
-            Err(e) => self.lost(&format!("connect: {e}")),
+            Err(e) => self.unreachable(&e),
         }
+    }
+
+    /// The hub could not be reached: say why in `connectError` (for the status line's
+    /// "cannot reach hub"), then as [`Self::lost`].
+    fn unreachable(&mut self, e: &std::io::Error) {
+        let why = os_reason(e);
+        self.lost(&format!("connect: {why}"));
+        self.view.connect_error = Some(why);
     }
 
     /// The connection is gone: tell the speaker, schedule the next attempt.
@@ -292,11 +300,12 @@ impl ClientNet {
             };
             match conn.link.sock.take_error() {
                 Ok(None) => {}
-                Ok(Some(e)) | Err(e) => return self.lost(&format!("connect: {e}")),
+                Ok(Some(e)) | Err(e) => return self.unreachable(&e),
             }
             if conn.link.sock.peer_addr().is_err() {
                 if writable {
-                    return self.lost("connect: refused");
+                    let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+                    return self.unreachable(&refused);
                 }
                 return;
             }
@@ -396,13 +405,16 @@ impl ClientNet {
                 ErrorCode::ALL.iter().find(|c| c.as_str() == code),
                 Some(ErrorCode::HubFull | ErrorCode::Internal | ErrorCode::HelloTimeout) | None
             );
-            self.log_error.log(
-                now_ns(),
-                log_prefix(self.id.role),
-                format_args!("hub sent ERROR {code}: {message}"),
-            );
+            // A permanent refusal ends the client: the main thread says it once, with
+            // what to do; a transient one is logged here and retried.
             if permanent {
                 self.fatal = Some(self.refused(&code, &message));
+            } else {
+                self.log_error.log(
+                    now_ns(),
+                    log_prefix(self.id.role),
+                    format_args!("hub sent ERROR {code}: {message}"),
+                );
             }
             return self.lost(&format!("ERROR {code}: {message}"));
         }
@@ -447,15 +459,29 @@ impl ClientNet {
             now_ns(),
             log_prefix(self.id.role),
             format_args!(
-                "joined the hub at {} as {} (session {}, hears {:?})",
-                self.id.hub, self.id.user, w.session, w.mix
+                "joined the hub at {} as {} (session {}, hears {})",
+                self.id.hub,
+                self.id.user,
+                w.session,
+                w.mix.name()
             ),
         );
+        if let Some(old) = &w.replaced {
+            self.log_joined.log(
+                now_ns(),
+                log_prefix(self.id.role),
+                format_args!(
+                    "took over user {} from {old}: the hub closed that connection",
+                    self.id.user
+                ),
+            );
+        }
         self.view.reset_tracks();
         self.view.state = LinkState::Running;
         self.view.sessions += 1;
         self.view.welcome = Some(w);
         self.view.last_error = None;
+        self.view.connect_error = None;
         self.phase = Phase::Running;
         self.backoff_ns = BACKOFF_MIN_NS;
         // Capture queued while connecting is stale.
@@ -512,7 +538,8 @@ impl ClientNet {
         match self.phase {
             Phase::Idle { retry_at_ns } if now >= retry_at_ns => self.attempt(),
             Phase::Connecting { since_ns } if now - since_ns > CONNECT_TIMEOUT_NS => {
-                self.lost("connect timed out")
+                let timed_out = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
+                self.unreachable(&timed_out)
             }
             Phase::HelloSent { since_ns } if now - since_ns > WELCOME_TIMEOUT_NS => {
                 self.lost("no WELCOME within 5 s")

@@ -63,6 +63,9 @@ pub struct ClientView {
     pub disconnects: u64,
     /// Why the last connection ended or failed.
     pub last_error: Option<String>,
+    /// Why the hub could not be reached (the OS's reason, e.g. `connection refused`),
+    /// until the next WELCOME.
+    pub connect_error: Option<String>,
     /// Latest round trip, ns.
     pub rtt_ns: Option<u64>,
     /// Latest AUDIO frame received: track, seq, sub-header.
@@ -133,6 +136,7 @@ impl ClientView {
             sessions: 0,
             disconnects: 0,
             last_error: None,
+            connect_error: None,
             rtt_ns: None,
             head: None,
             packets_in: 0,
@@ -291,6 +295,7 @@ impl ClientView {
             "sessions": self.sessions,
             "disconnects": self.disconnects,
             "lastError": self.last_error,
+            "connectError": self.connect_error,
             "packetsIn": self.packets_in,
             "packetsOut": self.packets_out,
             "unsentPackets": self.unsent,

@@ -8,6 +8,8 @@
 //! misspelt threshold would otherwise do nothing, with no one the wiser). Every refusal is
 //! one line naming the option, the value and what is allowed.
 
+pub mod suggest;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -93,9 +95,12 @@ impl ConfigFile {
             )));
         };
         if let Some(key) = map.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            let hint = match suggest::nearest(key, KNOWN_KEYS.iter().copied()) {
+                Some(near) => format!("did you mean \"{near}\"?"),
+                None => "see the README's config file section for the keys".into(),
+            };
             return Err(ConfigError(format!(
-                "--config {name}: unknown option \"{key}\" (known: {})",
-                KNOWN_KEYS.join(", ")
+                "--config {name}: unknown option \"{key}\"; {hint}"
             )));
         }
         Ok(ConfigFile {

@@ -157,6 +157,8 @@ struct Client {
     ip: IpAddr,
     /// Its refusal was counted already (an eviction).
     refusal_counted: bool,
+    /// The `user` of a HELLO that was refused, for the hub's log.
+    refused_user: Option<String>,
 }
 
 impl Client {
@@ -400,6 +402,7 @@ impl HubNet {
                 closing_since: None,
                 ip: addr.ip(),
                 refusal_counted: false,
+                refused_user: None,
             });
             self.flush(idx);
         }
@@ -520,12 +523,13 @@ impl HubNet {
             phase,
             input,
             agreed,
+            refused_user,
             ..
         } = client;
         let audio_allocs = &mut self.audio_allocs;
         let error_log = &mut self.logs.error;
         let end = conn.read_frames(|link, frame| match phase {
-            Phase::AwaitHello { .. } => on_hello(link, &frame, cfg, idx, pending),
+            Phase::AwaitHello { .. } => on_hello(link, &frame, cfg, idx, pending, refused_user),
             Phase::Joined { user, .. } => {
                 let audio = frame.kind() == Some(Kind::Audio);
                 let ((), n) = count_allocations(|| {
@@ -566,24 +570,41 @@ impl HubNet {
         if client.conn.link.is_closing() {
             return;
         }
-        // Another live connection of this user is replaced.
+        // Another live connection of this user is taken over (a peer back after a
+        // network blip needs that), said in the log and to both connections.
+        let mut replaced = None;
         if let Some(u) = self.users.find(&hello.user) {
             if self.users.at(u).connected {
                 let old = self.clients.iter().position(|c| {
                     matches!(c, Some(Client { phase: Phase::Joined { user, .. }, .. }) if *user == u)
                 });
                 if let Some(old) = old {
-                    let addr = self.clients[idx]
-                        .as_ref()
-                        .map_or(String::new(), |c| c.conn.link.peer.clone());
-                    self.leave(old, "replaced by a new connection");
+                    let peer = |i: usize| {
+                        self.clients[i]
+                            .as_ref()
+                            .map_or(String::new(), |c| c.conn.link.peer.clone())
+                    };
+                    let (addr, old_addr) = (peer(idx), peer(old));
+                    self.logs.leave.log(
+                        now_ns(),
+                        LOG,
+                        format_args!(
+                            "user {} taken over by {addr}; the previous connection from {old_addr} closed",
+                            hello.user
+                        ),
+                    );
+                    self.leave_as(old, &format!("taken over by {addr}"), false);
                     if let Some(c) = self.clients[old].as_mut() {
                         c.conn.link.refuse(
                             ErrorCode::Replaced,
-                            format!("user {} connected again from {addr}", hello.user),
+                            format!(
+                                "user {} taken over by a new connection from {addr}; this connection is closed",
+                                hello.user
+                            ),
                         );
                     }
                     self.flush(old);
+                    replaced = Some(old_addr);
                 }
             }
         }
@@ -637,6 +658,7 @@ impl HubNet {
             format: format.name().into(),
             frames_per_packet: self.cfg.period,
             mix: mix.unwrap_or(Mix::Minus),
+            replaced,
         };
         let u = self.users.get_or_add(&hello.user);
         let Some(Some(client)) = self.clients.get_mut(idx) else {
@@ -679,7 +701,7 @@ impl HubNet {
                 user.name,
                 role_name(user.role),
                 user.addr,
-                mix.map_or("nothing", mix_name)
+                mix.map_or("nothing", Mix::name)
             ),
         );
         self.flush(idx);
@@ -757,6 +779,11 @@ impl HubNet {
 
     /// Takes a joined client out of the mix (its connection may linger to flush).
     fn leave(&mut self, idx: usize, why: &str) {
+        self.leave_as(idx, why, true);
+    }
+
+    /// As [`Self::leave`], writing the "left" log line only when `log`.
+    fn leave_as(&mut self, idx: usize, why: &str, log: bool) {
         let Some(Some(client)) = self.clients.get_mut(idx) else {
             return;
         };
@@ -772,9 +799,11 @@ impl HubNet {
         u.connected = false;
         u.since_ns = now_ns();
         u.left_because = Some(why.to_owned());
-        self.logs
-            .leave
-            .log(now_ns(), LOG, format_args!("{} left ({why})", u.name));
+        if log {
+            self.logs
+                .leave
+                .log(now_ns(), LOG, format_args!("{} left ({why})", u.name));
+        }
         self.metadata_due = true;
     }
 
@@ -801,11 +830,19 @@ impl HubNet {
                 if *since_ns != 0 {
                     client.refusal_counted = true;
                     self.refusals.count(Refusal::Error(code));
-                    self.logs.refused.log(
-                        now_ns(),
-                        LOG,
-                        format_args!("refused {}: {code}", client.conn.link.peer),
-                    );
+                    let peer = &client.conn.link.peer;
+                    match &client.refused_user {
+                        Some(user) => self.logs.refused.log(
+                            now_ns(),
+                            LOG,
+                            format_args!("refused HELLO from {peer} (user {user}): {code}"),
+                        ),
+                        None => self.logs.refused.log(
+                            now_ns(),
+                            LOG,
+                            format_args!("refused {peer}: {code}"),
+                        ),
+                    }
                 }
             }
             // A refused or departing client is out of the mix at once.
@@ -994,6 +1031,7 @@ fn on_hello(
     cfg: &NetConfig,
     idx: usize,
     pending: &mut Vec<PendingJoin>,
+    refused_user: &mut Option<String>,
 ) -> bool {
     match check_hello(frame, cfg) {
         Ok(hello) => {
@@ -1001,6 +1039,8 @@ fn on_hello(
             false
         }
         Err(e) => {
+            // Who was refused, for the log (a HELLO that parses: a wrong token or rate).
+            *refused_user = Hello::parse(frame.payload).ok().map(|h| h.user);
             link.send_error(&e);
             true
         }
@@ -1129,13 +1169,5 @@ fn role_name(r: Role) -> &'static str {
         Role::Peer => "peer",
         Role::Monitor => "monitor",
         Role::Source => "source",
-    }
-}
-
-fn mix_name(m: Mix) -> &'static str {
-    match m {
-        Mix::Minus => "minus",
-        Mix::Full => "full",
-        Mix::Loopback => "loopback",
     }
 }

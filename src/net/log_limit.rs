@@ -7,9 +7,12 @@
 //! `interval`; lines beyond that are counted, not written, and the first line after the
 //! interval (or [`LogLimit::flush`] from a periodic tick) first says how many were
 //! suppressed. The limiter holds two integers and never allocates; the clock is passed in,
-//! so tests drive it with a fake one.
+//! so tests drive it with a fake one. Off a terminal each line starts with its UTC time
+//! ([`LinePrefix`]).
 
 use std::fmt;
+
+use super::stamp::LinePrefix;
 
 /// What [`LogLimit::admit`] decided for one line.
 ///
@@ -113,16 +116,18 @@ impl LogLimit {
         }
     }
 
-    /// Writes `what: args` on stderr if admitted, preceded by the suppressed count.
+    /// Writes `what: args` on stderr if admitted, preceded by the suppressed count (each
+    /// line stamped with the time off a terminal).
     ///
     /// # Example
     /// See [`LogLimit`].
     pub fn log(&mut self, now_ns: u64, what: &str, args: fmt::Arguments<'_>) {
         if let Admit::Write { suppressed } = self.admit(now_ns) {
+            let at = LinePrefix::now();
             if suppressed > 0 {
-                eprintln!("{what}: suppressed {suppressed} lines");
+                eprintln!("{at}{what}: suppressed {suppressed} lines");
             }
-            eprintln!("{what}: {args}");
+            eprintln!("{at}{what}: {args}");
         }
     }
 
@@ -155,7 +160,7 @@ impl LogLimit {
     /// ```
     pub fn flush(&mut self, now_ns: u64, what: &str) {
         if let Some(n) = self.take_due(now_ns) {
-            eprintln!("{what}: suppressed {n} lines");
+            eprintln!("{}{what}: suppressed {n} lines", LinePrefix::now());
         }
     }
 }

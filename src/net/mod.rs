@@ -17,6 +17,7 @@ pub mod event_loop;
 pub mod log_limit;
 pub mod seq;
 pub mod socket;
+pub mod stamp;
 pub mod timer;
 pub mod waker;
 pub mod write_queue;

@@ -79,6 +79,26 @@ impl AppliedTuning {
     }
 }
 
+/// The OS's reason for `e` as a person reads it: `connection refused`, without the
+/// `(os error 111)` tail.
+///
+/// # Example
+/// ```
+/// let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+/// assert_eq!(izyrt::net::socket::os_reason(&e), "connection refused");
+/// ```
+pub fn os_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text
+        .find(" (os error ")
+        .map_or(text.as_str(), |i| &text[..i]);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Starts a nonblocking TCP connect to `addr` and returns the stream at once; the connect
 /// completes in the background (`EINPROGRESS` is not an error). Register the stream with
 /// writable interest: when it is reported writable, `TcpStream::take_error` says whether

@@ -516,8 +516,19 @@ fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str
     // it ends.
     let _handle =
         audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| plain_reason(&e))?;
     Ok("direct")
+}
+
+/// An `audio_thread_priority` error as a person reads it, without the crate's type name
+/// (its Display starts with `AudioThreadPriorityError: `).
+#[cfg(target_os = "linux")]
+fn plain_reason(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.split_once("Error: ") {
+        Some((name, rest)) if !name.contains(' ') => rest.to_owned(),
+        _ => text,
+    }
 }
 
 #[cfg(all(target_os = "linux", feature = "rtkit"))]
@@ -529,7 +540,7 @@ fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str
     };
     let _handle =
         audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
-            .map_err(|e| format!("{direct}; RTKit: {e}"))?;
+            .map_err(|e| format!("{direct}; RTKit: {}", plain_reason(&e)))?;
     Ok("rtkit")
 }
 
@@ -701,6 +712,15 @@ mod tests {
         }
     }
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn refusals_carry_no_type_names() {
+        let e = "AudioThreadPriorityError: setrlimit failed";
+        assert_eq!(plain_reason(&e), "setrlimit failed");
+        let said = "no rights: Error: x";
+        assert_eq!(plain_reason(&said), said);
+    }
 
     fn opts(name: &str) -> RtOptions {
         RtOptions {

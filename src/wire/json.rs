@@ -134,6 +134,22 @@ pub enum Mix {
     Loopback,
 }
 
+impl Mix {
+    /// The wire name: `minus`, `full` or `loopback`.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(izyrt::wire::Mix::Full.name(), "full");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Minus => "minus",
+            Mix::Full => "full",
+            Mix::Loopback => "loopback",
+        }
+    }
+}
+
 /// The audio a client sends on the wire, from HELLO or WELCOME.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioParams {
@@ -319,6 +335,11 @@ pub struct Welcome {
     pub frames_per_packet: u32,
     /// What this client will hear.
     pub mix: Mix,
+    /// The address of a live connection of the same `user` that this one took over (the
+    /// hub closed it with `replaced`); absent otherwise. An izyrt extension: other
+    /// clients ignore the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 impl Welcome {

@@ -54,6 +54,7 @@ mod negotiate;
 mod probe;
 mod recover;
 mod streams;
+mod suggest;
 mod transfer;
 mod wait;
 

@@ -66,7 +66,13 @@ pub(super) fn open_pcm(
         spec: name.escape_debug().to_string(),
         reason: "the name contains a NUL byte".into(),
     })?;
-    let pcm = PCM::open(&cname, dir, true).map_err(|e| open_error(name, dir, e))?;
+    // alsa-lib prints its own error lines on stderr unless a handler takes them: take
+    // them on this thread, and say them in izyrt's one error line instead.
+    let lib_said = ::alsa::Output::local_error_handler().ok();
+    let pcm = PCM::open(&cname, dir, true).map_err(|e| {
+        let said = lib_said.map_or_else(String::new, |o| o.borrow().to_string());
+        open_error(name, dir, e, &said)
+    })?;
     let chain = dump_chain(&pcm);
     if !chain.paces_time() && !allow_unpaced {
         return Err(DeviceError::Open {
@@ -74,7 +80,7 @@ pub(super) fn open_pcm(
             reason: format!(
                 "refused for realtime use: this PCM does not pace time (chain: {}), so an RT \
                  loop on it would spin; use a sound card (hw:CARD,DEV) or a paced PCM such as \
-                 jack (functional tests may allow it with OpenOptions::allow_unpaced)",
+                 jack",
                 chain.headers.join(" -> ")
             ),
         });
@@ -82,8 +88,15 @@ pub(super) fn open_pcm(
     Ok(Opened { pcm, chain })
 }
 
-/// The reason an open failed, in words a user can act on.
-pub(super) fn open_error(name: &str, dir: AlsaDirection, e: ::alsa::Error) -> DeviceError {
+/// The reason an open failed, in words a user can act on; `lib_said` is what alsa-lib
+/// said about it (its error lines, captured), and an unknown name gets the nearest known
+/// one.
+pub(super) fn open_error(
+    name: &str,
+    dir: AlsaDirection,
+    e: ::alsa::Error,
+    lib_said: &str,
+) -> DeviceError {
     let why = match e.errno().abs() {
         libc::ENOENT => format!(
             "no such {} PCM: not defined in the ALSA configuration, or its card, device or \
@@ -98,15 +111,26 @@ pub(super) fn open_error(name: &str, dir: AlsaDirection, e: ::alsa::Error) -> De
             "permission denied (is the user in the 'audio' group?)".to_string()
         }
         libc::ENODEV | libc::ENXIO => format!("no such {} device", label(dir)),
-        libc::EINVAL => format!(
-            "alsa-lib rejected the {} PCM definition (see the ALSA message above)",
-            label(dir)
-        ),
+        libc::EINVAL => format!("alsa-lib rejected the {} PCM definition", label(dir)),
         _ => format!("{} open failed: {}", label(dir), describe(e)),
     };
+    let mut reason = why;
+    let said: Vec<&str> = lib_said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !said.is_empty() {
+        reason.push_str(&format!(" (alsa-lib: {})", said.join("; ")));
+    }
+    if e.errno().abs() == libc::ENOENT {
+        if let Some(near) = super::suggest::nearest_device(name) {
+            reason.push_str(&format!("; did you mean '{near}'?"));
+        }
+    }
     DeviceError::Open {
         name: name.to_string(),
-        reason: why,
+        reason,
     }
 }
 
