@@ -146,7 +146,7 @@ fn a_published_snapshot_is_served_next() {
         "{text}"
     );
     assert!(text.contains("izyrt_current_speaker_buffer_depth_float32_samples 1920\n"));
-    assert!(text.contains("izyrt_incoming_track_packets_total{track=\"3\",from=\"alice\"} 41\n"));
+    assert!(text.contains("izyrt_incoming_track_packets_total{track=\"3\",user=\"alice\"} 41\n"));
     handle.stop();
 }
 

@@ -84,7 +84,8 @@ impl Publisher {
 
     /// The METADATA frame for `r`, encoded with seq 0 (each link writes its own), or why
     /// it could not be.
-    pub fn metadata_frame(&self, r: &Report) -> Result<Vec<u8>, String> {
+    /// `shared` is the report's `mixeradminSharedState` ([`Users::shared_state`]).
+    pub fn metadata_frame(&self, r: &Report, shared: &Value) -> Result<Vec<u8>, String> {
         let tracks: Vec<Value> = self
             .cfg
             .files
@@ -100,7 +101,7 @@ impl Publisher {
             )
             .collect();
         let value = json!({
-            "mixeradminSharedState": self.shared_state(r),
+            "mixeradminSharedState": shared,
             "aggregatorStatus": self.aggregator_status(),
             "tracks": tracks,
             "hub": {
@@ -120,8 +121,10 @@ impl Publisher {
     }
 
     /// `mixeradminSharedState`: the users', then the file sources' (role `source`).
+    /// `mixeradminSharedState`: every user's session entry, and the hub's `--file`
+    /// sources as users of role `source`.
     fn shared_state(&self, r: &Report) -> Value {
-        let mut shared = r.users.shared_state();
+        let mut shared = r.users.shared_state(r.now_ns);
         let mut none = Value::Null;
         file_sources::add_users(&self.cfg.files, self.file_stream(), &mut shared, &mut none);
         shared
@@ -146,6 +149,16 @@ impl Publisher {
 
     /// Publishes the getMetrics snapshot for `r`.
     pub fn publish(&self, r: &Report) {
+        self.publish_shared(r, self.shared_state(r));
+    }
+
+    /// Publishes the getMetrics snapshot for `r`, whose `mixeradminSharedState` is
+    /// `shared` (built once for METADATA and the snapshot).
+    ///
+    /// The hub has no capture and no jitter-buffered speaker: `micStatus`,
+    /// `speakerSilenceDetected` and `speakerScriptProcessorIncomingBufferMisses` are
+    /// `null` (not applicable), and so is `user`.
+    pub fn publish_shared(&self, r: &Report, shared: Value) {
         let now = r.now_ns;
         let mut snap = crate::metrics::default_snapshot();
         let mixer = &self.mixer;
@@ -168,17 +181,23 @@ impl Publisher {
         );
         snap["outgoingAudioTracks"] = Value::Array(r.users.outgoing_tracks());
         let mut connections = r.users.connections(now);
-        let mut shared = r.users.shared_state();
+        let mut none = Value::Null;
         file_sources::add_users(
             &self.cfg.files,
             self.file_stream(),
-            &mut shared,
+            &mut none,
             &mut connections,
         );
         snap["connections"] = connections;
+        snap["micStatus"] = Value::Null;
+        snap["speakerSilenceDetected"] = Value::Null;
+        snap["speakerScriptProcessorIncomingBufferMisses"] = Value::Null;
+        snap["sessions"] = shared.clone();
         snap["mixeradminSharedState"] = shared;
         snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
         snap["role"] = json!("hub");
+        snap["user"] = Value::Null;
+        snap["hubAddress"] = json!(self.listen);
         snap["refusedConnections"] = json!(r.refusals);
         let stats = &self.stats;
         snap["hub"] = json!({
@@ -210,7 +229,8 @@ impl Publisher {
             .spawn(move || {
                 let mut failures = crate::net::log_limit::LogLimit::per_site();
                 for r in inbox {
-                    match self.metadata_frame(&r) {
+                    let shared = self.shared_state(&r);
+                    match self.metadata_frame(&r, &shared) {
                         // Full: the net thread has a newer frame still unread; keep that.
                         Ok(frame) => match outbox.try_send(frame) {
                             Ok(()) | Err(TrySendError::Full(_)) => wake.wake(),
@@ -222,7 +242,7 @@ impl Publisher {
                             format_args!("METADATA not sent: {e}"),
                         ),
                     }
-                    self.publish(&r);
+                    self.publish_shared(&r, shared);
                 }
             })?;
         Ok(PublisherHandle {
