@@ -102,7 +102,9 @@ fn source_streams_a_file_to_the_hub_in_real_time_and_ends_at_its_end() {
         let m = metrics(mon_metrics);
         let level = m["levels"]["speakerPeakDbfs"].as_f64()?;
         let shared = &m["mixeradminSharedState"]["jingle"];
-        (level > -20.0 && shared["connected"] == true).then_some(m)
+        // METADATA's levels lag the mix by up to one report (500 ms).
+        let input = shared["audioInputMetadata"]["peakDbfs"].as_f64()?;
+        (level > -20.0 && input > -20.0 && shared["connected"] == true).then_some(m)
     });
     assert_eq!(
         m["mixeradminSharedState"]["jingle"]["role"], "source",
