@@ -171,6 +171,7 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
 pub fn run(args: &HubArgs) -> Result<i32, CliError> {
     let (cfg, role) = config(args)?;
     serve::prepare_signals();
+    let has_token = cfg.token.is_some();
     let summary = format!(
         "{} Hz, {} ch, {}-frame periods, mix {:?}, clock {}",
         cfg.settings.rate,
@@ -185,6 +186,9 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
         e => CliError::Usage(e.to_string()),
     })?;
     eprintln!("hub:       listening on {} ({summary})", hub.local_addr());
+    if let Some(w) = super::token::open_hub_warning(hub.local_addr(), has_token) {
+        eprintln!("{w}");
+    }
     for f in &files {
         eprintln!("source:    {} (looping)", f.display());
     }
