@@ -173,6 +173,7 @@ pub(super) fn config(args: &HubArgs) -> Result<(HubConfig, super::role_args::Rol
 pub fn run(args: &HubArgs) -> Result<i32, CliError> {
     let (cfg, role) = config(args)?;
     serve::prepare_signals();
+    let has_token = cfg.token.is_some();
     let summary = format!(
         "{} Hz, {} ch, {}-frame periods, mix {}, clock {}",
         cfg.settings.rate,
@@ -191,6 +192,9 @@ pub fn run(args: &HubArgs) -> Result<i32, CliError> {
         "{at}hub:       listening on {} ({summary})",
         hub.local_addr()
     );
+    if let Some(w) = super::token::open_hub_warning(hub.local_addr(), has_token) {
+        eprintln!("{at}{w}");
+    }
     for f in &files {
         eprintln!("{at}source:    {} (looping)", f.display());
     }

@@ -5,6 +5,8 @@
 
 mod dev;
 mod devices;
+mod docs;
+mod doctor;
 mod dump;
 mod glitches;
 pub mod hub;
@@ -19,6 +21,7 @@ mod sound_server;
 mod source;
 pub mod status_line;
 pub mod thru;
+pub mod token;
 mod usage;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +33,7 @@ pub use usage::EXIT_USAGE;
 /// Without a command, `izyrt --device DEV` runs dev mode: an embedded hub and one peer on
 /// DEV, metrics on 127.0.0.1:7180 (`izyrt --device virtual:tone=440` without a sound card).
 #[derive(Debug, Parser)]
-#[command(name = "izyrt", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "izyrt", version = VERSION, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -66,6 +69,13 @@ pub enum Command {
     Thru(thru::ThruArgs),
     /// Count the steps, holes and audible events in a recorded pure tone (a WAV file).
     Glitches(glitches::GlitchesArgs),
+    /// Check this machine for low-latency audio (realtime rights, kernel, device, ports,
+    /// hub) and print the command that fixes each problem; exit status 1 on a FAIL.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script on standard output.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) on standard output.
+    Man,
 }
 
 /// An error that stops a command; printed as one line on stderr.
@@ -90,6 +100,15 @@ pub enum CliError {
         source: std::io::Error,
     },
 }
+
+/// The version `--version` prints: the package version and the git commit it was built
+/// from (`unknown` outside a git checkout), set by `build.rs`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IZYRT_GIT_COMMIT"),
+    ")"
+);
 
 /// Exit status for bad data (a malformed stream, a refused file).
 pub const EXIT_DATA: i32 = 2;
@@ -117,6 +136,9 @@ pub fn main() -> i32 {
         Some(Command::Latency(args)) => latency::run(&args),
         Some(Command::Thru(args)) => thru::run(&args),
         Some(Command::Glitches(args)) => glitches::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Completions(args)) => docs::completions(&args),
+        Some(Command::Man) => docs::man(),
         None if cli.dev.device.is_none()
             && std::env::var_os("IZYRT_CONFIG").is_none()
             && cli.dev.role.common.config.is_none() =>

@@ -17,6 +17,9 @@ pub struct RoleArgs {
     /// Shared secret: the hub requires it in HELLO; a client sends it.
     #[arg(long, value_name = "T", env = "IZYRT_TOKEN")]
     pub token: Option<String>,
+    /// Read the token from this file (one line; kept out of `ps` and shell history).
+    #[arg(long = "token-file", value_name = "PATH", env = "IZYRT_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Where the metrics HTTP server listens (`none` to disable; binding beyond
     /// 127.0.0.1 exposes unauthenticated metrics).
     #[arg(long, value_name = "ADDR", env = "IZYRT_METRICS")]
@@ -178,10 +181,32 @@ impl RoleArgs {
         };
         Ok(Role {
             settings,
-            token: self.token.clone().or(file.string("token").map_err(usage)?),
+            token: self.token(&file)?,
             metrics,
             file,
         })
+    }
+}
+
+impl RoleArgs {
+    /// The token: `--token`, else `--token-file`, else the config file's `token`, else
+    /// its `tokenFile`. Both flags at once are refused (which one was meant?).
+    fn token(&self, file: &ConfigFile) -> Result<Option<String>, CliError> {
+        if let Some(path) = &self.token_file {
+            if self.token.is_some() {
+                return Err(usage(
+                    "--token and --token-file (or IZYRT_TOKEN and IZYRT_TOKEN_FILE) are both set: give one",
+                ));
+            }
+            return super::token::read_token_file("--token-file", path).map(Some);
+        }
+        if let Some(t) = self.token.clone().or(file.string("token").map_err(usage)?) {
+            return Ok(Some(t));
+        }
+        file.string("tokenFile")
+            .map_err(usage)?
+            .map(|p| super::token::read_token_file("tokenFile", p.as_ref()))
+            .transpose()
     }
 }
 

@@ -26,6 +26,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "hub",
     "user",
     "token",
+    "tokenFile",
     "listen",
     "metrics",
     "mix",

@@ -628,11 +628,21 @@ fn current_policy() -> (SchedPolicy, i32) {
     }
 }
 
+/// Whether each kind of refusal warning was printed (or silenced).
+static RT: AtomicBool = AtomicBool::new(false);
+static MEM: AtomicBool = AtomicBool::new(false);
+static CPU: AtomicBool = AtomicBool::new(false);
+
+/// Stops [`spawn`] from printing its refusal warnings in this process: for a caller that
+/// reports refusals itself from [`RtThread::report`] (`izyrt doctor`).
+pub fn silence_refusal_warnings() {
+    for warned in [&RT, &MEM, &CPU] {
+        warned.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Prints each kind of refusal once per process.
 fn warn_once(report: &RtReport) {
-    static RT: AtomicBool = AtomicBool::new(false);
-    static MEM: AtomicBool = AtomicBool::new(false);
-    static CPU: AtomicBool = AtomicBool::new(false);
     if let Some(reason) = report
         .refused
         .as_ref()
