@@ -223,8 +223,9 @@ impl Reader for Hub {
     fn push(&mut self, position: u64, samples: &[f32], at: u64) {
         let r = self.jb.push_at(position, samples, at);
         let frames = (samples.len() / self.out_ch()) as u64;
+        // (`evicted` also counts older frames dropped to make room: not bounded by these.)
         assert!(
-            r.stored + r.late + r.duplicate + r.evicted <= frames,
+            r.stored + r.late + r.duplicate <= frames,
             "{r:?} of {frames}"
         );
     }
@@ -473,6 +474,8 @@ fn a_client_stream_crossing_u64_max_keeps_its_target_and_plays() {
             assert_eq!(r, PullResult::Played, "pull {i}");
         }
     }
-    assert_eq!(p.target_frames(), floor);
     assert_eq!((p.misses(), p.late_packets()), (0, 0));
+    // The clock estimate settling tilts measured lateness by a few frames; a wrap measured
+    // as a plain difference took the target to its maximum (1024) for good.
+    assert!(p.target_frames() <= floor + 64, "{}", p.target_frames());
 }

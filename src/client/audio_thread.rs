@@ -500,9 +500,11 @@ mod tests {
             every: 4,
             played: 0,
         };
-        let mut out = [1.0f32; 8];
+        let mut out = [0.5f32; 8];
         c.fill(&mut out, 0);
-        assert_eq!(out, [0.0; 8]);
+        // Served sample by sample, as one channel.
+        assert_eq!(c.played, 8);
+        assert_eq!(out, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]
