@@ -136,6 +136,11 @@ fn audio_crosses_the_graph_intact_and_no_rt_thread_allocates() {
             "JACK's process thread takes ours"
         );
     }
+    assert_eq!(
+        dev.denormals_flushed(),
+        cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+        "FTZ/DAZ on JACK's process thread"
+    );
     assert_eq!(ours, 0, "izyrt's RT thread allocated in steady state");
     assert_eq!(
         theirs, 0,

@@ -41,6 +41,9 @@ pub struct MicStats {
     pub dropped: AtomicU64,
     /// Monotonic ns of the latest period captured.
     pub last_ns: AtomicU64,
+    /// Periods not sent because they no longer fit the buffers built at the start (a
+    /// device reopened with a longer period, with `--downsample-ratio`).
+    pub unfit_periods: AtomicU64,
 }
 
 /// Figures of the playback half, written by its RT thread.
@@ -143,9 +146,17 @@ impl CaptureHalf {
         let now = now_ns();
         self.meter.process(input);
         let wire: &[f32] = match &mut self.decimator {
-            Some(d) => match d.process(input, &mut self.wire) {
-                Ok(frames) => &self.wire[..frames * self.channels],
-                Err(_) => return,
+            Some(d) => match d
+                .process(input, &mut self.wire)
+                .ok()
+                .and_then(|frames| self.wire.get(..frames * self.channels))
+            {
+                Some(wire) => wire,
+                None => {
+                    // A period longer than the decimator was built for (a reopen).
+                    self.stats.unfit_periods.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             },
             None => input,
         };
@@ -171,7 +182,8 @@ impl CaptureHalf {
                 lock.resampler.push(wire);
                 let ch = self.channels;
                 let made = lock.resampler.process_available(&mut lock.out, step);
-                for packet in lock.out[..made * ch].chunks(lock.period * ch) {
+                let made = lock.out.get(..made * ch).unwrap_or(&[]);
+                for packet in made.chunks((lock.period * ch).max(1)) {
                     Self::send(
                         &mut self.out,
                         &self.stats,
@@ -196,7 +208,7 @@ impl CaptureHalf {
         wire: &[f32],
         now: u64,
     ) {
-        let frames = (wire.len() / channels) as u32;
+        let frames = (wire.len() / channels.max(1)) as u32;
         let meta = PacketMeta {
             position: *position,
             origin_ns: now,
@@ -257,7 +269,7 @@ impl ClickTrain {
     /// Writes the next period of the train into `out` (RT).
     pub fn fill(&mut self, out: &mut [f32], channels: usize) {
         out.fill(0.0);
-        for frame in out.chunks_exact_mut(channels) {
+        for frame in out.chunks_exact_mut(channels.max(1)) {
             if self.played % self.every.max(1) == 0 {
                 frame.fill(1.0);
             }
@@ -295,15 +307,17 @@ impl PlaybackHalf {
                 let up = self
                     .interpolator
                     .as_ref()
-                    .map_or(1, |i| u64::from(i.ratio()));
+                    .map_or(1, |i| u64::from(i.ratio()).max(1));
                 self.playout.device_skipped((lost - self.lost_seen) / up);
-                self.lost_seen = lost;
             }
+            // Also when the count went back (a device rebuilt with fresh counters): the
+            // frames it skips from now on are counted from there.
+            self.lost_seen = lost;
         }
         let before = self.playout.misses();
         match &mut self.interpolator {
             Some(interp) => {
-                let wire_len = (out.len() / interp.ratio() as usize).min(self.wire.len());
+                let wire_len = (out.len() / (interp.ratio() as usize).max(1)).min(self.wire.len());
                 let wire = &mut self.wire[..wire_len];
                 self.playout.pull_at(wire, now_ns());
                 if interp.process(wire, out).is_err() {
@@ -509,6 +523,68 @@ mod tests {
             h.play(&mut out);
         }
         assert!(h.stats.misses.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn device_skips_are_told_after_the_counter_restarts() {
+        let (mut h, mut tx, _cmd) = half();
+        let counters = Arc::new(DeviceCounters::default());
+        h.device = Some(Arc::clone(&counters));
+        let mut out = [0.0f32; P as usize];
+        let mut pos = 0;
+        counters.lost_frames.store(1_000, Ordering::Relaxed);
+        send(&mut tx, &mut pos, 0.5);
+        h.play(&mut out);
+        assert_eq!(h.lost_seen, 1_000);
+        // A reopened device counts from 0 again: its next skips are new ones.
+        counters.lost_frames.store(64, Ordering::Relaxed);
+        send(&mut tx, &mut pos, 0.5);
+        h.play(&mut out);
+        assert_eq!(h.lost_seen, 64, "a count that went back was ignored");
+    }
+
+    #[test]
+    fn a_click_train_with_no_channels_does_not_panic() {
+        let mut c = ClickTrain {
+            every: 4,
+            played: 0,
+        };
+        let mut out = [0.5f32; 8];
+        c.fill(&mut out, 0);
+        // Served sample by sample, as one channel.
+        assert_eq!(c.played, 8);
+        assert_eq!(out, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_capture_period_longer_than_the_decimator_takes_is_counted_not_sliced() {
+        let (tx, _rx) = pipe(1, 4096, 64);
+        let meter = Meter::new(MeterConfig {
+            rate: 48_000,
+            channels: 1,
+            window_ms: 2,
+            silence_threshold_dbfs: -60.0,
+            silence_hold_ms: 10,
+        })
+        .unwrap();
+        let mut c = CaptureHalf {
+            out: tx,
+            waker: Arc::new(Waker::new().unwrap()),
+            decimator: Some(Decimator::new(2, 1, 2 * P as usize).unwrap()),
+            wire: vec![0.0; P as usize],
+            meter,
+            stats: Arc::new(MicStats::default()),
+            channels: 1,
+            position: 0,
+            tap: None,
+            lock: None,
+        };
+        c.capture(&[0.25; 2 * P as usize]);
+        assert_eq!(c.position, u64::from(P));
+        // The device came back with twice the period: not sent, counted.
+        c.capture(&[0.25; 4 * P as usize]);
+        assert_eq!(c.stats.unfit_periods.load(Ordering::Relaxed), 1);
+        assert_eq!(c.position, u64::from(P));
     }
 
     #[test]

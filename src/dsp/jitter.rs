@@ -20,7 +20,8 @@
 //! **Depth** is the span from the read point to one past the newest frame received
 //! (holes included): that is the delay the buffer adds. Before the first packet the
 //! buffer is idle; the first packet anchors the read point at its position (a packet
-//! reordered before that first one is late).
+//! reordered before that first one is late). Positions wrap past u64::MAX as senders
+//! count them: they are kept as distances from that first one.
 //!
 //! **Why these adaptation rules.** The target depth is what the buffer holds before it
 //! starts (or restarts) playing, i.e. the latency it trades for safety against jitter:
@@ -351,9 +352,12 @@ pub struct JitterBuffer {
     /// When each frame held arrived (monotonic ns; 0 when pushed without a time).
     arrivals: Box<[u64]>,
     state: State,
-    /// Stream position of the next frame to read.
+    /// The stream position of the first packet since construction or `reset`: `read` and
+    /// `end` count from it (wrapping), so a stream may cross u64::MAX.
+    origin: u64,
+    /// Position of the next frame to read, from `origin`.
     read: u64,
-    /// One past the newest position received (`read <= end <= read + capacity`).
+    /// One past the newest position received, from `origin` (`read <= end <= read + capacity`).
     end: u64,
     target: u32,
     steady: u32,
@@ -500,6 +504,7 @@ impl JitterBuffer {
             filled: vec![false; cfg.capacity_frames as usize].into_boxed_slice(),
             arrivals: vec![0; cfg.capacity_frames as usize].into_boxed_slice(),
             state: State::Idle,
+            origin: 0,
             read: 0,
             end: 0,
             target: cfg.initial_target_frames,
@@ -553,11 +558,20 @@ impl JitterBuffer {
             return result;
         }
         if self.state == State::Idle {
-            self.read = position;
-            self.end = position;
+            self.origin = position;
+            self.read = 0;
+            self.end = 0;
             self.state = State::Priming;
-        } else if self.state == State::Rebuffering && self.end == self.read && position > self.read
-        {
+        }
+        // Senders' positions wrap past u64::MAX: each is kept as its wrapping distance
+        // from the first packet's, and one that falls before that is late.
+        let position = position.wrapping_sub(self.origin);
+        if position > i64::MAX as u64 {
+            self.late_packets += 1;
+            result.late = frames;
+            return result;
+        }
+        if self.state == State::Rebuffering && self.end == self.read && position > self.read {
             // The sender skipped ahead while this buffer ran dry (its device's xrun moved
             // its stream on): the skipped span's time has passed here already, as the
             // rebuffering pulls' silence. Playing it again as a hole would be the same
@@ -1052,7 +1066,7 @@ impl JitterBuffer {
 
     /// One past the newest stream position received (the sender's progress).
     pub fn end_position(&self) -> u64 {
-        self.end
+        self.origin.wrapping_add(self.end)
     }
 
     /// Frames received twice (the second copy was ignored).

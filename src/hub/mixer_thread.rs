@@ -276,8 +276,12 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
                 r != PullResult::Priming
             }
             Input::File(reader) => {
+                // The reader counts frames of its clip's channels: never slice past the
+                // input with them.
                 let n = reader.read(input);
-                input[n * channels..].fill(0.0);
+                if let Some(rest) = input.get_mut(n.saturating_mul(channels)..) {
+                    rest.fill(0.0);
+                }
                 slot.stats.periods.fetch_add(1, Ordering::Relaxed);
                 slot.stats.last_period_ns.store(now, Ordering::Relaxed);
                 true
@@ -355,6 +359,67 @@ mod tests {
             stats: Arc::default(),
         };
         (Box::new(slot), tx)
+    }
+
+    /// A mixer of `slots` mono slots of P frames, its command queue and stats.
+    fn state(slots: usize, channels: u16) -> (MixerState, rtrb::Producer<Command>) {
+        let mixer = Mixer::new(MixerConfig {
+            max_slots: slots,
+            channels,
+            period_frames: P,
+            limit: Limit::SoftClip,
+        })
+        .unwrap();
+        let (commands, commands_rx) = RingBuffer::new(8);
+        let (garbage, _garbage_rx) = RingBuffer::new(8);
+        let s = MixerState::new(
+            mixer,
+            Vec::new(),
+            commands_rx,
+            garbage,
+            Arc::new(Waker::new().unwrap()),
+            Arc::new(MixerStats::default()),
+        );
+        (s, commands)
+    }
+
+    #[test]
+    fn a_file_source_with_fewer_channels_than_the_mix_does_not_slice_past_its_input() {
+        let (mut s, mut commands) = state(2, 2);
+        let clip = crate::file::Clip::from_interleaved(vec![0.5; 64], 48_000, 1);
+        let (slot, _tx) = client();
+        let slot = Box::new(Slot {
+            input: Input::File(ClipReader::new(Arc::new(clip), true)),
+            output: None,
+            ..*slot
+        });
+        commands.push(Command::Join(0, slot)).unwrap();
+        let mut out = [0.0; 2 * P as usize];
+        for _ in 0..4 {
+            step(&mut s, &[], &mut out);
+        }
+        assert!(out.iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn a_playback_period_other_than_the_mixers_is_served() {
+        let (mut s, _commands) = state(1, 1);
+        // A hub device reopened with another period: longer, shorter, empty.
+        for len in [3 * P as usize, 1, 0] {
+            let mut out = vec![f32::NAN; len];
+            step(&mut s, &[], &mut out);
+            assert!(out.iter().all(|&x| x == 0.0));
+        }
+    }
+
+    #[test]
+    fn positions_wrap_past_the_end_of_the_stream() {
+        let (mut s, _commands) = state(1, 1);
+        s.position = u64::MAX - u64::from(P);
+        let mut out = [0.0; P as usize];
+        step(&mut s, &[], &mut out);
+        step(&mut s, &[], &mut out);
+        assert_eq!(s.position, u64::from(P) - 1);
     }
 
     #[test]

@@ -322,9 +322,12 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        Raw::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client over an already connected socket (reads time out after 200 ms).
+    pub fn from_stream(sock: TcpStream) -> Raw {
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
         Raw {
             sock,
             dec: Decoder::new(),

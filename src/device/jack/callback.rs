@@ -5,6 +5,8 @@
 //! The process callback follows the RT rules like izyrt's own threads: no allocation, no
 //! lock, no log; its only wait is the bounded one in [`Handoff::serve`]. It arms the
 //! counting allocator on its first call and publishes its count, so tests can prove it.
+//! On that first call it also sets FTZ/DAZ on JACK's thread (`rt::denormals`), as izyrt's
+//! own RT threads do at spawn, and publishes whether the mode took.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use super::handoff::{Handoff, Served};
 use crate::device::DeviceCounters;
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::clock::now_ns;
+use crate::rt::denormals::{denormals_flushed, flush_denormals};
 use crate::rt::thread::{raise_to_fifo, realtime_priority};
 
 /// Why the server stopped serving this client (read by the device after a close).
@@ -58,6 +61,8 @@ pub struct Shared {
     pub stop: Stop,
     /// Allocator calls the process callback made since its first call.
     pub allocations: AtomicU64,
+    /// Whether FTZ/DAZ is set on JACK's process thread (from its first call on).
+    pub denormals_flushed: AtomicBool,
     /// xruns (cycles izyrt did not answer in time) and lost frames.
     pub counters: Arc<DeviceCounters>,
 }
@@ -82,11 +87,15 @@ pub struct Process {
 
 impl jack::ProcessHandler for Process {
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        let sh = &*self.shared;
         if !self.armed {
             arm_thread();
             self.armed = true;
+            // JACK's thread, not ours: set the mode our RT threads get at spawn.
+            flush_denormals();
+            sh.denormals_flushed
+                .store(denormals_flushed(), Ordering::Relaxed);
         }
-        let sh = &*self.shared;
         let priority = sh.priority.load(Ordering::Relaxed);
         if priority != self.raised {
             // Once per start, outside steady state: this thread carries izyrt's audio now

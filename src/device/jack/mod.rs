@@ -116,6 +116,12 @@ impl JackDevice {
         self.shared.allocations.load(Ordering::Relaxed)
     }
 
+    /// Whether JACK's process thread runs with FTZ/DAZ set (set on its first callback; false
+    /// before it, and where the architecture has no such mode).
+    pub fn denormals_flushed(&self) -> bool {
+        self.shared.denormals_flushed.load(Ordering::Relaxed)
+    }
+
     /// The `SCHED_FIFO` priority of JACK's process thread for this client, once it has run
     /// a cycle since [`Device::start`] (0 when it is not realtime or has not run yet).
     pub fn process_priority(&self) -> i32 {
@@ -223,6 +229,7 @@ fn connect(
         process_priority: AtomicI32::new(0),
         stop: Stop::default(),
         allocations: AtomicU64::new(0),
+        denormals_flushed: AtomicBool::new(false),
         counters: Arc::clone(counters),
     });
     let process = Process {

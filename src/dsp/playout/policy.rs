@@ -121,7 +121,7 @@ impl LatencyPolicy {
             0.0
         };
         let rate = f64::from(self.cfg.rate.max(1)) * (1.0 + ppm * 1e-6);
-        let end = position.saturating_add(u64::from(frames));
+        let end = position.wrapping_add(u64::from(frames));
         let t = arrival_ns as f64;
         let expected = match self.sched {
             None => {
@@ -130,10 +130,14 @@ impl LatencyPolicy {
                 self.least = [f64::INFINITY; 2];
                 t
             }
-            Some((pos, at)) => at + (end as f64 - pos as f64) * 1e9 / rate,
+            // Positions wrap past u64::MAX: the distance is the wrapping one, signed.
+            Some((pos, at)) => at + end.wrapping_sub(pos) as i64 as f64 * 1e9 / rate,
         };
         // Only move the schedule forward: a reordered packet is measured, not followed.
-        if self.sched.is_none_or(|(pos, _)| end > pos) {
+        if self
+            .sched
+            .is_none_or(|(pos, _)| (end.wrapping_sub(pos) as i64) > 0)
+        {
             self.sched = Some((end, expected));
         }
         let offset = t - expected;
