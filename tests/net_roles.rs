@@ -116,6 +116,56 @@ fn two_peers_and_a_monitor_hear_the_right_mix_and_report_qos() {
         assert!(a.get(key).is_some() && h.get(key).is_some(), "{key}");
     }
 
+    // One shape for every role (issue 18): who answers, and the hub's session table,
+    // built by the hub and copied from METADATA by the monitor and the peer.
+    let m_snap = metrics(mon_metrics);
+    assert_eq!((&h["role"], &h["user"]), (&json!("hub"), &Value::Null));
+    assert_eq!((&a["role"], &a["user"]), (&json!("peer"), &json!("alice")));
+    assert_eq!(
+        (&m_snap["role"], &m_snap["user"]),
+        (&json!("monitor"), &json!("admin"))
+    );
+    for (who, m) in [("hub", &h), ("peer", &a), ("monitor", &m_snap)] {
+        assert!(m["aggregatorStatus"].is_string(), "{who}: {m}");
+        let alice = &m["sessions"]["alice"];
+        for key in [
+            "since",
+            "hubMisses",
+            "hubMisses10s",
+            "jitterDepthFrames",
+            "rttMs",
+        ] {
+            assert!(
+                alice[key].is_number(),
+                "{who}: sessions.alice.{key}: {alice}"
+            );
+        }
+        for key in ["leftReason", "leftAt"] {
+            assert!(alice[key].is_null(), "{who}: sessions.alice.{key}: {alice}");
+        }
+        assert!(alice["since"].as_u64() > Some(1_700_000_000_000), "{alice}");
+        assert!(
+            alice["audioInputMetadata"]["peakDbfs"].is_number(),
+            "{alice}"
+        );
+        // The monitor sends no audio: its input figures do not apply.
+        let admin = &m["sessions"]["admin"];
+        assert!(admin["hubMisses"].is_null() && admin["audioInputMetadata"].is_null());
+    }
+    // What a role does not have is null, not a placeholder alarm.
+    for key in [
+        "micStatus",
+        "speakerSilenceDetected",
+        "speakerScriptProcessorIncomingBufferMisses",
+    ] {
+        assert!(h[key].is_null(), "hub {key}: {}", h[key]);
+    }
+    assert!(
+        m_snap["micStatus"].is_null(),
+        "monitor micStatus: {}",
+        m_snap["micStatus"]
+    );
+
     // Let the recordings hold a few seconds of steady mix, then stop cleanly.
     std::thread::sleep(SECS(3));
     for p in [&mut alice, &mut bob, &mut mon] {
@@ -286,7 +336,7 @@ fn a_killed_peer_leaves_the_others_playing_and_shows_disconnected() {
     let (_hub, addr, hub_metrics) = hub(&[]);
     let (mut alice, _) = peer(addr, "alice", "virtual:tone=440", &[]);
     let (_bob, bob_metrics) = peer(addr, "bob", "virtual:tone=660", &[]);
-    let (mut mon, _) = monitor(addr, "admin", &["--record", m_wav.to_str().unwrap()]);
+    let (mut mon, mon_metrics) = monitor(addr, "admin", &["--record", m_wav.to_str().unwrap()]);
     wait_for("all joined and playing", SECS(20), || {
         let m = metrics(hub_metrics);
         let tracks = m["incomingAudioTracks"].as_array()?.clone();
@@ -333,6 +383,21 @@ fn a_killed_peer_leaves_the_others_playing_and_shows_disconnected() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(alice_gone, "alice still connected 3 s after being killed");
+    // The session table shows her as left, and why, at the hub and at the monitor.
+    for at in [hub_metrics, mon_metrics] {
+        let alice = wait_for("alice left in the session table", SECS(5), || {
+            let m = metrics(at);
+            let alice = m["sessions"]["alice"].clone();
+            (alice["connected"] == false).then_some(alice)
+        });
+        assert!(alice["leftReason"].is_string(), "{alice}");
+        assert!(
+            alice["leftAt"].as_u64() > Some(1_700_000_000_000),
+            "{alice}"
+        );
+        assert_eq!(alice["leftAt"], alice["since"], "{alice}");
+        assert!(alice["jitterDepthFrames"].is_null(), "{alice}");
+    }
     let after = bob_track(&metrics(hub_metrics));
     let elapsed = t0.elapsed().as_secs_f64();
     // Not a packet lost, and the stream kept real time (750 packets/s at 64 frames).

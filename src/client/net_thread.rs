@@ -613,6 +613,8 @@ struct QosOut<'a> {
     buffer_depth_float32_samples: u64,
     latency_ms: f64,
     incoming_buffer_misses: u64,
+    /// Beside the seed's resettable count, the monotonic one (an additional key).
+    incoming_buffer_misses_total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rtt_ms: Option<f64>,
 }
@@ -638,6 +640,10 @@ fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView) {
         buffer_depth_float32_samples: speaker.depth_samples,
         latency_ms: speaker.latency_ms,
         incoming_buffer_misses: speaker.misses,
+        incoming_buffer_misses_total: view
+            .speaker
+            .misses_total
+            .load(std::sync::atomic::Ordering::Relaxed),
         rtt_ms: link.rtt_ns.map(|ns| ns as f64 / 1e6),
     };
     link.send_json(Kind::Qos, &report);

@@ -10,8 +10,8 @@
 //!   `running` once WELCOMEd while the mix keeps arriving, `stopped` when the connection
 //!   is lost or the mix has not advanced for the latency threshold.
 //! - `micStatus`: `green` while capture packets flow out to the hub (one left within the
-//!   threshold and none dropped meanwhile); `red` otherwise (and always for a monitor,
-//!   which has no outgoing track).
+//!   threshold and none dropped meanwhile); `red` otherwise; `null` for a monitor, which
+//!   has no capture (not applicable).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -233,6 +233,8 @@ impl ClientView {
         snap["currentSpeakerSampleRate"] = json!(self.device_rate);
         snap["speakerScriptProcessorLatencyMS"] = json!(speaker.latency_ms);
         snap["speakerScriptProcessorIncomingBufferMisses"] = json!(speaker.misses);
+        // Beside the seed's resettable count, the monotonic one (a Prometheus counter).
+        snap["speakerIncomingBufferMissesTotal"] = json!(s.misses_total.load(Ordering::Relaxed));
         snap["speakerSilenceDetected"] = json!(self.speaker_levels.silent());
         // The clock lock (issue 17): null until the first period has played.
         let ratio = s.ratio();
@@ -242,7 +244,12 @@ impl ClientView {
         snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
         snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
-        snap["micStatus"] = json!(mic_status);
+        // A monitor has no capture: not applicable rather than "red".
+        snap["micStatus"] = if self.mic.is_some() {
+            json!(mic_status)
+        } else {
+            Value::Null
+        };
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));
         snap["incomingAudioTracks"] = json!([{
             "track": track,
@@ -299,8 +306,11 @@ impl ClientView {
             })),
         }});
         let meta: Value = serde_json::from_slice(&self.metadata).unwrap_or(Value::Null);
+        // The hub's session table, as the latest METADATA gave it ({} before the first).
+        snap["sessions"] = json!({});
         if let Some(shared) = meta.get("mixeradminSharedState") {
             snap["mixeradminSharedState"] = shared.clone();
+            snap["sessions"] = shared.clone();
         }
         let mut rt = Map::new();
         for t in &self.threads {
@@ -312,6 +322,7 @@ impl ClientView {
             _ => "peer",
         });
         snap["user"] = json!(id.user);
+        snap["hubAddress"] = json!(id.hub.to_string());
         snap["levels"] = json!({
             "speakerPeakDbfs": self.speaker_levels.peak_dbfs(),
             "speakerRmsDbfs": self.speaker_levels.rms_dbfs(),

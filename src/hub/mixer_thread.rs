@@ -29,7 +29,7 @@ use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 
 /// Jitter and flow figures of one slot, written by the mixer thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SlotStats {
     /// Frames queued in the jitter buffer.
     pub depth_frames: AtomicU64,
@@ -52,6 +52,23 @@ pub struct SlotStats {
     /// The drift of the sender's stream against the hub's clock, ppm (f64 bits; NaN until
     /// measured).
     pub drift_ppm: AtomicU64,
+}
+
+impl Default for SlotStats {
+    /// Every count 0; the drift not measured (NaN), not 0 ppm.
+    fn default() -> SlotStats {
+        SlotStats {
+            depth_frames: AtomicU64::new(0),
+            target_frames: AtomicU64::new(0),
+            max_frames: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            late_frames: AtomicU64::new(0),
+            dropped_frames: AtomicU64::new(0),
+            trimmed_frames: AtomicU64::new(0),
+            concealed_frames: AtomicU64::new(0),
+            drift_ppm: AtomicU64::new(f64::NAN.to_bits()),
+        }
+    }
 }
 
 impl SlotStats {

@@ -23,6 +23,7 @@ pub mod mixer_thread;
 pub mod net_thread;
 pub mod publisher;
 pub mod refusals;
+pub mod sessions;
 pub mod users;
 
 use std::net::SocketAddr;

@@ -36,7 +36,7 @@ use super::fanout::{self, Fanout};
 use super::mixer_thread::{Command, Input, MixerStats, Slot, SlotStats};
 use super::publisher::{Publisher, PublisherHandle, Report};
 use super::refusals::{Refusal, Refusals};
-use super::users::Users;
+use super::users::{Users, unix_ms};
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::mixer::MixMode;
@@ -662,11 +662,8 @@ impl HubNet {
         user.qos_enabled = hello.enable_qos_metrics;
         user.software = hello.software;
         user.addr = client.conn.link.peer.clone();
-        user.stats = Some(stats);
         user.levels = Some(levels);
-        user.sessions += 1;
-        user.since_ns = now_ns();
-        user.left_because = None;
+        user.joined(stats, now_ns(), unix_ms());
         user.packets_in = 0;
         user.seq.clear();
         user.non_finite_samples = 0;
@@ -769,9 +766,7 @@ impl HubNet {
         self.leaving.push(slot);
         self.send_leaves();
         let u = self.users.at(user);
-        u.connected = false;
-        u.since_ns = now_ns();
-        u.left_because = Some(why.to_owned());
+        u.left(why, now_ns(), unix_ms());
         self.logs
             .leave
             .log(now_ns(), LOG, format_args!("{} left ({why})", u.name));
@@ -921,9 +916,11 @@ impl HubNet {
     /// Hands the publisher thread a copy of what the JSON needs (the copy is the only
     /// part done here: see [`super::publisher`]).
     fn report(&mut self) {
+        let now = now_ns();
+        self.users.sample_misses(now);
         let report = Report {
             users: self.users.clone(),
-            now_ns: now_ns(),
+            now_ns: now,
             refused: self.rejected,
             refusals: self.refusals,
             audio_allocs: self.audio_allocs,

@@ -83,7 +83,8 @@ impl Publisher {
 
     /// The METADATA frame for `r`, encoded with seq 0 (each link writes its own), or why
     /// it could not be.
-    pub fn metadata_frame(&self, r: &Report) -> Result<Vec<u8>, String> {
+    /// `shared` is the report's `mixeradminSharedState` ([`Users::shared_state`]).
+    pub fn metadata_frame(&self, r: &Report, shared: &Value) -> Result<Vec<u8>, String> {
         let tracks: Vec<Value> = self
             .cfg
             .files
@@ -99,7 +100,7 @@ impl Publisher {
             )
             .collect();
         let value = json!({
-            "mixeradminSharedState": r.users.shared_state(),
+            "mixeradminSharedState": shared,
             "aggregatorStatus": self.aggregator_status(),
             "tracks": tracks,
             "hub": {
@@ -129,6 +130,16 @@ impl Publisher {
 
     /// Publishes the getMetrics snapshot for `r`.
     pub fn publish(&self, r: &Report) {
+        self.publish_shared(r, r.users.shared_state(r.now_ns));
+    }
+
+    /// Publishes the getMetrics snapshot for `r`, whose `mixeradminSharedState` is
+    /// `shared` (built once for METADATA and the snapshot).
+    ///
+    /// The hub has no capture and no jitter-buffered speaker: `micStatus`,
+    /// `speakerSilenceDetected` and `speakerScriptProcessorIncomingBufferMisses` are
+    /// `null` (not applicable), and so is `user`.
+    pub fn publish_shared(&self, r: &Report, shared: Value) {
         let now = r.now_ns;
         let mut snap = crate::metrics::default_snapshot();
         let mixer = &self.mixer;
@@ -144,9 +155,15 @@ impl Publisher {
             Value::Array(r.users.incoming_tracks(now, self.cfg.latency_threshold_ns));
         snap["outgoingAudioTracks"] = Value::Array(r.users.outgoing_tracks());
         snap["connections"] = r.users.connections(now);
-        snap["mixeradminSharedState"] = r.users.shared_state();
+        snap["micStatus"] = Value::Null;
+        snap["speakerSilenceDetected"] = Value::Null;
+        snap["speakerScriptProcessorIncomingBufferMisses"] = Value::Null;
+        snap["sessions"] = shared.clone();
+        snap["mixeradminSharedState"] = shared;
         snap["realtime"] = json!({ mixer.report.thread.clone(): mixer.json() });
         snap["role"] = json!("hub");
+        snap["user"] = Value::Null;
+        snap["hubAddress"] = json!(self.listen);
         snap["refusedConnections"] = json!(r.refusals);
         let stats = &self.stats;
         snap["hub"] = json!({
@@ -178,7 +195,8 @@ impl Publisher {
             .spawn(move || {
                 let mut failures = crate::net::log_limit::LogLimit::per_site();
                 for r in inbox {
-                    match self.metadata_frame(&r) {
+                    let shared = r.users.shared_state(r.now_ns);
+                    match self.metadata_frame(&r, &shared) {
                         // Full: the net thread has a newer frame still unread; keep that.
                         Ok(frame) => match outbox.try_send(frame) {
                             Ok(()) | Err(TrySendError::Full(_)) => wake.wake(),
@@ -190,7 +208,7 @@ impl Publisher {
                             format_args!("METADATA not sent: {e}"),
                         ),
                     }
-                    self.publish(&r);
+                    self.publish_shared(&r, shared);
                 }
             })?;
         Ok(PublisherHandle {

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Map, Value, json};
 
 use super::mixer_thread::SlotStats;
+use super::sessions::{LifeTotals, MissWindow};
 use crate::dsp::meter::MeterLevels;
 use crate::net::seq::SeqTracker;
 use crate::wire::{AudioHeader, AudioParams, Mix, Role};
@@ -86,6 +87,14 @@ pub struct User {
     pub since_ns: u64,
     /// Why its last connection ended.
     pub left_because: Option<String>,
+    /// Unix ms of the last change of `connected`.
+    pub since_unix_ms: u64,
+    /// Unix ms its last connection ended (`None` while its first is live).
+    pub left_at_unix_ms: Option<u64>,
+    /// The jitter figures of its earlier connections.
+    pub life: LifeTotals,
+    /// Its miss totals over the last seconds.
+    pub miss_window: MissWindow,
 }
 
 impl User {
@@ -115,7 +124,40 @@ impl User {
             sessions: 0,
             since_ns: 0,
             left_because: None,
+            since_unix_ms: 0,
+            left_at_unix_ms: None,
+            life: LifeTotals::default(),
+            miss_window: MissWindow::default(),
         }
+    }
+
+    /// A new connection of this user: its slot's figures replace the previous slot's,
+    /// whose counts join the life totals.
+    pub fn joined(&mut self, stats: Arc<SlotStats>, now_ns: u64, unix_ms: u64) {
+        if let Some(old) = self.stats.replace(stats) {
+            self.life.fold(&old);
+        }
+        self.connected = true;
+        self.sessions += 1;
+        self.since_ns = now_ns;
+        self.since_unix_ms = unix_ms;
+        self.left_because = None;
+        let misses = self.life.misses;
+        self.miss_window.note(now_ns, misses);
+    }
+
+    /// Its connection ended because of `why`.
+    pub fn left(&mut self, why: &str, now_ns: u64, unix_ms: u64) {
+        self.connected = false;
+        self.since_ns = now_ns;
+        self.since_unix_ms = unix_ms;
+        self.left_at_unix_ms = Some(unix_ms);
+        self.left_because = Some(why.to_owned());
+    }
+
+    /// Hub-side misses over its life (every connection).
+    pub fn total_misses(&self) -> u64 {
+        self.life.with(self.stats.as_deref()).misses
     }
 
     /// Notes an AUDIO frame (per frame: no allocation).
@@ -135,7 +177,7 @@ impl User {
         };
     }
 
-    fn latest_qos(&self) -> Value {
+    pub(super) fn latest_qos(&self) -> Value {
         if self.qos.is_empty() {
             return Value::Null;
         }
@@ -143,7 +185,7 @@ impl User {
     }
 
     /// `audioInputMetadata`: the input levels as the mixer metered them.
-    fn input_metadata(&self) -> Value {
+    pub(super) fn input_metadata(&self) -> Value {
         let Some(l) = &self.levels else {
             return Value::Null;
         };
@@ -219,19 +261,21 @@ impl Users {
         self.list.iter().filter(|u| u.connected).count()
     }
 
-    /// `mixeradminSharedState`: per user, `audioInputMetadata` and the latest `QOSMetrics`.
-    pub fn shared_state(&self) -> Value {
+    /// Samples every user's miss total for `hubMisses10s` (net thread, at the METADATA
+    /// cadence: one atomic load per user, no allocation).
+    pub fn sample_misses(&mut self, now_ns: u64) {
+        for u in &mut self.list {
+            let total = u.total_misses();
+            u.miss_window.note(now_ns, total);
+        }
+    }
+
+    /// `mixeradminSharedState` (and getMetrics' `sessions`): per user, the entry of
+    /// [`super::sessions::entry`].
+    pub fn shared_state(&self, now_ns: u64) -> Value {
         let mut m = Map::new();
         for u in &self.list {
-            m.insert(
-                u.name.clone(),
-                json!({
-                    "connected": u.connected,
-                    "role": u.role,
-                    "audioInputMetadata": u.input_metadata(),
-                    "QOSMetrics": u.latest_qos(),
-                }),
-            );
+            m.insert(u.name.clone(), super::sessions::entry(u, now_ns));
         }
         Value::Object(m)
     }
@@ -340,6 +384,13 @@ impl Users {
     }
 }
 
+/// Unix time now, ms (0 if the clock is before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Nanoseconds as milliseconds.
 pub fn ns_to_ms(ns: u64) -> f64 {
     ns as f64 / 1e6
@@ -398,6 +449,82 @@ mod tests {
         assert_eq!(users.connections(200)["alice"]["sampleRate"], 48_000);
     }
 
+    fn params() -> AudioParams {
+        AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames_per_packet: 64,
+        }
+    }
+
+    #[test]
+    fn session_entries_carry_the_table_and_null_what_does_not_apply() {
+        const S: u64 = 1_000_000_000;
+        let mut users = Users::default();
+        let a = users.get_or_add("alice");
+        users.at(a).audio = Some(params());
+        let first = Arc::new(SlotStats::default());
+        users.at(a).joined(Arc::clone(&first), S, 1_795_440_000_000);
+        first.misses.store(5, Ordering::Relaxed);
+        first.depth_frames.store(128, Ordering::Relaxed);
+        users.at(a).rtt_ns = Some(1_500_000);
+        let m = users.get_or_add("admin");
+        users.at(m).role = Role::Monitor;
+        users
+            .at(m)
+            .joined(Arc::new(SlotStats::default()), S, 1_795_440_000_000);
+        users.sample_misses(2 * S);
+        let e = users.shared_state(2 * S);
+        let alice = &e["alice"];
+        assert_eq!(alice["since"], 1_795_440_000_000_u64);
+        assert_eq!(alice["leftReason"], Value::Null);
+        assert_eq!(alice["leftAt"], Value::Null);
+        assert_eq!(alice["hubMisses"], 5);
+        assert_eq!(alice["hubMisses10s"], 5);
+        assert_eq!(alice["jitterDepthFrames"], 128);
+        assert_eq!(alice["rttMs"], 1.5);
+        assert_eq!(alice["driftPpm"], Value::Null, "not measured yet");
+        assert_eq!(alice["concealedFrames"], 0);
+        // A monitor sends no audio: its input figures do not apply.
+        let admin = &e["admin"];
+        for key in [
+            "hubMisses",
+            "hubMisses10s",
+            "jitterDepthFrames",
+            "concealedFrames",
+        ] {
+            assert_eq!(admin[key], Value::Null, "{key}");
+        }
+        assert_eq!(admin["audioInputMetadata"], Value::Null);
+        assert_eq!(admin["role"], "monitor");
+
+        // alice leaves, comes back on a fresh slot: her misses go on from 5.
+        users.at(a).left("BYE", 3 * S, 1_795_440_003_000);
+        let e = users.shared_state(3 * S);
+        assert_eq!(e["alice"]["leftReason"], "BYE");
+        assert_eq!(e["alice"]["leftAt"], 1_795_440_003_000_u64);
+        assert_eq!(e["alice"]["since"], 1_795_440_003_000_u64);
+        assert_eq!(
+            e["alice"]["jitterDepthFrames"],
+            Value::Null,
+            "no buffer now"
+        );
+        assert_eq!(e["alice"]["hubMisses"], 5);
+        let second = Arc::new(SlotStats::default());
+        users
+            .at(a)
+            .joined(Arc::clone(&second), 4 * S, 1_795_440_004_000);
+        second.misses.store(2, Ordering::Relaxed);
+        users.sample_misses(14 * S);
+        let e = users.shared_state(14 * S);
+        assert_eq!(e["alice"]["hubMisses"], 7, "monotonic over her life");
+        assert_eq!(e["alice"]["leftReason"], Value::Null);
+        assert_eq!(users.at(a).sessions, 2);
+        users.sample_misses(26 * S);
+        assert_eq!(users.shared_state(26 * S)["alice"]["hubMisses10s"], 0);
+    }
+
     #[test]
     fn departed_users_are_forgotten_oldest_first() {
         let mut users = Users::default();
@@ -406,6 +533,9 @@ mod tests {
             users.at(i).since_ns = n as u64;
         }
         assert!(users.find("u0").is_none());
+        // Forgotten: gone from the session table (and so from Prometheus).
+        assert!(users.shared_state(0).get("u0").is_none());
+        assert!(users.shared_state(0).get("u1").is_some());
         assert!(users.find("u1").is_some());
         assert!(users.find(&format!("u{MAX_REMEMBERED}")).is_some());
     }

@@ -24,7 +24,7 @@ use crate::device::{Device, DeviceCounters, Obtained};
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::driver::{Driver, DriverError, DriverStats};
 use crate::rt::thread::{RtOptions, RtReport, RtThread, SpawnError, spawn};
-use crate::rt::wakeup::WakeupStats;
+use crate::rt::wakeup::{WakeupSnapshot, WakeupStats};
 
 /// Periods before the allocation counter is armed (2.7 s at 64 frames / 48 kHz): opening
 /// the stream and the first wakeups may allocate inside the device layer.
@@ -80,6 +80,12 @@ impl RtStatus {
             "p99Us": w.p99_us(),
             "p999Us": w.p999_us(),
             "maxUs": w.max_us(),
+            // Since the start, never reset: the Prometheus histogram.
+            "wakeupHistogram": {
+                "boundsUs": crate::rt::wakeup::BUCKET_BOUNDS_NS.map(WakeupSnapshot::us),
+                "cumulative": w.cumulative_buckets(),
+                "sumUs": WakeupSnapshot::us(w.sum_ns),
+            },
             "xruns": self.counters.xruns.load(Ordering::Relaxed),
             "lostFrames": self.counters.lost_frames.load(Ordering::Relaxed),
             "suspends": self.counters.suspends.load(Ordering::Relaxed),

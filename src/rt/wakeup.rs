@@ -17,6 +17,13 @@
 //!
 //! The figures are cumulative since the start (or since the last
 //! [`WakeupStats::request_reset`], which the RT thread honours at its next publication).
+//!
+//! **Prometheus buckets.** Beside the HdrHistogram, every recording also increments one
+//! of [`BUCKET_BOUNDS_NS`]' counters (a binary search over a constant array: no
+//! allocation) and adds to an exact sum. These never reset: they are published with the
+//! quantiles, under the same seqlock, as a cumulative histogram whose counters only grow,
+//! so that `histogram_quantile(0.999, rate(..._bucket[1m]))` gives the recent tail, which
+//! the since-the-start quantiles cannot.
 
 use hdrhistogram::Histogram;
 use std::sync::Arc;
@@ -28,6 +35,31 @@ pub const HIGHEST_NS: u64 = 10_000_000_000;
 pub const SIGFIG: u8 = 3;
 /// Default publication interval, in recordings (~0.67 s at 48 kHz / 64 frames).
 pub const DEFAULT_PUBLISH_EVERY: u32 = 500;
+
+/// Upper bounds of the exported lateness buckets, ns (a last bucket, `+Inf`, takes the
+/// rest): fine around the tens of µs a good RT wakeup takes, up to a few periods.
+pub const BUCKET_BOUNDS_NS: [u64; 18] = [
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    300_000,
+    500_000,
+    750_000,
+    1_000_000,
+    1_500_000,
+    2_000_000,
+    3_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+];
+/// Exported buckets, `+Inf` included.
+pub const BUCKETS: usize = BUCKET_BOUNDS_NS.len() + 1;
 
 /// One consistent set of published wakeup-latency figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +74,11 @@ pub struct WakeupSnapshot {
     pub p999_ns: u64,
     /// Largest lateness seen, ns (exact, even beyond [`HIGHEST_NS`]).
     pub max_ns: u64,
+    /// Wakeups per bucket of [`BUCKET_BOUNDS_NS`] (not cumulative; the last is `+Inf`),
+    /// since the start: never reset.
+    pub buckets: [u64; BUCKETS],
+    /// Sum of every lateness recorded since the start, ns: never reset.
+    pub sum_ns: u64,
 }
 
 impl WakeupSnapshot {
@@ -65,6 +102,16 @@ impl WakeupSnapshot {
     pub fn max_us(&self) -> f64 {
         Self::us(self.max_ns)
     }
+
+    /// The buckets as Prometheus wants them: cumulative counts (each bucket's count is
+    /// of the wakeups at or below its bound), the last being the total.
+    pub fn cumulative_buckets(&self) -> [u64; BUCKETS] {
+        let mut acc = 0u64;
+        self.buckets.map(|n| {
+            acc += n;
+            acc
+        })
+    }
 }
 
 /// The published figures of one RT thread, shared (`Arc`) with metrics threads.
@@ -76,6 +123,8 @@ pub struct WakeupStats {
     p99: AtomicU64,
     p999: AtomicU64,
     max: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
     reset: AtomicBool,
 }
 
@@ -98,6 +147,8 @@ impl WakeupStats {
                 p99_ns: self.p99.load(Ordering::Relaxed),
                 p999_ns: self.p999.load(Ordering::Relaxed),
                 max_ns: self.max.load(Ordering::Relaxed),
+                buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+                sum_ns: self.sum_ns.load(Ordering::Relaxed),
             };
             fence(Ordering::Acquire);
             if self.seq.load(Ordering::Relaxed) == s1 {
@@ -126,6 +177,10 @@ impl WakeupStats {
         self.p99.store(snap.p99_ns, Ordering::Relaxed);
         self.p999.store(snap.p999_ns, Ordering::Relaxed);
         self.max.store(snap.max_ns, Ordering::Relaxed);
+        for (a, &n) in self.buckets.iter().zip(&snap.buckets) {
+            a.store(n, Ordering::Relaxed);
+        }
+        self.sum_ns.store(snap.sum_ns, Ordering::Relaxed);
         self.seq.store(s.wrapping_add(2), Ordering::Release);
     }
 }
@@ -159,6 +214,9 @@ pub enum WakeupError {
 pub struct WakeupHistogram {
     hist: Histogram<u64>,
     max_ns: u64,
+    /// The exported buckets and sum (never reset).
+    buckets: [u64; BUCKETS],
+    sum_ns: u64,
     publish_every: u32,
     since_publish: u32,
     stats: Arc<WakeupStats>,
@@ -179,6 +237,8 @@ impl WakeupHistogram {
         Ok(WakeupHistogram {
             hist,
             max_ns: 0,
+            buckets: [0; BUCKETS],
+            sum_ns: 0,
             publish_every,
             since_publish: 0,
             stats: Arc::new(WakeupStats::default()),
@@ -195,6 +255,8 @@ impl WakeupHistogram {
     pub fn record(&mut self, late_ns: u64) {
         self.hist.saturating_record(late_ns);
         self.max_ns = self.max_ns.max(late_ns);
+        self.buckets[BUCKET_BOUNDS_NS.partition_point(|&b| b < late_ns)] += 1;
+        self.sum_ns = self.sum_ns.saturating_add(late_ns);
         self.since_publish += 1;
         if self.since_publish >= self.publish_every {
             self.publish();
@@ -216,7 +278,11 @@ impl WakeupHistogram {
     pub fn compute(&self) -> WakeupSnapshot {
         let count = self.hist.len();
         if count == 0 {
-            return WakeupSnapshot::default();
+            return WakeupSnapshot {
+                buckets: self.buckets,
+                sum_ns: self.sum_ns,
+                ..WakeupSnapshot::default()
+            };
         }
         // Same rule as Histogram::value_at_quantile (the smallest value with at least
         // ⌈q·count⌉ recordings at or below it), for three quantiles in one pass.
@@ -242,10 +308,13 @@ impl WakeupHistogram {
             p99_ns: values[1].min(self.max_ns),
             p999_ns: values[2].min(self.max_ns),
             max_ns: self.max_ns,
+            buckets: self.buckets,
+            sum_ns: self.sum_ns,
         }
     }
 
-    /// Forgets everything recorded (RT-safe: zeroes the counters in place).
+    /// Forgets everything recorded for the quantiles (RT-safe: zeroes the counters in
+    /// place); the exported buckets and sum go on.
     pub fn reset(&mut self) {
         self.hist.reset();
         self.max_ns = 0;
@@ -328,6 +397,40 @@ mod tests {
     }
 
     #[test]
+    fn buckets_are_cumulative_exact_and_survive_resets() {
+        let mut h = WakeupHistogram::new(1).unwrap();
+        let stats = h.stats();
+        // On a bound counts in that bucket (le = less or equal); beyond the last, +Inf.
+        for ns in [0, 5_000, 5_001, 10_000, 99_999, 200_000_000] {
+            h.record(ns);
+        }
+        let s = stats.snapshot();
+        let c = s.cumulative_buckets();
+        assert_eq!(&c[..4], &[2, 4, 4, 4], "{c:?}");
+        assert_eq!(c[4], 5, "99 999 ns is at or below 100 µs");
+        assert_eq!(c[BUCKETS - 2], 5);
+        assert_eq!(c[BUCKETS - 1], 6);
+        assert_eq!(s.sum_ns, 5_000 + 5_001 + 10_000 + 99_999 + 200_000_000);
+        stats.request_reset();
+        h.record(1_000); // publishes, then resets the quantiles only
+        h.record(1_000);
+        let after = stats.snapshot();
+        assert_eq!(after.count, 1, "the quantiles started over");
+        assert_eq!(
+            after.cumulative_buckets()[BUCKETS - 1],
+            8,
+            "the buckets did not"
+        );
+        assert!(
+            after
+                .cumulative_buckets()
+                .iter()
+                .zip(c)
+                .all(|(a, b)| *a >= b)
+        );
+    }
+
+    #[test]
     fn zero_interval_is_rejected() {
         let e = WakeupHistogram::new(0).unwrap_err();
         assert!(e.to_string().contains("interval 0"));
@@ -347,6 +450,7 @@ mod tests {
                     p99_ns: i,
                     p999_ns: i,
                     max_ns: i,
+                    ..WakeupSnapshot::default()
                 });
             }
         });
