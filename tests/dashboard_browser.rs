@@ -52,7 +52,7 @@ const MONITOR: &str = "desk";
 /// Virtual time Chromium gives the page: about this many polls.
 const BUDGET_MS: u32 = 6000;
 /// Real time one Chromium run may take (generous: the machine is shared).
-const CHROMIUM_DEADLINE: Duration = Duration::from_secs(180);
+const CHROMIUM_DEADLINE: Duration = Duration::from_secs(300);
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("IZYRT_CHROMIUM")
@@ -391,13 +391,13 @@ fn hub_monitor_and_peer_pages_render_every_session() {
             && all().all(|u| session(&s, u).is_object()))
         .then_some(())
     });
-    let pages = std::thread::scope(|scope| {
-        let chrome = &chrome;
-        let h = scope.spawn(move || render(chrome, hub_metrics, "hub"));
-        let m = scope.spawn(move || render(chrome, monitor_metrics, "monitor"));
-        let p = scope.spawn(move || render(chrome, *peer_metrics, "peer"));
-        [h.join(), m.join(), p.join()].map(Result::unwrap)
-    });
+    // One page at a time: three browsers at once on a small shared machine starve each
+    // other (and the audio processes they watch).
+    let pages = [
+        render(&chrome, hub_metrics, "hub"),
+        render(&chrome, monitor_metrics, "monitor"),
+        render(&chrome, *peer_metrics, "peer"),
+    ];
     let [hub_page, monitor_page, peer_page] = &pages;
 
     check_common(hub_page, "hub", "hub", "izyrt hub — QoS");
