@@ -9,7 +9,7 @@
 //! | `dsp`     | meters, sample conversion, resampling, the jitter ring, `playout` (clock lock, latency policy, concealment) | RT audio thread |
 //! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |
-//! | `metrics` | snapshot publication, the HTTP server (one epoll loop) and its routes | HTTP thread |
+//! | `metrics` | snapshot publication, the HTTP server (one epoll loop), its routes and the dashboard page | HTTP thread |
 //! | `measure` | round trips from click trains, glitches in a recorded tone | main thread (after the fact) |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
 //! | `hub`     | the mixer hub: `mixer_thread` and `drift` (RT), `net_thread`, `users` (net) | RT mixer / net thread |

@@ -17,8 +17,8 @@
 //! handle.stop();
 //! ```
 
-mod dashboard;
 mod http;
+mod page;
 mod prometheus;
 mod routes;
 mod server;

@@ -1,11 +1,11 @@
 //! What the metrics server answers: one parsed request in, one response out (HTTP thread).
 //!
 //! Design: this is the seam between the connection handling ([`super::server`]: sockets,
-//! deadlines, keep-alive) and the pages and figures ([`super::dashboard`],
+//! deadlines, keep-alive) and the pages and figures ([`super::page`],
 //! [`super::prometheus`], [`super::snapshot`]). [`route`] knows nothing of sockets and the
 //! server knows nothing of pages, so either side changes without the other.
 
-use super::dashboard::DASHBOARD_HTML;
+use super::page::DASHBOARD_HTML;
 use super::prometheus::render_prometheus;
 use super::snapshot::SnapshotCell;
 
