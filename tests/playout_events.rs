@@ -3,9 +3,10 @@
 //! glitches` command's) on the recorded output: a forced buffer grow, a forced shrink and a
 //! withheld packet must each leave no step and no hole.
 //!
-//! The run is scripted, not random, and has no sockets or scheduler: the real
-//! [`Playout`] is fed a 441 Hz tone from a hub whose clock is `ppm` away, pulled on an
-//! exact device clock, and every period it plays is recorded.
+//! The run is scripted, not random, and has no sockets or scheduler: the real `Playout`,
+//! built as the simulation builds it (`benches/sim/playout.rs`), is fed a 441 Hz tone
+//! from a hub whose clock is `ppm` away, pulled on an exact device clock, and every
+//! period it plays is recorded.
 //!
 //! - 0–10 s: packets arrive 0.5 ms after they are sent.
 //! - 10–20 s: every fourth packet is late, by 0.5 ms more each second, to 5 ms (the target
@@ -14,19 +15,15 @@
 //!   window, and the target must fall, by playing faster;
 //! - at 65 s: one packet never arrives (concealed, then spliced back).
 
-use izyrt::dsp::jitter::{JitterConfig, PullResult};
-use izyrt::dsp::playout::{Playout, PlayoutConfig};
-use izyrt::measure::{GlitchConfig, tone_glitches};
+#[path = "../benches/sim/playout.rs"]
+mod sim;
 
-const P: u32 = 64;
-const RATE: f64 = 48_000.0;
+use izyrt::dsp::jitter::PullResult;
+use izyrt::measure::{GlitchConfig, tone_glitches};
+use sim::{P, RATE, tone};
+
 const SECS: f64 = 70.0;
 const WITHHELD_AT_S: f64 = 65.0;
-
-fn tone(pos: u64) -> f32 {
-    let phase = (pos % 48_000) as f64 * 441.0 / RATE;
-    (0.25 * (2.0 * std::f64::consts::PI * phase).sin()) as f32
-}
 
 /// Packet `k`, sent at `t_send` s: its delay, s. From 10 to 20 s every fourth packet is
 /// late by 0.5 ms more each second (jitter: a constant delay is not lateness).
@@ -50,21 +47,7 @@ struct Run {
 }
 
 fn run(ppm: f64) -> Run {
-    let mut playout = Playout::new(PlayoutConfig {
-        ring: JitterConfig {
-            channels: 1,
-            period_frames: P,
-            capacity_frames: P * 40,
-            initial_target_frames: P,
-            min_target_frames: P,
-            max_target_frames: P * 32,
-            slack_frames: P * 4,
-            ..JitterConfig::default()
-        },
-        rate: RATE as u32,
-        pull_frames: P,
-    })
-    .expect("playout");
+    let mut playout = sim::playout();
     let hub_period = f64::from(P) / (RATE * (1.0 + ppm * 1e-6));
     let dev_period = f64::from(P) / RATE;
     let withheld = (WITHHELD_AT_S / hub_period) as u64;

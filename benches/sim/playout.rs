@@ -77,29 +77,35 @@ impl Rng {
     }
 }
 
-fn tone(pos: u64) -> f32 {
+/// The hub's signal at stream position `pos`: a 441 Hz tone at 0.25.
+pub fn tone(pos: u64) -> f32 {
     let phase = (pos % 48_000) as f64 * 441.0 / RATE;
     (0.25 * (2.0 * std::f64::consts::PI * phase).sin()) as f32
 }
 
-/// Runs one scenario.
-pub fn run(s: &Scenario) -> Outcome {
-    let ring = JitterConfig {
-        channels: 1,
-        period_frames: P,
-        capacity_frames: P * 40,
-        initial_target_frames: P,
-        min_target_frames: P,
-        max_target_frames: P * 32,
-        slack_frames: P * 4,
-        ..JitterConfig::default()
-    };
-    let mut playout = Playout::new(PlayoutConfig {
-        ring,
+/// The client's playout every simulation uses: mono, P-frame pulls, a target of 1 to 32
+/// periods.
+pub fn playout() -> Playout {
+    Playout::new(PlayoutConfig {
+        ring: JitterConfig {
+            channels: 1,
+            period_frames: P,
+            capacity_frames: P * 40,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: P * 32,
+            slack_frames: P * 4,
+            ..JitterConfig::default()
+        },
         rate: RATE as u32,
         pull_frames: P,
     })
-    .expect("playout");
+    .expect("playout")
+}
+
+/// Runs one scenario.
+pub fn run(s: &Scenario) -> Outcome {
+    let mut playout = playout();
     let mut rng = Rng(s.seed | 1);
     let hub_period = f64::from(P) / (RATE * (1.0 + s.ppm * 1e-6));
     let dev_period = f64::from(P) / RATE;

@@ -315,17 +315,18 @@ impl PlaybackHalf {
             self.lost_seen = lost;
         }
         let before = self.playout.misses();
+        let now = now_ns();
         match &mut self.interpolator {
             Some(interp) => {
                 let wire_len = (out.len() / (interp.ratio() as usize).max(1)).min(self.wire.len());
                 let wire = &mut self.wire[..wire_len];
-                self.playout.pull_at(wire, now_ns());
+                self.playout.pull_at(wire, now);
                 if interp.process(wire, out).is_err() {
                     out.fill(0.0);
                 }
             }
             None => {
-                self.playout.pull_at(out, now_ns());
+                self.playout.pull_at(out, now);
             }
         }
         let s = &self.stats;

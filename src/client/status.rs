@@ -285,6 +285,7 @@ impl ClientView {
                 "seq": self.packets_out.saturating_sub(1),
                 "packets": self.packets_out,
                 "droppedPackets": self.dropped_out + self.mic.as_ref().map_or(0, |m| m.dropped.load(Ordering::Relaxed)),
+                "unfitPeriods": self.mic.as_ref().map_or(0, |m| m.unfit_periods.load(Ordering::Relaxed)),
             }]);
         }
         let w = self.welcome.as_ref();
