@@ -39,7 +39,7 @@ use crate::net::log_limit::LogLimit;
 use crate::net::socket::{connect_nonblocking, os_reason, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
-use crate::rt::clock::now_ns;
+use crate::rt::clock::{now_ns, unix_ms};
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 use crate::wire::{
     AudioFormat, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, Role, Welcome,
@@ -698,10 +698,4 @@ fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView) {
     };
     link.send_json(Kind::Qos, &report);
     view.qos_sent += 1;
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -24,7 +24,7 @@ use crate::dsp::meter::MeterLevels;
 use crate::net::seq::SeqTracker;
 use crate::rt::clock::now_ns;
 use crate::rt::runner::RtStatus;
-use crate::wire::{AudioHeader, Role, Welcome};
+use crate::wire::{AudioHeader, Welcome};
 
 /// The hub link's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,14 +226,14 @@ impl ClientView {
 
     /// Green while capture flows out: the capture device delivered a period and a packet
     /// left for the hub within the threshold.
-    fn mic_status(&self, now: u64) -> &'static str {
-        let Some(mic) = &self.mic else { return "red" };
-        let captured = mic.last_ns.load(Ordering::Relaxed);
+    /// `None` for a client without capture (a monitor): not applicable rather than `red`.
+    fn mic_status(&self, now: u64) -> Option<&'static str> {
+        let captured = self.mic.as_ref()?.last_ns.load(Ordering::Relaxed);
         let fresh = |t: u64| t != 0 && now.saturating_sub(t) <= self.threshold_ns;
         if self.state == LinkState::Running && fresh(captured) && fresh(self.last_sent_ns) {
-            "green"
+            Some("green")
         } else {
-            "red"
+            Some("red")
         }
     }
 
@@ -261,12 +261,7 @@ impl ClientView {
         snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
         snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
-        // A monitor has no capture: not applicable rather than "red".
-        snap["micStatus"] = if self.mic.is_some() {
-            json!(mic_status)
-        } else {
-            Value::Null
-        };
+        snap["micStatus"] = json!(mic_status);
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));
         snap["incomingAudioTracks"] = json!([{
             "track": track,
@@ -336,11 +331,7 @@ impl ClientView {
             rt.insert(t.report.thread.clone(), t.json());
         }
         snap["realtime"] = Value::Object(rt);
-        snap["role"] = json!(match id.role {
-            Role::Monitor => "monitor",
-            Role::Source => "source",
-            Role::Peer => "peer",
-        });
+        snap["role"] = json!(id.role.name());
         snap["user"] = json!(id.user);
         snap["hubAddress"] = json!(id.hub.to_string());
         snap["levels"] = json!({
@@ -353,15 +344,6 @@ impl ClientView {
             snap["hubMetadata"] = meta;
         }
         snap
-    }
-
-    /// `peer` or `monitor`, for messages.
-    pub fn role_name(&self) -> &'static str {
-        if self.mic.is_some() {
-            "peer"
-        } else {
-            "monitor"
-        }
     }
 }
 

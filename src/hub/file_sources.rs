@@ -95,26 +95,27 @@ impl FileSource {
     }
 }
 
-/// Adds `files`' entries to the objects `shared` (`mixeradminSharedState`) and
-/// `connections`, leaving a client's entry of the same name as it is.
-pub fn add_users(
-    files: &[FileSource],
-    stream: FileStream,
-    shared: &mut Value,
-    connections: &mut Value,
-) {
-    let add = |target: &mut Value, entry: &dyn Fn(&FileSource) -> Value| {
-        if !target.is_object() {
-            *target = Value::Object(Map::new());
+/// Adds `files`' entries to `shared` (`mixeradminSharedState`), leaving a client's entry
+/// of the same name as it is.
+pub fn add_shared(files: &[FileSource], shared: &mut Value) {
+    add(files, shared, FileSource::shared_state);
+}
+
+/// Adds `files`' entries to `connections`, leaving a client's entry of the same name as it
+/// is.
+pub fn add_connections(files: &[FileSource], stream: FileStream, connections: &mut Value) {
+    add(files, connections, |f| f.connection(stream));
+}
+
+fn add(files: &[FileSource], target: &mut Value, entry: impl Fn(&FileSource) -> Value) {
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Some(map) = target.as_object_mut() {
+        for f in files {
+            map.entry(f.name.clone()).or_insert_with(|| entry(f));
         }
-        if let Some(map) = target.as_object_mut() {
-            for f in files {
-                map.entry(f.name.clone()).or_insert_with(|| entry(f));
-            }
-        }
-    };
-    add(shared, &FileSource::shared_state);
-    add(connections, &|f| f.connection(stream));
+    }
 }
 
 #[cfg(test)]
@@ -171,7 +172,8 @@ mod tests {
         };
         let mut shared = json!({"alice": {"role": "peer"}});
         let mut connections = json!({"song.wav": {"role": "peer", "addr": "x"}});
-        add_users(&[f], stream, &mut shared, &mut connections);
+        add_shared(std::slice::from_ref(&f), &mut shared);
+        add_connections(&[f], stream, &mut connections);
         assert_eq!(shared["song.wav"]["role"], "source");
         assert_eq!(shared["alice"]["role"], "peer");
         assert_eq!(
@@ -179,7 +181,7 @@ mod tests {
             "a client of that name keeps its row"
         );
         let mut empty = Value::Null;
-        add_users(&[source()], stream, &mut shared, &mut empty);
+        add_connections(&[source()], stream, &mut empty);
         assert_eq!(empty["song.wav"]["sampleRate"], 48_000);
     }
 }

@@ -36,7 +36,7 @@ use super::fanout::{self, Fanout};
 use super::mixer_thread::{Command, Input, MixerStats, Slot, SlotStats};
 use super::publisher::{Publisher, PublisherHandle, Report};
 use super::refusals::{Refusal, Refusals};
-use super::users::{Users, unix_ms};
+use super::users::Users;
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
 use crate::dsp::meter::{Meter, MeterConfig};
 use crate::dsp::mixer::MixMode;
@@ -48,7 +48,7 @@ use crate::net::log_limit::LogLimit;
 use crate::net::socket::{accept_nonblocking, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
-use crate::rt::clock::now_ns;
+use crate::rt::clock::{now_ns, unix_ms};
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx, pipe};
 use crate::rt::runner::RtStatus;
 use crate::wire::{
@@ -696,7 +696,7 @@ impl HubNet {
             format_args!(
                 "{} joined as {} from {} (slot {slot}, hears {})",
                 user.name,
-                role_name(user.role),
+                user.role.name(),
                 user.addr,
                 mix.map_or("nothing", Mix::name)
             ),
@@ -1159,12 +1159,4 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= u64::from(x ^ y);
     }
     std::hint::black_box(diff) == 0
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Peer => "peer",
-        Role::Monitor => "monitor",
-        Role::Source => "source",
-    }
 }

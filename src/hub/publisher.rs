@@ -120,13 +120,11 @@ impl Publisher {
         Ok(frame)
     }
 
-    /// `mixeradminSharedState`: the users', then the file sources' (role `source`).
     /// `mixeradminSharedState`: every user's session entry, and the hub's `--file`
     /// sources as users of role `source`.
     fn shared_state(&self, r: &Report) -> Value {
         let mut shared = r.users.shared_state(r.now_ns);
-        let mut none = Value::Null;
-        file_sources::add_users(&self.cfg.files, self.file_stream(), &mut shared, &mut none);
+        file_sources::add_shared(&self.cfg.files, &mut shared);
         shared
     }
 
@@ -181,13 +179,7 @@ impl Publisher {
         );
         snap["outgoingAudioTracks"] = Value::Array(r.users.outgoing_tracks());
         let mut connections = r.users.connections(now);
-        let mut none = Value::Null;
-        file_sources::add_users(
-            &self.cfg.files,
-            self.file_stream(),
-            &mut none,
-            &mut connections,
-        );
+        file_sources::add_connections(&self.cfg.files, self.file_stream(), &mut connections);
         snap["connections"] = connections;
         snap["micStatus"] = Value::Null;
         snap["speakerSilenceDetected"] = Value::Null;

@@ -386,13 +386,6 @@ impl Users {
     }
 }
 
-/// Unix time now, ms (0 if the clock is before 1970).
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Nanoseconds as milliseconds.
 pub fn ns_to_ms(ns: u64) -> f64 {
     ns as f64 / 1e6

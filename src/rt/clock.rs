@@ -59,6 +59,19 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * NS_PER_S + ts.tv_nsec as u64
 }
 
+/// Now as Unix time, in milliseconds (the wall clock the spec's timestamps use; 0 before
+/// 1970). Not for RT threads' pacing: it can jump.
+///
+/// # Example
+/// ```
+/// assert!(izyrt::rt::clock::unix_ms() > 1_700_000_000_000);
+/// ```
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// How long `frames` last at `rate_hz`, ns, rounded down (0 for a rate of 0).
 ///
 /// # Example

@@ -122,6 +122,22 @@ pub enum Role {
     Source,
 }
 
+impl Role {
+    /// The role as HELLO spells it.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(izyrt::wire::Role::Source.name(), "source");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Peer => "peer",
+            Role::Monitor => "monitor",
+            Role::Source => "source",
+        }
+    }
+}
+
 /// What a client hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Rows, Scale, header, number};
+use super::{Rows, Scale, header, number, with_label};
 
 const NAME: &str = "izyrt_rt_wakeup_lateness_seconds";
 
@@ -61,13 +61,15 @@ pub(super) fn render(out: &mut String, realtime: &Rows<'_>) {
         "How late the RT thread woke up for its period, since its start.",
     );
     for (labels, h) in &hists {
-        // `labels` is `{thread="..."}`: add `le` inside the braces.
-        let inner = labels.trim_end_matches('}');
         for (le, n) in h.le.iter().zip(&h.cumulative) {
-            let _ = writeln!(out, "{NAME}_bucket{inner},le=\"{le}\"}} {n}");
+            let _ = writeln!(out, "{NAME}_bucket{} {n}", with_label(labels, "le", le));
         }
         let total = h.cumulative.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "{NAME}_bucket{inner},le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            out,
+            "{NAME}_bucket{} {total}",
+            with_label(labels, "le", "+Inf")
+        );
         let _ = writeln!(out, "{NAME}_sum{labels} {}", h.sum);
         let _ = writeln!(out, "{NAME}_count{labels} {total}");
     }

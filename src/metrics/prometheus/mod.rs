@@ -274,6 +274,15 @@ fn label_value(v: &Value) -> Option<String> {
     }
 }
 
+/// `labels` (`{a="x"}`) with `key="value"` added inside the braces (`value` escaped).
+fn with_label(labels: &str, key: &str, value: &str) -> String {
+    format!(
+        "{},{key}=\"{}\"}}",
+        labels.trim_end_matches('}'),
+        escape(value)
+    )
+}
+
 /// Label value escaping of the text format: backslash, double quote and line feed.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

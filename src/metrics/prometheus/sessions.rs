@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::{Field, Rows, Scale, counter, escape, gauge, header, keyed, labelled, number};
+use super::{Field, Rows, Scale, counter, gauge, header, keyed, labelled, number, with_label};
 
 const USER: &[Field] = &[
     gauge(
@@ -232,8 +232,6 @@ fn user_info(out: &mut String, users: &Rows<'_>) {
     );
     for (labels, obj) in users {
         let role = obj.get("role").and_then(Value::as_str).unwrap_or("");
-        // `labels` is `{user="..."}`: add the role inside the braces.
-        let inner = labels.trim_end_matches('}');
-        let _ = writeln!(out, "{name}{inner},role=\"{}\"}} 1", escape(role));
+        let _ = writeln!(out, "{name}{} 1", with_label(labels, "role", role));
     }
 }
