@@ -167,7 +167,7 @@ impl AlsaDevice {
         cfg: StreamConfig,
         opts: OpenOptions,
     ) -> Result<AlsaDevice, DeviceError> {
-        let n = Streams::open(name, dir, &cfg, &opts)?;
+        let n = Streams::open(name, dir, &cfg, &opts).map_err(suggest::on_first_open)?;
         let obtained = obtained(name, dir, &cfg, &n);
         Ok(AlsaDevice {
             dir,

@@ -89,8 +89,9 @@ pub(super) fn open_pcm(
 }
 
 /// The reason an open failed, in words a user can act on; `lib_said` is what alsa-lib
-/// said about it (its error lines, captured), and an unknown name gets the nearest known
-/// one.
+/// said about it (its error lines, captured). Cheap: a reopen on the RT thread comes
+/// here too (the nearest known name is added by the first open only, see
+/// `suggest::on_first_open`).
 pub(super) fn open_error(
     name: &str,
     dir: AlsaDirection,
@@ -122,11 +123,6 @@ pub(super) fn open_error(
         .collect();
     if !said.is_empty() {
         reason.push_str(&format!(" (alsa-lib: {})", said.join("; ")));
-    }
-    if e.errno().abs() == libc::ENOENT {
-        if let Some(near) = super::suggest::nearest_device(name) {
-            reason.push_str(&format!("; did you mean '{near}'?"));
-        }
     }
     DeviceError::Open {
         name: name.to_string(),

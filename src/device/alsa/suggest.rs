@@ -8,6 +8,22 @@
 
 use crate::config::suggest::nearest;
 
+/// A first open's error (main thread), with the nearest known name added when the PCM was
+/// not found. Not on [`open_error`](super::negotiate::open_error) itself: a reopen on the
+/// RT thread, retried every half second while a card is unplugged, would walk alsa-lib's
+/// name hints and `/proc` each time, for a message nobody reads.
+pub(super) fn on_first_open(e: crate::device::DeviceError) -> crate::device::DeviceError {
+    match e {
+        crate::device::DeviceError::Open { name, mut reason } if reason.starts_with("no such") => {
+            if let Some(near) = nearest_device(&name) {
+                reason.push_str(&format!("; did you mean '{near}'?"));
+            }
+            crate::device::DeviceError::Open { name, reason }
+        }
+        e => e,
+    }
+}
+
 /// A name like `name` that exists, when one is near (see [`crate::config::suggest`]).
 pub(super) fn nearest_device(name: &str) -> Option<String> {
     // `virtal:tone=440`: the part before the options.
