@@ -67,19 +67,9 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
     serve::prepare_signals();
     // The metrics port first: a port taken stops dev mode before anything starts.
     let cell = Arc::new(SnapshotCell::new(default_snapshot()));
+    // (Its handle stops the server when dropped, on every return below.)
     let metrics = serve::start_metrics(role.metrics, Arc::clone(&cell))?;
-    let stop_metrics = |m: Option<crate::metrics::MetricsHandle>| {
-        if let Some(m) = m {
-            m.stop();
-        }
-    };
-    let hub = match Hub::start(hub_cfg) {
-        Ok(h) => h,
-        Err(e) => {
-            stop_metrics(metrics);
-            return Err(CliError::Usage(e.to_string()));
-        }
-    };
+    let hub = Hub::start(hub_cfg).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut cfg = ClientConfig::peer(hub.local_addr(), "dev", Devices::Duplex(device));
     cfg.mix = Some(Mix::Full);
     cfg.qos = true;
@@ -92,7 +82,6 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
         Ok(c) => c,
         Err(e) => {
             let _ = hub.stop();
-            stop_metrics(metrics);
             return Err(client_error(e));
         }
     };
@@ -116,7 +105,7 @@ pub fn run(args: &DevArgs) -> Result<i32, CliError> {
     status.finish();
     let c = client.stop();
     let h = hub.stop();
-    stop_metrics(metrics);
+    drop(metrics);
     c.map_err(client_error)?;
     h.map_err(|e| CliError::Failed(e.to_string()))?;
     eprintln!("{}dev mode:  stopped", LinePrefix::now());

@@ -2,6 +2,7 @@
 //! [--token T] [--qos] [--metrics ADDR]` and `izyrt monitor --hub ADDR --user ID
 //! [--device DEV]`: the hub's clients (main thread).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::CliError;
@@ -73,6 +74,15 @@ pub enum WireFormat {
     S16,
 }
 
+impl From<WireFormat> for AudioFormat {
+    fn from(f: WireFormat) -> AudioFormat {
+        match f {
+            WireFormat::F32 => AudioFormat::F32,
+            WireFormat::S16 => AudioFormat::S16,
+        }
+    }
+}
+
 /// Arguments of `izyrt monitor`.
 #[derive(Debug, clap::Args)]
 pub struct MonitorArgs {
@@ -113,12 +123,16 @@ fn required(
     }
 }
 
-fn base(
+/// `--hub` (on port 7100 when it names no port) and `--user`, from the flags or the
+/// config file, checked. Every client role (peer, monitor, source) shares it.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the missing or refused option.
+pub(super) fn hub_and_user(
     hub: &Option<String>,
     user: &Option<String>,
     role: &super::role_args::Role,
-    devices: Devices,
-) -> Result<ClientConfig, CliError> {
+) -> Result<(SocketAddr, String), CliError> {
     let hub = resolve_addr(
         "--hub",
         &required("--hub", hub, role, "hub")?,
@@ -130,6 +144,16 @@ fn base(
             "--user {user:?} is not allowed (allowed: 1..=64 characters of [A-Za-z0-9._-])"
         )));
     }
+    Ok((hub, user))
+}
+
+fn base(
+    hub: &Option<String>,
+    user: &Option<String>,
+    role: &super::role_args::Role,
+    devices: Devices,
+) -> Result<ClientConfig, CliError> {
+    let (hub, user) = hub_and_user(hub, user, role)?;
     let mut cfg = ClientConfig::peer(hub, &user, devices);
     cfg.token = role.token.clone();
     cfg.settings = role.settings.clone();
@@ -215,10 +239,7 @@ pub(super) fn peer_config(
     cfg.upsample_ratio = ratio(&role, "upsampleRatio", args.upsample_ratio)?;
     cfg.record = args.record.clone();
     cfg.record_capture = args.record_capture.clone();
-    cfg.format = match args.format {
-        WireFormat::F32 => AudioFormat::F32,
-        WireFormat::S16 => AudioFormat::S16,
-    };
+    cfg.format = args.format.into();
     Ok((cfg, role))
 }
 
@@ -315,18 +336,11 @@ fn run_client(
     );
     // The metrics port first: a port taken stops the client before the hub sees it.
     let cell = Arc::new(SnapshotCell::new(default_snapshot()));
+    // (Its handle stops the server when dropped, on every return below.)
     let metrics = serve::start_metrics(role.metrics, Arc::clone(&cell))?;
     cfg.snapshot = Some(Arc::clone(&cell));
     let user = cfg.user.clone();
-    let client = match Client::start(cfg) {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(m) = metrics {
-                m.stop();
-            }
-            return Err(client_error(e));
-        }
-    };
+    let client = Client::start(cfg).map_err(client_error)?;
     warn_devices(&client);
     eprintln!("{}client:    connecting to {what}", LinePrefix::now());
     let mut status = StatusLine::client(
@@ -338,9 +352,7 @@ fn run_client(
     let _ = serve::wait(|| client.has_ended(), || status.update(&cell.latest()));
     status.finish();
     let result = client.stop();
-    if let Some(m) = metrics {
-        m.stop();
-    }
+    drop(metrics);
     result.map_err(client_error)?;
     eprintln!("{}client:    stopped", LinePrefix::now());
     Ok(0)

@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 
 use super::CliError;
-use super::peer::{WireFormat, client_error};
-use super::role_args::{DEFAULT_HUB_PORT, RoleArgs, resolve_addr};
+use super::peer::{WireFormat, client_error, hub_and_user};
+use super::role_args::RoleArgs;
 use super::serve;
 use crate::client::source::{Source, SourceConfig};
-use crate::wire::{AudioFormat, valid_user};
 
 /// Arguments of `izyrt source`.
 #[derive(Debug, clap::Args)]
@@ -39,33 +38,12 @@ pub struct SourceArgs {
 /// [`CliError`] naming what was refused or failed (the hub's refusal included).
 pub fn run(args: &SourceArgs) -> Result<i32, CliError> {
     let role = args.role.resolve("none")?;
-    let text = |flag: &Option<String>, option: &str, key: &str| match flag {
-        Some(v) => Ok(v.clone()),
-        None => role
-            .file
-            .string(key)
-            .map_err(|e| CliError::Usage(e.to_string()))?
-            .ok_or_else(|| CliError::Usage(format!("{option} is required"))),
-    };
-    let hub = resolve_addr(
-        "--hub",
-        &text(&args.hub, "--hub", "hub")?,
-        Some(DEFAULT_HUB_PORT),
-    )?;
-    let user = text(&args.user, "--user", "user")?;
-    if !valid_user(&user) {
-        return Err(CliError::Usage(format!(
-            "--user {user:?} is not allowed (allowed: 1..=64 characters of [A-Za-z0-9._-])"
-        )));
-    }
+    let (hub, user) = hub_and_user(&args.hub, &args.user, &role)?;
     let mut cfg = SourceConfig::new(hub, &user, args.file.clone());
     cfg.token = role.token.clone();
     cfg.settings = role.settings.clone();
     cfg.looping = args.looping;
-    cfg.format = match args.format {
-        WireFormat::F32 => AudioFormat::F32,
-        WireFormat::S16 => AudioFormat::S16,
-    };
+    cfg.format = args.format.into();
     let s = &cfg.settings;
     let what = format!(
         "{} as {user} ({} Hz, {} ch, {}-frame packets)",

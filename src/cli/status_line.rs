@@ -17,9 +17,9 @@
 //! A client's state: `running` while the mix arrives; `connecting` before the first
 //! session; `reconnecting` after one was lost; `joined` between WELCOME and the first mix
 //! packet, `stalled` when a live connection's mix stops. A hub's line: joined clients,
-//! jitter-buffer misses of the last 10 s and the user with the most.
+//! jitter-buffer misses of the last 10 s as the hub counts them
+//! (`sessions.USER.hubMisses10s`, what the dashboard shows) and the user with the most.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -50,10 +50,8 @@ enum Who {
         user: String,
         hub: String,
     },
-    /// A hub, with the recent per-user miss counters.
-    Hub {
-        history: VecDeque<(Instant, HashMap<String, u64>)>,
-    },
+    /// A hub.
+    Hub,
 }
 
 /// The status of one role. See the module docs.
@@ -83,12 +81,7 @@ impl StatusLine {
 
     /// The status of a hub.
     pub fn hub(tty: bool) -> StatusLine {
-        StatusLine::new(
-            Who::Hub {
-                history: VecDeque::new(),
-            },
-            tty,
-        )
+        StatusLine::new(Who::Hub, tty)
     }
 
     fn new(who: Who, tty: bool) -> StatusLine {
@@ -131,7 +124,7 @@ impl StatusLine {
                 let text = format!("{label}: {state} · {}", client_figures(snap, conn));
                 (state.to_owned(), text)
             }
-            Who::Hub { history } => hub_summary(snap, history, now),
+            Who::Hub => hub_summary(snap),
         };
         let changed = self.last_state.as_deref() != Some(state.as_str());
         if self.tty {
@@ -156,11 +149,6 @@ impl StatusLine {
         for o in self.lines(snap, Instant::now()) {
             self.write(&o);
         }
-    }
-
-    /// Writes one event line (above the terminal's status line, stamped off a terminal).
-    pub fn say(&mut self, line: &str) {
-        self.write(&Out::Line(line.to_owned()));
     }
 
     fn write(&mut self, o: &Out) {
@@ -242,38 +230,21 @@ fn client_figures(s: &Value, conn: &Value) -> String {
 }
 
 /// The hub's state key (clients and mixer state) and its line.
-fn hub_summary(
-    snap: &Value,
-    history: &mut VecDeque<(Instant, HashMap<String, u64>)>,
-    now: Instant,
-) -> (String, String) {
+/// The hub's line: its clients, and the misses of the last 10 s per connected user as the
+/// hub itself counts them (`sessions.USER.hubMisses10s`, what the dashboard and
+/// Prometheus show).
+fn hub_summary(snap: &Value) -> (String, String) {
     let clients = snap["hub"]["clients"].as_u64().unwrap_or(0);
     let mixer = snap["aggregatorStatus"].as_str().unwrap_or("?");
-    let current: HashMap<String, u64> = snap["connections"]
+    let mut per_user: Vec<(&String, u64)> = snap["sessions"]
         .as_object()
         .map(|m| {
             m.iter()
-                .filter(|(_, c)| c["connected"] == true)
-                .map(|(u, c)| (u.clone(), c["jitterMisses"].as_u64().unwrap_or(0)))
+                .filter(|(_, u)| u["connected"] == true)
+                .map(|(u, e)| (u, e["hubMisses10s"].as_u64().unwrap_or(0)))
                 .collect()
         })
         .unwrap_or_default();
-    // The oldest sample within the window is the baseline.
-    while history
-        .front()
-        .is_some_and(|(t, _)| now.duration_since(*t) > EVERY)
-    {
-        history.pop_front();
-    }
-    let base = history.front().map(|(_, m)| m.clone()).unwrap_or_default();
-    let mut per_user: Vec<(&String, u64)> = current
-        .iter()
-        .map(|(u, &n)| {
-            // A counter that went down was reset (a new connection): count from 0.
-            let before = base.get(u).copied().filter(|&b| b <= n).unwrap_or(0);
-            (u, n - before)
-        })
-        .collect();
     per_user.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let total: u64 = per_user.iter().map(|(_, n)| n).sum();
     let worst = match per_user.first() {
@@ -283,7 +254,6 @@ fn hub_summary(
     let plural = if clients == 1 { "client" } else { "clients" };
     let text =
         format!("hub: {clients} {plural} · misses {total} in 10 s · worst {worst} · mixer {mixer}");
-    history.push_back((now, current));
     (format!("{clients} {mixer}"), text)
 }
 
@@ -359,15 +329,15 @@ mod tests {
     fn the_hub_counts_misses_of_the_last_10_s() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
+        // The hub's own counts of the last 10 s, per user.
         let snap = |a: u64, b: u64| {
-            json!({"aggregatorStatus": "running", "hub": {"clients": 2}, "connections": {
-                "alice": {"connected": true, "jitterMisses": a},
-                "bob": {"connected": true, "jitterMisses": b},
-                "gone": {"connected": false, "jitterMisses": 99},
+            json!({"aggregatorStatus": "running", "hub": {"clients": 2}, "sessions": {
+                "alice": {"connected": true, "hubMisses10s": a},
+                "bob": {"connected": true, "hubMisses10s": b},
+                "gone": {"connected": false, "hubMisses10s": 99},
             }})
         };
         let mut s = StatusLine::hub(false);
-        // No earlier sample: every miss since a user joined counts.
         let out = s.lines(&snap(5, 0), at(0));
         assert_eq!(
             out,
@@ -375,8 +345,8 @@ mod tests {
                 "hub: 2 clients · misses 5 in 10 s · worst alice (5) · mixer running".into()
             )]
         );
-        assert!(s.lines(&snap(7, 3), at(5)).is_empty());
-        let out = s.lines(&snap(9, 3), at(10));
+        assert!(s.lines(&snap(2, 3), at(5)).is_empty());
+        let out = s.lines(&snap(4, 3), at(10));
         assert_eq!(
             out,
             [Out::Line(
@@ -385,7 +355,7 @@ mod tests {
         );
         // A client leaves: said at once.
         let one = json!({"aggregatorStatus": "running", "hub": {"clients": 1},
-                         "connections": {"alice": {"connected": true, "jitterMisses": 9}}});
+                         "sessions": {"alice": {"connected": true, "hubMisses10s": 4}}});
         let out = s.lines(&one, at(11));
         assert!(
             matches!(&out[..], [Out::Line(l)] if l.starts_with("hub: 1 client ·")),

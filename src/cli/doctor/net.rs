@@ -8,11 +8,11 @@
 //! and channels.
 
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::Check;
-use crate::cli::role_args::Role;
+use crate::cli::role_args::{DEFAULT_HUB_PORT, Role, resolve_addr};
 use crate::wire::{
     Decoder, ErrorMsg, Hello, Kind, PROTO, Role as WireRole, Welcome, encode_bye, encode_json_vec,
 };
@@ -31,11 +31,12 @@ pub(super) fn port_free(name: &'static str, addr: Option<SocketAddr>) -> Check {
 /// `listen port`: the hub's `--listen` address can be bound now.
 pub(super) fn listen_port(text: &str) -> Check {
     const NAME: &str = "listen port";
-    match text.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => bind_verdict(NAME, addr, TcpListener::bind(addr).map(drop)),
-        Ok(None) | Err(_) => Check::fail(
+    // As the hub reads it (a HOST alone is on the default port).
+    match resolve_addr("--listen", text, Some(DEFAULT_HUB_PORT)) {
+        Ok(addr) => bind_verdict(NAME, addr, TcpListener::bind(addr).map(drop)),
+        Err(e) => Check::fail(
             NAME,
-            format!("--listen {text}: not an address this machine can resolve"),
+            e.to_string(),
             Some("--listen HOST:PORT, e.g. --listen 0.0.0.0:7100".into()),
         ),
     }
@@ -63,30 +64,24 @@ fn bind_verdict(name: &'static str, addr: SocketAddr, bound: std::io::Result<()>
 /// `hub`: HELLO → WELCOME at `text` with the role's token, rate and channels.
 pub(super) fn hub(text: &str, role: &Role) -> Check {
     const NAME: &str = "hub";
-    let addrs: Vec<SocketAddr> = match text.to_socket_addrs() {
-        Ok(a) => a.collect(),
+    // As a peer reads it (a HOST alone is on the hub's default port).
+    let addr = match resolve_addr("--hub", text, Some(DEFAULT_HUB_PORT)) {
+        Ok(a) => a,
         Err(e) => {
             return Check::fail(
                 NAME,
-                format!("--hub {text}: cannot resolve: {e}"),
+                e.to_string(),
                 Some("--hub HOST:PORT with a host name this machine resolves".into()),
             );
         }
     };
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, HUB_TIMEOUT) {
-            Ok(stream) => return greet(stream, *addr, role),
-            Err(e) => last = Some((*addr, e)),
-        }
-    }
-    let detail = match last {
-        Some((addr, e)) => format!("cannot connect to {addr}: {e}"),
-        None => format!("--hub {text} resolves to no address"),
+    let e = match TcpStream::connect_timeout(&addr, HUB_TIMEOUT) {
+        Ok(stream) => return greet(stream, addr, role),
+        Err(e) => e,
     };
     Check::fail(
         NAME,
-        detail,
+        format!("cannot connect to {addr}: {e}"),
         Some(
             "start the hub (`sudo systemctl start izyrt-hub`), or check --hub and the firewall"
                 .into(),
@@ -134,10 +129,7 @@ fn greet(mut stream: TcpStream, addr: SocketAddr, role: &Role) -> Check {
                 w.sample_rate,
                 w.channels,
                 w.frames_per_packet,
-                serde_json::to_value(w.mix)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                w.mix.name(),
                 if role.token.is_some() {
                     ", token accepted"
                 } else {
