@@ -13,7 +13,8 @@
 //! misses is the figure.
 //!
 //! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`);
-//! `IZYRT_BENCH_JITTER_MIN_MS` runs the hub with that `--jitter-min-ms`.
+//! `IZYRT_BENCH_JITTER_MIN_MS` runs the hub with that `--jitter-min-ms`;
+//! `IZYRT_BENCH_BIN` runs another `izyrt` binary as the hub (an older build, to compare).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -86,7 +87,8 @@ impl Drop for HubProc {
 /// Starts the hub; returns it with its stream and metrics addresses.
 fn start_hub(max: usize) -> (HubProc, SocketAddr, SocketAddr) {
     use std::io::BufRead;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_izyrt"));
+    let bin = std::env::var("IZYRT_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_izyrt").into());
+    let mut cmd = Command::new(bin);
     cmd.args(["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .args(["--max-clients", &max.to_string()]);
     if let Some(ms) = env::<u32>("IZYRT_BENCH_JITTER_MIN_MS") {

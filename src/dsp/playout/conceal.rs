@@ -210,7 +210,13 @@ impl Conceal {
     /// Real audio: passed, or cross-faded in after a gap.
     fn pass(&mut self, frames: &mut [f32]) {
         let ch = self.ch;
-        for f in frames.chunks_exact_mut(ch) {
+        let n = frames.len() / ch;
+        let mut i = 0;
+        // Frame by frame only while a fade runs; clean audio (nearly every period, at a
+        // hub with one of these per input) is remembered in one or two block copies.
+        while i < n && self.state != State::Clean {
+            let f = &mut frames[i * ch..(i + 1) * ch];
+            i += 1;
             match self.state {
                 State::Clean => {}
                 State::Conceal { lag, k } => {
@@ -230,6 +236,7 @@ impl Conceal {
             }
             self.remember(f);
         }
+        self.remember_block(&frames[i * ch..n * ch]);
     }
 
     /// One frame of the fade back in: real audio rising, the continuation falling.
@@ -315,6 +322,27 @@ impl Conceal {
             .get(at as usize * self.ch + c)
             .copied()
             .unwrap_or(0.0)
+    }
+
+    /// [`remember`](Self::remember) for a run of whole frames, in at most two copies per
+    /// turn of the ring.
+    fn remember_block(&mut self, block: &[f32]) {
+        let ch = self.ch;
+        let mut rest = block;
+        while !rest.is_empty() {
+            let at = (self.written % self.cap as u64) as usize;
+            let take = (self.cap - at).min(rest.len() / ch);
+            let (now, later) = rest.split_at(take * ch);
+            if let Some(dst) = self.hist.get_mut(at * ch..(at + take) * ch) {
+                dst.copy_from_slice(now);
+            }
+            self.written += take as u64;
+            self.valid = (self.valid + take).min(self.cap);
+            rest = later;
+        }
+        if let Some(last) = block.len().checked_sub(ch).and_then(|i| block.get(i..)) {
+            self.last.copy_from_slice(last);
+        }
     }
 
     fn remember(&mut self, f: &[f32]) {
@@ -463,6 +491,41 @@ mod tests {
         assert!((gap[0] - 0.3).abs() < 1e-3);
         assert!(max_step(&gap) < 0.01);
         assert_eq!(gap[399], 0.0);
+    }
+
+    #[test]
+    fn block_and_frame_by_frame_remember_the_same_history() {
+        // Stereo, blocks of every size (longer than the ring too), then one gap: the
+        // continuation depends on every frame remembered, and must not depend on how
+        // the clean audio was cut into calls.
+        let sig = |n: usize, c: usize| tone(n) * if c == 0 { 1.0 } else { -0.5 };
+        let (mut blocks, mut frames) = (
+            Conceal::new(2, RATE).unwrap(),
+            Conceal::new(2, RATE).unwrap(),
+        );
+        let mut n = 0;
+        for len in [1usize, 7, 64, 5000, 3, 64, 900] {
+            let x: Vec<f32> = (n..n + len).flat_map(|i| [sig(i, 0), sig(i, 1)]).collect();
+            let mut a = x.clone();
+            blocks.process(&mut a, None);
+            let mut b = x;
+            for f in b.chunks_exact_mut(2) {
+                frames.process(f, None);
+            }
+            assert_eq!(a, b, "clean audio at block {len}");
+            n += len;
+        }
+        assert_eq!(blocks.hist, frames.hist);
+        assert_eq!(
+            (blocks.written, blocks.valid),
+            (frames.written, frames.valid)
+        );
+        let (mut a, mut b) = (vec![0.0f32; 256], vec![0.0f32; 256]);
+        blocks.process(&mut a, Some(0..128));
+        frames.process(&mut b, Some(0..128));
+        assert_eq!(a, b);
+        let loudest = a[..128].iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(loudest > 0.2, "the continuation plays the tone: {loudest}");
     }
 
     #[test]
