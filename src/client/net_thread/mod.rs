@@ -21,6 +21,11 @@
 //! latency threshold, checked every 50 ms) it is told to hold the counter at 0 until the
 //! mix advances again, keeping the buffered stream. QOS reports are
 //! serialised straight into the write queue from borrowed fields: no allocation per frame.
+//!
+//! The parts, all on this thread: this file holds the identity and links, the
+//! connection's state machine, the loop, the capture sent out and the housekeeping;
+//! `frames.rs` reading the hub's frames (WELCOME, the mix, METADATA, ERROR, BYE);
+//! `qos.rs` the QOS report.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -28,23 +33,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtrb::Producer;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::audio_thread::PlaybackCommand;
 use super::status::{ClientView, LinkState};
 use crate::metrics::SnapshotCell;
-use crate::net::conn::{Agreed, Conn, ReadEnd, audio_frame_bytes};
+use crate::net::conn::{Agreed, Conn, audio_frame_bytes};
 use crate::net::log_limit::LogLimit;
 use crate::net::socket::{connect_nonblocking, os_reason, tune};
 use crate::net::{EventLoop, Events, Interest, SocketTuning, Timer, Waker};
 use crate::rt::alloc_count::count_allocations;
-use crate::rt::clock::{now_ns, unix_ms};
+use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
-use crate::wire::{
-    AudioFormat, ErrorCode, ErrorMsg, Frame, Hello, Kind, Mix, PROTO, Role, Welcome,
-    check_json_object,
-};
+use crate::wire::{AudioFormat, Hello, Kind, Mix, PROTO, Role};
+
+mod frames;
+mod qos;
+
+use qos::send_qos;
 
 const CONN: u64 = 16;
 const CAPTURED: u64 = 1;
@@ -337,160 +343,6 @@ impl ClientNet {
         self.phase = Phase::HelloSent { since_ns: now_ns() };
     }
 
-    fn read(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        let mut welcome: Option<Welcome> = None;
-        let mut error: Option<(String, String)> = None;
-        let mut bye = false;
-        let view = &mut self.view;
-        let id = &self.id;
-        let scratch = &mut self.scratch;
-        let mix = &mut self.links.mix;
-        let agreed = self.agreed.as_ref();
-        let running = matches!(self.phase, Phase::Running);
-        let end = conn.read_frames(|link, frame| {
-            match frame.kind() {
-                Some(Kind::Welcome) if !running && welcome.is_none() => {
-                    match Welcome::parse(frame.payload) {
-                        Ok(w) => welcome = Some(w),
-                        Err(e) => link.send_error(&e),
-                    }
-                    return false;
-                }
-                Some(Kind::Audio) if running => {
-                    let Some(agreed) = agreed else { return true };
-                    let ((), n) = count_allocations(|| {
-                        on_audio(link, &frame, view, agreed, scratch, mix);
-                        if id.qos && id.qos_interval_ms == 0 {
-                            send_qos(link, view);
-                        }
-                    });
-                    view.audio_allocs += n;
-                }
-                Some(Kind::Metadata) => match check_json_object(frame.payload) {
-                    Ok(()) => {
-                        view.metadata.clear();
-                        view.metadata.extend_from_slice(frame.payload);
-                        view.metadata_frames += 1;
-                    }
-                    Err(e) => link.send_error(&e),
-                },
-                Some(Kind::Ping | Kind::Pong) => link.on_ping_pong(&frame),
-                Some(Kind::Error) => {
-                    error = Some(match ErrorMsg::parse(frame.payload) {
-                        Ok(m) => (m.code, m.message),
-                        Err(e) => ("bad_json".into(), e.to_string()),
-                    });
-                    link.set_broken();
-                    return false;
-                }
-                Some(Kind::Bye) => {
-                    bye = true;
-                    link.set_broken();
-                    return false;
-                }
-                _ => {}
-            }
-            true
-        });
-        self.view.rtt_ns = conn.link.rtt_ns;
-        if let Some(w) = welcome {
-            self.on_welcome(w);
-            return self.read();
-        }
-        if let Some((code, message)) = error {
-            let permanent = !matches!(
-                ErrorCode::ALL.iter().find(|c| c.as_str() == code),
-                Some(ErrorCode::HubFull | ErrorCode::Internal | ErrorCode::HelloTimeout) | None
-            );
-            // A permanent refusal ends the client: the main thread says it once, with
-            // what to do; a transient one is logged here and retried.
-            if permanent {
-                self.fatal = Some(self.refused(&code, &message));
-            } else {
-                self.log_error.log(
-                    now_ns(),
-                    log_prefix(self.id.role),
-                    format_args!("hub sent ERROR {code}: {message}"),
-                );
-            }
-            return self.lost(&format!("ERROR {code}: {message}"));
-        }
-        if bye {
-            return self.lost("the hub said BYE");
-        }
-        match end {
-            ReadEnd::Drained | ReadEnd::Paused => {}
-            ReadEnd::Protocol(e) => {
-                // The ERROR is queued: send it before closing, as the spec asks.
-                if let Some(c) = self.conn.as_mut() {
-                    c.link.flush(&self.ev);
-                }
-                self.lost(&format!("protocol error from the hub: {e}"))
-            }
-            ReadEnd::Eof => self.lost("the hub closed the connection"),
-            ReadEnd::Failed(why) => self.lost(&why),
-        }
-    }
-
-    fn on_welcome(&mut self, w: Welcome) {
-        let ok = w.sample_rate == self.id.rate && w.channels == self.id.channels;
-        if !ok {
-            let msg = format!(
-                "the hub sends {} Hz, {} channels; this client plays {} Hz, {} channels",
-                w.sample_rate, w.channels, self.id.rate, self.id.channels
-            );
-            self.fatal = Some(self.refused("format_unsupported", &msg));
-            if let Some(c) = self.conn.as_mut() {
-                c.link.refuse(ErrorCode::FormatUnsupported, msg);
-            }
-            return;
-        }
-        self.agreed = Some(Agreed {
-            rate: w.sample_rate,
-            channels: w.channels,
-            format: AudioFormat::from_name(&w.format).unwrap_or(AudioFormat::F32),
-            frames_per_packet: w.frames_per_packet,
-            agreed_in: "WELCOME",
-        });
-        self.log_joined.log(
-            now_ns(),
-            log_prefix(self.id.role),
-            format_args!(
-                "joined the hub at {} as {} (session {}, hears {})",
-                self.id.hub,
-                self.id.user,
-                w.session,
-                w.mix.name()
-            ),
-        );
-        if let Some(old) = &w.replaced {
-            self.log_joined.log(
-                now_ns(),
-                log_prefix(self.id.role),
-                format_args!(
-                    "took over user {} from {old}: the hub closed that connection",
-                    self.id.user
-                ),
-            );
-        }
-        self.view.reset_tracks();
-        self.view.state = LinkState::Running;
-        self.view.sessions += 1;
-        self.view.welcome = Some(w);
-        self.view.last_error = None;
-        self.view.connect_error = None;
-        self.phase = Phase::Running;
-        self.backoff_ns = BACKOFF_MIN_NS;
-        // Capture queued while connecting is stale.
-        if let Some(c) = self.links.capture.as_mut() {
-            c.clear();
-        }
-        self.publish();
-    }
-
     fn send_capture(&mut self) {
         let Some(capture) = self.links.capture.as_mut() else {
             return;
@@ -616,86 +468,4 @@ fn log_prefix(role: Role) -> &'static str {
         Role::Monitor => "izyrt monitor",
         Role::Source => "izyrt source",
     }
-}
-
-fn on_audio(
-    link: &mut crate::net::conn::Link,
-    frame: &Frame<'_>,
-    view: &mut ClientView,
-    agreed: &Agreed,
-    scratch: &mut [f32],
-    mix: &mut PipeTx,
-) {
-    let Ok(audio) = frame.audio() else { return };
-    let Some(t) = link.take_audio(&audio, agreed, scratch, mix) else {
-        return;
-    };
-    if !t.queued {
-        view.mix_dropped += 1;
-    }
-    view.non_finite_samples += t.zeroed;
-    view.on_audio(
-        frame.header.track,
-        frame.header.seq,
-        t.header,
-        link.last_rx_ns,
-    );
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct QosHeadOut<'a> {
-    track: u16,
-    seq: u32,
-    sample_rate: u32,
-    channels: u16,
-    format: &'a str,
-    frames: u32,
-    position: u64,
-    origin_ns: u64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct QosOut<'a> {
-    head: QosHeadOut<'a>,
-    qos_timestamp: u64,
-    buffer_depth_float32_samples: u64,
-    latency_ms: f64,
-    incoming_buffer_misses: u64,
-    /// Beside the seed's resettable count, the monotonic one (an additional key).
-    incoming_buffer_misses_total: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rtt_ms: Option<f64>,
-}
-
-/// Sends a QOS report about the latest AUDIO frame received (no allocation).
-fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView) {
-    let Some((track, seq, h)) = view.head else {
-        return;
-    };
-    let speaker = view.speaker();
-    let report = QosOut {
-        head: QosHeadOut {
-            track,
-            seq,
-            sample_rate: h.sample_rate,
-            channels: h.channels,
-            format: h.format.name(),
-            frames: h.frames,
-            position: h.position,
-            origin_ns: h.origin_ns,
-        },
-        qos_timestamp: unix_ms(),
-        buffer_depth_float32_samples: speaker.depth_samples,
-        latency_ms: speaker.latency_ms,
-        incoming_buffer_misses: speaker.misses,
-        incoming_buffer_misses_total: view
-            .speaker
-            .misses_total
-            .load(std::sync::atomic::Ordering::Relaxed),
-        rtt_ms: link.rtt_ns.map(|ns| ns as f64 / 1e6),
-    };
-    link.send_json(Kind::Qos, &report);
-    view.qos_sent += 1;
 }
