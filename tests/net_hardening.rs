@@ -86,6 +86,39 @@ fn an_honest_hello_is_welcomed_within_1s_beside_1000_half_open_connections() {
     drop(flood);
 }
 
+#[test]
+fn honest_clients_connecting_at_once_from_one_address_all_join() {
+    // 48 peers behind one address start together: their HELLOs are all in the hub's
+    // sockets before it reads any (it is stopped while they connect). The pending budget
+    // per address (16) must not evict clients whose HELLO is there to be read.
+    let (mut hub, addr, hub_metrics) = hub(&[]);
+    hub.signal(libc::SIGSTOP);
+    let mut clients: Vec<Raw> = (0..48)
+        .map(|i| {
+            let mut raw = Raw::connect(addr);
+            raw.hello(&format!("p{i}"), json!({}));
+            raw
+        })
+        .collect();
+    hub.signal(libc::SIGCONT);
+    for (i, raw) in clients.iter_mut().enumerate() {
+        let (frames, closed) = raw.read_until(Kind::Welcome, SECS(5));
+        let error = frames
+            .iter()
+            .find(|f| f.0 == Some(Kind::Error))
+            .map(|f| ErrorMsg::parse(&f.1).unwrap());
+        assert!(
+            !closed && frames.iter().any(|f| f.0 == Some(Kind::Welcome)),
+            "p{i} not WELCOMEd: {error:?}"
+        );
+    }
+    let m = wait_for("48 clients published", SECS(10), || {
+        let m = metrics(hub_metrics);
+        (m["hub"]["clients"] == 48).then_some(m)
+    });
+    assert_eq!(m["refusedConnections"]["pendingPerAddress"], 0);
+}
+
 /// One getMetrics over a new connection; how long it took, or why it failed.
 fn timed_get_metrics(addr: std::net::SocketAddr) -> Result<Duration, String> {
     let start = Instant::now();

@@ -13,6 +13,15 @@ use crate::net::{Interest, SocketTuning};
 use crate::rt::clock::now_ns;
 use crate::wire::{AudioFormat, ErrorCode, Frame, Hello, Kind, ProtocolError};
 
+/// What [`HubNet::pending_census`] found.
+struct Census {
+    same: usize,
+    total: usize,
+    /// (since_ns, index) of the oldest pending connection of the address, and of all.
+    oldest_same: Option<(u64, usize)>,
+    oldest_any: Option<(u64, usize)>,
+}
+
 impl HubNet {
     pub(super) fn accept(&mut self) {
         loop {
@@ -64,31 +73,34 @@ impl HubNet {
     /// is taken: past the per-address or the total limit the oldest (of that address, or
     /// of all) is evicted with `hello_timeout`. Evicting rather than refusing the newcomer
     /// means a flood of idle connections can never keep an honest client, which sends its
-    /// HELLO at once, from being read.
+    /// HELLO at once, from being read. Before evicting, the connections over budget are
+    /// read: when many honest clients connect at once (a studio's peers behind one
+    /// address, started together), their HELLOs wait unread in this loop's sockets while
+    /// it accepts, and only those still silent after a read may be evicted.
     fn make_room(&mut self, ip: IpAddr) {
-        let (mut same, mut total) = (0, 0);
-        // (since_ns, index) of the oldest pending connection of `ip`, and of all.
-        let mut oldest_same: Option<(u64, usize)> = None;
-        let mut oldest_any: Option<(u64, usize)> = None;
-        for (i, c) in self.clients.iter().enumerate() {
-            let Some(c) = c else { continue };
-            let Phase::AwaitHello { since_ns } = c.phase else {
-                continue;
-            };
-            if !c.is_pending() {
-                continue;
-            }
-            total += 1;
-            if oldest_any.is_none_or(|(t, _)| since_ns < t) {
-                oldest_any = Some((since_ns, i));
-            }
-            if c.ip == ip {
-                same += 1;
-                if oldest_same.is_none_or(|(t, _)| since_ns < t) {
-                    oldest_same = Some((since_ns, i));
-                }
+        let mut census = self.pending_census(ip);
+        let over = |c: &Census, cfg: &NetConfig| {
+            c.same >= cfg.max_pending_per_addr.max(1) || c.total >= cfg.max_pending.max(1)
+        };
+        if !over(&census, &self.cfg) {
+            return;
+        }
+        let only_ip = census.same >= self.cfg.max_pending_per_addr.max(1);
+        for i in 0..self.clients.len() {
+            let waiting = self.clients[i]
+                .as_ref()
+                .is_some_and(|c| c.is_pending() && (!only_ip || c.ip == ip));
+            if waiting {
+                self.read(i);
             }
         }
+        census = self.pending_census(ip);
+        let Census {
+            same,
+            total,
+            oldest_same,
+            oldest_any,
+        } = census;
         let evict = if same >= self.cfg.max_pending_per_addr.max(1) {
             oldest_same.map(|(_, i)| (i, Refusal::PendingPerAddress))
         } else if total >= self.cfg.max_pending.max(1) {
@@ -109,6 +121,37 @@ impl HubNet {
             };
             self.refuse_pending(idx, why, message);
         }
+    }
+
+    /// The connections awaiting HELLO: how many from `ip` and in all, and the oldest of
+    /// each.
+    fn pending_census(&self, ip: IpAddr) -> Census {
+        let mut c = Census {
+            same: 0,
+            total: 0,
+            oldest_same: None,
+            oldest_any: None,
+        };
+        for (i, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            let Phase::AwaitHello { since_ns } = client.phase else {
+                continue;
+            };
+            if !client.is_pending() {
+                continue;
+            }
+            c.total += 1;
+            if c.oldest_any.is_none_or(|(t, _)| since_ns < t) {
+                c.oldest_any = Some((since_ns, i));
+            }
+            if client.ip == ip {
+                c.same += 1;
+                if c.oldest_same.is_none_or(|(t, _)| since_ns < t) {
+                    c.oldest_same = Some((since_ns, i));
+                }
+            }
+        }
+        c
     }
 
     /// Refuses a connection that has not joined, counting `why`.
