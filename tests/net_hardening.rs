@@ -91,7 +91,7 @@ fn honest_clients_connecting_at_once_from_one_address_all_join() {
     // 48 peers behind one address start together: their HELLOs are all in the hub's
     // sockets before it reads any (it is stopped while they connect). The pending budget
     // per address (16) must not evict clients whose HELLO is there to be read.
-    let (mut hub, addr, hub_metrics) = hub(&[]);
+    let (hub, addr, hub_metrics) = hub(&[]);
     hub.signal(libc::SIGSTOP);
     let mut clients: Vec<Raw> = (0..48)
         .map(|i| {

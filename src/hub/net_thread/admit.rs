@@ -13,6 +13,9 @@ use crate::net::{Interest, SocketTuning};
 use crate::rt::clock::now_ns;
 use crate::wire::{AudioFormat, ErrorCode, Frame, Hello, Kind, ProtocolError};
 
+/// Connections accepted per wakeup of the listener.
+const ACCEPTS_PER_WAKE: usize = 16;
+
 /// What [`HubNet::pending_census`] found.
 struct Census {
     same: usize,
@@ -23,8 +26,12 @@ struct Census {
 }
 
 impl HubNet {
+    /// Accepts what waits in the listen queue, at most [`ACCEPTS_PER_WAKE`] at a time: the
+    /// listener is level-triggered, so the rest wait for the next turn of the loop, and a
+    /// burst of hundreds of connections (a flood) never holds the mix that is due behind
+    /// it.
     pub(super) fn accept(&mut self) {
-        loop {
+        for _ in 0..ACCEPTS_PER_WAKE {
             let (sock, addr) = match accept_nonblocking(&self.listener) {
                 Ok(Some(x)) => x,
                 Ok(None) => return,
