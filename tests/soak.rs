@@ -242,7 +242,8 @@ impl Attack {
             let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
             threads.push(std::thread::spawn(move || {
                 if let Some(cpu) = cpu {
-                    pin_to(cpu);
+                    // A CPU that cannot be had leaves the attacker unpinned.
+                    let _ = izyrt::rt::thread::pin_current_thread(cpu);
                 }
                 f(to, &stop, &opened)
             }));
@@ -267,19 +268,6 @@ impl Attack {
             let _ = t.join();
         }
         self.opened.load(Ordering::Relaxed)
-    }
-}
-
-/// Keeps the calling thread on `cpu` (a request: a CPU that does not exist is ignored).
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it (checked
-    // against CPU_SETSIZE), and sched_setaffinity(0, ..) affects only the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu < libc::CPU_SETSIZE as usize {
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
     }
 }
 

@@ -24,13 +24,12 @@ use serde::Serialize;
 use super::seq::SeqCounters;
 use super::write_queue::{WriteQueue, WriteQueueConfig};
 use super::{EventLoop, Interest};
-use crate::dsp::convert::f32_to_s16;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeTx};
 use crate::wire::{
     AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode, Frame,
     HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json_vec,
-    encode_ping,
+    encode_ping, put_f32_samples,
 };
 
 /// Bytes of an f32 AUDIO frame of `frames` × `channels` (the largest izyrt sends).
@@ -540,22 +539,6 @@ impl io::Write for WriteHalf<'_> {
     }
 }
 
-/// Writes `xs` into `out` as little-endian samples of `format`.
-fn put_samples(out: &mut [u8], xs: &[f32], format: AudioFormat) {
-    match format {
-        AudioFormat::F32 => {
-            for (o, x) in out.chunks_exact_mut(4).zip(xs) {
-                o.copy_from_slice(&x.to_le_bytes());
-            }
-        }
-        AudioFormat::S16 => {
-            for (o, x) in out.chunks_exact_mut(2).zip(xs) {
-                o.copy_from_slice(&f32_to_s16(*x).to_le_bytes());
-            }
-        }
-    }
-}
-
 /// Encodes an AUDIO frame on track 0 whose samples come in two slices.
 fn encode_two(
     out: &mut [u8],
@@ -594,8 +577,8 @@ fn encode_two(
         AudioFormat::S16 => 2,
     };
     let (da, db) = data.split_at_mut((a.len() * width).min(data.len()));
-    put_samples(da, a, h.format);
-    put_samples(db, b, h.format);
+    put_f32_samples(da, a, h.format);
+    put_f32_samples(db, b, h.format);
     Ok(total)
 }
 

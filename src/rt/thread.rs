@@ -483,10 +483,24 @@ fn promote(opts: &RtOptions) -> RtReport {
     }
 }
 
+/// Keeps the calling thread on `cpu` (Linux; elsewhere an error). [`spawn`] uses it for
+/// `RtOptions::cpu`; tools use it to keep load off the CPUs they measure.
+///
+/// # Errors
+/// The reason, when `cpu` is not below `CPU_SETSIZE` or the kernel refuses it.
+///
+/// # Example
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert!(izyrt::rt::thread::pin_current_thread(100_000).is_err());
+/// ```
 #[cfg(target_os = "linux")]
-fn pin_current_thread(cpu: usize) -> Result<(), String> {
+pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("cpu {cpu} is not below CPU_SETSIZE"));
+    }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set; `cpu` < CPU_SETSIZE was
-    // checked by `spawn`; pid 0 is the calling thread.
+    // checked above; pid 0 is the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
@@ -500,8 +514,12 @@ fn pin_current_thread(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Keeps the calling thread on `cpu`: only on Linux.
+///
+/// # Errors
+/// Always, off Linux.
 #[cfg(not(target_os = "linux"))]
-fn pin_current_thread(cpu: usize) -> Result<(), String> {
+pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     Err(format!("pinning to cpu {cpu} is only supported on Linux"))
 }
 

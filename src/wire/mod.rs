@@ -24,6 +24,7 @@ mod error;
 mod header;
 mod json;
 
+pub(crate) use audio::put_f32_samples;
 pub use audio::{
     AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Converted, EncodeError,
     MAX_AUDIO_PAYLOAD, MAX_CHANNELS, MAX_FRAMES, RATE_RANGE, Samples, encode_audio,

@@ -236,7 +236,7 @@ impl Conceal {
             }
             self.remember(f);
         }
-        self.remember_block(&frames[i * ch..n * ch]);
+        self.remember(&frames[i * ch..n * ch]);
     }
 
     /// One frame of the fade back in: real audio rising, the continuation falling.
@@ -324,12 +324,13 @@ impl Conceal {
             .unwrap_or(0.0)
     }
 
-    /// [`remember`](Self::remember) for a run of whole frames, in at most two copies per
-    /// turn of the ring.
-    fn remember_block(&mut self, block: &[f32]) {
+    /// Writes a run of whole frames (one, or a clean period) into the history ring, in
+    /// at most two copies per turn of the ring, and keeps its last frame.
+    fn remember(&mut self, block: &[f32]) {
         let ch = self.ch;
+        let block = &block[..block.len() / ch * ch];
         let mut rest = block;
-        while !rest.is_empty() {
+        while rest.len() >= ch {
             let at = (self.written % self.cap as u64) as usize;
             let take = (self.cap - at).min(rest.len() / ch);
             let (now, later) = rest.split_at(take * ch);
@@ -343,16 +344,6 @@ impl Conceal {
         if let Some(last) = block.len().checked_sub(ch).and_then(|i| block.get(i..)) {
             self.last.copy_from_slice(last);
         }
-    }
-
-    fn remember(&mut self, f: &[f32]) {
-        let at = (self.written % self.cap as u64) as usize * self.ch;
-        if let Some(dst) = self.hist.get_mut(at..at + self.ch) {
-            dst.copy_from_slice(f);
-        }
-        self.last.copy_from_slice(f);
-        self.written += 1;
-        self.valid = (self.valid + 1).min(self.cap);
     }
 
     /// The lag (frames) at which the last `match_len` frames best repeat, or 0 (hold the

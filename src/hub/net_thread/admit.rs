@@ -25,6 +25,20 @@ struct Census {
     oldest_any: Option<(u64, usize)>,
 }
 
+impl Census {
+    /// Which budget one more connection from the address would exceed, if any: the
+    /// per-address one first.
+    fn over(&self, cfg: &NetConfig) -> Option<Refusal> {
+        if self.same >= cfg.max_pending_per_addr.max(1) {
+            Some(Refusal::PendingPerAddress)
+        } else if self.total >= cfg.max_pending.max(1) {
+            Some(Refusal::PendingTotal)
+        } else {
+            None
+        }
+    }
+}
+
 impl HubNet {
     /// Accepts what waits in the listen queue, at most [`ACCEPTS_PER_WAKE`] at a time: the
     /// listener is level-triggered, so the rest wait for the next turn of the loop, and a
@@ -85,47 +99,35 @@ impl HubNet {
     /// address, started together), their HELLOs wait unread in this loop's sockets while
     /// it accepts, and only those still silent after a read may be evicted.
     fn make_room(&mut self, ip: IpAddr) {
-        let mut census = self.pending_census(ip);
-        let over = |c: &Census, cfg: &NetConfig| {
-            c.same >= cfg.max_pending_per_addr.max(1) || c.total >= cfg.max_pending.max(1)
-        };
-        if !over(&census, &self.cfg) {
+        let Some(why) = self.pending_census(ip).over(&self.cfg) else {
             return;
-        }
-        let only_ip = census.same >= self.cfg.max_pending_per_addr.max(1);
+        };
         for i in 0..self.clients.len() {
             let waiting = self.clients[i]
                 .as_ref()
-                .is_some_and(|c| c.is_pending() && (!only_ip || c.ip == ip));
+                .is_some_and(|c| c.is_pending() && (why == Refusal::PendingTotal || c.ip == ip));
             if waiting {
                 self.read(i);
             }
         }
-        census = self.pending_census(ip);
-        let Census {
-            same,
-            total,
-            oldest_same,
-            oldest_any,
-        } = census;
-        let evict = if same >= self.cfg.max_pending_per_addr.max(1) {
-            oldest_same.map(|(_, i)| (i, Refusal::PendingPerAddress))
-        } else if total >= self.cfg.max_pending.max(1) {
-            oldest_any.map(|(_, i)| (i, Refusal::PendingTotal))
-        } else {
-            None
+        let census = self.pending_census(ip);
+        let Some(why) = census.over(&self.cfg) else {
+            return;
         };
-        if let Some((idx, why)) = evict {
-            let message = match why {
-                Refusal::PendingPerAddress => format!(
-                    "evicted: {same} connections from {ip} awaiting HELLO (limit {})",
-                    self.cfg.max_pending_per_addr
-                ),
-                _ => format!(
-                    "evicted: {total} connections awaiting HELLO (limit {})",
-                    self.cfg.max_pending
-                ),
-            };
+        let (oldest, message) = if why == Refusal::PendingPerAddress {
+            let message = format!(
+                "evicted: {} connections from {ip} awaiting HELLO (limit {})",
+                census.same, self.cfg.max_pending_per_addr
+            );
+            (census.oldest_same, message)
+        } else {
+            let message = format!(
+                "evicted: {} connections awaiting HELLO (limit {})",
+                census.total, self.cfg.max_pending
+            );
+            (census.oldest_any, message)
+        };
+        if let Some((_, idx)) = oldest {
             self.refuse_pending(idx, why, message);
         }
     }
