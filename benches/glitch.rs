@@ -5,7 +5,8 @@
 //! first `IZYRT_BENCH_SECS` seconds are measured by `izyrt::measure::tone_glitches` (the
 //! detector behind `izyrt glitches`): steps, holes and events per minute, independent of
 //! the engine's own counters, which are printed beside them: the peer's clock-ratio
-//! estimate (`clockRatioPpm`) and `resampleRatio` when it publishes them, its speaker
+//! estimate (`clockRatioPpm`: at the end, at 30 s, and its largest distance from the true
+//! −S over every sample from 30 s on) and `resampleRatio` when it publishes them, its speaker
 //! latency sampled every 200 ms (mean and p99), its speaker misses
 //! (`speakerScriptProcessorIncomingBufferMisses`, summed over its resets) and jitter
 //! buffer counters, and the hub's jitter buffer counters for that peer.
@@ -118,6 +119,8 @@ fn find(m: &Value, key: &str) -> Option<f64> {
 #[derive(Default)]
 struct Samples {
     latency: Vec<f64>,
+    /// The clock estimate over the run: (seconds since the start, ppm).
+    estimates: Vec<(f64, f64)>,
     /// Speaker misses, summed over the counter's resets.
     misses: u64,
     last_misses: u64,
@@ -126,7 +129,10 @@ struct Samples {
 }
 
 impl Samples {
-    fn add(&mut self, m: Value) {
+    fn add(&mut self, m: Value, at_s: f64) {
+        if let Some(ppm) = find(&m, "clockRatioPpm") {
+            self.estimates.push((at_s, ppm));
+        }
         if let Some(l) = m["speakerScriptProcessorLatencyMS"].as_f64() {
             self.latency.push(l);
         }
@@ -153,6 +159,22 @@ impl Samples {
         (format!("{mean:.2}"), format!("{p99:.2}"))
     }
 
+    /// The estimate at the first sample from `ESTIMATE_FROM_S` on, and the largest error
+    /// against `truth` over every sample from then on.
+    fn estimate_after(&self, truth: f64) -> (String, String) {
+        let later: Vec<f64> = self
+            .estimates
+            .iter()
+            .filter(|(at, _)| *at >= ESTIMATE_FROM_S)
+            .map(|(_, ppm)| *ppm)
+            .collect();
+        let Some(first) = later.first() else {
+            return ("n/a".into(), "n/a".into());
+        };
+        let worst = later.iter().map(|p| (p - truth).abs()).fold(0.0, f64::max);
+        (format!("{first:.1}"), format!("{worst:.1}"))
+    }
+
     fn figure(&self, key: &str, digits: usize) -> String {
         self.last
             .as_ref()
@@ -160,6 +182,9 @@ impl Samples {
             .map_or("n/a".into(), |v| format!("{v:.digits$}"))
     }
 }
+
+/// From when the clock estimate is held to the bound (within 5 ppm), s.
+const ESTIMATE_FROM_S: f64 = 30.0;
 
 /// The user name of the peer at `skew`.
 fn user(skew: i32) -> String {
@@ -254,7 +279,7 @@ fn main() {
         tick += 1;
         for ((_, _, addr, _), s) in peers.iter().zip(&mut samples) {
             if let Some(m) = get(*addr) {
-                s.add(m);
+                s.add(m, start.elapsed().as_secs_f64());
             }
         }
     }
@@ -263,12 +288,16 @@ fn main() {
     drop(peers); // interrupted: their recordings are finalised
     drop(hub);
     println!(
-        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | hub jitterMisses | hub jitterDroppedFrames |"
+        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | at 30 s | largest error from 30 s | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | hub jitterMisses | hub jitterDroppedFrames |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut control = None;
     for ((skew, wav), s) in wavs.iter().zip(&samples) {
         let (mean, p99) = s.latency();
+        // The truth: the device runs `skew` fast, so the hub's clock reads −skew against it.
+        let (at_30, worst) = s.estimate_after(-f64::from(*skew));
         let hub_user = &hub_m["connections"][user(*skew)];
         let hub_figure = |k: &str| hub_user[k].as_u64().map_or("n/a".into(), |v| v.to_string());
         let glitches = match measure(wav, secs) {
@@ -286,7 +315,7 @@ fn main() {
             format!("{skew:+}")
         };
         println!(
-            "| {skew} | {glitches} | {} | {} | {mean} | {p99} | {} | {} | {} | {} | {} |",
+            "| {skew} | {glitches} | {} | {at_30} | {worst} | {} | {mean} | {p99} | {} | {} | {} | {} | {} |",
             s.figure("clockRatioPpm", 1),
             s.figure("resampleRatio", 6),
             s.misses,

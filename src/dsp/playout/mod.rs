@@ -25,12 +25,14 @@
 pub mod clock;
 pub mod conceal;
 pub mod policy;
+pub mod rate;
 
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, JitterError, PullResult, PushResult};
 use crate::dsp::resampler::{Resampler, ResamplerError};
 use clock::ClockLock;
 use conceal::{Conceal, ConcealError};
 use policy::{LatencyPolicy, PolicyConfig};
+use rate::RateEstimate;
 
 /// How a [`Playout`] is sized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +95,10 @@ pub struct Playout {
     ring: JitterBuffer,
     policy: LatencyPolicy,
     clock: ClockLock,
+    /// The clock estimate reported and used by the capture side (`rate.rs`).
+    estimate: RateEstimate,
+    /// Device frames pulled or skipped since the stream started playing.
+    device_frames: u64,
     resampler: Resampler,
     conceal: Conceal,
     /// Frames read from the ring for the resampler, one period's worth and some.
@@ -132,6 +138,8 @@ impl Playout {
                 max_frames: cfg.ring.max_target_frames,
             }),
             clock: ClockLock::new(cfg.rate),
+            estimate: RateEstimate::new(cfg.rate),
+            device_frames: 0,
             resampler: Resampler::new(cfg.ring.channels, most)?,
             conceal: Conceal::new(cfg.ring.channels, cfg.rate)?,
             scratch: vec![0.0; most * ch].into_boxed_slice(),
@@ -164,7 +172,7 @@ impl Playout {
         }
         if frames > 0 {
             self.policy
-                .on_packet(position, frames, arrival_ns, self.clock.clock_ppm());
+                .on_packet(position, frames, arrival_ns, self.clock_ppm());
         }
         r
     }
@@ -205,6 +213,7 @@ impl Playout {
             }
             self.playing = true;
             self.clock.reset();
+            self.estimate.restart();
             self.resampler.reset();
             self.conceal.reset();
         }
@@ -212,7 +221,11 @@ impl Playout {
         if depth > self.trim_above {
             self.ring.trim(depth - target);
         }
-        let fill = self.fill_frames() - self.unearned_frames(now_ns);
+        let unearned = self.unearned_frames(now_ns);
+        let fill = self.fill_frames() - unearned;
+        self.estimate
+            .observe(self.device_frames, self.newest.2 as f64 - unearned);
+        self.device_frames = self.device_frames.saturating_add(frames as u64);
         let step = self.clock.update(
             fill,
             target as f64,
@@ -270,6 +283,7 @@ impl Playout {
     pub fn device_skipped(&mut self, frames: u64) {
         if self.playing {
             self.clock.shift(frames as f64);
+            self.device_frames = self.device_frames.saturating_add(frames);
         }
     }
 
@@ -326,9 +340,13 @@ impl Playout {
         self.ring.late_packets()
     }
 
-    /// The clock loop's estimate of the hub's clock against this device's, ppm.
+    /// The estimate of the hub's clock against this device's, ppm: measured over the last
+    /// half minute (`rate.rs`) once there is enough of it, the clock loop's integral
+    /// until then.
     pub fn clock_ppm(&self) -> f64 {
-        self.clock.clock_ppm()
+        self.estimate
+            .ppm()
+            .unwrap_or_else(|| self.clock.clock_ppm())
     }
 
     /// The ratio the stream is resampled by now (hub frames per device frame).
