@@ -6,7 +6,7 @@
 //! |-----------|----------------------------------------------|--------|
 //! | `wire`    | the streamproto1 codec                       | net thread (and tools) |
 //! | `device`  | sound devices: ALSA, `virtual`               | RT audio thread |
-//! | `dsp`     | meters, sample conversion, resampling, the jitter ring, `playout` (clock lock, latency policy, concealment) | RT audio thread |
+//! | `dsp`     | meters, sample conversion, resampling, the jitter ring, `playout` (clock lock, clock estimate, latency policy, concealment) | RT audio thread |
 //! | `rt`      | spawning RT threads, wakeup histograms       | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |
 //! | `metrics` | snapshot publication, the HTTP server (one epoll loop), its routes and the dashboard page | HTTP thread |

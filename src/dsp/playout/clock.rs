@@ -6,10 +6,13 @@
 //! controller reads the queued audio (jitter buffer plus resampler, in hub frames), smooths
 //! it over [`FILL_SMOOTH_S`] (the packet sawtooth and the network's jitter average out),
 //! and drives a proportional-integral loop on its error against the target: the integral
-//! term *is* the estimate of the clock ratio (what `clockRatioPpm` reports, and what the
-//! capture side resamples by), the proportional term moves the fill towards the target.
+//! term follows the clock ratio, the proportional term moves the fill towards the target.
 //! This is zita-njbridge's second-order loop and roc-toolkit's frequency estimator in one
-//! form; as a loop on the buffer's fill it needs no timestamps from the hub.
+//! form; as a loop on the buffer's fill it needs no timestamps from the hub. The integral
+//! is the loop's working estimate only: the figure reported (`clockRatioPpm`) and used by
+//! the capture side is measured apart from the loop, in `rate.rs`, because the guards
+//! below, which keep the loop steady through a stall, leave the integral a few ppm off on
+//! a host whose stalls all point one way.
 //!
 //! The loop is critically damped (ζ = 1). Its bandwidth is scheduled: wide while acquiring
 //! ([`ACQUIRE_HZ`]: a ±1000 ppm clock is followed within a few seconds, and the fill strays
@@ -160,8 +163,8 @@ impl ClockLock {
         1.0 + self.out
     }
 
-    /// The estimated clock difference, ppm: positive when the hub's clock runs faster than
-    /// this device's.
+    /// The loop's integral, ppm: its working estimate of the clock difference (positive
+    /// when the hub's clock runs faster than this device's).
     pub fn clock_ppm(&self) -> f64 {
         self.drift * 1e6
     }

@@ -9,9 +9,10 @@
 //! - the position-addressed ring (`dsp::jitter::JitterBuffer`, read with
 //!   [`take`](crate::dsp::jitter::JitterBuffer::take): none of its own adaptation rules);
 //! - [`policy`]: the latency target, from how late packets actually arrive;
-//! - [`clock`]: the loop that holds the fill at the target by the resampling ratio, whose
-//!   integral is the clock estimate (the capture side resamples by it too, so the hub
-//!   receives its own rate);
+//! - [`clock`]: the loop that holds the fill at the target by the resampling ratio;
+//! - [`rate`]: the clock estimate, measured from the stream's position against the
+//!   device's frame count (the capture side resamples by it too, so the hub receives its
+//!   own rate);
 //! - `dsp::resampler`: the variable-ratio resampler;
 //! - [`conceal`]: what plays when audio is missing, and cross-fades at any join.
 //!
