@@ -263,30 +263,27 @@ mod tests {
         assert!((p.worst_lateness_ms() - 10.0).abs() < 0.01);
     }
 
-    #[test]
-    fn a_hiccup_while_the_stream_starts_is_not_lateness() {
+    /// `packets` on time, but those from `at` come 20 ms late, at once (the stream
+    /// stalled and resumed).
+    fn with_hiccup(at: u64, packets: u64) -> LatencyPolicy {
         let mut p = policy();
-        // 20 ms in, the set-up stalls the stream for 20 ms (its packets come at once when
-        // it resumes), then it runs at its pace.
-        for i in 0..7_500u64 {
-            let t = if (15..30).contains(&i) {
-                30.0 * PERIOD_NS
+        for i in 0..packets {
+            let t = if (at..at + 15).contains(&i) {
+                (at + 15) as f64 * PERIOD_NS
             } else {
                 i as f64 * PERIOD_NS
             };
             p.on_packet(i * 64, 64, t as u64, 0.0);
         }
-        assert_eq!(p.target_frames(), 96);
+        p
+    }
+
+    #[test]
+    fn a_hiccup_while_the_stream_starts_is_not_lateness() {
+        // 20 ms in, while the connection sets up.
+        assert_eq!(with_hiccup(15, 7_500).target_frames(), 96);
         // Control: the same hiccup a second in is measured.
-        let mut q = policy();
-        for i in 0..1_500u64 {
-            let t = if (750..765).contains(&i) {
-                765.0 * PERIOD_NS
-            } else {
-                i as f64 * PERIOD_NS
-            };
-            q.on_packet(i * 64, 64, t as u64, 0.0);
-        }
+        let q = with_hiccup(750, 1_500);
         assert!(q.target_frames() > 96 + 900, "{}", q.target_frames());
     }
 
