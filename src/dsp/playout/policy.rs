@@ -30,11 +30,11 @@ pub const BLOCK_S: f64 = 2.0;
 /// stall measured (a stall's late packets are measured against the packets before it).
 const BASE_S: f64 = 0.25;
 /// Seconds after a stream (re)starts during which arrivals only set the lateness base.
-/// A stream starts with a burst (what queued while the connection and the hub's input
-/// were setting up, or the hub's clock catching up): measured against the burst's early
-/// packets, the steady ones that follow read as late by the whole burst, and the target
-/// then held that for the window (measured at 32-frame periods on a quiet host: a target
-/// of 228 frames, 4.8 ms, for the first 32 s of every connection).
+/// In its first second a stream is still settling (the connection, the hub's input, this
+/// process's own threads faulting their memory in), and a hiccup then is not the link's
+/// lateness; measured as such, the target held it for the whole window (at 32-frame
+/// periods on a quiet host: 228 frames, 4.8 ms, for the first 32 s of every connection,
+/// where the link needed 72-119).
 pub const WARMUP_S: f64 = 1.0;
 /// Blocks kept: the window over which the largest lateness is remembered.
 const BLOCKS: usize = 16;
