@@ -93,6 +93,13 @@
 //!   (a spike that drains by itself): trimming a burst would throw away exactly the audio
 //!   the next stall needs, then miss.
 //!
+//! - *Every drop cuts in phase* (`splice.rs`): the frames a shrink, an excess drop or a
+//!   trim removes move by up to half the drop (or half a period more, where the low-water
+//!   mark spares it) to where the waveform repeats, so the reader's cross-fade joins two
+//!   waves in phase; a steady-window drop of audio that repeats with no such cut in reach
+//!   waits for a later window (the target has still shrunk, so the excess grows into a
+//!   drop that can reach one). A drift trim never waits.
+//!
 //! A sender that falls behind (slower clock) simply causes an occasional miss: the buffer
 //! runs dry, refills at the ordinary rate and keeps its target. A sender whose stream
 //! *skips ahead* while the buffer is dry (its device's xrun: the position jumps with the
@@ -162,7 +169,14 @@ impl JitterBuffer {
         if depth > target + u64::from(self.cfg.slack_frames) {
             self.over += 1;
             if self.over >= self.cfg.drift_pulls {
-                let trimmed = self.discard(depth - target);
+                // A trim in phase may take up to half a period more, as long as this
+                // pull keeps its frames.
+                let over = self.half_period().min(target.saturating_sub(frames));
+                let cut = match self.aligned_drop(depth - target, over) {
+                    0 => depth - target,
+                    cut => cut,
+                };
+                let trimmed = self.discard(cut);
                 self.trimmed += trimmed;
                 self.splice |= trimmed > 0;
                 self.over = 0;
@@ -252,11 +266,26 @@ impl JitterBuffer {
             self.target -= self.cfg.period_frames;
         }
         if drop > 0 {
-            self.next_splice |= self.discard(drop * period) > 0;
-            self.dropped_at = Some(self.pulls);
+            // A drop in phase may take up to half a period more than the window's low
+            // water mark leaves above the target (see `splice.rs`).
+            let want = drop * period;
+            let keep = u64::from(self.target).saturating_sub(self.half_period()) + want;
+            let over = self
+                .half_period()
+                .min(self.low_water.saturating_sub(frames).saturating_sub(keep));
+            let cut = self.aligned_drop(want, over);
+            if cut > 0 {
+                self.next_splice |= self.discard(cut) > 0;
+                self.dropped_at = Some(self.pulls);
+            }
         }
         self.steady = 0;
         self.forget_marks();
+    }
+
+    /// Half a period, frames: how much more than asked a drop may take to cut in phase.
+    fn half_period(&self) -> u64 {
+        u64::from(self.cfg.period_frames / 2)
     }
 
     /// Starts the window's marks (low water, spare time) afresh.

@@ -36,10 +36,12 @@
 //! The parts: this file holds the ring, its position-addressed operations (push, take,
 //! trim, discard), the result types and the counters; `config.rs` the settings and which
 //! of them are accepted; `adapt.rs` [`pull`](JitterBuffer::pull) and its adaptation
-//! policy; `tests/` the unit tests.
+//! policy; `splice.rs` where its drops cut (a length that keeps the waveform's phase);
+//! `tests/` the unit tests.
 
 mod adapt;
 mod config;
+mod splice;
 #[cfg(test)]
 mod tests;
 

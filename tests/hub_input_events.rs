@@ -1,0 +1,127 @@
+//! What a listener hears when a hub input gives latency back: the hub has no resampler,
+//! so its input buffer drops frames (a drift trim for a client that does not lock, the
+//! excess a stall's burst left behind) and the mixer cross-fades the cut. Judged by the
+//! independent measure (`izyrt::measure::tone_glitches`) on what the input plays, each
+//! such cut must leave no step and no hole: `dsp/jitter/splice.rs` chooses its length so
+//! that the waveform continues.
+//!
+//! The run is scripted, with no sockets or scheduler: the hub's own input path (the
+//! `JitterBuffer` as the hub configures it by default, read with `pull`, and the
+//! `Conceal` the mixer runs after it) is fed a 441 Hz tone from a sender whose clock is
+//! `ppm` fast, and every period it plays is recorded.
+
+use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+use izyrt::dsp::playout::conceal::Conceal;
+use izyrt::measure::{GlitchConfig, tone_glitches};
+
+const RATE: f64 = 48_000.0;
+const P: usize = 64;
+
+fn tone(n: u64) -> f32 {
+    (std::f64::consts::TAU * 441.0 * n as f64 / RATE).sin() as f32 * 0.25
+}
+
+struct Run {
+    recording: Vec<f32>,
+    trimmed: u64,
+    dropped: u64,
+    misses: u64,
+}
+
+/// `secs` of a sender `ppm` fast into one hub input; with `stall_at`, the sender's packets
+/// are held back for `stall_ms` from that second on, then arrive at once.
+fn run(ppm: f64, secs: f64, stall: Option<(f64, f64)>) -> Run {
+    let mut jb = JitterBuffer::new(JitterConfig {
+        channels: 1,
+        ..JitterConfig::default()
+    })
+    .unwrap();
+    let mut conceal = Conceal::new(1, RATE as u32).unwrap();
+    let send_period = P as f64 / (RATE * (1.0 + ppm * 1e-6));
+    let pull_period = P as f64 / RATE;
+    let mut packet = [0.0f32; P];
+    let mut out = [0.0f32; P];
+    let mut recording = Vec::new();
+    let mut misses = 0;
+    let mut sent = 0u64;
+    for j in 0..(secs / pull_period) as u64 {
+        let now = j as f64 * pull_period;
+        loop {
+            let at = sent as f64 * send_period;
+            let arrives = match stall {
+                Some((from, ms)) if at >= from && at < from + ms / 1e3 => from + ms / 1e3,
+                _ => at,
+            };
+            if arrives > now {
+                break;
+            }
+            for (i, x) in packet.iter_mut().enumerate() {
+                *x = tone(sent * P as u64 + i as u64);
+            }
+            jb.push(sent * P as u64, &packet);
+            sent += 1;
+        }
+        let r = jb.pull(&mut out);
+        misses += u64::from(matches!(r, PullResult::Miss { .. }));
+        if r != PullResult::Priming {
+            if jb.spliced() {
+                conceal.splice();
+            }
+            conceal.process(&mut out, jb.gap());
+            recording.extend_from_slice(&out);
+        }
+    }
+    Run {
+        recording,
+        trimmed: jb.trimmed_frames(),
+        dropped: jb.dropped_frames(),
+        misses,
+    }
+}
+
+fn events(r: &Run) -> izyrt::measure::GlitchReport {
+    tone_glitches(
+        &r.recording,
+        1,
+        RATE as u32,
+        &GlitchConfig {
+            freq_hz: Some(441.0),
+            ..GlitchConfig::default()
+        },
+    )
+    .expect("a tone")
+}
+
+#[test]
+fn drift_trims_of_a_client_that_does_not_lock_leave_no_step_and_no_hole() {
+    // +500 ppm: the depth creeps up a period every 2.7 s; the steady rule drops what its
+    // window never needed, and the drift rule trims what stands above the target and
+    // the slack for a second.
+    let r = run(500.0, 60.0, None);
+    assert!(r.dropped >= 3 * 256, "only {} frames dropped", r.dropped);
+    assert_eq!(r.misses, 0);
+    let report = events(&r);
+    assert_eq!(
+        (report.steps, report.holes, report.events.len()),
+        (0, 0, 0),
+        "{} frames dropped ({} by the drift rule): {report}",
+        r.dropped,
+        r.trimmed
+    );
+}
+
+#[test]
+fn the_excess_a_stall_leaves_is_given_back_without_a_step_or_a_hole() {
+    // A 20 ms stall at 3 s: the input misses (concealed), the burst leaves 20 ms more
+    // in the buffer, and the drift rule takes it back a second later. Only what the
+    // stall itself cost may be heard.
+    let r = run(0.0, 12.0, Some((3.0, 20.0)));
+    assert!(r.dropped >= 256, "only {} frames dropped", r.dropped);
+    let report = events(&r);
+    let after_stall = report
+        .events
+        .iter()
+        .filter(|e| e.frame as f64 / RATE > 3.2)
+        .count();
+    assert_eq!(after_stall, 0, "{} frames dropped: {report}", r.dropped);
+}
