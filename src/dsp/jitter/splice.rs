@@ -1,6 +1,6 @@
 //! Where a drop cuts: the number of frames a drop removes, chosen near what the policy
 //! asked for so that the audio after the cut continues the audio before it (RT thread
-//! that reads the buffer: the hub's mixer, a client's playout; only when a drop happens).
+//! that reads the buffer with `pull`: the hub's mixer; only when a drop happens).
 //!
 //! Design: the hub's inputs have no resampler, so a buffer that gives latency back drops
 //! frames (a shrink, the excess a burst left, a drift trim), and the reader cross-fades
@@ -9,32 +9,35 @@
 //! half-way through the fade they nearly cancel, a hole a listener hears and
 //! `izyrt glitches` counts. Dropping 109 frames instead joins them in phase and nothing
 //! is heard. So the drop's length moves, within bounds, to where the stream best repeats
-//! itself: this is the overlap-add idea of WSOLA time-scale modification (a cut where the
+//! itself: the overlap-add idea of WSOLA time-scale modification (a cut where the
 //! waveform is most similar), applied to one cut instead of a stretch.
 //!
 //! The choice: among drops `d` in `[want − min(want/2, SPAN), want + over]` (`over`: what
-//! the caller can spare, at most half a period),
-//! the one whose next [`MATCH`] frames (the audio that will follow the cut) are most
-//! like the next [`MATCH`] frames without the cut, by normalised cross-correlation of
-//! the channels' sum. It may drop a little more than asked, as the cut needs the phase
-//! more than the last frames of margin.
-//! Noise-like audio, silence: the drop is `want`. Audio that repeats itself (a tone, a voiced sound) but has no cut in phase within reach
-//! (a drop of one 64-frame period and a 109-frame tone period), or too little held to
-//! compare: the drop waits (0), judged by the audio last played, and the
-//! caller tries again later with more to drop (the steady rule's next window); a
-//! drift trim, which must happen, cuts at `want` then.
+//! the caller can spare, at most half a period), the one whose next [`MATCH`] frames (the
+//! audio that will follow the cut) are most like the next [`MATCH`] frames without the
+//! cut, by normalised cross-correlation of the channels' sum. It may drop a little more
+//! than asked, as the cut needs the phase more than the last frames of margin.
+//!
+//! When nothing in reach is alike: noise-like audio or silence is cut at `want`, where a
+//! cut is no worse than anywhere else. Audio that repeats itself (a tone, a voiced sound:
+//! judged on the frames last played, which stay in the ring until newer ones take their
+//! slots) but has no cut in phase within reach (one 64-frame period against a 109-frame
+//! tone period), or too little held to compare, waits: the answer is 0, and the caller
+//! tries again later with more to drop (the steady rule's next window). A drift trim,
+//! which must happen, cuts at `want` then.
 //!
 //! Cost: a coarse pass every [`COARSE`] frames with every second frame of the match,
-//! then a fine pass around the best; about 10 000 multiply-adds per drop at 48 kHz, and
-//! drops are rare (at most one per input per steady window or drift trim).
+//! then a fine pass around the best, and at most one periodicity scan: about 12 000
+//! multiply-adds per drop at 48 kHz, and drops are rare (at most one per input per steady
+//! window or drift trim).
 
 use super::JitterBuffer;
 
 /// Frames compared after the cut (2.7 ms at 48 kHz).
-pub(super) const MATCH: u64 = 128;
+const MATCH: u64 = 128;
 /// How far below `want` a drop may go, at most, frames (5.3 ms at 48 kHz: a pitch period
 /// of 190 Hz or above fits in it).
-pub(super) const SPAN: u64 = 256;
+const SPAN: u64 = 256;
 /// Step of the coarse pass, frames.
 const COARSE: u64 = 3;
 /// Below this correlation nothing repeats well enough to move the cut for.
