@@ -53,6 +53,17 @@ fn hub_and_peer_on_alsa_devices() {
     });
     let mixer = &h["realtime"]["izyrt-hub-mixer"];
     assert_eq!(mixer["device"], "izyrt_play", "{mixer}");
+    // Where realtime is granted (to izyrt, so to jackd -R -P 70 as well), the PCM's JACK
+    // threads in each process run at 65 and izyrt's RT thread one below them.
+    for t in [rt, mixer] {
+        if t["policy"] == "SCHED_FIFO" {
+            assert_eq!(
+                (t["priority"].as_u64(), t["belowPluginThreads"].as_u64()),
+                (Some(64), Some(65)),
+                "{t}"
+            );
+        }
+    }
     assert!(mixer["wakeups"].as_u64().unwrap_or(0) > 0 || mixer["periodFrames"] == 256);
     assert_eq!(h["connections"]["alice"]["connected"], true);
     // Steady state on the ALSA thread: the counter arms after 2000 periods (10.7 s at 256).

@@ -224,9 +224,10 @@ impl Source {
             snapshot: Arc::clone(&snapshot),
         };
         let net = ClientNet::new(id, links, view).map_err(config_err)?;
-        let net = thread::spawn(&net_thread_options("izyrt-source-net", &opts), move || {
-            net.run()
-        })
+        let net = thread::spawn(
+            &net_thread_options("izyrt-source-net", rt.options()),
+            move || net.run(),
+        )
         .map_err(config_err)?;
         Ok(Source {
             rt,

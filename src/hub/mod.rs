@@ -247,9 +247,10 @@ impl Hub {
             mixer_stats,
         };
         let net = HubNet::new(net_cfg, links, listener, slots).map_err(failed)?;
-        let net = thread::spawn(&net_thread_options("izyrt-hub-net", &opts), move || {
-            net.run()
-        })
+        let net = thread::spawn(
+            &net_thread_options("izyrt-hub-net", rt.options()),
+            move || net.run(),
+        )
         .map_err(|e| HubError::Failed(e.to_string()))?;
         rt.go();
         Ok(Hub {

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod denormals;
 pub mod driver;
 pub mod pipe;
+pub mod plugin_threads;
 pub mod runner;
 pub mod thread;
 pub mod wakeup;

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::device::{Device, DeviceCounters, Obtained};
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::driver::{Driver, DriverError, DriverStats};
+use crate::rt::plugin_threads::below_plugin_threads;
 use crate::rt::thread::{RtOptions, RtReport, RtThread, SpawnError, spawn};
 use crate::rt::wakeup::{WakeupSnapshot, WakeupStats};
 
@@ -70,6 +71,8 @@ impl RtStatus {
         json!({
             "policy": self.report.policy.name(),
             "priority": self.report.priority,
+            // The device's own threads' priority this one runs below (`rt::plugin_threads`).
+            "belowPluginThreads": self.report.below_plugin,
             "memoryLocked": self.report.memory_locked,
             "cpu": self.report.cpu,
             "device": self.obtained.name,
@@ -116,6 +119,7 @@ pub struct RtHandle<S> {
     go: mpsc::SyncSender<bool>,
     stop: Arc<AtomicBool>,
     status: RtStatus,
+    opts: RtOptions,
 }
 
 /// Spawns the RT thread for `device` (see the module notes). `step(&mut state, capture,
@@ -144,6 +148,8 @@ pub fn start<S: Send + 'static>(
     step: fn(&mut S, &[f32], &mut [f32]),
 ) -> Result<RtHandle<S>, SpawnError> {
     let obtained = device.obtained().clone();
+    // On a sound server's plugin, below the threads that feed the device.
+    let (opts, below_plugin) = below_plugin_threads(opts, &obtained);
     let counters = device.counters();
     let stop = driver.stop_flag();
     let allocs = Arc::new(AtomicU64::new(u64::MAX));
@@ -178,9 +184,12 @@ pub fn start<S: Send + 'static>(
             driver,
         }
     };
-    let thread = spawn(opts, body)?;
+    let thread = spawn(&opts, body)?;
     let status = RtStatus {
-        report: thread.report().clone(),
+        report: RtReport {
+            below_plugin,
+            ..thread.report().clone()
+        },
         obtained,
         wakeups,
         counters,
@@ -192,10 +201,18 @@ pub fn start<S: Send + 'static>(
         go: go_tx,
         stop,
         status,
+        opts,
     })
 }
 
 impl<S> RtHandle<S> {
+    /// The options the thread was started with: the caller's, with the priority lowered
+    /// on a sound server's plugin (`rt::plugin_threads`). The net threads that serve it
+    /// derive theirs from these.
+    pub fn options(&self) -> &RtOptions {
+        &self.opts
+    }
+
     /// Lets the thread start the device.
     pub fn go(&self) {
         let _ = self.go.try_send(true);

@@ -158,6 +158,9 @@ pub struct RtReport {
     pub cpu: Option<usize>,
     /// Why pinning failed, when it was asked for and failed.
     pub cpu_refused: Option<String>,
+    /// The realtime priority of the device's own threads that this one was put below
+    /// (`rt::plugin_threads`: a sound server's plugin in this process), if it was.
+    pub below_plugin: Option<u8>,
 }
 
 impl RtReport {
@@ -187,6 +190,10 @@ impl fmt::Display for RtReport {
         match self.cpu {
             Some(cpu) => write!(f, ", cpu {cpu}"),
             None => f.write_str(", not pinned"),
+        }?;
+        match self.below_plugin {
+            Some(p) => write!(f, ", below its device's plugin threads ({p})"),
+            None => Ok(()),
         }
     }
 }
@@ -480,6 +487,7 @@ fn promote(opts: &RtOptions) -> RtReport {
         memory_refused: None,
         cpu,
         cpu_refused,
+        below_plugin: None,
     }
 }
 
@@ -894,6 +902,7 @@ mod tests {
             memory_refused: None,
             cpu: Some(1),
             cpu_refused: None,
+            below_plugin: None,
         };
         assert_eq!(
             r.to_string(),
