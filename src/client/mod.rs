@@ -400,18 +400,17 @@ impl Client {
             snapshot: Arc::clone(&snapshot),
         };
         let net = ClientNet::new(id, links, view).map_err(config_err)?;
-        // Below the lowest of the audio threads (which a device's plugin may have lowered).
-        let audio = match &rt {
-            Rt::Duplex(h) => h.options(),
-            Rt::Playback(h) => h.options(),
-            Rt::Split(c, p) => std::cmp::min_by_key(c.options(), p.options(), |o| o.priority),
+        // Below the lowest audio thread (a device's plugin may have lowered it).
+        let priority = match &rt {
+            Rt::Duplex(h) => h.options().priority,
+            Rt::Playback(h) => h.options().priority,
+            Rt::Split(c, p) => c.options().priority.min(p.options().priority),
         };
         let net_opts = net_thread_options(
             &format!("izyrt-{tag}-net"),
             &RtOptions {
-                period_frames: cfg.settings.period,
-                rate: cfg.settings.rate,
-                ..audio.clone()
+                priority,
+                ..opts("net", 1)
             },
         );
         let net = thread::spawn(&net_opts, move || net.run()).map_err(config_err)?;

@@ -19,6 +19,8 @@
 
 use crate::device::Obtained;
 use crate::rt::thread::RtOptions;
+#[cfg(target_os = "linux")]
+use crate::rt::thread::SchedPolicy;
 
 /// `opts` for the RT thread of a device opened as `obtained`: unchanged, unless the device
 /// goes through a sound server's plugin that runs realtime threads in this process at or
@@ -87,7 +89,7 @@ fn rt_priority_of(tid: libc::pid_t) -> Option<u8> {
     // SAFETY: plain syscalls on a thread id; `param` is plain data written by the kernel.
     unsafe {
         let policy = libc::sched_getscheduler(tid);
-        if policy < 0 || !matches!(policy & !0x4000_0000, libc::SCHED_FIFO | libc::SCHED_RR) {
+        if policy < 0 || !SchedPolicy::from_raw(policy).is_realtime() {
             return None;
         }
         let mut param: libc::sched_param = std::mem::zeroed();

@@ -93,7 +93,7 @@ pub enum SchedPolicy {
 }
 
 impl SchedPolicy {
-    fn from_raw(raw: libc::c_int) -> Self {
+    pub(crate) fn from_raw(raw: libc::c_int) -> Self {
         // Drop SCHED_RESET_ON_FORK, which Linux reports or-ed into the policy.
         let raw = raw & !0x4000_0000;
         match raw {

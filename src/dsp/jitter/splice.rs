@@ -55,13 +55,12 @@ impl JitterBuffer {
     /// (noise-like, silent); 0 (wait) for audio that repeats with no whole period in reach.
     /// RT-safe: reads the ring, allocates nothing.
     pub(super) fn aligned_drop(&self, want: u64, over: u64) -> u64 {
-        let depth = self.depth_frames();
-        let lo = want.saturating_sub((want / 2).min(SPAN)).max(1);
-        let hi = want.saturating_add(over);
         if want == 0 {
             return 0;
         }
-        let matched = MATCH.min(depth.saturating_sub(hi));
+        let lo = want.saturating_sub((want / 2).min(SPAN)).max(1);
+        let hi = want.saturating_add(over);
+        let matched = MATCH.min(self.depth_frames().saturating_sub(hi));
         if matched < MIN_MATCH {
             return if self.repeats() { 0 } else { want };
         }
