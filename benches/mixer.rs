@@ -1,9 +1,13 @@
 //! Mixer micro-bench: one hub period of 32 stereo 64-frame inputs, mixed once and
 //! rendered for every listener (`minus`), as the RT mixer thread does per period: once
 //! quiet (the sums stay below the soft clipper's knee) and once loud (every output sample
-//! goes through the clipper, as in a full room).
+//! goes through the clipper, as in a full room). And one hub input's pull with and
+//! without a drift trim on a 441 Hz tone (`hub_input_trim`): the difference is what one
+//! search for a cut in phase (`dsp/jitter/splice.rs`) costs the mixer thread, the figure
+//! its per-period budget (`hub::mixer_thread::CUTS_PER_PERIOD`) is sized by.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
 use izyrt::dsp::mixer::{MixMode, Mixer, MixerConfig};
 use std::hint::black_box;
 
@@ -48,5 +52,48 @@ fn bench(
     });
 }
 
-criterion_group!(benches, mixer);
+/// One stereo hub input at 64-frame periods fed a 441 Hz tone: each iteration pushes a
+/// period (`plain`), or a period and 256 or 512 frames more (`trim_256`, `trim_512`: the
+/// depth stands above the one-period slack at every pull, and `drift_pulls: 1` trims the
+/// excess, in phase, at every pull: 512 is the widest search, a drop can move by 256), and
+/// pulls one.
+fn hub_input_trim(c: &mut Criterion) {
+    const P: u64 = 64;
+    // One second of the tone, 441 whole periods: the table repeats without a seam.
+    let table: Vec<f32> = (0..48_000)
+        .flat_map(|n| {
+            let x = (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
+            [x, x]
+        })
+        .collect();
+    let mut g = c.benchmark_group("hub_input_trim");
+    for (name, extra) in [("plain", 0), ("trim_256", 4 * P), ("trim_512", 8 * P)] {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            slack_frames: P as u32,
+            drift_pulls: 1,
+            ..JitterConfig::default()
+        })
+        .unwrap();
+        let mut out = vec![0.0f32; 2 * P as usize];
+        let mut pos = 0u64;
+        let mut packet = vec![0.0f32; 2 * (P + extra) as usize];
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for (i, x) in packet.chunks_exact_mut(2).enumerate() {
+                    let k = 2 * ((pos + i as u64) % 48_000) as usize;
+                    x.copy_from_slice(&table[k..k + 2]);
+                }
+                jb.push(pos, &packet);
+                pos += P + extra;
+                jb.pull(black_box(&mut out));
+            })
+        });
+        if extra > 0 {
+            assert!(jb.trimmed_frames() > 0, "the trim case never trimmed");
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, mixer, hub_input_trim);
 criterion_main!(benches);

@@ -28,6 +28,15 @@ use crate::net::Waker;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 
+/// Searches for a cut in phase (`dsp/jitter/splice.rs`) the mixer allows itself per
+/// period, across all inputs: 12–20 µs each on this project's 2-core VM
+/// (`benches/mixer.rs`, `hub_input_trim`), against a period of 667 µs at 32 frames.
+/// After a host stall every input may want its drift trim in the same period: 128 at
+/// once would take 2.5 ms. With this bound the rest wait a period or a few; two a period
+/// are 1500 a second at 64 frames, and a hub needs at most one per input per second (a
+/// drift trim) or per steady window.
+pub const CUTS_PER_PERIOD: u32 = 2;
+
 /// Jitter and flow figures of one slot, written by the mixer thread.
 #[derive(Debug)]
 pub struct SlotStats {
@@ -227,6 +236,7 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
     }
     let channels = s.channels;
     let mut missed = 0u64;
+    let mut cuts = CUTS_PER_PERIOD;
     for (i, entry) in s.slots.iter_mut().enumerate() {
         let Some(slot) = entry else {
             s.mixer.set_active(i, false);
@@ -245,7 +255,7 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at);
                 });
-                let r = jitter.pull_at(input, now);
+                let r = jitter.pull_within(input, now, &mut cuts);
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
                     if jitter.spliced() {
@@ -333,13 +343,18 @@ mod tests {
     const P: u32 = 4;
 
     fn client() -> (Box<Slot>, PipeTx) {
+        client_with(JitterConfig::default())
+    }
+
+    /// A mono client of P-frame periods, its buffer `cfg` otherwise.
+    fn client_with(cfg: JitterConfig) -> (Box<Slot>, PipeTx) {
         let (tx, rx) = pipe(1, 256, 16);
         let jitter = JitterBuffer::new(JitterConfig {
             channels: 1,
             period_frames: P,
             initial_target_frames: P,
             min_target_frames: P,
-            ..JitterConfig::default()
+            ..cfg
         })
         .unwrap();
         let slot = Slot {
@@ -420,6 +435,58 @@ mod tests {
         step(&mut s, &[], &mut out);
         step(&mut s, &[], &mut out);
         assert_eq!(s.position, u64::from(P) - 1);
+    }
+
+    #[test]
+    fn inputs_that_all_want_a_cut_in_one_period_take_turns() {
+        // Five inputs whose buffers all stand above target + slack in the same period (a
+        // burst after a host stall, and `drift_pulls: 1`): only CUTS_PER_PERIOD of them
+        // search for their cut in that period, the others in the next ones.
+        let (mut s, mut commands) = state(5, 1);
+        let mut senders: Vec<PipeTx> = (0..5)
+            .map(|i| {
+                let (slot, tx) = client_with(JitterConfig {
+                    slack_frames: P,
+                    drift_pulls: 1,
+                    ..JitterConfig::default()
+                });
+                commands.push(Command::Join(i, slot)).unwrap();
+                tx
+            })
+            .collect();
+        let mut out = [0.0; P as usize];
+        let mut position = 0;
+        let mut send = |senders: &mut [PipeTx], packets: u64| {
+            for _ in 0..packets {
+                for tx in senders.iter_mut() {
+                    let meta = PacketMeta {
+                        position,
+                        origin_ns: 0,
+                        frames: P,
+                        arrival_ns: 0,
+                    };
+                    assert!(tx.push(meta, &[0.1; P as usize]));
+                }
+                position += u64::from(P);
+            }
+        };
+        send(&mut senders, 1);
+        step(&mut s, &[], &mut out);
+        send(&mut senders, 5);
+        let trimmed = |s: &MixerState| {
+            s.slots
+                .iter()
+                .flatten()
+                .filter(|slot| slot.stats.trimmed_frames.load(Ordering::Relaxed) > 0)
+                .count()
+        };
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            step(&mut s, &[], &mut out);
+            seen.push(trimmed(&s));
+        }
+        let n = CUTS_PER_PERIOD as usize;
+        assert_eq!(seen, [n, (2 * n).min(5), (3 * n).min(5)]);
     }
 
     #[test]

@@ -137,6 +137,28 @@ impl JitterBuffer {
     /// period of latency for a miss at the next scheduling hiccup (at a hub, at every peer
     /// at once).
     pub fn pull_at(&mut self, out: &mut [f32], now_ns: u64) -> PullResult {
+        let mut unlimited = u32::MAX;
+        self.pull_within(out, now_ns, &mut unlimited)
+    }
+
+    /// [`pull_at`](Self::pull_at) with a budget of searches for a cut in phase
+    /// (`splice.rs`, 12–20 µs each), shared by every buffer one reader
+    /// pulls in one period: a drop that finds `cuts` at 0 waits for a later pull (a drift
+    /// trim for the next one, a steady window's drop for the next pull that has budget),
+    /// and one that searches takes one from it. After a host stall every input of a hub
+    /// may want its drift trim in the same period; the mixer's period must not grow with
+    /// the number of inputs that do.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    /// let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+    /// let mut out = vec![0.0f32; 128];
+    /// let mut cuts = 4; // this period's budget, shared by every input pulled in it
+    /// jb.pull_within(&mut out, 0, &mut cuts);
+    /// assert_eq!(cuts, 4); // nothing was dropped, nothing searched
+    /// ```
+    pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
         let ch = self.channels;
         let frames = (out.len() / ch) as u64;
         // Silence first: what is not copied below stays silent.
@@ -167,8 +189,9 @@ impl JitterBuffer {
         // Drift: not above target + slack for longer than `drift_pulls` pulls.
         let depth = self.depth_frames();
         if depth > target + u64::from(self.cfg.slack_frames) {
-            self.over += 1;
-            if self.over >= self.cfg.drift_pulls {
+            self.over = self.over.saturating_add(1);
+            if self.over >= self.cfg.drift_pulls && *cuts > 0 {
+                *cuts -= 1;
                 // A trim in phase may take up to half a period more, as long as this
                 // pull keeps its frames.
                 let over = self.half_period().min(target.saturating_sub(frames));
@@ -221,7 +244,7 @@ impl JitterBuffer {
         }
         self.steady += 1;
         if self.steady >= self.cfg.steady_pulls.saturating_mul(self.window_scale) {
-            self.end_steady_window(frames);
+            self.end_steady_window(frames, cuts);
         }
         PullResult::Played
     }
@@ -251,8 +274,10 @@ impl JitterBuffer {
     }
 
     /// A window of pulls without a miss ended: drop what its low-water mark shows was never
-    /// needed (all whole periods above the target, else one period of the target).
-    fn end_steady_window(&mut self, frames: u64) {
+    /// needed (all whole periods above the target, else one period of the target). With
+    /// no search left in this period's `cuts`, a drop waits: the window stays open and the
+    /// next pull ends it.
+    fn end_steady_window(&mut self, frames: u64, cuts: &mut u32) {
         let period = u64::from(self.cfg.period_frames);
         let extra = self
             .low_water
@@ -262,6 +287,12 @@ impl JitterBuffer {
             && self.low_water >= frames + period
             && self.target > self.cfg.min_target_frames;
         let drop = self.within_margin(if shrink { 1 } else { extra });
+        if drop > 0 {
+            if *cuts == 0 {
+                return;
+            }
+            *cuts -= 1;
+        }
         if shrink && drop == 1 {
             self.target -= self.cfg.period_frames;
         }

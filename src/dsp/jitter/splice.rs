@@ -28,8 +28,12 @@
 //!
 //! Cost: a coarse pass every [`COARSE`] frames with every second frame of the match,
 //! then a fine pass around the best, and at most one periodicity scan: about 12 000
-//! multiply-adds per drop at 48 kHz, and drops are rare (at most one per input per steady
-//! window or drift trim).
+//! multiply-adds per drop, measured at 12 µs for a 256-frame drop and 20 µs for the
+//! widest search (`benches/mixer.rs`, `hub_input_trim`, on this project's VM). Drops are
+//! rare (at most one per input per steady window or drift trim), but may come together
+//! after a host stall, so the reader bounds the searches per period
+//! ([`pull_within`](JitterBuffer::pull_within); the hub's mixer allows two) and a drop
+//! over the budget waits a pull.
 
 use super::JitterBuffer;
 

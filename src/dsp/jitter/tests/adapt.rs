@@ -527,3 +527,53 @@ fn a_burst_after_a_stall_is_kept_while_drift_is_trimmed() {
     assert!(jb.dropped_frames() > 0);
     assert!(jb.depth_frames() <= u64::from(jb.target_frames()));
 }
+
+/// Pulls one period with `cuts` searches for a cut in phase left in this period.
+fn pull_within(jb: &mut JitterBuffer, cuts: &mut u32) -> PullResult {
+    let mut out = vec![9.0; (P * 2) as usize];
+    jb.pull_within(&mut out, u64::MAX, cuts)
+}
+
+#[test]
+fn drops_wait_for_the_periods_budget_of_cut_searches() {
+    // A drift trim due, with no search left in this period: it waits, and takes one
+    // from the next period's budget.
+    let mut jb = JitterBuffer::new(cfg()).unwrap();
+    let mut pos = steady(&mut jb, 0, 3);
+    // Four periods deep: above the target and the slack (three).
+    for _ in 0..4 {
+        jb.push(pos, &packet(pos, u64::from(P)));
+        pos += u64::from(P);
+    }
+    let mut none = 0;
+    assert_eq!(pull_within(&mut jb, &mut none), PullResult::Played);
+    assert_eq!(jb.dropped_frames(), 0, "trimmed without budget");
+    jb.push(pos, &packet(pos, u64::from(P)));
+    let mut one = 1;
+    assert_eq!(pull_within(&mut jb, &mut one), PullResult::Played);
+    assert!(jb.dropped_frames() > 0, "the deferred trim never came");
+    assert_eq!(one, 0);
+
+    // A steady window's drop (the period a late packet left): the window stays open
+    // while the budget is spent and ends at the next pull that has one.
+    let mut jb = JitterBuffer::new(cfg()).unwrap();
+    let mut pos = steady(&mut jb, 0, 20);
+    pos = one_late_packet(&mut jb, pos);
+    pos = steady(&mut jb, pos, cfg().steady_pulls - 2);
+    let dropped = jb.dropped_frames();
+    for _ in 0..3 {
+        jb.push(pos, &packet(pos, u64::from(P)));
+        pos += u64::from(P);
+        assert_eq!(pull_within(&mut jb, &mut none), PullResult::Played);
+        assert_eq!(jb.dropped_frames(), dropped, "dropped without budget");
+    }
+    jb.push(pos, &packet(pos, u64::from(P)));
+    let mut one = 1;
+    assert_eq!(pull_within(&mut jb, &mut one), PullResult::Played);
+    assert_eq!(jb.dropped_frames(), dropped + u64::from(P));
+    assert_eq!(one, 0);
+    // A pull that drops nothing spends nothing.
+    let mut two = 2;
+    let _ = pull_within(&mut jb, &mut two);
+    assert_eq!(two, 2);
+}
