@@ -9,7 +9,7 @@
 //! | `dsp`     | meters, sample conversion, resampling, the jitter ring, `playout` (clock lock, clock estimate, latency policy, concealment) | RT audio thread |
 //! | `rt`      | spawning RT threads (their priority against a device plugin's threads: `plugin_threads`, main thread), wakeup histograms | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |
-//! | `metrics` | snapshot publication, the HTTP server (one epoll loop), its routes and the dashboard page | HTTP thread |
+//! | `metrics` | snapshot publication, the HTTP server (one epoll loop), its routes and the dashboard page; the `incomingAudioTracks` entry the hub and clients build (`tracks.rs`, net or main thread) | HTTP thread |
 //! | `measure` | round trips from click trains, glitches in a recorded tone | main thread (after the fact) |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
 //! | `hub`     | the mixer hub: `mixer_thread` and `drift` (RT), `net_thread`, `users` (net) | RT mixer / net thread |

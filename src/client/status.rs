@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use super::audio_thread::{MicStats, SpeakerStats};
 use super::net_thread::Identity;
 use crate::dsp::meter::MeterLevels;
+use crate::metrics::IncomingTrack;
 use crate::net::seq::SeqTracker;
 use crate::rt::clock::now_ns;
 use crate::rt::runner::RtStatus;
@@ -263,16 +264,19 @@ impl ClientView {
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));
-        snap["incomingAudioTracks"] = json!([{
-            "track": track,
-            "from": "hub",
-            "connected": self.track_connected(now),
-            "seq": seq,
-            "packets": self.packets_in,
-            "seqGaps": self.seq_gaps,
-            "msSinceSeqAdvance": if self.packets_in == 0 { Value::Null } else { json!(since as f64 / 1e6) },
-            "latencyMs": s.depth_frames.load(Ordering::Relaxed) as f64 * 1000.0 / f64::from(rate.max(1)),
-        }]);
+        snap["incomingAudioTracks"] = json!([IncomingTrack {
+            track,
+            from: "hub",
+            kind: None,
+            connected: self.track_connected(now),
+            seq: seq.into(),
+            packets: self.packets_in,
+            seq_gaps: self.seq_gaps,
+            since_advance_ns: (self.packets_in > 0).then_some(since),
+            latency_ms: s.depth_frames.load(Ordering::Relaxed) as f64 * 1000.0
+                / f64::from(rate.max(1)),
+        }
+        .to_json()]);
         if self.mic.is_some() {
             snap["outgoingAudioTracks"] = json!([{
                 "track": 0,

@@ -15,8 +15,9 @@ use std::sync::atomic::Ordering;
 use serde_json::{Map, Value, json};
 
 use super::mixer_thread::SlotStats;
-use super::users::{levels_json, ns_to_ms};
+use super::users::levels_json;
 use crate::dsp::meter::MeterLevels;
+use crate::metrics::IncomingTrack;
 
 /// One `--file` source of the hub.
 #[derive(Debug, Clone)]
@@ -55,17 +56,18 @@ impl FileSource {
     pub fn incoming_track(&self, now_ns: u64, threshold_ns: u64) -> Value {
         let periods = self.periods();
         let since = self.since_ns(now_ns);
-        json!({
-            "track": 0,
-            "from": self.name,
-            "kind": "file",
-            "connected": periods > 0 && since <= threshold_ns,
-            "seq": periods.saturating_sub(1),
-            "packets": periods,
-            "seqGaps": 0,
-            "msSinceSeqAdvance": if periods == 0 { Value::Null } else { json!(ns_to_ms(since)) },
-            "latencyMs": 0.0,
-        })
+        IncomingTrack {
+            track: 0,
+            from: &self.name,
+            kind: Some("file"),
+            connected: periods > 0 && since <= threshold_ns,
+            seq: periods.saturating_sub(1),
+            packets: periods,
+            seq_gaps: 0,
+            since_advance_ns: (periods > 0).then_some(since),
+            latency_ms: 0.0,
+        }
+        .to_json()
     }
 
     /// Its `mixeradminSharedState` entry.

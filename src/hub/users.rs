@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use super::mixer_thread::SlotStats;
 use super::sessions::{LifeTotals, MissWindow};
 use crate::dsp::meter::MeterLevels;
+use crate::metrics::IncomingTrack;
 use crate::net::seq::SeqTracker;
 use crate::wire::{AudioHeader, AudioParams, Mix, Role};
 
@@ -353,16 +354,18 @@ impl Users {
                     .as_ref()
                     .map_or(0, |s| s.depth_frames.load(Ordering::Relaxed));
                 let rate = u.audio.map_or(48_000, |a| a.sample_rate);
-                json!({
-                    "track": u.head.track,
-                    "from": u.name,
-                    "connected": u.connected && u.packets_in > 0 && since <= threshold_ns,
-                    "seq": u.head.seq,
-                    "packets": u.packets_in,
-                    "seqGaps": u.seq_gaps,
-                    "msSinceSeqAdvance": if u.packets_in == 0 { Value::Null } else { json!(ns_to_ms(since)) },
-                    "latencyMs": depth as f64 * 1000.0 / f64::from(rate.max(1)),
-                })
+                IncomingTrack {
+                    track: u.head.track,
+                    from: &u.name,
+                    kind: None,
+                    connected: u.connected && u.packets_in > 0 && since <= threshold_ns,
+                    seq: u.head.seq.into(),
+                    packets: u.packets_in,
+                    seq_gaps: u.seq_gaps,
+                    since_advance_ns: (u.packets_in > 0).then_some(since),
+                    latency_ms: depth as f64 * 1000.0 / f64::from(rate.max(1)),
+                }
+                .to_json()
             })
             .collect()
     }

@@ -23,8 +23,10 @@ mod prometheus;
 mod routes;
 mod server;
 mod snapshot;
+mod tracks;
 
 pub use http::{MetricsHandle, MetricsServer, ServerLimits};
 pub use prometheus::render_prometheus;
 pub use routes::{Request, Response, route};
 pub use snapshot::{SNAPSHOT_KEYS, SnapshotCell, default_snapshot};
+pub use tracks::IncomingTrack;
