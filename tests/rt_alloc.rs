@@ -383,3 +383,44 @@ fn locked_playout_and_concealment_allocate_nothing() {
     });
     assert_eq!(allocations, 2, "the counter missed a Box (made and freed)");
 }
+
+/// A hub input's pull allocates nothing when it drops: a tone from a sender 2000 ppm fast
+/// (a drift trim every second or so, each a search for a cut in phase in
+/// `dsp/jitter/splice.rs`), read as the mixer reads it, with its per-period budget.
+#[test]
+fn hub_input_trims_in_phase_allocate_nothing() {
+    use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+
+    let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+    let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
+    let mut packet = vec![0.0f32; 2 * 64];
+    let mut out = vec![0.0f32; 2 * 64];
+    let (mut sent, mut due) = (0u64, 0.0f64);
+    let mut period = |jb: &mut JitterBuffer| {
+        due += 1.002;
+        while (sent as f64) < due {
+            for (i, x) in packet.chunks_exact_mut(2).enumerate() {
+                let v = tone(sent * 64 + i as u64);
+                x.copy_from_slice(&[v, v]);
+            }
+            jb.push(sent * 64, &packet);
+            sent += 1;
+        }
+        let mut cuts = 2;
+        std::hint::black_box(jb.pull_within(&mut out, u64::MAX, &mut cuts));
+    };
+    for _ in 0..1_000 {
+        period(&mut jb);
+    }
+    let before = jb.trimmed_frames();
+    let (_, allocations) = count_allocations(|| {
+        for _ in 0..15_000 {
+            period(&mut jb);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations in 15 000 hub input periods");
+    assert!(
+        jb.trimmed_frames() > before,
+        "no trim in the counted periods"
+    );
+}

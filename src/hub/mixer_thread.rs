@@ -29,10 +29,10 @@ use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 
 /// Searches for a cut in phase (`dsp/jitter/splice.rs`) the mixer allows itself per
-/// period, across all inputs: 12–20 µs each on this project's 2-core VM
+/// period, across all inputs: 5–7 µs each on this project's 2-core VM
 /// (`benches/mixer.rs`, `hub_input_trim`), against a period of 667 µs at 32 frames.
 /// After a host stall every input may want its drift trim in the same period: 128 at
-/// once would take 2.5 ms. With this bound the rest wait a period or a few; two a period
+/// once would take 0.86 ms. With this bound the rest wait a period or a few; two a period
 /// are 1500 a second at 64 frames, and a hub needs at most one per input per second (a
 /// drift trim) or per steady window.
 pub const CUTS_PER_PERIOD: u32 = 2;

@@ -142,7 +142,7 @@ impl JitterBuffer {
     }
 
     /// [`pull_at`](Self::pull_at) with a budget of searches for a cut in phase
-    /// (`splice.rs`, 12–20 µs each), shared by every buffer one reader
+    /// (`splice.rs`, 5–7 µs each), shared by every buffer one reader
     /// pulls in one period: a drop that finds `cuts` at 0 waits for a later pull (a drift
     /// trim for the next one, a steady window's drop for the next pull that has budget),
     /// and one that searches takes one from it. After a host stall every input of a hub

@@ -151,6 +151,8 @@ pub struct JitterBuffer {
     filled: Box<[bool]>,
     /// When each frame held arrived (monotonic ns; 0 when pushed without a time).
     arrivals: Box<[u64]>,
+    /// The channels' sum of the frames a search for a cut in phase reads (`splice.rs`).
+    mono: Box<[f32]>,
     state: State,
     /// The stream position of the first packet since construction or `reset`: `read` and
     /// `end` count from it (wrapping), so a stream may cross u64::MAX.
@@ -228,6 +230,7 @@ impl JitterBuffer {
             ring: vec![0.0; samples].into_boxed_slice(),
             filled: vec![false; cfg.capacity_frames as usize].into_boxed_slice(),
             arrivals: vec![0; cfg.capacity_frames as usize].into_boxed_slice(),
+            mono: vec![0.0; splice::scratch_frames(cfg.period_frames)].into_boxed_slice(),
             state: State::Idle,
             origin: 0,
             read: 0,

@@ -26,10 +26,13 @@
 //! tries again later with more to drop (the steady rule's next window). A drift trim,
 //! which must happen, cuts at `want` then.
 //!
-//! Cost: a coarse pass every [`COARSE`] frames with every second frame of the match,
-//! then a fine pass around the best, and at most one periodicity scan: about 12 000
-//! multiply-adds per drop, measured at 12 µs for a 256-frame drop and 20 µs for the
-//! widest search (`benches/mixer.rs`, `hub_input_trim`, on this project's VM). Drops are
+//! Cost: the channels' sum of the frames involved is read once into the buffer's scratch
+//! (reading the ring by position, a modulo and a held-frame check per sample, inside the
+//! correlation loops cost 12–20 µs a search); then a coarse pass every [`COARSE`] frames
+//! with every second frame of the match, a fine pass around the best, and at most one
+//! periodicity scan run on plain slices: about 12 000 multiply-adds, measured at 4.8 µs
+//! for a 256-frame drop and 6.7 µs for the widest search (`benches/mixer.rs`,
+//! `hub_input_trim`, on this project's VM). Drops are
 //! rare (at most one per input per steady window or drift trim), but may come together
 //! after a host stall, so the reader bounds the searches per period
 //! ([`pull_within`](JitterBuffer::pull_within); the hub's mixer allows two) and a drop
@@ -53,111 +56,135 @@ const MIN_LAG: u64 = 32;
 /// The correlation at which it does.
 const REPEATS: f32 = 0.9;
 
+/// Frames of the mono scratch a buffer of `period_frames` needs for its searches: the
+/// history and head ([`history_window`]) and the candidates' span (at most [`SPAN`] below
+/// `want`, half a period above it, and the match).
+pub(super) fn scratch_frames(period_frames: u32) -> usize {
+    (2 * MATCH + SPAN) as usize + (SPAN + MATCH) as usize + period_frames as usize / 2 + 1
+}
+
 impl JitterBuffer {
-    /// A drop of about `want` frames, at most `over` more, whose cut continues the
-    /// waveform (see the module notes); `want` itself for audio that does not repeat
-    /// (noise-like, silent); 0 (wait) for audio that repeats with no whole period in reach.
-    /// RT-safe: reads the ring, allocates nothing.
-    pub(super) fn aligned_drop(&self, want: u64, over: u64) -> u64 {
+    /// A drop of about `want` frames, at most `over` (up to half a period) more, whose cut
+    /// continues the waveform (see the module notes); `want` itself for audio that does
+    /// not repeat (noise-like, silent); 0 (wait) for audio that repeats with no whole
+    /// period in reach. RT-safe: reads the ring into the buffer's own scratch, allocates
+    /// nothing.
+    pub(super) fn aligned_drop(&mut self, want: u64, over: u64) -> u64 {
         if want == 0 {
             return 0;
         }
+        let over = over.min(u64::from(self.cfg.period_frames / 2));
         let lo = want.saturating_sub((want / 2).min(SPAN)).max(1);
         let hi = want.saturating_add(over);
         let matched = MATCH.min(self.depth_frames().saturating_sub(hi));
-        if matched < MIN_MATCH {
-            return if self.repeats() { 0 } else { want };
-        }
-        // Coarse pass, then every frame around the best.
-        let mut best = (f32::MIN, want.min(hi).max(lo));
-        let mut d = lo;
-        while d <= hi {
-            best = self.better(best, d, want, matched, 2);
-            d += COARSE;
-        }
-        let (from, to) = (
-            best.1.saturating_sub(COARSE).max(lo),
-            (best.1 + COARSE).min(hi),
-        );
-        for d in from..=to {
-            best = self.better(best, d, want, matched, 1);
-        }
-        if best.0 >= MIN_SIMILARITY {
-            best.1
-        } else if self.repeats() {
-            // Periodic audio with no whole period in reach: cut later, when more is to go.
-            0
+        // The channels' sum, read once: the history and the head from `h0`, the
+        // candidates from `c0`. Frames not held read as silence.
+        let mut scratch = std::mem::take(&mut self.mono);
+        let h0 = self.read.saturating_sub(MATCH + SPAN);
+        let h_len = (self.read + MATCH - h0) as usize;
+        let c0 = self.read + lo;
+        let c_len = (hi - lo + matched) as usize;
+        let (history, candidates) = scratch.split_at_mut(h_len);
+        self.read_mono(h0, history);
+        self.read_mono(c0, &mut candidates[..c_len]);
+        let head = &history[(self.read - h0) as usize..];
+        let repeats = || repeats(history, (self.read - h0) as usize);
+        let answer = if matched < MIN_MATCH {
+            if repeats() { 0 } else { want }
         } else {
-            want
-        }
-    }
-
-    /// Whether the audio last played repeats itself (a tone, a voiced sound) at some lag
-    /// up to [`SPAN`]: a cut out of phase would then be heard.
-    fn repeats(&self) -> bool {
-        let Some(last) = self.read.checked_sub(MATCH) else {
-            return false;
-        };
-        let mut lag = MIN_LAG;
-        while lag <= SPAN && lag <= last {
-            if self.similarity(last - lag, last, MATCH, 2) >= REPEATS {
-                return true;
+            let m = matched as usize;
+            let at = |d: u64| &candidates[(d - lo) as usize..(d - lo) as usize + m];
+            let better = |best: (f32, u64), d: u64, stride: usize| {
+                let s = similarity(&head[..m], at(d), stride);
+                if s > best.0 || (s == best.0 && d.abs_diff(want) < best.1.abs_diff(want)) {
+                    (s, d)
+                } else {
+                    best
+                }
+            };
+            // Coarse pass, then every frame around the best.
+            let mut best = (f32::MIN, want.min(hi).max(lo));
+            let mut d = lo;
+            while d <= hi {
+                best = better(best, d, 2);
+                d += COARSE;
             }
-            lag += COARSE;
-        }
-        false
+            let (from, to) = (
+                best.1.saturating_sub(COARSE).max(lo),
+                (best.1 + COARSE).min(hi),
+            );
+            for d in from..=to {
+                best = better(best, d, 1);
+            }
+            if best.0 >= MIN_SIMILARITY {
+                best.1
+            } else if repeats() {
+                // Periodic audio with no whole period in reach: cut later, when more is
+                // to go.
+                0
+            } else {
+                want
+            }
+        };
+        self.mono = scratch;
+        answer
     }
 
-    /// `best`, or drop `d` if its similarity (every `stride`th frame) is higher, or equal
-    /// and nearer `want`.
-    fn better(
-        &self,
-        best: (f32, u64),
-        d: u64,
-        want: u64,
-        matched: u64,
-        stride: usize,
-    ) -> (f32, u64) {
-        let s = self.similarity(self.read, self.read + d, matched, stride);
-        if s > best.0 || (s == best.0 && d.abs_diff(want) < best.1.abs_diff(want)) {
-            (s, d)
-        } else {
-            best
-        }
-    }
-
-    /// Normalised cross-correlation of the channels' sum over `matched` frames (every
-    /// `stride`th): the audio from position `a` against the audio from `b`. Frames not
-    /// held count as silence. 0 when either side is silent.
-    fn similarity(&self, a: u64, b: u64, matched: u64, stride: usize) -> f32 {
-        let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
-        for i in (0..matched).step_by(stride) {
-            let x = self.mono(a + i);
-            let y = self.mono(b + i);
-            ab += x * y;
-            aa += x * x;
-            bb += y * y;
-        }
-        let energy = aa * bb;
-        if energy <= f32::MIN_POSITIVE {
-            return 0.0;
-        }
-        ab / energy.sqrt()
-    }
-
-    /// The sum of the channels of the frame at `pos` (from the origin): a frame held, or
-    /// one already played whose slot no newer frame has taken yet; 0 otherwise.
-    fn mono(&self, pos: u64) -> f32 {
-        let held =
-            pos >= self.read && pos < self.end && self.filled[(pos % self.capacity) as usize];
-        let played = pos < self.read && pos + self.capacity >= self.end;
-        if !(held || played) {
-            return 0.0;
-        }
+    /// The channels' sum of the frames from position `from` (from the origin) into `out`:
+    /// a frame held, or one already played whose slot no newer frame has taken yet; 0
+    /// otherwise.
+    fn read_mono(&self, from: u64, out: &mut [f32]) {
         let ch = self.channels;
-        let slot = (pos % self.capacity) as usize;
-        self.ring[slot * ch..(slot + 1) * ch].iter().sum()
+        for (pos, o) in (from..).zip(out.iter_mut()) {
+            let slot = (pos % self.capacity) as usize;
+            let held = pos >= self.read && pos < self.end && self.filled[slot];
+            let played = pos < self.read && pos + self.capacity >= self.end;
+            *o = if held || played {
+                self.ring[slot * ch..(slot + 1) * ch].iter().sum()
+            } else {
+                0.0
+            };
+        }
     }
+}
+
+/// Whether the audio last played (the [`MATCH`] frames before `read` in `history`)
+/// repeats itself (a tone, a voiced sound) at some lag up to [`SPAN`]: a cut out of
+/// phase would then be heard.
+fn repeats(history: &[f32], read: usize) -> bool {
+    let m = MATCH as usize;
+    let Some(last) = read.checked_sub(m) else {
+        return false;
+    };
+    let mut lag = MIN_LAG as usize;
+    while lag <= SPAN as usize && lag <= last {
+        if similarity(
+            &history[last - lag..last - lag + m],
+            &history[last..read],
+            2,
+        ) >= REPEATS
+        {
+            return true;
+        }
+        lag += COARSE as usize;
+    }
+    false
+}
+
+/// Normalised cross-correlation of `a` against `b` (every `stride`th frame). 0 when
+/// either side is silent.
+fn similarity(a: &[f32], b: &[f32], stride: usize) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().step_by(stride).zip(b.iter().step_by(stride)) {
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    let energy = aa * bb;
+    if energy <= f32::MIN_POSITIVE {
+        return 0.0;
+    }
+    ab / energy.sqrt()
 }
 
 #[cfg(test)]
@@ -183,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_tone_is_cut_at_a_whole_number_of_its_periods() {
-        let jb = buffer_with(tone, 1024);
+        let mut jb = buffer_with(tone, 1024);
         // 441 Hz at 48 kHz repeats every 108.84 frames.
         let d = jb.aligned_drop(256, 32);
         let periods = d as f64 / (48_000.0 / 441.0);
@@ -200,7 +227,7 @@ mod tests {
 
     #[test]
     fn never_more_than_over_nor_less_than_half() {
-        let jb = buffer_with(tone, 1024);
+        let mut jb = buffer_with(tone, 1024);
         for want in [1u64, 2, 10, 64, 100, 300, 600] {
             for over in [0, 5, 64] {
                 let d = jb.aligned_drop(want, over);
@@ -221,12 +248,12 @@ mod tests {
                 (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
             })
             .collect();
-        let jb = buffer_with(|n| x[n], 1024);
+        let mut jb = buffer_with(|n| x[n], 1024);
         assert_eq!(jb.aligned_drop(256, 32), 256);
-        let jb = buffer_with(|_| 0.0, 1024);
+        let mut jb = buffer_with(|_| 0.0, 1024);
         assert_eq!(jb.aligned_drop(256, 32), 256);
         // 300 frames held: a drop of 256 leaves too little to compare.
-        let jb = buffer_with(tone, 300);
+        let mut jb = buffer_with(tone, 300);
         assert_eq!(jb.aligned_drop(256, 32), 256);
     }
 }
