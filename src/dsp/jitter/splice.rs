@@ -32,11 +32,10 @@
 //! with every second frame of the match, a fine pass around the best, and at most one
 //! periodicity scan run on plain slices: about 12 000 multiply-adds, measured at 4.8 µs
 //! for a 256-frame drop and 6.7 µs for the widest search (`benches/mixer.rs`,
-//! `hub_input_trim`, on this project's VM). Drops are
-//! rare (at most one per input per steady window or drift trim), but may come together
-//! after a host stall, so the reader bounds the searches per period
-//! ([`pull_within`](JitterBuffer::pull_within); the hub's mixer allows two) and a drop
-//! over the budget waits a pull.
+//! `hub_input_trim`, on this project's VM). Drops are rare (at most one per input per
+//! steady window or drift trim), but may come together after a host stall, so the
+//! reader bounds the searches per period ([`pull_within`](JitterBuffer::pull_within);
+//! the hub's mixer allows two) and a drop over the budget waits a pull.
 
 use super::JitterBuffer;
 
@@ -57,7 +56,8 @@ const MIN_LAG: u64 = 32;
 const REPEATS: f32 = 0.9;
 
 /// Frames of the mono scratch a buffer of `period_frames` needs for its searches: the
-/// history and head ([`history_window`]) and the candidates' span (at most [`SPAN`] below
+/// history and head (the [`MATCH`] frames played last, [`SPAN`] before them, the
+/// [`MATCH`] frames to play next) and the candidates' span (at most [`SPAN`] below
 /// `want`, half a period above it, and the match).
 pub(super) fn scratch_frames(period_frames: u32) -> usize {
     (2 * MATCH + SPAN) as usize + (SPAN + MATCH) as usize + period_frames as usize / 2 + 1
