@@ -23,7 +23,7 @@ use super::net_thread::Identity;
 use crate::dsp::meter::MeterLevels;
 use crate::metrics::IncomingTrack;
 use crate::net::seq::SeqTracker;
-use crate::rt::clock::now_ns;
+use crate::rt::clock::{now_ns, ns_to_ms};
 use crate::rt::runner::RtStatus;
 use crate::wire::{AudioHeader, Welcome};
 
@@ -311,7 +311,7 @@ impl ClientView {
             "qosSent": self.qos_sent,
             "audioPathAllocations": self.audio_allocs,
             "metadataFrames": self.metadata_frames,
-            "rttMs": self.rtt_ns.map(|n| n as f64 / 1e6),
+            "rttMs": self.rtt_ns.map(ns_to_ms),
             "jitterTargetFrames": s.target_frames.load(Ordering::Relaxed),
             "jitterMaxFrames": s.max_frames.load(Ordering::Relaxed),
             "jitterLateFrames": s.late.load(Ordering::Relaxed),

@@ -16,7 +16,8 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use super::mixer_thread::SlotStats;
-use super::users::{User, ns_to_ms};
+use super::users::User;
+use crate::rt::clock::ns_to_ms;
 
 /// Samples the [`MissWindow`] keeps: at least [`SAMPLE_EVERY_NS`] apart, they cover more
 /// than [`WINDOW_NS`].

@@ -20,6 +20,7 @@ use super::sessions::{LifeTotals, MissWindow};
 use crate::dsp::meter::MeterLevels;
 use crate::metrics::IncomingTrack;
 use crate::net::seq::SeqTracker;
+use crate::rt::clock::ns_to_ms;
 use crate::wire::{AudioHeader, AudioParams, Mix, Role};
 
 /// Departed users remembered beyond the connected ones.
@@ -387,11 +388,6 @@ impl Users {
             })
             .collect()
     }
-}
-
-/// Nanoseconds as milliseconds.
-pub fn ns_to_ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 use serde_json::{Value, json};
 
+use crate::rt::clock::ns_to_ms;
+
 /// The figures of one incoming track.
 ///
 /// # Example
@@ -59,7 +61,7 @@ impl IncomingTrack<'_> {
         v["seq"] = json!(self.seq);
         v["packets"] = json!(self.packets);
         v["seqGaps"] = json!(self.seq_gaps);
-        v["msSinceSeqAdvance"] = json!(self.since_advance_ns.map(|ns| ns as f64 / 1e6));
+        v["msSinceSeqAdvance"] = json!(self.since_advance_ns.map(ns_to_ms));
         v["latencyMs"] = json!(self.latency_ms);
         v
     }

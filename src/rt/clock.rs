@@ -72,6 +72,16 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Nanoseconds as milliseconds (for reports: getMetrics, METADATA).
+///
+/// # Example
+/// ```
+/// assert_eq!(izyrt::rt::clock::ns_to_ms(1_500_000), 1.5);
+/// ```
+pub fn ns_to_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
 /// How long `frames` last at `rate_hz`, ns, rounded down (0 for a rate of 0).
 ///
 /// # Example

@@ -20,7 +20,7 @@
 use crate::device::Obtained;
 use crate::rt::thread::RtOptions;
 #[cfg(target_os = "linux")]
-use crate::rt::thread::SchedPolicy;
+use crate::rt::thread::realtime_priority_of;
 
 /// `opts` for the RT thread of a device opened as `obtained`: unchanged, unless the device
 /// goes through a sound server's plugin that runs realtime threads in this process at or
@@ -73,7 +73,7 @@ fn lowest_foreign_rt_priority() -> Option<u8> {
                 return None;
             }
             let tid: libc::pid_t = t.file_name().to_str()?.parse().ok()?;
-            rt_priority_of(tid)
+            realtime_priority_of(tid).and_then(|p| u8::try_from(p).ok().filter(|&p| p > 0))
         })
         .min()
 }
@@ -81,23 +81,6 @@ fn lowest_foreign_rt_priority() -> Option<u8> {
 #[cfg(not(target_os = "linux"))]
 fn lowest_foreign_rt_priority() -> Option<u8> {
     None
-}
-
-/// The realtime priority of thread `tid`, `None` when it is not realtime.
-#[cfg(target_os = "linux")]
-fn rt_priority_of(tid: libc::pid_t) -> Option<u8> {
-    // SAFETY: plain syscalls on a thread id; `param` is plain data written by the kernel.
-    unsafe {
-        let policy = libc::sched_getscheduler(tid);
-        if policy < 0 || !SchedPolicy::from_raw(policy).is_realtime() {
-            return None;
-        }
-        let mut param: libc::sched_param = std::mem::zeroed();
-        if libc::sched_getparam(tid, &mut param) != 0 {
-            return None;
-        }
-        u8::try_from(param.sched_priority).ok().filter(|&p| p > 0)
-    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -93,7 +93,7 @@ pub enum SchedPolicy {
 }
 
 impl SchedPolicy {
-    pub(crate) fn from_raw(raw: libc::c_int) -> Self {
+    fn from_raw(raw: libc::c_int) -> Self {
         // Drop SCHED_RESET_ON_FORK, which Linux reports or-ed into the policy.
         let raw = raw & !0x4000_0000;
         match raw {
@@ -628,9 +628,25 @@ fn rtprio_limit() -> Option<u8> {
 /// assert_eq!(std::thread::spawn(izyrt::rt::thread::realtime_priority).join().unwrap(), None);
 /// ```
 pub fn realtime_priority() -> Option<i32> {
-    match current_policy() {
-        (SchedPolicy::Fifo | SchedPolicy::RoundRobin, p) => Some(p),
-        _ => None,
+    let (policy, priority) = current_policy();
+    policy.is_realtime().then_some(priority)
+}
+
+/// The realtime priority of thread `tid` of this process (`SCHED_FIFO` or `SCHED_RR`),
+/// if it has one: [`realtime_priority`] for a thread izyrt did not start (a device
+/// plugin's: `rt::plugin_threads`).
+#[cfg(target_os = "linux")]
+pub(crate) fn realtime_priority_of(tid: libc::pid_t) -> Option<i32> {
+    // SAFETY: plain syscalls on a thread id; `param` is plain data written by the kernel.
+    unsafe {
+        let policy = libc::sched_getscheduler(tid);
+        let mut param: libc::sched_param = std::mem::zeroed();
+        if policy < 0 || libc::sched_getparam(tid, &mut param) != 0 {
+            return None;
+        }
+        SchedPolicy::from_raw(policy)
+            .is_realtime()
+            .then_some(param.sched_priority)
     }
 }
 

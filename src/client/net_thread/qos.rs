@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::client::status::ClientView;
-use crate::rt::clock::unix_ms;
+use crate::rt::clock::{ns_to_ms, unix_ms};
 use crate::wire::Kind;
 
 #[derive(Serialize)]
@@ -59,7 +59,7 @@ pub(super) fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView)
             .speaker
             .misses_total
             .load(std::sync::atomic::Ordering::Relaxed),
-        rtt_ms: link.rtt_ns.map(|ns| ns as f64 / 1e6),
+        rtt_ms: link.rtt_ns.map(ns_to_ms),
     };
     link.send_json(Kind::Qos, &report);
     view.qos_sent += 1;

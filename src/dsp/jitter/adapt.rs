@@ -190,12 +190,10 @@ impl JitterBuffer {
         let depth = self.depth_frames();
         if depth > target + u64::from(self.cfg.slack_frames) {
             self.over = self.over.saturating_add(1);
-            if self.over >= self.cfg.drift_pulls && *cuts > 0 {
-                *cuts -= 1;
-                // A trim in phase may take up to half a period more, as long as this
+            if self.over >= self.cfg.drift_pulls && spend(cuts) {
+                // A trim in phase may take more (up to half a period), as long as this
                 // pull keeps its frames.
-                let over = self.half_period().min(target.saturating_sub(frames));
-                let cut = match self.aligned_drop(depth - target, over) {
+                let cut = match self.aligned_drop(depth - target, target.saturating_sub(frames)) {
                     0 => depth - target,
                     cut => cut,
                 };
@@ -287,24 +285,19 @@ impl JitterBuffer {
             && self.low_water >= frames + period
             && self.target > self.cfg.min_target_frames;
         let drop = self.within_margin(if shrink { 1 } else { extra });
-        if drop > 0 {
-            if *cuts == 0 {
-                return;
-            }
-            *cuts -= 1;
+        if drop > 0 && !spend(cuts) {
+            return;
         }
         if shrink && drop == 1 {
             self.target -= self.cfg.period_frames;
         }
         if drop > 0 {
-            // A drop in phase may take up to half a period more than the window's low
-            // water mark leaves above the target (see `splice.rs`).
+            // A drop in phase may take more (up to half a period) of what the window's
+            // low-water mark leaves above the target (see `splice.rs`).
             let want = drop * period;
             let keep = u64::from(self.target).saturating_sub(self.half_period()) + want;
-            let over = self
-                .half_period()
-                .min(self.low_water.saturating_sub(frames).saturating_sub(keep));
-            let cut = self.aligned_drop(want, over);
+            let spare = self.low_water.saturating_sub(frames).saturating_sub(keep);
+            let cut = self.aligned_drop(want, spare);
             if cut > 0 {
                 self.next_splice |= self.discard(cut) > 0;
                 self.dropped_at = Some(self.pulls);
@@ -315,7 +308,7 @@ impl JitterBuffer {
     }
 
     /// Half a period, frames: how much more than asked a drop may take to cut in phase.
-    fn half_period(&self) -> u64 {
+    pub(super) fn half_period(&self) -> u64 {
         u64::from(self.cfg.period_frames / 2)
     }
 
@@ -383,4 +376,11 @@ impl JitterBuffer {
         self.rebuffer_burst = true;
         true
     }
+}
+
+/// Takes one search for a cut in phase from a period's budget; false when none is left.
+fn spend(cuts: &mut u32) -> bool {
+    let left = cuts.checked_sub(1);
+    *cuts = left.unwrap_or(0);
+    left.is_some()
 }

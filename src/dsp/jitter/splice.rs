@@ -73,7 +73,7 @@ impl JitterBuffer {
         if want == 0 {
             return 0;
         }
-        let over = over.min(u64::from(self.cfg.period_frames / 2));
+        let over = over.min(self.half_period());
         let lo = want.saturating_sub((want / 2).min(SPAN)).max(1);
         let hi = want.saturating_add(over);
         let matched = MATCH.min(self.depth_frames().saturating_sub(hi));
