@@ -360,12 +360,23 @@ fn hub_monitor_and_peer_pages_render_every_session() {
     let (_monitor, monitor_metrics) = monitor(addr, MONITOR, &[]);
     let all = || PEERS.iter().map(|p| p.0).chain([MONITOR]);
     let secs = Duration::from_secs;
-    wait_for("every session connected at the hub", secs(60), || {
-        let s = metrics(hub_metrics);
-        all()
-            .all(|u| session(&s, u)["connected"] == true)
-            .then_some(())
-    });
+    let levels_in = |s: &Value| {
+        PEERS.iter().filter(|p| p.1.is_some()).all(|p| {
+            session(s, p.0)["audioInputMetadata"]["peakDbfs"]
+                .as_f64()
+                .is_some_and(|db| db > -13.0)
+        })
+    };
+    // Levels too before the kill: a peer killed before the hub metered its first audio
+    // would keep −150 dBFS for good (seen once in five runs).
+    wait_for(
+        "every session connected at the hub, levels in",
+        secs(60),
+        || {
+            let s = metrics(hub_metrics);
+            (all().all(|u| session(&s, u)["connected"] == true) && levels_in(&s)).then_some(())
+        },
+    );
     let killed = peers.iter_mut().find(|p| p.0 == KILLED).unwrap();
     killed.1.0.kill();
     let (peer_user, (_, peer_metrics)) = (PEERS[0].0, &peers[0].1);
@@ -376,12 +387,7 @@ fn hub_monitor_and_peer_pages_render_every_session() {
             let s = metrics(hub_metrics);
             let silent = session(&s, SILENT)["audioInputMetadata"]["silent"] == true;
             let left = session(&s, KILLED)["connected"] == false;
-            let levels = PEERS.iter().filter(|p| p.1.is_some()).all(|p| {
-                session(&s, p.0)["audioInputMetadata"]["peakDbfs"]
-                    .as_f64()
-                    .is_some_and(|db| db > -13.0)
-            });
-            (silent && left && levels).then_some(())
+            (silent && left && levels_in(&s)).then_some(())
         },
     );
     wait_for("the monitor's sessions to match", secs(60), || {
