@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::{Consumer, Producer};
 
-use crate::dsp::jitter::{JitterBuffer, PullResult};
+use crate::dsp::jitter::{JitterBuffer, JitterConfig, PullResult, half_period_ns};
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
-use crate::dsp::playout::conceal::Conceal;
+use crate::dsp::playout::conceal::{Conceal, ConcealError};
+use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 use crate::file::ClipReader;
 use crate::hub::drift::DriftMeter;
 use crate::net::Waker;
@@ -126,11 +127,85 @@ pub enum Input {
         conceal: Conceal,
         /// Measures the sender's clock against the mixer's.
         drift: DriftMeter,
+        /// How late the sender's packets arrive: the least target `jitter` keeps.
+        lateness: LatencyPolicy,
     },
     /// A WAV source, looping.
     File(ClipReader),
     /// Nothing (a monitor).
     None,
+}
+
+impl Input {
+    /// A client's input: its packets' pipe and its jitter buffer, with the concealment,
+    /// drift meter and lateness measure that go with them at the hub's `rate` (net or
+    /// main thread; allocates).
+    ///
+    /// The lateness measure is the client playout's (`dsp/playout/policy.rs`): the
+    /// largest lateness of the last 32 s, over the need of one pull. The buffer holds at
+    /// least that (`JitterBuffer::set_floor`), so it stops probing by failing: after a
+    /// stall it refills as deep as the stall was and keeps that depth while such stalls
+    /// recur, where the probing rules alone grew it a period at a time and gave the depth
+    /// back after every quiet 5 s.
+    ///
+    /// # Errors
+    /// [`ConcealError`] when `rate` or the buffer's channels are out of range.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    /// use izyrt::hub::mixer_thread::Input;
+    /// use izyrt::rt::pipe::pipe;
+    /// let (_tx, rx) = pipe(2, 1024, 16);
+    /// let jitter = JitterBuffer::new(JitterConfig::default()).unwrap();
+    /// assert!(matches!(Input::pipe(rx, jitter, 48_000), Ok(Input::Pipe { .. })));
+    /// ```
+    pub fn pipe(rx: PipeRx, jitter: JitterBuffer, rate: u32) -> Result<Input, ConcealError> {
+        let cfg = *jitter.config();
+        Ok(Input::Pipe {
+            rx,
+            conceal: Conceal::new(cfg.channels, rate)?,
+            drift: DriftMeter::new(rate),
+            lateness: LatencyPolicy::new(PolicyConfig {
+                rate,
+                need_frames: cfg.period_frames,
+                // The buffer rounds the floor up to whole periods and starts with half a
+                // period of margin in time (`JitterConfig::margin_ns`).
+                margin_frames: 0,
+                min_frames: cfg.min_target_frames,
+                max_frames: cfg.max_target_frames,
+            }),
+            jitter,
+        })
+    }
+}
+
+/// The jitter buffer of a client's input: `channels` at the hub's `period` and `rate`,
+/// the client sending packets of `packet` frames (at least a period). It starts at one
+/// packet (rounded up to whole periods) and may grow to 16; two packets of burst pass
+/// before a drift trim; a period goes back after 5 s without a miss, and never below
+/// the lateness floor ([`Input::pipe`]).
+///
+/// # Example
+/// ```
+/// use izyrt::hub::mixer_thread::input_jitter_config;
+/// let c = input_jitter_config(2, 64, 64, 48_000);
+/// assert_eq!((c.initial_target_frames, c.max_target_frames), (64, 1024));
+/// ```
+pub fn input_jitter_config(channels: u16, period: u32, packet: u32, rate: u32) -> JitterConfig {
+    let target = packet.div_ceil(period) * period;
+    JitterConfig {
+        channels,
+        period_frames: period,
+        capacity_frames: target * 16 + packet * 2 + period * 2,
+        initial_target_frames: target,
+        min_target_frames: period,
+        max_target_frames: target * 16,
+        slack_frames: (packet * 2).max(period * 2),
+        steady_pulls: (rate * 5 / period).max(1),
+        drift_pulls: (rate / period).max(1),
+        margin_ns: half_period_ns(period, rate),
+    }
 }
 
 /// One occupied mixer slot.
@@ -214,8 +289,12 @@ impl MixerState {
 ///
 /// Runs on: the RT mixer thread, once per period. Must not: allocate, free, lock, block
 /// (slots come and go through the command and garbage queues).
-pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
-    let now = now_ns();
+pub fn step(s: &mut MixerState, capture: &[f32], playback: &mut [f32]) {
+    step_at(s, capture, playback, now_ns());
+}
+
+/// [`step`] at `now` (monotonic ns: the clock of the packets' arrival stamps).
+fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64) {
     while let Ok(cmd) = s.commands.pop() {
         match cmd {
             Command::Join(i, slot) => match s.slots.get_mut(i) {
@@ -251,10 +330,17 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
                 jitter,
                 conceal,
                 drift,
+                lateness,
             } => {
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at);
+                    // A locked client sends at the hub's rate; one that does not drifts by
+                    // at most a few hundred ppm, which tilts half a second's lateness
+                    // base by a fraction of a millisecond: no clock estimate here.
+                    let frames = (samples.len() / channels) as u32;
+                    lateness.on_packet(position, frames, at, 0.0);
                 });
+                jitter.set_floor(lateness.target_frames());
                 let r = jitter.pull_within(input, now, &mut cuts);
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
@@ -332,213 +418,4 @@ pub fn step(s: &mut MixerState, _capture: &[f32], playback: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dsp::jitter::JitterConfig;
-    use crate::dsp::meter::MeterConfig;
-    use crate::dsp::mixer::{Limit, MixerConfig};
-    use crate::rt::pipe::pipe;
-    use rtrb::RingBuffer;
-
-    const P: u32 = 4;
-
-    fn client() -> (Box<Slot>, PipeTx) {
-        client_with(JitterConfig::default())
-    }
-
-    /// A mono client of P-frame periods, its buffer `cfg` otherwise.
-    fn client_with(cfg: JitterConfig) -> (Box<Slot>, PipeTx) {
-        let (tx, rx) = pipe(1, 256, 16);
-        let jitter = JitterBuffer::new(JitterConfig {
-            channels: 1,
-            period_frames: P,
-            initial_target_frames: P,
-            min_target_frames: P,
-            ..cfg
-        })
-        .unwrap();
-        let slot = Slot {
-            input: Input::Pipe {
-                rx,
-                jitter,
-                conceal: Conceal::new(1, 48_000).unwrap(),
-                drift: DriftMeter::new(48_000),
-            },
-            output: None,
-            mode: MixMode::Minus,
-            meter: Meter::new(MeterConfig {
-                channels: 1,
-                ..MeterConfig::default()
-            })
-            .unwrap(),
-            stats: Arc::default(),
-        };
-        (Box::new(slot), tx)
-    }
-
-    /// A mixer of `slots` mono slots of P frames, its command queue and stats.
-    fn state(slots: usize, channels: u16) -> (MixerState, rtrb::Producer<Command>) {
-        let mixer = Mixer::new(MixerConfig {
-            max_slots: slots,
-            channels,
-            period_frames: P,
-            limit: Limit::SoftClip,
-        })
-        .unwrap();
-        let (commands, commands_rx) = RingBuffer::new(8);
-        let (garbage, _garbage_rx) = RingBuffer::new(8);
-        let s = MixerState::new(
-            mixer,
-            Vec::new(),
-            commands_rx,
-            garbage,
-            Arc::new(Waker::new().unwrap()),
-            Arc::new(MixerStats::default()),
-        );
-        (s, commands)
-    }
-
-    #[test]
-    fn a_file_source_with_fewer_channels_than_the_mix_does_not_slice_past_its_input() {
-        let (mut s, mut commands) = state(2, 2);
-        let clip = crate::file::Clip::from_interleaved(vec![0.5; 64], 48_000, 1);
-        let (slot, _tx) = client();
-        let slot = Box::new(Slot {
-            input: Input::File(ClipReader::new(Arc::new(clip), true)),
-            output: None,
-            ..*slot
-        });
-        commands.push(Command::Join(0, slot)).unwrap();
-        let mut out = [0.0; 2 * P as usize];
-        for _ in 0..4 {
-            step(&mut s, &[], &mut out);
-        }
-        assert!(out.iter().all(|x| x.is_finite()));
-    }
-
-    #[test]
-    fn a_playback_period_other_than_the_mixers_is_served() {
-        let (mut s, _commands) = state(1, 1);
-        // A hub device reopened with another period: longer, shorter, empty.
-        for len in [3 * P as usize, 1, 0] {
-            let mut out = vec![f32::NAN; len];
-            step(&mut s, &[], &mut out);
-            assert!(out.iter().all(|&x| x == 0.0));
-        }
-    }
-
-    #[test]
-    fn positions_wrap_past_the_end_of_the_stream() {
-        let (mut s, _commands) = state(1, 1);
-        s.position = u64::MAX - u64::from(P);
-        let mut out = [0.0; P as usize];
-        step(&mut s, &[], &mut out);
-        step(&mut s, &[], &mut out);
-        assert_eq!(s.position, u64::from(P) - 1);
-    }
-
-    #[test]
-    fn inputs_that_all_want_a_cut_in_one_period_take_turns() {
-        // Five inputs whose buffers all stand above target + slack in the same period (a
-        // burst after a host stall, and `drift_pulls: 1`): only CUTS_PER_PERIOD of them
-        // search for their cut in that period, the others in the next ones.
-        let (mut s, mut commands) = state(5, 1);
-        let mut senders: Vec<PipeTx> = (0..5)
-            .map(|i| {
-                let (slot, tx) = client_with(JitterConfig {
-                    slack_frames: P,
-                    drift_pulls: 1,
-                    ..JitterConfig::default()
-                });
-                commands.push(Command::Join(i, slot)).unwrap();
-                tx
-            })
-            .collect();
-        let mut out = [0.0; P as usize];
-        let mut position = 0;
-        let mut send = |senders: &mut [PipeTx], packets: u64| {
-            for _ in 0..packets {
-                for tx in senders.iter_mut() {
-                    let meta = PacketMeta {
-                        position,
-                        origin_ns: 0,
-                        frames: P,
-                        arrival_ns: 0,
-                    };
-                    assert!(tx.push(meta, &[0.1; P as usize]));
-                }
-                position += u64::from(P);
-            }
-        };
-        send(&mut senders, 1);
-        step(&mut s, &[], &mut out);
-        send(&mut senders, 5);
-        let trimmed = |s: &MixerState| {
-            s.slots
-                .iter()
-                .flatten()
-                .filter(|slot| slot.stats.trimmed_frames.load(Ordering::Relaxed) > 0)
-                .count()
-        };
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            step(&mut s, &[], &mut out);
-            seen.push(trimmed(&s));
-        }
-        let n = CUTS_PER_PERIOD as usize;
-        assert_eq!(seen, [n, (2 * n).min(5), (3 * n).min(5)]);
-    }
-
-    #[test]
-    fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
-        let mixer = Mixer::new(MixerConfig {
-            max_slots: 4,
-            channels: 1,
-            period_frames: P,
-            limit: Limit::SoftClip,
-        })
-        .unwrap();
-        let (mut commands, commands_rx) = RingBuffer::new(8);
-        let (garbage, _garbage_rx) = RingBuffer::new(8);
-        let stats = Arc::new(MixerStats::default());
-        let mut s = MixerState::new(
-            mixer,
-            Vec::new(),
-            commands_rx,
-            garbage,
-            Arc::new(Waker::new().unwrap()),
-            Arc::clone(&stats),
-        );
-        let mut senders: Vec<PipeTx> = (0..3)
-            .map(|i| {
-                let (slot, tx) = client();
-                commands.push(Command::Join(i, slot)).unwrap();
-                tx
-            })
-            .collect();
-        let mut out = [0.0; P as usize];
-        // Period k: the clients in `who` send their packet k, then the mixer runs.
-        let mut period = |k: u64, who: &[usize]| {
-            for &i in who {
-                let meta = PacketMeta {
-                    position: k * u64::from(P),
-                    origin_ns: 0,
-                    frames: P,
-                    arrival_ns: 0,
-                };
-                assert!(senders[i].push(meta, &[0.1; P as usize]));
-            }
-            step(&mut s, &[], &mut out);
-            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            (load(&stats.miss_periods), load(&stats.widest_miss))
-        };
-        assert_eq!(period(0, &[0, 1, 2]), (0, 0));
-        assert_eq!(period(1, &[0, 1]), (1, 1), "one client late");
-        assert_eq!(period(2, &[]), (2, 3), "all three late at once");
-        assert_eq!(
-            period(3, &[0, 1, 2]),
-            (2, 3),
-            "all resume where the streams are"
-        );
-    }
-}
+mod tests;

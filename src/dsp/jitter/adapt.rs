@@ -10,8 +10,12 @@
 //! packet's lateness against the hub's clock as it recovers it, and `playout/policy.rs`
 //! sets the target from the largest lateness of the last 32 s, raising it at once and
 //! lowering it only when that lateness ages out, while the resampler plays a little
-//! faster or slower to reach it without a drop. The hub instead probes in whole periods,
-//! and the rules below exist to make the probing cheap: grow only on evidence that a
+//! faster or slower to reach it without a drop. The hub measures the same lateness of
+//! its inputs (`hub::mixer_thread::Input::pipe`) and sets it as this buffer's *floor*
+//! ([`set_floor`](JitterBuffer::set_floor)): the target is the larger of the floor and
+//! what the rules below keep, so the probing never gives back depth that a stall of the
+//! last 32 s needed (see *Floor* below). Above the floor the hub still probes in whole
+//! periods, and the rules below exist to make the probing cheap: grow only on evidence that a
 //! deeper buffer would have helped (lateness, not loss), once per disturbance; give a
 //! period back only after a window that never needed it, with a margin in time, and
 //! wait longer when a drop proves wrong. Clients lock to the hub's clock and send at its
@@ -93,6 +97,15 @@
 //!   (a spike that drains by itself): trimming a burst would throw away exactly the audio
 //!   the next stall needs, then miss.
 //!
+//! - *Floor*: the largest lateness of the last 32 s plus the pull's need, measured on
+//!   arrival stamps by the reader, in whole periods. It rises at once but inserts
+//!   nothing: the depth follows it the next time the stream runs dry (the stall that
+//!   raised it usually just did), refilling that deep. No steady window shrinks the
+//!   target below it, and depth it holds is no excess. When it falls (the stall aged
+//!   out), the depth above the target is an excess: it goes at the next window's end,
+//!   in one drop. Without it, a stall every 7 s of 5 ms at 64-frame periods missed at
+//!   3 of 8 stalls; with it, at the first only (`hub::mixer_thread` tests).
+//!
 //! - *Every drop cuts in phase* (`splice.rs`): the frames a shrink, an excess drop or a
 //!   trim removes move by up to half the drop (or half a period more, where the low-water
 //!   mark spares it) to where the waveform repeats, so the reader's cross-fade joins two
@@ -170,7 +183,7 @@ impl JitterBuffer {
             // The audio that ran out was late, not lost: grow the target (once per event).
             self.grow_target();
         }
-        let target = u64::from(self.target);
+        let target = u64::from(self.target_frames());
         match self.state {
             State::Idle => return PullResult::Priming,
             State::Priming | State::Rebuffering if !self.may_start(target, frames, now_ns) => {
@@ -279,11 +292,14 @@ impl JitterBuffer {
         let period = u64::from(self.cfg.period_frames);
         let extra = self
             .low_water
-            .saturating_sub(u64::from(self.target).max(frames))
+            .saturating_sub(u64::from(self.target_frames()).max(frames))
             / period;
+        // A shrink gives back a period of the probing target, never one the measured
+        // floor holds.
         let shrink = extra == 0
             && self.low_water >= frames + period
-            && self.target > self.cfg.min_target_frames;
+            && self.target > self.cfg.min_target_frames
+            && self.target >= self.floor + self.cfg.period_frames;
         let drop = self.within_margin(if shrink { 1 } else { extra });
         if drop > 0 && !spend(cuts) {
             return;
@@ -295,7 +311,7 @@ impl JitterBuffer {
             // A drop in phase may take more (up to half a period) of what the window's
             // low-water mark leaves above the target (see `splice.rs`).
             let want = drop * period;
-            let keep = u64::from(self.target).saturating_sub(self.half_period()) + want;
+            let keep = u64::from(self.target_frames()).saturating_sub(self.half_period()) + want;
             let spare = self.low_water.saturating_sub(frames).saturating_sub(keep);
             let cut = self.aligned_drop(want, spare);
             if cut > 0 {

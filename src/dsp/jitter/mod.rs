@@ -161,7 +161,12 @@ pub struct JitterBuffer {
     read: u64,
     /// One past the newest position received, from `origin` (`read <= end <= read + capacity`).
     end: u64,
+    /// The target the probing rules (`adapt.rs`) keep; the buffer holds the larger of it
+    /// and `floor`.
     target: u32,
+    /// The least target the stream's measured lateness allows ([`set_floor`](Self::set_floor)),
+    /// whole periods (0: none).
+    floor: u32,
     steady: u32,
     over: u32,
     low_water: u64,
@@ -236,6 +241,7 @@ impl JitterBuffer {
             read: 0,
             end: 0,
             target: cfg.initial_target_frames,
+            floor: 0,
             steady: 0,
             over: 0,
             low_water: u64::MAX,
@@ -483,9 +489,38 @@ impl JitterBuffer {
         self.depth_frames() as f64 * 1_000.0 / f64::from(rate_hz)
     }
 
-    /// The current target depth, frames.
+    /// The current target depth, frames: the probing rules' target, or the floor
+    /// [`set_floor`](Self::set_floor) set, whichever is larger.
     pub fn target_frames(&self) -> u32 {
-        self.target
+        self.target.max(self.floor)
+    }
+
+    /// Sets the least target, frames (rounded up to whole periods, at most the largest
+    /// target): the depth the stream's measured lateness asks for
+    /// ([`LatencyPolicy`](crate::dsp::playout::policy::LatencyPolicy) fed the same
+    /// arrivals). A floor above the target raises it at once: the next time the buffer
+    /// rebuffers it refills that deep, and no steady window gives back what the floor
+    /// holds. When the floor falls, the depth above the new target goes at the end of
+    /// the next steady window, in one drop cut in phase (see `adapt.rs`).
+    ///
+    /// Runs on: the reader's RT thread, once per period. Must not: allocate, lock, block.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    /// let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap(); // 64-frame periods
+    /// assert_eq!(jb.target_frames(), 64);
+    /// jb.set_floor(150); // 150 frames of lateness and one pull's need: three periods
+    /// assert_eq!(jb.target_frames(), 192);
+    /// jb.set_floor(0);
+    /// assert_eq!(jb.target_frames(), 64);
+    /// ```
+    pub fn set_floor(&mut self, frames: u32) {
+        let period = self.cfg.period_frames;
+        self.floor = frames
+            .div_ceil(period)
+            .saturating_mul(period)
+            .min(self.cfg.max_target_frames);
     }
 
     /// Whether the buffer is playing received audio (not idle, priming or rebuffering).

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{Client, HubNet, LOG, Phase};
-use crate::dsp::jitter::{JitterBuffer, JitterConfig, half_period_ns};
+use crate::dsp::jitter::JitterBuffer;
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::MixMode;
-use crate::dsp::playout::conceal::Conceal;
-use crate::hub::drift::DriftMeter;
-use crate::hub::mixer_thread::{Command, Input, Slot, SlotStats};
+use crate::hub::mixer_thread::{Command, Input, Slot, SlotStats, input_jitter_config};
 use crate::net::conn::Agreed;
 use crate::rt::clock::{now_ns, unix_ms};
 use crate::rt::pipe::{PipeRx, PipeTx, pipe};
@@ -194,7 +192,7 @@ impl HubNet {
         let (input, tx) = match audio {
             Some(a) => {
                 let packet = a.frames_per_packet.max(period);
-                let jc = jitter_config(ch, period, packet, self.cfg.rate)
+                let jc = input_jitter_config(ch, period, packet, self.cfg.rate)
                     .capped(self.cfg.jitter_max_ms, self.cfg.rate)
                     .floored(self.cfg.jitter_min_ms, self.cfg.rate);
                 let jitter = JitterBuffer::new(jc).map_err(|e| e.to_string())?;
@@ -202,13 +200,7 @@ impl HubNet {
                     .max_frames
                     .store(u64::from(jc.max_target_frames), Ordering::Relaxed);
                 let (tx, rx) = pipe(ch, packet * 16, 64);
-                let conceal = Conceal::new(ch, self.cfg.rate).map_err(|e| e.to_string())?;
-                let input = Input::Pipe {
-                    rx,
-                    jitter,
-                    conceal,
-                    drift: DriftMeter::new(self.cfg.rate),
-                };
+                let input = Input::pipe(rx, jitter, self.cfg.rate).map_err(|e| e.to_string())?;
                 (input, Some(tx))
             }
             None => (Input::None, None),
@@ -287,23 +279,5 @@ impl HubNet {
             self.leaving.pop();
             self.free_slots.push(slot);
         }
-    }
-}
-
-fn jitter_config(channels: u16, period: u32, packet: u32, rate: u32) -> JitterConfig {
-    // Start at one packet (at least a period); grow on misses up to 16 packets; allow two
-    // packets of burst before trimming; shrink after 5 s without a miss.
-    let target = packet.div_ceil(period) * period;
-    JitterConfig {
-        channels,
-        period_frames: period,
-        capacity_frames: target * 16 + packet * 2 + period * 2,
-        initial_target_frames: target,
-        min_target_frames: period,
-        max_target_frames: target * 16,
-        slack_frames: (packet * 2).max(period * 2),
-        steady_pulls: (rate * 5 / period).max(1),
-        drift_pulls: (rate / period).max(1),
-        margin_ns: half_period_ns(period, rate),
     }
 }

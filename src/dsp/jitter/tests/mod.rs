@@ -4,6 +4,7 @@
 use super::*;
 
 mod adapt;
+mod floor;
 
 const P: u32 = 4;
 

@@ -1,0 +1,264 @@
+//! The mixer thread's unit tests: one period at a time, with its inputs' buffers.
+
+use super::*;
+use crate::dsp::jitter::JitterConfig;
+use crate::dsp::meter::MeterConfig;
+use crate::dsp::mixer::{Limit, MixerConfig};
+use crate::rt::pipe::pipe;
+use rtrb::RingBuffer;
+
+const P: u32 = 4;
+
+fn client() -> (Box<Slot>, PipeTx) {
+    client_with(JitterConfig::default())
+}
+
+/// A mono client of P-frame periods, its buffer `cfg` otherwise.
+fn client_with(cfg: JitterConfig) -> (Box<Slot>, PipeTx) {
+    client_of(JitterConfig {
+        channels: 1,
+        period_frames: P,
+        initial_target_frames: P,
+        min_target_frames: P,
+        ..cfg
+    })
+}
+
+/// A mono client whose buffer is `cfg`.
+fn client_of(cfg: JitterConfig) -> (Box<Slot>, PipeTx) {
+    let (tx, rx) = pipe(1, cfg.period_frames * 64, 64);
+    let jitter = JitterBuffer::new(cfg).unwrap();
+    let slot = Slot {
+        input: Input::pipe(rx, jitter, 48_000).unwrap(),
+        output: None,
+        mode: MixMode::Minus,
+        meter: Meter::new(MeterConfig {
+            channels: 1,
+            ..MeterConfig::default()
+        })
+        .unwrap(),
+        stats: Arc::default(),
+    };
+    (Box::new(slot), tx)
+}
+
+/// A mixer of `slots` slots of P frames, its command queue and stats.
+fn state(slots: usize, channels: u16) -> (MixerState, rtrb::Producer<Command>) {
+    state_of(slots, channels, P)
+}
+
+/// A mixer of `slots` slots of `period` frames, its command queue and stats.
+fn state_of(slots: usize, channels: u16, period: u32) -> (MixerState, rtrb::Producer<Command>) {
+    let mixer = Mixer::new(MixerConfig {
+        max_slots: slots,
+        channels,
+        period_frames: period,
+        limit: Limit::SoftClip,
+    })
+    .unwrap();
+    let (commands, commands_rx) = RingBuffer::new(8);
+    let (garbage, _garbage_rx) = RingBuffer::new(8);
+    let s = MixerState::new(
+        mixer,
+        Vec::new(),
+        commands_rx,
+        garbage,
+        Arc::new(Waker::new().unwrap()),
+        Arc::new(MixerStats::default()),
+    );
+    (s, commands)
+}
+
+#[test]
+fn a_file_source_with_fewer_channels_than_the_mix_does_not_slice_past_its_input() {
+    let (mut s, mut commands) = state(2, 2);
+    let clip = crate::file::Clip::from_interleaved(vec![0.5; 64], 48_000, 1);
+    let (slot, _tx) = client();
+    let slot = Box::new(Slot {
+        input: Input::File(ClipReader::new(Arc::new(clip), true)),
+        output: None,
+        ..*slot
+    });
+    commands.push(Command::Join(0, slot)).unwrap();
+    let mut out = [0.0; 2 * P as usize];
+    for _ in 0..4 {
+        step(&mut s, &[], &mut out);
+    }
+    assert!(out.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn a_playback_period_other_than_the_mixers_is_served() {
+    let (mut s, _commands) = state(1, 1);
+    // A hub device reopened with another period: longer, shorter, empty.
+    for len in [3 * P as usize, 1, 0] {
+        let mut out = vec![f32::NAN; len];
+        step(&mut s, &[], &mut out);
+        assert!(out.iter().all(|&x| x == 0.0));
+    }
+}
+
+#[test]
+fn positions_wrap_past_the_end_of_the_stream() {
+    let (mut s, _commands) = state(1, 1);
+    s.position = u64::MAX - u64::from(P);
+    let mut out = [0.0; P as usize];
+    step(&mut s, &[], &mut out);
+    step(&mut s, &[], &mut out);
+    assert_eq!(s.position, u64::from(P) - 1);
+}
+
+#[test]
+fn inputs_that_all_want_a_cut_in_one_period_take_turns() {
+    // Five inputs whose buffers all stand above target + slack in the same period (a
+    // burst after a host stall, and `drift_pulls: 1`): only CUTS_PER_PERIOD of them
+    // search for their cut in that period, the others in the next ones.
+    let (mut s, mut commands) = state(5, 1);
+    let mut senders: Vec<PipeTx> = (0..5)
+        .map(|i| {
+            let (slot, tx) = client_with(JitterConfig {
+                slack_frames: P,
+                drift_pulls: 1,
+                ..JitterConfig::default()
+            });
+            commands.push(Command::Join(i, slot)).unwrap();
+            tx
+        })
+        .collect();
+    let mut out = [0.0; P as usize];
+    let mut position = 0;
+    let mut send = |senders: &mut [PipeTx], packets: u64| {
+        for _ in 0..packets {
+            for tx in senders.iter_mut() {
+                let meta = PacketMeta {
+                    position,
+                    origin_ns: 0,
+                    frames: P,
+                    arrival_ns: 0,
+                };
+                assert!(tx.push(meta, &[0.1; P as usize]));
+            }
+            position += u64::from(P);
+        }
+    };
+    send(&mut senders, 1);
+    step(&mut s, &[], &mut out);
+    send(&mut senders, 5);
+    let trimmed = |s: &MixerState| {
+        s.slots
+            .iter()
+            .flatten()
+            .filter(|slot| slot.stats.trimmed_frames.load(Ordering::Relaxed) > 0)
+            .count()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        step(&mut s, &[], &mut out);
+        seen.push(trimmed(&s));
+    }
+    let n = CUTS_PER_PERIOD as usize;
+    assert_eq!(seen, [n, (2 * n).min(5), (3 * n).min(5)]);
+}
+
+#[test]
+fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
+    let mixer = Mixer::new(MixerConfig {
+        max_slots: 4,
+        channels: 1,
+        period_frames: P,
+        limit: Limit::SoftClip,
+    })
+    .unwrap();
+    let (mut commands, commands_rx) = RingBuffer::new(8);
+    let (garbage, _garbage_rx) = RingBuffer::new(8);
+    let stats = Arc::new(MixerStats::default());
+    let mut s = MixerState::new(
+        mixer,
+        Vec::new(),
+        commands_rx,
+        garbage,
+        Arc::new(Waker::new().unwrap()),
+        Arc::clone(&stats),
+    );
+    let mut senders: Vec<PipeTx> = (0..3)
+        .map(|i| {
+            let (slot, tx) = client();
+            commands.push(Command::Join(i, slot)).unwrap();
+            tx
+        })
+        .collect();
+    let mut out = [0.0; P as usize];
+    // Period k: the clients in `who` send their packet k, then the mixer runs.
+    let mut period = |k: u64, who: &[usize]| {
+        for &i in who {
+            let meta = PacketMeta {
+                position: k * u64::from(P),
+                origin_ns: 0,
+                frames: P,
+                arrival_ns: 0,
+            };
+            assert!(senders[i].push(meta, &[0.1; P as usize]));
+        }
+        step(&mut s, &[], &mut out);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (load(&stats.miss_periods), load(&stats.widest_miss))
+    };
+    assert_eq!(period(0, &[0, 1, 2]), (0, 0));
+    assert_eq!(period(1, &[0, 1]), (1, 1), "one client late");
+    assert_eq!(period(2, &[]), (2, 3), "all three late at once");
+    assert_eq!(
+        period(3, &[0, 1, 2]),
+        (2, 3),
+        "all resume where the streams are"
+    );
+}
+
+/// A hub input whose sender stalls 5 ms every 7 s, over 60 s of 64-frame periods at
+/// 48 kHz (the hub's own buffer configuration): it misses at the first stall only, and
+/// then keeps the depth that stall showed (the lateness floor, `Input::pipe`). The
+/// probing rules alone gave that depth back after a quiet 5 s and missed again (without
+/// the floor: at 3 of the 8 stalls, 8 misses; with it, 4 misses at the first).
+#[test]
+fn a_recurring_stall_costs_misses_once() {
+    const PERIOD: u32 = 64;
+    let period_ns = u64::from(PERIOD) * 1_000_000_000 / 48_000;
+    let (mut s, mut commands) = state_of(1, 1, PERIOD);
+    let (slot, mut tx) = client_of(input_jitter_config(1, PERIOD, PERIOD, 48_000));
+    let stats = Arc::clone(&slot.stats);
+    commands.push(Command::Join(0, slot)).unwrap();
+    let mut out = [0.0; PERIOD as usize];
+    let mut position = 0u64;
+    let mut held = 0u32;
+    let mut misses_at = Vec::new();
+    let stall = 4; // periods: 5.3 ms
+    for k in 0..45_000u64 {
+        // Pull k at t(k); a packet is captured every period and, unless the sender is
+        // stalled, arrives 0.3 ms before the pull.
+        let t = 1_000_000_000 + k * period_ns;
+        let stalled = k >= 5_250 && k % 5_250 < stall;
+        held += 1;
+        if !stalled {
+            for _ in 0..held {
+                let meta = PacketMeta {
+                    position,
+                    origin_ns: 0,
+                    frames: PERIOD,
+                    arrival_ns: t - 300_000,
+                };
+                assert!(tx.push(meta, &[0.1; PERIOD as usize]));
+                position += u64::from(PERIOD);
+            }
+            held = 0;
+        }
+        let before = stats.misses.load(Ordering::Relaxed);
+        step_at(&mut s, &[], &mut out, t);
+        if stats.misses.load(Ordering::Relaxed) > before {
+            misses_at.push(k);
+        }
+    }
+    assert!(
+        !misses_at.is_empty() && misses_at.iter().all(|&k| k / 5_250 == misses_at[0] / 5_250),
+        "misses at pulls {misses_at:?} ({} in all): only the first stall may miss",
+        misses_at.len()
+    );
+}
