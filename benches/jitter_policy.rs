@@ -16,11 +16,21 @@
 //! - *rare spikes*: lateness under a tenth of a period, and about every 10 s one of up to
 //!   1.2 periods (a host that stalls now and then);
 //! - *busy*: 2% of packets up to half a period late and 0.1% up to 1.5 periods (a loaded
-//!   host or network).
+//!   host or network);
+//! - *VM stalls* (third table only): lateness under a tenth of a period, and about every
+//!   10 s the sender stalls for up to 8 ms (6 periods), its packets then arriving at once
+//!   when it resumes: this project's 2-core VM, as `playout_sim` models it.
+//!
+//! A third table weighs the hub's *lateness floor* (`Input::pipe` in
+//! `src/hub/mixer_thread.rs`): at izyrt's margin, the probing rules alone against the
+//! same buffer whose target never falls below the largest lateness of the last 32 s
+//! ([`LatencyPolicy`] fed the same arrivals, as the hub's mixer feeds it).
 //!
 //! `cargo bench --bench jitter_policy`.
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+use izyrt::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
+use izyrt::hub::mixer_thread::input_jitter_config;
 
 const PERIOD: u32 = 64;
 const PERIOD_NS: u64 = 1_333_333;
@@ -60,9 +70,28 @@ fn busy(r: &mut Rng) -> f64 {
     }
 }
 
-/// Misses and mean depth over every phase for one margin and model, counted after `warm`
-/// of `secs` simulated seconds.
-fn run(margin_ns: u64, model: Model, secs: u64, warm: u64) -> (u64, f64) {
+/// The sender stalls for up to 6 periods about every 10 s; what it sends meanwhile
+/// arrives when it resumes. Otherwise lateness under a tenth of a period.
+fn vm_stalls(r: &mut Rng, resumes: &mut f64, k: u64) -> f64 {
+    let k = k as f64;
+    if *resumes <= k && r.unit() < 1.0 / 7_500.0 {
+        *resumes = k + r.unit() * 6.0;
+    }
+    (*resumes - k).max(0.0) + r.unit() * 0.1
+}
+
+/// Which buffer a run simulates.
+#[derive(Clone, Copy)]
+enum Buffer {
+    /// `JitterConfig::default()` (mono) with this margin: the probing rules alone.
+    Margin(u64),
+    /// The hub's input buffer at 64 frames, with (`true`) or without its lateness floor.
+    Hub(bool),
+}
+
+/// Misses and mean depth over every phase for one buffer and arrival model, counted
+/// after `warm` of `secs` simulated seconds. `stalls` replaces `model` when given.
+fn run(buffer: Buffer, model: Model, stalls: bool, secs: u64, warm: u64) -> (u64, f64) {
     let periods = secs * 750;
     let warm = warm * 750;
     let (mut misses, mut depth, mut pulls) = (0, 0.0, 0u64);
@@ -70,19 +99,38 @@ fn run(margin_ns: u64, model: Model, secs: u64, warm: u64) -> (u64, f64) {
     let mut out = vec![0f32; PERIOD as usize];
     for phase in 0..PHASES {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (phase + 1).wrapping_mul(7919));
-        let mut jb = JitterBuffer::new(JitterConfig {
-            channels: 1,
-            margin_ns,
-            ..JitterConfig::default()
-        })
-        .expect("valid config");
+        let (cfg, floor) = match buffer {
+            Buffer::Margin(margin_ns) => (
+                JitterConfig {
+                    channels: 1,
+                    margin_ns,
+                    ..JitterConfig::default()
+                },
+                false,
+            ),
+            Buffer::Hub(floor) => (input_jitter_config(1, PERIOD, PERIOD, 48_000), floor),
+        };
+        let mut jb = JitterBuffer::new(cfg).expect("valid config");
+        let mut lateness = LatencyPolicy::new(PolicyConfig {
+            rate: 48_000,
+            need_frames: PERIOD,
+            margin_frames: 0,
+            min_frames: cfg.min_target_frames,
+            max_frames: cfg.max_target_frames,
+        });
         // Packet k arrives `early` before pull k would need it at a one-period target,
         // plus its lateness; arrivals may reorder.
         let early = PERIOD_NS * phase / PHASES;
         let start = 10 * PERIOD_NS;
+        let mut resumes = 0.0;
         let mut arrivals: Vec<(u64, u64)> = (0..periods)
             .map(|k| {
-                let late = (model(&mut rng) * PERIOD_NS as f64) as u64;
+                let late = if stalls {
+                    vm_stalls(&mut rng, &mut resumes, k)
+                } else {
+                    model(&mut rng)
+                };
+                let late = (late * PERIOD_NS as f64) as u64;
                 (start + (k + 1) * PERIOD_NS - early + late, k)
             })
             .collect();
@@ -95,7 +143,13 @@ fn run(margin_ns: u64, model: Model, secs: u64, warm: u64) -> (u64, f64) {
                     break;
                 }
                 jb.push_at(n * u64::from(PERIOD), &packet, at);
+                if floor {
+                    lateness.on_packet(n * u64::from(PERIOD), PERIOD, at, 0.0);
+                }
                 next.next();
+            }
+            if floor {
+                jb.set_floor(lateness.target_frames());
             }
             let r = jb.pull_at(&mut out, now);
             if k >= warm {
@@ -124,8 +178,8 @@ fn main() {
     for (name, model) in models {
         for pct in [0, 25, 50, 75] {
             let margin = PERIOD_NS * pct / 100;
-            let (misses, depth) = run(margin, model, secs, 5);
-            let (start_misses, start_depth) = run(margin, model, 10, 0);
+            let (misses, depth) = run(Buffer::Margin(margin), model, false, secs, 5);
+            let (start_misses, start_depth) = run(Buffer::Margin(margin), model, false, 10, 0);
             println!(
                 "| {name} | {pct}% | {misses} | {depth:.1} | {start_misses} | {start_depth:.1} |"
             );
@@ -133,5 +187,20 @@ fn main() {
     }
     println!(
         "\n{PHASES} sender phases, 48 kHz / {PERIOD} frames: steady state over {secs} s each after 5 s, start over the first 10 s; izyrt uses 50%."
+    );
+    println!("\n| model | hub input buffer | misses | mean depth, frames |\n|---|---|---:|---:|");
+    let models: [(&str, Model, bool); 3] = [
+        ("rare spikes", rare_spikes, false),
+        ("busy", busy, false),
+        ("VM stalls", rare_spikes, true),
+    ];
+    for (name, model, stalls) in models {
+        for (label, floor) in [("probing alone", false), ("with the lateness floor", true)] {
+            let (misses, depth) = run(Buffer::Hub(floor), model, stalls, secs, 5);
+            println!("| {name} | {label} | {misses} | {depth:.1} |");
+        }
+    }
+    println!(
+        "\nThe hub's input buffer (`input_jitter_config`, 64-frame packets), {PHASES} phases, {secs} s each after 5 s."
     );
 }
