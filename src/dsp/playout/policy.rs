@@ -84,6 +84,10 @@ pub struct LatencyPolicy {
     base_start: u64,
     /// Per block: the largest lateness, ns.
     late: [f64; BLOCKS],
+    /// The largest of `late` over every block but the current one (kept as blocks
+    /// turn over, so that a packet compares two numbers, not sixteen: a hub calls this
+    /// for every packet of every input).
+    older: f64,
     block: usize,
     block_start: u64,
     target: u32,
@@ -102,6 +106,7 @@ impl LatencyPolicy {
             least: [f64::INFINITY; 2],
             base_start: 0,
             late: [0.0; BLOCKS],
+            older: 0.0,
             block: 0,
             block_start: 0,
             target: 0,
@@ -156,6 +161,7 @@ impl LatencyPolicy {
             self.block = (self.block + 1) % BLOCKS;
             self.late[self.block] = 0.0;
             self.block_start = arrival_ns;
+            self.older = self.late.iter().copied().fold(0.0, f64::max);
         }
         if arrival_ns.saturating_sub(self.base_start) as f64 >= BASE_S * 1e9 {
             self.least = [self.least[1], f64::INFINITY];
@@ -172,7 +178,7 @@ impl LatencyPolicy {
         let b = self.block;
         self.late[b] = self.late[b].max(lateness);
         self.worst_ns = self.worst_ns.max(lateness);
-        let worst = self.late.iter().copied().fold(0.0, f64::max);
+        let worst = self.older.max(self.late[b]);
         // (Less a hundredth of a frame: the nanoseconds' rounding is not lateness.)
         let frames_late = (worst * f64::from(self.cfg.rate) / 1e9 - 0.01)
             .ceil()
