@@ -36,6 +36,14 @@ const BASE_S: f64 = 0.25;
 /// periods on a quiet host: 228 frames, 4.8 ms, for the first 32 s of every connection,
 /// where the link needed 72-119).
 pub const WARMUP_S: f64 = 1.0;
+/// Lateness beyond this, s, is an outage, not the link's jitter: the sender stopped (its
+/// device vanished and came back, a debugger, a suspended laptop) and went on at the
+/// position it had, so its packets come seconds "late". Measured, that would hold the
+/// target at its largest for the whole window after every outage; no buffer is sized
+/// for one, so the schedule starts afresh from the packet that ends it, as after
+/// [`LatencyPolicy::restart`]. Far above any scheduling stall (this VM's longest seen:
+/// tens of milliseconds).
+pub const OUTAGE_S: f64 = 0.5;
 /// Blocks kept: the window over which the largest lateness is remembered.
 const BLOCKS: usize = 16;
 /// The window, s.
@@ -157,6 +165,14 @@ impl LatencyPolicy {
             self.sched = Some((end, expected));
         }
         let offset = t - expected;
+        if offset - self.least[0].min(self.least[1]) > OUTAGE_S * 1e9 {
+            // An outage: measure afresh from here (the lateness of the window is kept).
+            self.sched = Some((end, t));
+            self.started_ns = arrival_ns;
+            self.base_start = arrival_ns;
+            self.least = [f64::INFINITY; 2];
+            return;
+        }
         if arrival_ns.saturating_sub(self.block_start) as f64 >= BLOCK_S * 1e9 {
             self.block = (self.block + 1) % BLOCKS;
             self.late[self.block] = 0.0;
@@ -285,6 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn an_outage_is_not_lateness() {
+        // 10 s on time, then the sender stops for 2 s and goes on at the position it had
+        // (its packets come 2 s "late"); its first second back is the warm-up, and a
+        // 5 ms stall after that is measured again.
+        let mut p = policy();
+        let mut send = |p: &mut LatencyPolicy, i: u64, t: f64| {
+            p.on_packet(i * 64, 64, t as u64, 0.0);
+        };
+        for i in 0..7_500 {
+            send(&mut p, i, i as f64 * PERIOD_NS);
+        }
+        let gap = 2e9;
+        for i in 7_500..9_000 {
+            send(&mut p, i, i as f64 * PERIOD_NS + gap);
+        }
+        assert_eq!(p.target_frames(), 96, "an outage of 2 s");
+        send(&mut p, 9_000, 9_000.0 * PERIOD_NS + gap + 5e6);
+        assert_eq!(p.target_frames(), 96 + 240, "a 5 ms stall after it");
+    }
+
+    #[test]
     fn a_hiccup_while_the_stream_starts_is_not_lateness() {
         // 20 ms in, while the connection sets up.
         assert_eq!(with_hiccup(15, 7_500).target_frames(), 96);
@@ -303,8 +340,12 @@ mod tests {
             max_frames: 512,
         });
         assert_eq!(p.target_frames(), 256);
-        p.on_packet(0, 64, 0, 0.0);
-        p.on_packet(64, 64, 1_000_000_000, 0.0);
+        // Past the first second on time, then one packet 100 ms late.
+        for i in 0..900u64 {
+            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+        }
+        assert_eq!(p.target_frames(), 256);
+        p.on_packet(900 * 64, 64, (900.0 * PERIOD_NS + 1e8) as u64, 0.0);
         assert_eq!(p.target_frames(), 512);
         p.on_packet(u64::MAX - 3, 64, u64::MAX, f64::NAN);
     }
