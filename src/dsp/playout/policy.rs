@@ -306,7 +306,7 @@ mod tests {
         // (its packets come 2 s "late"); its first second back is the warm-up, and a
         // 5 ms stall after that is measured again.
         let mut p = policy();
-        let mut send = |p: &mut LatencyPolicy, i: u64, t: f64| {
+        let send = |p: &mut LatencyPolicy, i: u64, t: f64| {
             p.on_packet(i * 64, 64, t as u64, 0.0);
         };
         for i in 0..7_500 {
