@@ -386,12 +386,23 @@ fn locked_playout_and_concealment_allocate_nothing() {
 
 /// A hub input's pull allocates nothing when it drops: a tone from a sender 2000 ppm fast
 /// (a drift trim every second or so, each a search for a cut in phase in
-/// `dsp/jitter/splice.rs`), read as the mixer reads it, with its per-period budget.
+/// `dsp/jitter/splice.rs`), read as the mixer reads it, with its per-period budget and
+/// its lateness floor (`hub::mixer_thread::Input::pipe`: every packet measured, the floor
+/// set before each pull).
 #[test]
 fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    use izyrt::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 
     let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+    let mut lateness = LatencyPolicy::new(PolicyConfig {
+        rate: 48_000,
+        need_frames: 64,
+        margin_frames: 0,
+        min_frames: 64,
+        max_frames: 1024,
+    });
+    let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
     let mut packet = vec![0.0f32; 2 * 64];
     let mut out = vec![0.0f32; 2 * 64];
@@ -403,11 +414,14 @@ fn hub_input_trims_in_phase_allocate_nothing() {
                 let v = tone(sent * 64 + i as u64);
                 x.copy_from_slice(&[v, v]);
             }
-            jb.push(sent * 64, &packet);
+            jb.push_at(sent * 64, &packet, now);
+            lateness.on_packet(sent * 64, 64, now, 0.0);
             sent += 1;
         }
+        jb.set_floor(lateness.target_frames());
         let mut cuts = 2;
-        std::hint::black_box(jb.pull_within(&mut out, u64::MAX, &mut cuts));
+        std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts));
+        now += 1_333_333;
     };
     for _ in 0..1_000 {
         period(&mut jb);
