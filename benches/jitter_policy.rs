@@ -29,8 +29,7 @@
 //! `cargo bench --bench jitter_policy`.
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
-use izyrt::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
-use izyrt::hub::mixer_thread::input_jitter_config;
+use izyrt::hub::mixer_thread::{input_jitter_config, input_lateness};
 
 const PERIOD: u32 = 64;
 const PERIOD_NS: u64 = 1_333_333;
@@ -111,13 +110,7 @@ fn run(buffer: Buffer, model: Model, stalls: bool, secs: u64, warm: u64) -> (u64
             Buffer::Hub(floor) => (input_jitter_config(1, PERIOD, PERIOD, 48_000), floor),
         };
         let mut jb = JitterBuffer::new(cfg).expect("valid config");
-        let mut lateness = LatencyPolicy::new(PolicyConfig {
-            rate: 48_000,
-            need_frames: PERIOD,
-            margin_frames: 0,
-            min_frames: cfg.min_target_frames,
-            max_frames: cfg.max_target_frames,
-        });
+        let mut lateness = floor.then(|| input_lateness(&cfg, 48_000));
         // Packet k arrives `early` before pull k would need it at a one-period target,
         // plus its lateness; arrivals may reorder.
         let early = PERIOD_NS * phase / PHASES;
@@ -143,13 +136,13 @@ fn run(buffer: Buffer, model: Model, stalls: bool, secs: u64, warm: u64) -> (u64
                     break;
                 }
                 jb.push_at(n * u64::from(PERIOD), &packet, at);
-                if floor {
-                    lateness.on_packet(n * u64::from(PERIOD), PERIOD, at, 0.0);
+                if let Some(l) = &mut lateness {
+                    l.on_packet(n * u64::from(PERIOD), PERIOD, at, 0.0);
                 }
                 next.next();
             }
-            if floor {
-                jb.set_floor(lateness.target_frames());
+            if let Some(l) = &lateness {
+                jb.set_floor(l.target_frames());
             }
             let r = jb.pull_at(&mut out, now);
             if k >= warm {

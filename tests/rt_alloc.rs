@@ -392,16 +392,10 @@ fn locked_playout_and_concealment_allocate_nothing() {
 #[test]
 fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
-    use izyrt::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
+    use izyrt::hub::mixer_thread::input_lateness;
 
     let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
-    let mut lateness = LatencyPolicy::new(PolicyConfig {
-        rate: 48_000,
-        need_frames: 64,
-        margin_frames: 0,
-        min_frames: 64,
-        max_frames: 1024,
-    });
+    let mut lateness = input_lateness(jb.config(), 48_000);
     let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
     let mut packet = vec![0.0f32; 2 * 64];

@@ -161,23 +161,38 @@ impl Input {
     /// assert!(matches!(Input::pipe(rx, jitter, 48_000), Ok(Input::Pipe { .. })));
     /// ```
     pub fn pipe(rx: PipeRx, jitter: JitterBuffer, rate: u32) -> Result<Input, ConcealError> {
-        let cfg = *jitter.config();
+        let cfg = jitter.config();
         Ok(Input::Pipe {
             rx,
             conceal: Conceal::new(cfg.channels, rate)?,
             drift: DriftMeter::new(rate),
-            lateness: LatencyPolicy::new(PolicyConfig {
-                rate,
-                need_frames: cfg.period_frames,
-                // The buffer rounds the floor up to whole periods and starts with half a
-                // period of margin in time (`JitterConfig::margin_ns`).
-                margin_frames: 0,
-                min_frames: cfg.min_target_frames,
-                max_frames: cfg.max_target_frames,
-            }),
+            lateness: input_lateness(cfg, rate),
             jitter,
         })
     }
+}
+
+/// The lateness measure of a client input whose jitter buffer is `cfg`, at the hub's
+/// `rate`: what [`Input::pipe`] gives each input, and what a model of the hub's input
+/// (a bench, a test) feeds the same arrivals.
+///
+/// # Example
+/// ```
+/// use izyrt::hub::mixer_thread::{input_jitter_config, input_lateness};
+/// let cfg = input_jitter_config(2, 64, 64, 48_000);
+/// // Nothing measured yet: the floor is one pull.
+/// assert_eq!(input_lateness(&cfg, 48_000).target_frames(), 64);
+/// ```
+pub fn input_lateness(cfg: &JitterConfig, rate: u32) -> LatencyPolicy {
+    LatencyPolicy::new(PolicyConfig {
+        rate,
+        need_frames: cfg.period_frames,
+        // The buffer rounds the floor up to whole periods and starts with half a period
+        // of margin in time (`JitterConfig::margin_ns`).
+        margin_frames: 0,
+        min_frames: cfg.min_target_frames,
+        max_frames: cfg.max_target_frames,
+    })
 }
 
 /// The jitter buffer of a client's input: `channels` at the hub's `period` and `rate`,
