@@ -299,32 +299,54 @@ impl Meter {
     }
 
     /// Adds whole frames within one window.
+    ///
+    /// Runs once per period on every input of a hub, so it is written to vectorise: the
+    /// loudness test is one backward scan for the last loud sample (a loud stream stops
+    /// at its last frame), and peak, energy and clipping go into [`LANES`] accumulators
+    /// for the samples' positions modulo [`LANES`], folded into their channels at the end
+    /// when the channel count divides it (1, 2, 4, 8), frame by frame otherwise. Energy
+    /// is summed in f32 over at most [`BLOCK`] samples, then in f64.
     fn accumulate(&mut self, chunk: &[f32]) {
+        let ch = self.channels;
+        let frames = chunk.len() / ch;
+        // A NaN or infinite sample is full scale, hence loud (the threshold is below it).
+        let threshold = self.threshold;
+        self.quiet_frames = match chunk
+            .iter()
+            .rposition(|x| x.abs() >= threshold || x.is_nan())
+        {
+            Some(i) => (frames - 1 - i / ch) as u64,
+            None => self.quiet_frames + frames as u64,
+        };
+        self.frames_in_window += frames as u32;
         let mut clipped = 0u64;
-        // Frames since the last one with a sample at or above the threshold.
-        let mut quiet = self.quiet_frames;
-        for frame in chunk.chunks_exact(self.channels) {
-            let mut loud = false;
-            for ((&x, peak), sum_sq) in frame
-                .iter()
-                .zip(self.peak.iter_mut())
-                .zip(self.sum_sq.iter_mut())
-            {
-                let mut a = x.abs();
-                if a >= 1.0 || a.is_nan() {
-                    clipped += 1;
-                    if !a.is_finite() {
-                        a = 1.0;
-                    }
+        if LANES % ch == 0 {
+            for block in chunk.chunks(BLOCK) {
+                let mut acc = Lanes::default();
+                let mut whole = block.chunks_exact(LANES);
+                for lanes in &mut whole {
+                    acc.add(lanes);
                 }
-                loud |= a >= self.threshold;
-                *peak = peak.max(a);
-                *sum_sq += f64::from(a) * f64::from(a);
+                // The rest is whole frames too: lane l still holds channel l % ch.
+                acc.add(whole.remainder());
+                for (l, (&peak, &sum_sq)) in acc.peak.iter().zip(&acc.sum_sq).enumerate() {
+                    let c = l % ch;
+                    self.peak[c] = self.peak[c].max(peak);
+                    self.sum_sq[c] += f64::from(sum_sq);
+                }
+                clipped += acc.clipped.iter().map(|&n| u64::from(n)).sum::<u64>();
             }
-            quiet = if loud { 0 } else { quiet + 1 };
+        } else {
+            for frame in chunk.chunks_exact(ch) {
+                for ((&x, peak), sum_sq) in frame.iter().zip(&mut *self.peak).zip(&mut *self.sum_sq)
+                {
+                    let (a, clip) = level(x);
+                    clipped += u64::from(clip);
+                    *peak = peak.max(a);
+                    *sum_sq += f64::from(a) * f64::from(a);
+                }
+            }
         }
-        self.quiet_frames = quiet;
-        self.frames_in_window += (chunk.len() / self.channels) as u32;
         if clipped > 0 {
             self.clipped += clipped;
             self.levels.clipped.store(self.clipped, Ordering::Relaxed);
@@ -353,6 +375,44 @@ impl Meter {
         self.frames_in_window = 0;
         self.levels.windows.fetch_add(1, Ordering::Release);
     }
+}
+
+/// Accumulators of [`Meter::accumulate`]: one per sample position modulo this.
+const LANES: usize = 8;
+
+/// Samples summed in f32 before the energy moves to f64 (its rounding stays below
+/// 0.001 dB).
+const BLOCK: usize = 1024;
+
+/// Peak, energy (f32, at most [`BLOCK`] samples) and clipped samples per lane.
+#[derive(Default)]
+struct Lanes {
+    peak: [f32; LANES],
+    sum_sq: [f32; LANES],
+    clipped: [u32; LANES],
+}
+
+impl Lanes {
+    /// Adds up to [`LANES`] samples, sample i into lane i.
+    #[inline(always)]
+    fn add(&mut self, xs: &[f32]) {
+        for (i, &x) in xs.iter().enumerate().take(LANES) {
+            let (a, clip) = level(x);
+            // `a` is never NaN: a plain compare, which vectorises (f32::max does not).
+            self.peak[i] = if a > self.peak[i] { a } else { self.peak[i] };
+            self.sum_sq[i] += a * a;
+            self.clipped[i] += u32::from(clip);
+        }
+    }
+}
+
+/// A sample's level (|x|, full scale for NaN or ±∞) and whether it clipped (|x| ≥ 1.0,
+/// NaN and ±∞ included).
+#[inline(always)]
+fn level(x: f32) -> (f32, bool) {
+    let a = x.abs();
+    let clip = (a >= 1.0) | a.is_nan();
+    (if a < f32::INFINITY { a } else { 1.0 }, clip)
 }
 
 #[cfg(test)]
@@ -457,6 +517,108 @@ mod tests {
         assert!(!levels.silent());
         m.process(&[0.0; 4]);
         assert!(levels.silent());
+    }
+
+    /// The meter as its rules say, one sample at a time, in f64: what the vectorised
+    /// accumulation must agree with.
+    struct Plain {
+        ch: usize,
+        window: u32,
+        hold: u64,
+        threshold: f32,
+        frames: u32,
+        peak: Vec<f32>,
+        sum_sq: Vec<f64>,
+        clipped: u64,
+        quiet: u64,
+        published: Vec<(Vec<f32>, Vec<f32>)>,
+    }
+
+    impl Plain {
+        fn process(&mut self, xs: &[f32]) {
+            for frame in xs.chunks_exact(self.ch) {
+                let mut loud = false;
+                for (c, &x) in frame.iter().enumerate() {
+                    let a = if x.is_finite() { x.abs() } else { 1.0 };
+                    self.clipped += u64::from(x.abs() >= 1.0 || x.is_nan());
+                    loud |= a >= self.threshold;
+                    self.peak[c] = self.peak[c].max(a);
+                    self.sum_sq[c] += f64::from(a) * f64::from(a);
+                }
+                self.quiet = if loud { 0 } else { self.quiet + 1 };
+                self.frames += 1;
+                if self.frames == self.window {
+                    let n = f64::from(self.frames);
+                    let rms = self
+                        .sum_sq
+                        .iter()
+                        .map(|&s| amplitude_to_dbfs((s / n).sqrt() as f32));
+                    let peaks = self.peak.iter().map(|&p| amplitude_to_dbfs(p)).collect();
+                    self.published.push((peaks, rms.collect()));
+                    self.peak.fill(0.0);
+                    self.sum_sq.fill(0.0);
+                    self.frames = 0;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_plain_rules_for_any_channels_and_cut() {
+        // Quiet noise, loud bursts, clipping, NaN and ±∞, and digital silence long
+        // enough for the hold; 1..=9 channels (the lane path for 1, 2, 4 and 8, frame by
+        // frame for the rest), cut into calls of 1, 37, 64 and 5000 frames.
+        let mut seed = 0x2545_f491_u32;
+        let mut noise = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32 * 2.0 - 1.0
+        };
+        for ch in 1..=9usize {
+            let frames = 12_000;
+            let signal: Vec<f32> = (0..frames * ch)
+                .map(|i| match (i / ch) % 6_000 {
+                    0..1_000 => noise() * 0.0005,
+                    1_000..2_000 => noise() * 0.9,
+                    2_000 => [1.5, f32::NAN, -1.0, f32::INFINITY, 0.3][i % 5],
+                    2_001..2_100 => noise() * 0.1,
+                    _ => 0.0,
+                })
+                .collect();
+            for cut in [1, 37, 64, 5_000] {
+                let mut m = meter(ch as u16, 10);
+                let levels = m.levels();
+                let mut plain = Plain {
+                    ch,
+                    window: 480,
+                    hold: 4_800,
+                    threshold: dbfs_to_amplitude(-60.0),
+                    frames: 0,
+                    peak: vec![0.0; ch],
+                    sum_sq: vec![0.0; ch],
+                    clipped: 0,
+                    quiet: 0,
+                    published: Vec::new(),
+                };
+                for call in signal.chunks(cut * ch) {
+                    m.process(call);
+                    plain.process(call);
+                    let what = format!("{ch} channels, calls of {cut} frames");
+                    assert_eq!(levels.clipped(), plain.clipped, "{what}");
+                    assert_eq!(levels.silent(), plain.quiet >= plain.hold, "{what}");
+                    assert_eq!(levels.windows(), plain.published.len() as u64, "{what}");
+                    let Some((peaks, rms)) = plain.published.last() else {
+                        continue;
+                    };
+                    for c in 0..ch {
+                        assert_eq!(levels.channel_peak_dbfs(c), Some(peaks[c]), "{what}");
+                        let got = levels.channel_rms_dbfs(c).unwrap();
+                        assert!((got - rms[c]).abs() < 1e-3, "{what}: {got} vs {}", rms[c]);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
