@@ -220,6 +220,37 @@ proptest! {
         prop_assert_eq!(out, floats);
     }
 
+    /// Any f32 bit patterns: kept exactly when zero or normal; NaN, ±∞ and subnormals
+    /// become 0 and are counted (the receive path's sanitising, written without branches).
+    #[test]
+    fn f32_samples_keep_zero_and_normals_only(
+        bits in proptest::collection::vec(prop_oneof![
+            any::<u32>(),
+            // The edges of every class, both signs.
+            prop::sample::select(vec![0u32, 1, 0x007F_FFFF, 0x0080_0000, 0x7F7F_FFFF,
+                0x7F80_0000, 0x7F80_0001, 0x7FC0_0000, 0x7FFF_FFFF]),
+            (0u32..0x0080_0000),
+        ].prop_flat_map(|b| prop_oneof![Just(b), Just(b | 0x8000_0000)]), 1..300),
+    ) {
+        let floats: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+        let h = AudioHeader { sample_rate: 48_000, channels: 1, format: AudioFormat::F32,
+            frames: floats.len() as u32, position: 0, origin_ns: 0, echo_ns: 0 };
+        let mut buf = vec![0u8; 16 + h.payload_len()];
+        let n = encode_audio(&mut buf, 0, 0, &h, Samples::F32(&floats)).unwrap();
+        let mut dec = Decoder::new();
+        dec.feed(&buf[..n]);
+        let frame = dec.next_frame().unwrap().unwrap();
+        let mut out = vec![1f32; floats.len()];
+        let got = frame.audio().unwrap().read_f32_counted(&mut out);
+        let keep = |x: f32| x == 0.0 || x.is_normal();
+        prop_assert_eq!(got.written, floats.len());
+        prop_assert_eq!(got.zeroed, floats.iter().filter(|&&x| !keep(x)).count());
+        for (&x, &o) in floats.iter().zip(&out) {
+            let want = if keep(x) { x.to_bits() } else { 0 };
+            prop_assert_eq!(o.to_bits(), want, "{:#010x}", x.to_bits());
+        }
+    }
+
     #[test]
     fn json_round_trips(value in json_value()) {
         let mut buf = vec![0u8; 64 * 1024];
