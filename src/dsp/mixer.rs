@@ -107,16 +107,15 @@ pub enum MixerError {
 /// assert_eq!(soft_clip(f32::NAN), 0.0);
 /// ```
 pub fn soft_clip(x: f32) -> f32 {
+    // Both sides computed and one selected, without a branch, so that a loud period's
+    // loop vectorises (every listener's mix goes through it once the room is loud).
     let a = x.abs();
-    if a <= SOFT_CLIP_KNEE {
-        x
-    } else if a.is_nan() {
-        0.0
-    } else {
-        let room = 1.0 - SOFT_CLIP_KNEE;
-        let y = (SOFT_CLIP_KNEE + room * tanh_approx((a - SOFT_CLIP_KNEE) / room)).min(1.0);
-        y.copysign(x)
-    }
+    let room = 1.0 - SOFT_CLIP_KNEE;
+    let curve = SOFT_CLIP_KNEE + room * tanh_approx((a - SOFT_CLIP_KNEE) / room);
+    let y = if curve < 1.0 { curve } else { 1.0 };
+    let y = if a <= SOFT_CLIP_KNEE { a } else { y };
+    // NaN: 0 (a NaN fails both compares above and is caught here).
+    if a.is_nan() { 0.0 } else { y.copysign(x) }
 }
 
 /// `tanh(t)` for `t ≥ 0` within 1e-4 (a 7/6 Padé approximant, clamped at 1.0 from
@@ -126,7 +125,10 @@ fn tanh_approx(t: f32) -> f32 {
     let t2 = t * t;
     let num = t * (135_135.0 + t2 * (17_325.0 + t2 * (378.0 + t2)));
     let den = 135_135.0 + t2 * (62_370.0 + t2 * (3_150.0 + 28.0 * t2));
-    (num / den).min(1.0)
+    let y = num / den;
+    // A plain compare (f32::min's NaN rule does not vectorise); for t = ∞, num / den is
+    // NaN and the compare gives 1.0.
+    if y < 1.0 { y } else { 1.0 }
 }
 
 /// The mixer: preallocated slots, one full mix per period, per-listener renders.
@@ -312,8 +314,12 @@ impl Mixer {
             }
             (MixMode::Loopback, None) => head.fill(0.0),
         }
-        // The common, quiet case pays one compare per sample; a NaN counts as loud.
-        let loud = || head.iter().any(|x| x.abs() > SOFT_CLIP_KNEE || x.is_nan());
+        // The common, quiet case pays one compare per sample, without a branch so that
+        // it vectorises; a NaN counts as loud.
+        let loud = || {
+            head.iter()
+                .fold(false, |l, x| l | (x.abs() > SOFT_CLIP_KNEE) | x.is_nan())
+        };
         if self.cfg.limit == Limit::SoftClip && loud() {
             for o in head {
                 *o = soft_clip(*o);
@@ -449,6 +455,27 @@ mod tests {
         m.set_gain(2, 4.0);
         m.mix();
         assert_eq!(render(&m, MixMode::Full, 0), vec![2.375; 3]);
+    }
+
+    #[test]
+    fn one_loud_or_nan_sample_anywhere_sends_the_period_through_the_clipper() {
+        // Slot 0 alone, 3 frames: each position in turn holds a loud sample, then a NaN.
+        for bad in [3.0, f32::NAN] {
+            for at in 0..3 {
+                let mut m = mixer(Limit::SoftClip);
+                for slot in 1..4 {
+                    m.set_active(slot, false);
+                }
+                m.input_mut(0).unwrap()[at] = bad;
+                m.mix();
+                let out = render(&m, MixMode::Full, 1);
+                for (i, y) in out.iter().enumerate() {
+                    let want = if i == at { soft_clip(bad) } else { 0.125 };
+                    assert_eq!(*y, want, "{bad} at {at}: {out:?}");
+                }
+                assert!(out[at].is_finite() && out[at].abs() <= 1.0);
+            }
+        }
     }
 
     #[test]
