@@ -354,7 +354,9 @@ impl JitterBuffer {
             let arrivals = &mut self.arrivals[slot..slot + run];
             let ring = &mut self.ring[slot * ch..(slot + run) * ch];
             let samples = &samples[src..src + run * ch];
-            if filled.iter().any(|&f| f) {
+            // Folds rather than any/all, which stop early and do not vectorise: these
+            // run for every packet and period of every hub input.
+            if filled.iter().fold(false, |any, &f| any | f) {
                 for (((f, at), to), from) in filled
                     .iter_mut()
                     .zip(arrivals.iter_mut())
@@ -405,7 +407,7 @@ impl JitterBuffer {
             let filled = &mut self.filled[slot..slot + run];
             let ring = &self.ring[slot * ch..(slot + run) * ch];
             let out = &mut out[at..at + run * ch];
-            if filled.iter().all(|&f| f) {
+            if filled.iter().fold(true, |all, &f| all & f) {
                 out.copy_from_slice(ring);
                 filled.fill(false);
                 played += run as u32;
