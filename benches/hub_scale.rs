@@ -15,6 +15,14 @@
 //! `cargo bench --bench hub_scale`; `IZYRT_BENCH_PEERS` (default `16,32,64,96,128`);
 //! `IZYRT_BENCH_JITTER_MIN_MS` runs the hub with that `--jitter-min-ms`;
 //! `IZYRT_BENCH_BIN` runs another `izyrt` binary as the hub (an older build, to compare).
+//!
+//! `IZYRT_BENCH_CALLGRIND=1` runs the hub under valgrind's callgrind and prints, below
+//! the table, the instructions the hub executed in user space per peer per period over
+//! the window (counters zeroed when it starts, dumped when it ends, `callgrind_control`).
+//! Unlike CPU time, that count is the same for the same binary and load whatever else
+//! the shared machine does, so two builds compare in one run (kernel time, the TCP
+//! paths, is not in it). Valgrind slows the hub about 50×: use a few peers
+//! (`IZYRT_BENCH_PEERS=2`), and read the table's CPU and miss columns as valgrind's.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -85,10 +93,21 @@ impl Drop for HubProc {
 }
 
 /// Starts the hub; returns it with its stream and metrics addresses.
-fn start_hub(max: usize) -> (HubProc, SocketAddr, SocketAddr) {
+/// Under callgrind, dumps go to `dir` (`IZYRT_BENCH_CALLGRIND`).
+fn start_hub(max: usize, callgrind: Option<&str>) -> (HubProc, SocketAddr, SocketAddr) {
     use std::io::BufRead;
     let bin = std::env::var("IZYRT_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_izyrt").into());
-    let mut cmd = Command::new(bin);
+    let mut cmd = match callgrind {
+        Some(dir) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={dir}/hub.%p"))
+                .arg(format!("--log-file={dir}/valgrind.%p.log"))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .args(["--max-clients", &max.to_string()]);
     if let Some(ms) = env::<u32>("IZYRT_BENCH_JITTER_MIN_MS") {
@@ -318,6 +337,36 @@ struct Load {
     metrics: Option<(Value, Value)>,
 }
 
+/// Sends `callgrind_control` option `op` (`-z` zero, `-d` dump) to the callgrind run `pid`.
+fn callgrind_control(op: &str, pid: u32) {
+    let ok = Command::new("callgrind_control")
+        .args([op, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "callgrind_control {op} {pid} failed (is valgrind installed?)"
+    );
+}
+
+/// The instructions counted in callgrind's first dump of `pid` under `dir` (waits up to
+/// 10 s for it to be written).
+fn callgrind_dump(dir: &str, pid: u32) -> u64 {
+    let path = format!("{dir}/hub.{pid}.1");
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let total = text
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: ").or(l.strip_prefix("summary: ")));
+        if let Some(n) = total.and_then(|t| t.trim().parse().ok()) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no callgrind dump in {path}");
+}
+
 /// N peers against `addr`: warm up 5 s, then measure `secs`.
 fn run_load(
     addr: SocketAddr,
@@ -325,6 +374,7 @@ fn run_load(
     secs: u64,
     server: &str,
     metrics: Option<SocketAddr>,
+    callgrind: Option<u32>,
 ) -> Load {
     let socks: Vec<TcpStream> = (0..n).map(|i| join(addr, &format!("load{i}"))).collect();
     let readers: Vec<TcpStream> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
@@ -345,6 +395,9 @@ fn run_load(
         std::thread::spawn(move || reader(readers, stop))
     };
     std::thread::sleep(Duration::from_secs(5));
+    if let Some(pid) = callgrind {
+        callgrind_control("-z", pid);
+    }
     let m0 = metrics.map(get);
     let me = format!("/proc/{}", std::process::id());
     let ours = server.starts_with(&me);
@@ -365,6 +418,9 @@ fn run_load(
     std::thread::sleep(Duration::from_secs(secs));
     let m1 = metrics.map(get);
     let (cpu, wall) = (cpu_seconds(server) - cpu0, t0.elapsed().as_secs_f64());
+    if let Some(pid) = callgrind {
+        callgrind_control("-d", pid);
+    }
     let rss = rss_mib(server);
     let busiest = threads0
         .iter()
@@ -408,16 +464,27 @@ fn main() {
         "| peers | misses | periods with a miss (most peers in one, since the hub started) | mixer xruns | blocked sends | hub CPU µs per peer per period | hub CPU % | busiest hub thread, % of a core | hub RSS MiB | load generator CPU % | generator periods sent > 1 period late (worst, ms) | bare TCP echo µs per peer per period | hub / echo | host stalls > 1 period per CPU (worst, ms) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let callgrind = std::env::var_os("IZYRT_BENCH_CALLGRIND").map(|_| {
+        let dir = std::env::temp_dir().join(format!("izyrt-callgrind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.display().to_string()
+    });
+    let mut instructions = Vec::new();
     let mut best = 0;
     for n in counts {
-        let (hub, addr, metrics) = start_hub(n);
+        let (hub, addr, metrics) = start_hub(n, callgrind.as_deref());
         let pid = hub.0.id();
-        let load = run_load(addr, n, secs, &format!("/proc/{pid}"), Some(metrics));
+        let under = callgrind.as_ref().map(|_| pid);
+        let load = run_load(addr, n, secs, &format!("/proc/{pid}"), Some(metrics), under);
         let rss = load.rss;
+        if let Some(dir) = &callgrind {
+            let periods = load.wall * f64::from(RATE) / f64::from(PERIOD);
+            instructions.push((n, callgrind_dump(dir, pid) as f64 / (n as f64 * periods)));
+        }
         drop(hub);
         let (m0, m1) = load.metrics.unwrap();
         let (echo_addr, echo_dir, echo_stop, echo) = start_echo(n);
-        let bare = run_load(echo_addr, n, secs.min(10), &echo_dir, None);
+        let bare = run_load(echo_addr, n, secs.min(10), &echo_dir, None, None);
         echo_stop.store(true, Ordering::Relaxed);
         let _ = echo.join();
         let joined = m1["hub"]["clients"].as_u64().unwrap_or(0);
@@ -464,4 +531,12 @@ fn main() {
         }
     }
     println!("\nlargest N served with zero misses: {best}");
+    if let Some(dir) = callgrind {
+        println!("\n| peers | hub instructions per peer per period (user space, callgrind) |");
+        println!("|---:|---:|");
+        for (n, per) in instructions {
+            println!("| {n} | {per:.0} |");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
