@@ -223,6 +223,19 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     let m = metrics(hub_metrics);
     let misses = |user: &str| m["connections"][user]["jitterMisses"].as_u64().unwrap();
     let (alice, bob) = (misses("alice"), misses("bob"));
+    let figure = |user: &str, key: &str| m["connections"][user][key].as_u64().unwrap();
+    // The stall was lateness of bob's stream (300 ms, beyond the 21 ms cap): his input's
+    // floor holds the largest target; no floor is above its target.
+    let floor = |user: &str| figure(user, "jitterFloorFrames");
+    assert_eq!(
+        floor("bob"),
+        figure("bob", "jitterMaxFrames"),
+        "{}",
+        m["connections"]
+    );
+    for user in ["alice", "bob"] {
+        assert!(floor(user) <= figure(user, "jitterTargetFrames"), "{user}");
+    }
     let periods = m["hub"]["missPeriods"].as_u64().unwrap();
     let widest = m["hub"]["widestMiss"].as_u64().unwrap();
     // 300 ms is 225 periods of 64 frames.

@@ -45,6 +45,9 @@ pub struct SlotStats {
     pub depth_frames: AtomicU64,
     /// The jitter buffer's current target, frames.
     pub target_frames: AtomicU64,
+    /// Of that, the floor the input's measured lateness holds, frames (the target is the
+    /// larger of this and what the buffer's own probing keeps).
+    pub floor_frames: AtomicU64,
     /// The largest target it may grow to, frames (`--jitter-max-ms`); set once, by the
     /// net thread when it builds the buffer.
     pub max_frames: AtomicU64,
@@ -74,6 +77,7 @@ impl Default for SlotStats {
         SlotStats {
             depth_frames: AtomicU64::new(0),
             target_frames: AtomicU64::new(0),
+            floor_frames: AtomicU64::new(0),
             max_frames: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             late_frames: AtomicU64::new(0),
@@ -379,6 +383,8 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     .store(jitter.depth_frames(), Ordering::Relaxed);
                 st.target_frames
                     .store(u64::from(jitter.target_frames()), Ordering::Relaxed);
+                st.floor_frames
+                    .store(u64::from(jitter.floor_frames()), Ordering::Relaxed);
                 st.misses.store(jitter.misses(), Ordering::Relaxed);
                 st.late_frames
                     .store(jitter.late_packets(), Ordering::Relaxed);

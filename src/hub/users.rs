@@ -316,6 +316,7 @@ impl Users {
                     "sessions": u.sessions,
                     "jitterDepthFrames": load(|s| &s.depth_frames),
                     "jitterTargetFrames": load(|s| &s.target_frames),
+                    "jitterFloorFrames": load(|s| &s.floor_frames),
                     "jitterMaxFrames": load(|s| &s.max_frames),
                     "jitterMisses": load(|s| &s.misses),
                     "jitterLatePackets": load(|s| &s.late_frames),

@@ -497,6 +497,20 @@ impl JitterBuffer {
         self.target.max(self.floor)
     }
 
+    /// The least target [`set_floor`](Self::set_floor) last set, frames (whole periods;
+    /// 0 when none was set).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    /// let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+    /// jb.set_floor(100); // 64-frame periods: rounded up to two
+    /// assert_eq!(jb.floor_frames(), 128);
+    /// ```
+    pub fn floor_frames(&self) -> u32 {
+        self.floor
+    }
+
     /// Sets the least target, frames (rounded up to whole periods, at most the largest
     /// target): the depth the stream's measured lateness asks for
     /// ([`LatencyPolicy`](crate::dsp::playout::policy::LatencyPolicy) fed the same

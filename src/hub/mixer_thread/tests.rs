@@ -230,6 +230,7 @@ fn a_recurring_stall_costs_misses_once() {
     let mut position = 0u64;
     let mut held = 0u32;
     let mut misses_at = Vec::new();
+    let mut floors = Vec::new();
     let stall = 4; // periods: 5.3 ms
     for k in 0..45_000u64 {
         // Pull k at t(k); a packet is captured every period and, unless the sender is
@@ -255,10 +256,26 @@ fn a_recurring_stall_costs_misses_once() {
         if stats.misses.load(Ordering::Relaxed) > before {
             misses_at.push(k);
         }
+        let floor = stats.floor_frames.load(Ordering::Relaxed);
+        assert!(floor <= stats.target_frames.load(Ordering::Relaxed));
+        if k % 5_250 == 5_249 {
+            floors.push(floor);
+        }
     }
     assert!(
         !misses_at.is_empty() && misses_at.iter().all(|&k| k / 5_250 == misses_at[0] / 5_250),
         "misses at pulls {misses_at:?} ({} in all): only the first stall may miss",
         misses_at.len()
+    );
+    // Published for getMetrics (`jitterFloorFrames`): a period before the first stall,
+    // then the stall's 5.3 ms (256 frames) plus the pull's period, in whole periods.
+    assert_eq!(
+        floors[0],
+        u64::from(PERIOD),
+        "floors before each stall: {floors:?}"
+    );
+    assert!(
+        floors[1..].iter().all(|&f| f >= 5 * u64::from(PERIOD)),
+        "{floors:?}"
     );
 }

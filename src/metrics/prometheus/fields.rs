@@ -163,6 +163,24 @@ pub(super) const CONNECTIONS: &[Field] = &[
         Scale::One,
         "Drift of the user's stream against the hub's clock, ppm (about 0 for a client that locks).",
     ),
+    gauge(
+        "jitterDepthFrames",
+        "izyrt_connection_jitter_depth_frames",
+        Scale::One,
+        "Frames of the user's input queued in the hub's jitter buffer.",
+    ),
+    gauge(
+        "jitterTargetFrames",
+        "izyrt_connection_jitter_target_frames",
+        Scale::One,
+        "The depth the hub's jitter buffer keeps for the user's input, frames.",
+    ),
+    gauge(
+        "jitterFloorFrames",
+        "izyrt_connection_jitter_floor_frames",
+        Scale::One,
+        "Of the target, what the input's measured lateness of the last 32 s holds, frames.",
+    ),
     counter(
         "trimmedFrames",
         "izyrt_connection_trimmed_frames_total",

@@ -55,6 +55,8 @@ fn base() -> Value {
         ],
         "connections": { "alice": { "connected": true, "rttMs": 12, "format": "f32",
                                     "driftPpm": 101.5, "trimmedFrames": 192,
+                                    "jitterDepthFrames": 150, "jitterTargetFrames": 128,
+                                    "jitterFloorFrames": 128,
                                     "concealedFrames": null } },
         "mixeradminSharedState": { "alice": { "audioInputMetadata": {} } },
         "role": "monitor",
@@ -104,6 +106,9 @@ fn scalars_states_and_booleans() {
     assert!(t.contains("izyrt_speaker_latency_target_frames 160\n"));
     assert!(t.contains("izyrt_connection_drift_ppm{user=\"alice\"} 101.5\n"));
     assert!(t.contains("izyrt_connection_trimmed_frames_total{user=\"alice\"} 192\n"));
+    assert!(t.contains("izyrt_connection_jitter_depth_frames{user=\"alice\"} 150\n"));
+    assert!(t.contains("izyrt_connection_jitter_target_frames{user=\"alice\"} 128\n"));
+    assert!(t.contains("izyrt_connection_jitter_floor_frames{user=\"alice\"} 128\n"));
     assert!(!t.contains("izyrt_connection_concealed_frames_total{user=\"alice\"}"));
 }
 
