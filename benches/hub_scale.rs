@@ -446,8 +446,14 @@ fn run_load(
     }
 }
 
+/// Peer-periods in `wall` seconds of `n` peers: what every per-peer-per-period figure
+/// divides by.
+fn peer_periods(n: usize, wall: f64) -> f64 {
+    n as f64 * wall * f64::from(RATE) / f64::from(PERIOD)
+}
+
 fn per_peer_period_us(cpu: f64, n: usize, wall: f64) -> f64 {
-    cpu * 1e6 / (n as f64 * wall * f64::from(RATE) / f64::from(PERIOD))
+    cpu * 1e6 / peer_periods(n, wall)
 }
 
 fn main() {
@@ -478,8 +484,10 @@ fn main() {
         let load = run_load(addr, n, secs, &format!("/proc/{pid}"), Some(metrics), under);
         let rss = load.rss;
         if let Some(dir) = &callgrind {
-            let periods = load.wall * f64::from(RATE) / f64::from(PERIOD);
-            instructions.push((n, callgrind_dump(dir, pid) as f64 / (n as f64 * periods)));
+            instructions.push((
+                n,
+                callgrind_dump(dir, pid) as f64 / peer_periods(n, load.wall),
+            ));
         }
         drop(hub);
         let (m0, m1) = load.metrics.unwrap();

@@ -79,6 +79,15 @@ fn vm_stalls(r: &mut Rng, resumes: &mut f64, k: u64) -> f64 {
     (*resumes - k).max(0.0) + r.unit() * 0.1
 }
 
+/// How packets arrive in a run.
+#[derive(Clone, Copy)]
+enum Arrivals {
+    /// Each packet late by the model's draw, independently.
+    Model(Model),
+    /// [`vm_stalls`].
+    VmStalls,
+}
+
 /// Which buffer a run simulates.
 #[derive(Clone, Copy)]
 enum Buffer {
@@ -89,8 +98,8 @@ enum Buffer {
 }
 
 /// Misses and mean depth over every phase for one buffer and arrival model, counted
-/// after `warm` of `secs` simulated seconds. `stalls` replaces `model` when given.
-fn run(buffer: Buffer, model: Model, stalls: bool, secs: u64, warm: u64) -> (u64, f64) {
+/// after `warm` of `secs` simulated seconds.
+fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
     let periods = secs * 750;
     let warm = warm * 750;
     let (mut misses, mut depth, mut pulls) = (0, 0.0, 0u64);
@@ -118,10 +127,9 @@ fn run(buffer: Buffer, model: Model, stalls: bool, secs: u64, warm: u64) -> (u64
         let mut resumes = 0.0;
         let mut arrivals: Vec<(u64, u64)> = (0..periods)
             .map(|k| {
-                let late = if stalls {
-                    vm_stalls(&mut rng, &mut resumes, k)
-                } else {
-                    model(&mut rng)
+                let late = match arrivals {
+                    Arrivals::Model(model) => model(&mut rng),
+                    Arrivals::VmStalls => vm_stalls(&mut rng, &mut resumes, k),
                 };
                 let late = (late * PERIOD_NS as f64) as u64;
                 (start + (k + 1) * PERIOD_NS - early + late, k)
@@ -171,8 +179,9 @@ fn main() {
     for (name, model) in models {
         for pct in [0, 25, 50, 75] {
             let margin = PERIOD_NS * pct / 100;
-            let (misses, depth) = run(Buffer::Margin(margin), model, false, secs, 5);
-            let (start_misses, start_depth) = run(Buffer::Margin(margin), model, false, 10, 0);
+            let arrivals = Arrivals::Model(model);
+            let (misses, depth) = run(Buffer::Margin(margin), arrivals, secs, 5);
+            let (start_misses, start_depth) = run(Buffer::Margin(margin), arrivals, 10, 0);
             println!(
                 "| {name} | {pct}% | {misses} | {depth:.1} | {start_misses} | {start_depth:.1} |"
             );
@@ -182,14 +191,14 @@ fn main() {
         "\n{PHASES} sender phases, 48 kHz / {PERIOD} frames: steady state over {secs} s each after 5 s, start over the first 10 s; izyrt uses 50%."
     );
     println!("\n| model | hub input buffer | misses | mean depth, frames |\n|---|---|---:|---:|");
-    let models: [(&str, Model, bool); 3] = [
-        ("rare spikes", rare_spikes, false),
-        ("busy", busy, false),
-        ("VM stalls", rare_spikes, true),
+    let models = [
+        ("rare spikes", Arrivals::Model(rare_spikes)),
+        ("busy", Arrivals::Model(busy)),
+        ("VM stalls", Arrivals::VmStalls),
     ];
-    for (name, model, stalls) in models {
+    for (name, arrivals) in models {
         for (label, floor) in [("probing alone", false), ("with the lateness floor", true)] {
-            let (misses, depth) = run(Buffer::Hub(floor), model, stalls, secs, 5);
+            let (misses, depth) = run(Buffer::Hub(floor), arrivals, secs, 5);
             println!("| {name} | {label} | {misses} | {depth:.1} |");
         }
     }

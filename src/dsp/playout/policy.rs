@@ -148,10 +148,8 @@ impl LatencyPolicy {
         let t = arrival_ns as f64;
         let expected = match self.sched {
             None => {
-                self.started_ns = arrival_ns;
                 self.block_start = arrival_ns;
-                self.base_start = arrival_ns;
-                self.least = [f64::INFINITY; 2];
+                self.measure_from(arrival_ns);
                 t
             }
             // Positions wrap past u64::MAX: the distance is the wrapping one, signed.
@@ -168,9 +166,7 @@ impl LatencyPolicy {
         if offset - self.least[0].min(self.least[1]) > OUTAGE_S * 1e9 {
             // An outage: measure afresh from here (the lateness of the window is kept).
             self.sched = Some((end, t));
-            self.started_ns = arrival_ns;
-            self.base_start = arrival_ns;
-            self.least = [f64::INFINITY; 2];
+            self.measure_from(arrival_ns);
             return;
         }
         if arrival_ns.saturating_sub(self.block_start) as f64 >= BLOCK_S * 1e9 {
@@ -214,6 +210,14 @@ impl LatencyPolicy {
     /// The largest lateness seen since the start, ms.
     pub fn worst_lateness_ms(&self) -> f64 {
         self.worst_ns / 1e6
+    }
+
+    /// Starts the warm-up and the base of earliest arrivals afresh at `arrival_ns` (a
+    /// stream's first packet, or the one that ends an outage).
+    fn measure_from(&mut self, arrival_ns: u64) {
+        self.started_ns = arrival_ns;
+        self.base_start = arrival_ns;
+        self.least = [f64::INFINITY; 2];
     }
 
     /// Forgets the stream's schedule (a new stream starts); the lateness it showed is
