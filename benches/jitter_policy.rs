@@ -19,17 +19,22 @@
 //!   host or network);
 //! - *VM stalls* (third table only): lateness under a tenth of a period, and about every
 //!   10 s the sender stalls for up to 8 ms (6 periods), its packets then arriving at once
-//!   when it resumes: this project's 2-core VM, as `playout_sim` models it.
+//!   when it resumes: this project's 2-core VM, as `playout_sim` models it;
+//! - *clock steps* (third table only): lateness under a tenth of a period, and about
+//!   every 0.6 s the sender's clock steps back by up to 1.5 periods for good (a dummy
+//!   JACK server whose driver woke late: it skips the cycles it missed). Every step
+//!   that exceeds the depth is a miss no buffer prevents; what the floor should not do
+//!   is hold the steps as lateness.
 //!
 //! A third table weighs the hub's *lateness floor* (`Input::pipe` in
 //! `src/hub/mixer_thread.rs`): at izyrt's margin, the probing rules alone against the
 //! same buffer whose target never falls below the largest lateness of the last 32 s
-//! ([`LatencyPolicy`] fed the same arrivals, as the hub's mixer feeds it).
+//! ([`InputBuffer`], as the hub's mixer reads it).
 //!
 //! `cargo bench --bench jitter_policy`.
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
-use izyrt::hub::mixer_thread::{input_jitter_config, input_lateness};
+use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 
 const PERIOD: u32 = 64;
 const PERIOD_NS: u64 = 1_333_333;
@@ -79,6 +84,17 @@ fn vm_stalls(r: &mut Rng, resumes: &mut f64, k: u64) -> f64 {
     (*resumes - k).max(0.0) + r.unit() * 0.1
 }
 
+/// The sender's clock steps back by up to 1.5 periods about every 0.6 s, for good: a
+/// dummy JACK server whose driver woke late skips the cycles it missed (at 32-frame
+/// periods on this VM, about 100 times a minute). `behind` is the sum of the steps so
+/// far, periods. Otherwise lateness under a tenth of a period.
+fn clock_steps(r: &mut Rng, behind: &mut f64) -> f64 {
+    if r.unit() < 1.0 / 450.0 {
+        *behind += r.unit() * 1.5;
+    }
+    *behind + r.unit() * 0.1
+}
+
 /// How packets arrive in a run.
 #[derive(Clone, Copy)]
 enum Arrivals {
@@ -86,6 +102,8 @@ enum Arrivals {
     Model(Model),
     /// [`vm_stalls`].
     VmStalls,
+    /// [`clock_steps`].
+    ClockSteps,
 }
 
 /// Which buffer a run simulates.
@@ -95,6 +113,40 @@ enum Buffer {
     Margin(u64),
     /// The hub's input buffer at 64 frames, with (`true`) or without its lateness floor.
     Hub(bool),
+}
+
+/// The buffer a run reads: alone, or as the hub's input reads it.
+enum Reader {
+    Plain(Box<JitterBuffer>),
+    Floored(Box<InputBuffer>),
+}
+
+impl Reader {
+    fn push_at(&mut self, position: u64, samples: &[f32], at: u64) {
+        match self {
+            Reader::Plain(jb) => {
+                jb.push_at(position, samples, at);
+            }
+            Reader::Floored(input) => {
+                input.push_at(position, samples, at);
+            }
+        }
+    }
+
+    fn pull_at(&mut self, out: &mut [f32], now: u64) -> PullResult {
+        let mut unlimited = u32::MAX;
+        match self {
+            Reader::Plain(jb) => jb.pull_within(out, now, &mut unlimited),
+            Reader::Floored(input) => input.pull_within(out, now, &mut unlimited),
+        }
+    }
+
+    fn depth_frames(&self) -> u64 {
+        match self {
+            Reader::Plain(jb) => jb.depth_frames(),
+            Reader::Floored(input) => input.buffer().depth_frames(),
+        }
+    }
 }
 
 /// Misses and mean depth over every phase for one buffer and arrival model, counted
@@ -118,18 +170,24 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
             ),
             Buffer::Hub(floor) => (input_jitter_config(1, PERIOD, PERIOD, 48_000), floor),
         };
-        let mut jb = JitterBuffer::new(cfg).expect("valid config");
-        let mut lateness = floor.then(|| input_lateness(&cfg, 48_000));
+        let jb = JitterBuffer::new(cfg).expect("valid config");
+        let mut reader = if floor {
+            Reader::Floored(Box::new(InputBuffer::new(jb, 48_000)))
+        } else {
+            Reader::Plain(Box::new(jb))
+        };
         // Packet k arrives `early` before pull k would need it at a one-period target,
         // plus its lateness; arrivals may reorder.
         let early = PERIOD_NS * phase / PHASES;
         let start = 10 * PERIOD_NS;
-        let mut resumes = 0.0;
+        // `vm_stalls`' resume or `clock_steps`' sum of steps.
+        let mut carry = 0.0;
         let mut arrivals: Vec<(u64, u64)> = (0..periods)
             .map(|k| {
                 let late = match arrivals {
                     Arrivals::Model(model) => model(&mut rng),
-                    Arrivals::VmStalls => vm_stalls(&mut rng, &mut resumes, k),
+                    Arrivals::VmStalls => vm_stalls(&mut rng, &mut carry, k),
+                    Arrivals::ClockSteps => clock_steps(&mut rng, &mut carry),
                 };
                 let late = (late * PERIOD_NS as f64) as u64;
                 (start + (k + 1) * PERIOD_NS - early + late, k)
@@ -143,19 +201,13 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
                 if at > now {
                     break;
                 }
-                jb.push_at(n * u64::from(PERIOD), &packet, at);
-                if let Some(l) = &mut lateness {
-                    l.on_packet(n * u64::from(PERIOD), PERIOD, at, 0.0);
-                }
+                reader.push_at(n * u64::from(PERIOD), &packet, at);
                 next.next();
             }
-            if let Some(l) = &lateness {
-                jb.set_floor(l.target_frames());
-            }
-            let r = jb.pull_at(&mut out, now);
+            let r = reader.pull_at(&mut out, now);
             if k >= warm {
                 misses += u64::from(matches!(r, PullResult::Miss { .. }));
-                depth += jb.depth_frames() as f64;
+                depth += reader.depth_frames() as f64;
                 pulls += 1;
             }
         }
@@ -195,6 +247,7 @@ fn main() {
         ("rare spikes", Arrivals::Model(rare_spikes)),
         ("busy", Arrivals::Model(busy)),
         ("VM stalls", Arrivals::VmStalls),
+        ("clock steps", Arrivals::ClockSteps),
     ];
     for (name, arrivals) in models {
         for (label, floor) in [("probing alone", false), ("with the lateness floor", true)] {

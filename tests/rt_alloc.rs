@@ -387,21 +387,19 @@ fn locked_playout_and_concealment_allocate_nothing() {
 /// A hub input's pull allocates nothing when it drops: a tone from a sender 2000 ppm fast
 /// (a drift trim every second or so, each a search for a cut in phase in
 /// `dsp/jitter/splice.rs`), read as the mixer reads it, with its per-period budget and
-/// its lateness floor (`hub::mixer_thread::Input::pipe`: every packet measured, the floor
-/// set before each pull).
+/// its lateness floor (`hub::mixer_thread::InputBuffer`, as the mixer reads it).
 #[test]
 fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
-    use izyrt::hub::mixer_thread::input_lateness;
+    use izyrt::hub::mixer_thread::InputBuffer;
 
-    let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
-    let mut lateness = input_lateness(jb.config(), 48_000);
+    let mut jb = InputBuffer::new(JitterBuffer::new(JitterConfig::default()).unwrap(), 48_000);
     let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
     let mut packet = vec![0.0f32; 2 * 64];
     let mut out = vec![0.0f32; 2 * 64];
     let (mut sent, mut due) = (0u64, 0.0f64);
-    let mut period = |jb: &mut JitterBuffer| {
+    let mut period = |jb: &mut InputBuffer| {
         due += 1.002;
         while (sent as f64) < due {
             for (i, x) in packet.chunks_exact_mut(2).enumerate() {
@@ -409,10 +407,8 @@ fn hub_input_trims_in_phase_allocate_nothing() {
                 x.copy_from_slice(&[v, v]);
             }
             jb.push_at(sent * 64, &packet, now);
-            lateness.on_packet(sent * 64, 64, now, 0.0);
             sent += 1;
         }
-        jb.set_floor(lateness.target_frames());
         let mut cuts = 2;
         std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts));
         now += 1_333_333;
@@ -420,7 +416,7 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     for _ in 0..1_000 {
         period(&mut jb);
     }
-    let before = jb.trimmed_frames();
+    let before = jb.buffer().trimmed_frames();
     let (_, allocations) = count_allocations(|| {
         for _ in 0..15_000 {
             period(&mut jb);
@@ -428,7 +424,7 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     });
     assert_eq!(allocations, 0, "allocations in 15 000 hub input periods");
     assert!(
-        jb.trimmed_frames() > before,
+        jb.buffer().trimmed_frames() > before,
         "no trim in the counted periods"
     );
 }

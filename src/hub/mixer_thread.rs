@@ -22,12 +22,15 @@ use crate::dsp::jitter::{JitterBuffer, JitterConfig, PullResult, half_period_ns}
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
 use crate::dsp::playout::conceal::{Conceal, ConcealError};
-use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 use crate::file::ClipReader;
 use crate::hub::drift::DriftMeter;
 use crate::net::Waker;
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
+
+mod input_buffer;
+
+pub use input_buffer::InputBuffer;
 
 /// Searches for a cut in phase (`dsp/jitter/splice.rs`) the mixer allows itself per
 /// period, across all inputs: 5–7 µs each on this project's 2-core VM
@@ -125,14 +128,12 @@ pub enum Input {
     Pipe {
         /// Packets from the net thread.
         rx: PipeRx,
-        /// Reorders and paces them.
-        jitter: JitterBuffer,
+        /// Reorders and paces them, no shallower than their measured lateness.
+        jitter: InputBuffer,
         /// Fades what is missing out and back in; cross-fades trims and shrinks.
         conceal: Conceal,
         /// Measures the sender's clock against the mixer's.
         drift: DriftMeter,
-        /// How late the sender's packets arrive: the least target `jitter` keeps.
-        lateness: LatencyPolicy,
     },
     /// A WAV source, looping.
     File(ClipReader),
@@ -147,10 +148,10 @@ impl Input {
     ///
     /// The lateness measure is the client playout's (`dsp/playout/policy.rs`): the
     /// largest lateness of the last 32 s, over the need of one pull. The buffer holds at
-    /// least that (`JitterBuffer::set_floor`), so it stops probing by failing: after a
-    /// stall it refills as deep as the stall was and keeps that depth while such stalls
-    /// recur, where the probing rules alone grew it a period at a time and gave the depth
-    /// back after every quiet 5 s.
+    /// least that ([`InputBuffer`]), so it stops probing by failing: after a stall it
+    /// refills as deep as the stall was and keeps that depth while such stalls recur,
+    /// where the probing rules alone grew it a period at a time and gave the depth back
+    /// after every quiet 5 s.
     ///
     /// # Errors
     /// [`ConcealError`] when `rate` or the buffer's channels are out of range.
@@ -165,38 +166,13 @@ impl Input {
     /// assert!(matches!(Input::pipe(rx, jitter, 48_000), Ok(Input::Pipe { .. })));
     /// ```
     pub fn pipe(rx: PipeRx, jitter: JitterBuffer, rate: u32) -> Result<Input, ConcealError> {
-        let cfg = jitter.config();
         Ok(Input::Pipe {
             rx,
-            conceal: Conceal::new(cfg.channels, rate)?,
+            conceal: Conceal::new(jitter.config().channels, rate)?,
             drift: DriftMeter::new(rate),
-            lateness: input_lateness(cfg, rate),
-            jitter,
+            jitter: InputBuffer::new(jitter, rate),
         })
     }
-}
-
-/// The lateness measure of a client input whose jitter buffer is `cfg`, at the hub's
-/// `rate`: what [`Input::pipe`] gives each input, and what a model of the hub's input
-/// (a bench, a test) feeds the same arrivals.
-///
-/// # Example
-/// ```
-/// use izyrt::hub::mixer_thread::{input_jitter_config, input_lateness};
-/// let cfg = input_jitter_config(2, 64, 64, 48_000);
-/// // Nothing measured yet: the floor is one pull.
-/// assert_eq!(input_lateness(&cfg, 48_000).target_frames(), 64);
-/// ```
-pub fn input_lateness(cfg: &JitterConfig, rate: u32) -> LatencyPolicy {
-    LatencyPolicy::new(PolicyConfig {
-        rate,
-        need_frames: cfg.period_frames,
-        // The buffer rounds the floor up to whole periods and starts with half a period
-        // of margin in time (`JitterConfig::margin_ns`).
-        margin_frames: 0,
-        min_frames: cfg.min_target_frames,
-        max_frames: cfg.max_target_frames,
-    })
 }
 
 /// The jitter buffer of a client's input: `channels` at the hub's `period` and `rate`,
@@ -349,18 +325,12 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 jitter,
                 conceal,
                 drift,
-                lateness,
             } => {
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at);
-                    // A locked client sends at the hub's rate; one that does not drifts by
-                    // at most a few hundred ppm, which tilts half a second's lateness
-                    // base by a fraction of a millisecond: no clock estimate here.
-                    let frames = (samples.len() / channels) as u32;
-                    lateness.on_packet(position, frames, at, 0.0);
                 });
-                jitter.set_floor(lateness.target_frames());
                 let r = jitter.pull_within(input, now, &mut cuts);
+                let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
                     if jitter.spliced() {

@@ -1,0 +1,93 @@
+//! A client input's jitter buffer with its lateness floor (RT mixer thread, per packet and
+//! per period).
+//!
+//! Design: the hub's inputs keep their depth in whole periods by the probing rules of
+//! `dsp/jitter/adapt.rs`, and under that a *floor*: the largest lateness of the input's
+//! last 32 s, measured as a client's playout measures the hub's mix
+//! (`dsp/playout/policy.rs`), so that no quiet stretch gives back the depth the next
+//! stall needs. The rule is two lines (measure every packet as it is stored, set the floor
+//! before each pull) that the mixer, the `jitter_policy` bench and the allocation test
+//! all need exactly as the mixer runs it; this type is that rule, once.
+
+use crate::dsp::jitter::{JitterBuffer, PullResult, PushResult};
+use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
+
+/// A hub input's [`JitterBuffer`] whose target never falls below the lateness its packets
+/// showed in the last 32 s.
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::jitter::JitterBuffer;
+/// use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
+/// let cfg = input_jitter_config(1, 64, 64, 48_000);
+/// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000);
+/// // Nothing measured yet: the floor is one pull.
+/// assert_eq!(input.floor_target_frames(), 64);
+/// let period_ns = 1_333_333u64;
+/// let mut out = vec![0.0f32; 64];
+/// let mut cuts = 2;
+/// // 2 s on time, then one packet 10 ms late: the floor covers it at once.
+/// for k in 0..1_500u64 {
+///     input.push_at(k * 64, &[0.1; 64], k * period_ns);
+///     input.pull_within(&mut out, k * period_ns, &mut cuts);
+/// }
+/// input.push_at(1_500 * 64, &[0.1; 64], 1_500 * period_ns + 10_000_000);
+/// assert_eq!(input.floor_target_frames(), 64 + 480);
+/// ```
+#[derive(Debug)]
+pub struct InputBuffer {
+    buffer: JitterBuffer,
+    lateness: LatencyPolicy,
+}
+
+impl InputBuffer {
+    /// `buffer` with its lateness measured at the hub's `rate` (net or main thread).
+    pub fn new(buffer: JitterBuffer, rate: u32) -> InputBuffer {
+        let cfg = buffer.config();
+        let lateness = LatencyPolicy::new(PolicyConfig {
+            rate,
+            need_frames: cfg.period_frames,
+            // The buffer rounds the floor up to whole periods and starts with half a
+            // period of margin in time (`JitterConfig::margin_ns`).
+            margin_frames: 0,
+            min_frames: cfg.min_target_frames,
+            max_frames: cfg.max_target_frames,
+        });
+        InputBuffer { buffer, lateness }
+    }
+
+    /// Stores a packet at stream `position` that arrived at `arrival_ns` (monotonic) and
+    /// measures its lateness.
+    ///
+    /// Runs on: the RT mixer thread, once per packet. Must not: allocate, lock, block.
+    pub fn push_at(&mut self, position: u64, samples: &[f32], arrival_ns: u64) -> PushResult {
+        let r = self.buffer.push_at(position, samples, arrival_ns);
+        // A locked client sends at the hub's rate; one that does not drifts by at most a
+        // few hundred ppm, which tilts half a second's lateness base by a fraction of a
+        // millisecond: no clock estimate here.
+        let frames = (samples.len() / usize::from(self.buffer.config().channels).max(1)) as u32;
+        self.lateness.on_packet(position, frames, arrival_ns, 0.0);
+        r
+    }
+
+    /// Sets the floor from the lateness measured so far and pulls one period
+    /// ([`JitterBuffer::pull_within`]).
+    ///
+    /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block
+    /// (at most `*cuts` searches for a cut in phase).
+    pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
+        self.buffer.set_floor(self.lateness.target_frames());
+        self.buffer.pull_within(out, now_ns, cuts)
+    }
+
+    /// The target the measured lateness asks for, frames (before the buffer rounds it up
+    /// to whole periods as its floor).
+    pub fn floor_target_frames(&self) -> u32 {
+        self.lateness.target_frames()
+    }
+
+    /// The buffer (its figures, its gap and splice for concealment).
+    pub fn buffer(&self) -> &JitterBuffer {
+        &self.buffer
+    }
+}
