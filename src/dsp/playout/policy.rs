@@ -20,23 +20,6 @@
 //! last quarter to half second, not the whole window, so that an error of the clock
 //! estimate (which tilts every offset) costs at most half a second's worth of tilt.
 //!
-//! **A step is not lateness.** A sender whose clock *steps* back (a JACK server whose
-//! driver woke late and skipped the cycles it missed, a device that lost frames in an
-//! xrun and went on at the position it had) makes every later packet arrive the same
-//! amount later, for good. Its first late packets look exactly like a stall's, but no
-//! burst brings the stream back: the audio was never made, so a deeper buffer would not
-//! have saved it, and holding the step as lateness for the whole window only adds it to
-//! the latency. (At 32-frame periods on this VM each dummy JACK server steps about 100
-//! times a minute, by a fraction of a millisecond to a few.) So lateness counts towards
-//! the window only once the next base block has confirmed it: if the earliest arrivals
-//! of that block stand above the base the packet was measured against, the stream has
-//! shifted by that much and the packet's lateness is reduced by it. A stall's burst
-//! brings the earliest arrivals back to the base, and its lateness stands. Until then
-//! (a quarter to half a second) the lateness is *pending*: the target covers it at once
-//! all the same, and falls back once it turns out to have been a step. The price: a
-//! stall and a larger step in the same quarter second are counted as the stall less
-//! the step.
-//!
 //! `benches/playout_sim.rs` weighs the choice by simulation against this VM's stalls.
 
 /// One block of lateness statistics, s.
@@ -103,15 +86,10 @@ pub struct LatencyPolicy {
     cfg: PolicyConfig,
     /// The schedule: the stream position and the time (ns, local clock) it was expected.
     sched: Option<(u64, f64)>,
-    /// The least arrival offset, ns, in the previous and the current base block, and
+    /// The least arrival offset, ns, in the current and the previous base block, and
     /// when the current one started.
     least: [f64; 2],
     base_start: u64,
-    /// The largest lateness, ns, measured in the previous and the current base block,
-    /// not yet confirmed (see *A step is not lateness*).
-    pending: [f64; 2],
-    /// The base the previous block's packets were measured against, at its end, ns.
-    prev_base: f64,
     /// Per block: the largest lateness, ns.
     late: [f64; BLOCKS],
     /// The largest of `late` over every block but the current one (kept as blocks
@@ -135,8 +113,6 @@ impl LatencyPolicy {
             sched: None,
             least: [f64::INFINITY; 2],
             base_start: 0,
-            pending: [0.0; 2],
-            prev_base: f64::INFINITY,
             late: [0.0; BLOCKS],
             older: 0.0,
             block: 0,
@@ -200,7 +176,7 @@ impl LatencyPolicy {
             self.older = self.late.iter().copied().fold(0.0, f64::max);
         }
         if arrival_ns.saturating_sub(self.base_start) as f64 >= BASE_S * 1e9 {
-            self.confirm();
+            self.least = [self.least[1], f64::INFINITY];
             self.base_start = arrival_ns;
         }
         self.least[1] = self.least[1].min(offset);
@@ -211,12 +187,10 @@ impl LatencyPolicy {
         } else {
             (offset - base).max(0.0)
         };
-        self.pending[1] = self.pending[1].max(lateness);
         let b = self.block;
-        let worst = self
-            .older
-            .max(self.late[b])
-            .max(self.pending[0].max(self.pending[1]));
+        self.late[b] = self.late[b].max(lateness);
+        self.worst_ns = self.worst_ns.max(lateness);
+        let worst = self.older.max(self.late[b]);
         // (Less a hundredth of a frame: the nanoseconds' rounding is not lateness.)
         let frames_late = (worst * f64::from(self.cfg.rate) / 1e9 - 0.01)
             .ceil()
@@ -238,34 +212,12 @@ impl LatencyPolicy {
         self.worst_ns / 1e6
     }
 
-    /// A base block ends: the previous one's pending lateness is confirmed into the
-    /// window, less the shift the block that just ended shows (its earliest arrival
-    /// above the base the previous one was measured against), and the blocks move on.
-    fn confirm(&mut self) {
-        let shift = self.least[1] - self.prev_base;
-        let shift = if shift.is_finite() {
-            shift.max(0.0)
-        } else {
-            0.0
-        };
-        let late = (self.pending[0] - shift).max(0.0);
-        let b = self.block;
-        self.late[b] = self.late[b].max(late);
-        self.worst_ns = self.worst_ns.max(late);
-        self.prev_base = self.least[0].min(self.least[1]);
-        self.least = [self.least[1], f64::INFINITY];
-        self.pending = [self.pending[1], 0.0];
-    }
-
     /// Starts the warm-up and the base of earliest arrivals afresh at `arrival_ns` (a
-    /// stream's first packet, or the one that ends an outage); lateness not yet
-    /// confirmed was measured against the schedule that ended, and is dropped.
+    /// stream's first packet, or the one that ends an outage).
     fn measure_from(&mut self, arrival_ns: u64) {
         self.started_ns = arrival_ns;
         self.base_start = arrival_ns;
         self.least = [f64::INFINITY; 2];
-        self.pending = [0.0; 2];
-        self.prev_base = f64::INFINITY;
     }
 
     /// Forgets the stream's schedule (a new stream starts); the lateness it showed is
@@ -371,50 +323,6 @@ mod tests {
         assert_eq!(p.target_frames(), 96, "an outage of 2 s");
         send(&mut p, 9_000, 9_000.0 * PERIOD_NS + gap + 5e6);
         assert_eq!(p.target_frames(), 96 + 240, "a 5 ms stall after it");
-    }
-
-    #[test]
-    fn a_step_is_covered_at_once_and_then_given_back() {
-        // 10 s on time; then the sender's clock steps back 3 ms (its JACK server skipped
-        // the cycles its driver woke too late for): every packet after comes 3 ms later.
-        let mut p = policy();
-        let step = 3e6;
-        for i in 0..7_500u64 {
-            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
-        }
-        let late = |i: u64| (i as f64 * PERIOD_NS + step) as u64;
-        p.on_packet(7_500 * 64, 64, late(7_500), 0.0);
-        assert_eq!(
-            p.target_frames(),
-            96 + 144,
-            "covered at once, as a stall would be"
-        );
-        for i in 7_501..8_250u64 {
-            p.on_packet(i * 64, 64, late(i), 0.0);
-        }
-        assert_eq!(p.target_frames(), 96, "1 s later: a step, given back");
-        assert!(p.worst_lateness_ms() < 0.001, "{}", p.worst_lateness_ms());
-        // A stall after it is lateness again, and stays for the window.
-        p.on_packet(8_250 * 64, 64, late(8_250) + 5_000_000, 0.0);
-        for i in 8_251..9_000u64 {
-            p.on_packet(i * 64, 64, late(i), 0.0);
-        }
-        assert_eq!(p.target_frames(), 96 + 240);
-        assert!((p.worst_lateness_ms() - 5.0).abs() < 0.01);
-    }
-
-    #[test]
-    fn a_stream_that_steps_ahead_is_not_late() {
-        // The sender skipped ahead (its positions jumped with a device's lost frames):
-        // from here on its packets come 3 ms early; nothing before them was late.
-        let mut p = policy();
-        for i in 0..7_500u64 {
-            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
-        }
-        for i in 7_500..9_000u64 {
-            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS - 3e6) as u64, 0.0);
-            assert_eq!(p.target_frames(), 96, "packet {i}");
-        }
     }
 
     #[test]
