@@ -21,10 +21,10 @@
 //!   10 s the sender stalls for up to 8 ms (6 periods), its packets then arriving at once
 //!   when it resumes: this project's 2-core VM, as `playout_sim` models it;
 //! - *clock steps* (third table only): lateness under a tenth of a period, and about
-//!   every 0.6 s the sender's clock steps back by up to 1.5 periods for good (a dummy
-//!   JACK server whose driver woke late: it skips the cycles it missed). Every step
-//!   that exceeds the depth is a miss no buffer prevents; what the floor should not do
-//!   is hold the steps as lateness.
+//!   every 0.6 s the sender's clock steps back by up to 1.5 periods (a dummy JACK server
+//!   whose driver woke late: it skips the cycles it missed), while the sender, locked,
+//!   sends faster by the steps' mean rate. A step takes depth, not audio, from a buffer
+//!   whose margin covers it: the stream goes on where it was.
 //!
 //! A third table weighs the hub's *lateness floor* (`Input::pipe` in
 //! `src/hub/mixer_thread.rs`): at izyrt's margin, the probing rules alone against the
@@ -84,15 +84,19 @@ fn vm_stalls(r: &mut Rng, resumes: &mut f64, k: u64) -> f64 {
     (*resumes - k).max(0.0) + r.unit() * 0.1
 }
 
-/// The sender's clock steps back by up to 1.5 periods about every 0.6 s, for good: a
-/// dummy JACK server whose driver woke late skips the cycles it missed (at 32-frame
-/// periods on this VM, about 100 times a minute). `behind` is the sum of the steps so
-/// far, periods. Otherwise lateness under a tenth of a period.
-fn clock_steps(r: &mut Rng, behind: &mut f64) -> f64 {
-    if r.unit() < 1.0 / 450.0 {
-        *behind += r.unit() * 1.5;
+/// The sender's clock steps back by up to 1.5 periods about every 0.6 s: a dummy JACK
+/// server whose driver woke late skips the cycles it missed (at 32-frame periods on this
+/// VM, about 100 times a minute). The sender is locked to the reader's clock, and its
+/// clock loop takes the steps for a slow device: it sends faster by their mean rate, so
+/// the stream keeps the reader's rate on average and wanders around it. `behind` is the
+/// sum of the steps so far, periods. Otherwise lateness under a tenth of a period.
+fn clock_steps(r: &mut Rng, behind: &mut f64, k: u64) -> f64 {
+    const EVERY: f64 = 450.0;
+    const MEAN: f64 = 0.75;
+    if r.unit() < 1.0 / EVERY {
+        *behind += r.unit() * 2.0 * MEAN;
     }
-    *behind + r.unit() * 0.1
+    *behind - k as f64 * MEAN / EVERY + r.unit() * 0.1
 }
 
 /// How packets arrive in a run.
@@ -187,7 +191,7 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
                 let late = match arrivals {
                     Arrivals::Model(model) => model(&mut rng),
                     Arrivals::VmStalls => vm_stalls(&mut rng, &mut carry, k),
-                    Arrivals::ClockSteps => clock_steps(&mut rng, &mut carry),
+                    Arrivals::ClockSteps => clock_steps(&mut rng, &mut carry, k),
                 };
                 let late = (late * PERIOD_NS as f64) as u64;
                 (start + (k + 1) * PERIOD_NS - early + late, k)
