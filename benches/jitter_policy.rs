@@ -26,10 +26,10 @@
 //!   sends faster by the steps' mean rate. A step takes depth, not audio, from a buffer
 //!   whose margin covers it: the stream goes on where it was.
 //!
-//! A third table weighs the hub's *lateness floor* (`Input::pipe` in
-//! `src/hub/mixer_thread.rs`): at izyrt's margin, the probing rules alone against the
-//! same buffer whose target never falls below the largest lateness of the last 32 s
-//! ([`InputBuffer`], as the hub's mixer reads it).
+//! A third table weighs the hub's *lateness floor*: at izyrt's margin, the probing rules
+//! alone against the same buffer whose target never falls below the largest lateness of
+//! the last 32 s ([`InputBuffer`], `src/hub/mixer_thread/input_buffer.rs`, as the hub's
+//! mixer reads it).
 //!
 //! `cargo bench --bench jitter_policy`.
 

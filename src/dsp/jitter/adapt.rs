@@ -11,7 +11,7 @@
 //! sets the target from the largest lateness of the last 32 s, raising it at once and
 //! lowering it only when that lateness ages out, while the resampler plays a little
 //! faster or slower to reach it without a drop. The hub measures the same lateness of
-//! its inputs (`hub::mixer_thread::Input::pipe`) and sets it as this buffer's *floor*
+//! its inputs (`hub::mixer_thread::InputBuffer`) and sets it as this buffer's *floor*
 //! ([`set_floor`](JitterBuffer::set_floor)): the target is the larger of the floor and
 //! what the rules below keep, so the probing never gives back depth that a stall of the
 //! last 32 s needed (see *Floor* below). Above the floor the hub still probes in whole
