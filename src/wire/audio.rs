@@ -266,8 +266,7 @@ impl<'a> AudioView<'a> {
     /// ```
     pub fn read_f32_counted(&self, out: &mut [f32]) -> Converted {
         let n = out.len().min(self.header.samples());
-        let mut zeroed = 0;
-        match self.header.format {
+        let zeroed = match self.header.format {
             AudioFormat::F32 => {
                 // Without branches, so that it vectorises: it runs on every sample the
                 // hub receives. A finite normal magnitude lies in [2^-126, f32::MAX]:
@@ -281,14 +280,15 @@ impl<'a> AudioView<'a> {
                     *o = f32::from_bits(if bad { 0 } else { bits });
                     bad_samples += u32::from(bad);
                 }
-                zeroed = bad_samples as usize;
+                bad_samples as usize
             }
             AudioFormat::S16 => {
                 for (o, b) in out[..n].iter_mut().zip(self.data.chunks_exact(2)) {
                     *o = s16_to_f32(i16::from_le_bytes([b[0], b[1]]));
                 }
+                0
             }
-        }
+        };
         Converted { written: n, zeroed }
     }
 

@@ -21,18 +21,20 @@ use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 /// use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 /// let cfg = input_jitter_config(1, 64, 64, 48_000);
 /// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000);
-/// // Nothing measured yet: the floor is one pull.
-/// assert_eq!(input.floor_target_frames(), 64);
 /// let period_ns = 1_333_333u64;
 /// let mut out = vec![0.0f32; 64];
 /// let mut cuts = 2;
-/// // 2 s on time, then one packet 10 ms late: the floor covers it at once.
+/// // 2 s on time: the floor is the one period a pull needs.
 /// for k in 0..1_500u64 {
 ///     input.push_at(k * 64, &[0.1; 64], k * period_ns);
 ///     input.pull_within(&mut out, k * period_ns, &mut cuts);
 /// }
+/// assert_eq!(input.buffer().floor_frames(), 64);
+/// // One packet 10 ms (480 frames) late: the next pull's floor covers it, in whole
+/// // periods (64 + 480 → 576).
 /// input.push_at(1_500 * 64, &[0.1; 64], 1_500 * period_ns + 10_000_000);
-/// assert_eq!(input.floor_target_frames(), 64 + 480);
+/// input.pull_within(&mut out, 1_500 * period_ns + 10_000_000, &mut cuts);
+/// assert_eq!(input.buffer().floor_frames(), 576);
 /// ```
 #[derive(Debug)]
 pub struct InputBuffer {
@@ -78,12 +80,6 @@ impl InputBuffer {
     pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
         self.buffer.set_floor(self.lateness.target_frames());
         self.buffer.pull_within(out, now_ns, cuts)
-    }
-
-    /// The target the measured lateness asks for, frames (before the buffer rounds it up
-    /// to whole periods as its floor).
-    pub fn floor_target_frames(&self) -> u32 {
-        self.lateness.target_frames()
     }
 
     /// The buffer (its figures, its gap and splice for concealment).
