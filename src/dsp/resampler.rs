@@ -10,32 +10,38 @@
 //! Why not rubato 5.0.1's variable-ratio `Async`: its chunk size is fixed at construction,
 //! and it keeps its own input buffer whose fill and fractional position it does not
 //! expose, so the controller could not count the queued audio exactly; it also costs more
-//! for the same quality and adds more delay. Measured with `benches/resampler.rs` (one 64-frame stereo pull period
-//! at step 1.0005 on the shared 2-core VM, load average ≈ 4; SNR against the best-fitting
-//! sine at the output frequency, after warm-up; delay as each reports it):
+//! for the same quality and adds more delay. Measured with `benches/resampler.rs` (one
+//! 64-frame stereo pull period at step 1.0005 on the shared 2-core VM, quiet; SNR against
+//! the best-fitting sine at the output frequency, after warm-up; delay at 1 kHz as each
+//! reports it):
 //!
 //! | resampler | SNR 1 kHz | SNR 10 kHz | ns / period | delay, frames |
 //! |-----------|-----------|------------|-------------|---------------|
-//! | this one: 48 taps, 256 phases, blended | 110.5 dB | 116.8 dB | 2 300 | 24 |
-//! | rubato `Async` sinc 256, cubic, ×128 (its default) | 134.8 dB | 133.5 dB | 12 300 | 128 |
-//! | rubato `Async` sinc 64, linear, ×256 | 141.4 dB | 120.2 dB | 4 100 | 32 |
-//! | rubato `Async` polynomial, septic | 145.9 dB | 53.4 dB | 2 800 | 4 |
+//! | this one: 48 taps, 256 phases, blended, minimum phase | 123.7 dB | 112.6 dB | 1 520 | 2.9 |
+//! | rubato `Async` sinc 256, cubic, ×128 (its default) | 134.8 dB | 133.5 dB | 6 890 | 128 |
+//! | rubato `Async` sinc 64, linear, ×256 | 141.4 dB | 120.2 dB | 2 370 | 32 |
+//! | rubato `Async` polynomial, septic | 145.9 dB | 53.4 dB | 1 900 | 4 |
 //!
-//! Against the exact ideal (delay and gain counted, the unit tests) this one keeps
-//! 107.8 dB at 1 kHz and 115.9 dB at 10 kHz. rubato's sinc filters are cleaner (their
-//! Blackman-Harris windows go deeper than this kernel's 100 dB design), but at 1.8× to
-//! 5× the cost and 1.3× to 5× the delay, for a difference far below any converter's own
-//! noise; its polynomial is as cheap but loses high frequencies (53 dB at 10 kHz). A
-//! survey of kernels (`kernel_survey` in the tests, SNR at 1 / 10 / 16 kHz) set the size:
-//! 24 taps lose 16 kHz (62 dB); 32 taps keep ≈ 100 dB at all three but are flat only to
-//! ≈ 16.6 kHz (Kaiser's estimate); 48 taps (108 / 116 / 104 dB) stay flat to ≈ 18 kHz
-//! for 8 frames more delay; 64 taps gain ≈ 5 dB at 1 kHz only. Below 256 phases the blend limits 10 kHz (89 dB at
-//! 64 phases, 102 at 128).
+//! Against the exact ideal (its phase delay and gain counted, the unit tests) this one
+//! keeps 110.7 dB at 1 kHz and 111.9 dB at 10 kHz. rubato's sinc filters are cleaner
+//! (their Blackman-Harris windows go deeper than this kernel's 100 dB design), but at
+//! 1.6× to 4.5× the cost and 11× to 44× the delay, for a difference far below any
+//! converter's own noise; its polynomial is as cheap and nearly as short but loses high
+//! frequencies (53 dB at 10 kHz). A survey of kernels (`kernel_survey` in the tests, SNR
+//! at 1 / 10 / 16 kHz) set the size: 24 taps lose 16 kHz (62 dB); 32 taps keep ≈ 100 dB
+//! at all three but are flat only to ≈ 16.6 kHz (Kaiser's estimate); 48 taps (108 / 116
+//! / 104 dB) stay flat to ≈ 18 kHz; 64 taps gain ≈ 5 dB at 1 kHz only. Below 256 phases
+//! the blend limits 10 kHz (89 dB at 64 phases, 102 at 128).
 //!
 //! The filter is a Kaiser-windowed sinc ([`FILTER_TAPS`] taps, β for ≈ 100 dB, −6 dB at
-//! 0.45 of the input rate, flat to ≈ 0.38) sampled at [`PHASES`] fractional offsets; the
-//! taps for any fraction are a linear blend of the two nearest rows, computed once per
-//! output frame and shared by all channels. Since the ratio is ≈ 1 the images a
+//! 0.45 of the input rate, flat to ≈ 0.38) made minimum-phase (`kernel.rs`: the same
+//! magnitude response, 2.9 frames of delay at low frequencies and 3.5 at 16 kHz instead
+//! of the symmetric kernel's 24 everywhere: 21 frames less on each of a client's two
+//! resamplers, 0.9 ms of every round trip at 48 kHz), sampled at [`PHASES`] fractional
+//! offsets; the taps for any fraction are a linear blend of the two nearest rows,
+//! computed once per output frame and shared by all channels. The filter is causal: an
+//! output frame reads no input after its own position, so nothing waits for look-ahead.
+//! Since the ratio is ≈ 1 the images a
 //! fractional delay creates lie above the stopband edge and no extra anti-aliasing is
 //! needed. It is not meant for ratios far from 1: steps from 0.5 to 2 are accepted, but a
 //! step well above 1 aliases what lies between the output's Nyquist frequency (0.5 / step
@@ -57,7 +63,7 @@ mod kernel;
 #[cfg(test)]
 mod tests;
 
-use kernel::{KernelSpec, design_table, dot, lerp_rows};
+use kernel::{KernelSpec, design_table, dot, lerp_rows, phase_delay};
 
 /// Length of the interpolation filter, in input frames; also the frames the FIFO keeps
 /// around the read position.
@@ -82,7 +88,14 @@ const SPEC: KernelSpec = KernelSpec {
     cutoff: 0.45,
     // Kaiser's β for 100 dB of stopband attenuation: 0.1102 × (100 − 8.7).
     beta: 10.06,
+    minimum_phase: true,
 };
+
+/// [`SPEC`]'s table, designed once per process (three FFTs of 2^17 points).
+fn spec_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| design_table(&SPEC))
+}
 
 /// Why a [`Resampler`] could not be built or a call was refused.
 ///
@@ -177,6 +190,8 @@ pub struct Resampler {
     capacity: usize,
     /// Most frames the FIFO holds: `taps − 1 + capacity`.
     hold: usize,
+    /// The filter's group delay at DC, frames ([`Resampler::delay_frames`]).
+    delay: f64,
     /// Plane index of the first tap of the next output frame.
     start: usize,
     /// Plane index after the newest frame.
@@ -260,12 +275,18 @@ impl Resampler {
             .try_reserve_exact(samples)
             .map_err(|_| ResamplerError::Memory { samples })?;
         planes.resize(samples, 0.0);
+        let table = if *spec == SPEC {
+            spec_table().to_vec()
+        } else {
+            design_table(spec)
+        };
         let mut rs = Resampler {
             channels: ch,
             max_frames,
             taps,
             phases: spec.phases,
-            table: design_table(spec),
+            delay: phase_delay(table.get(..taps).unwrap_or(&[]), 0.0),
+            table,
             coeffs: vec![0.0; taps],
             planes,
             plane_len,
@@ -515,9 +536,9 @@ impl Resampler {
         written
     }
 
-    /// Input frames pushed and not yet passed by the fractional read position, not
-    /// counting the filter's look-ahead ([`Resampler::delay_frames`]): the audio queued
-    /// here, to add to the jitter buffer's depth. An output frame can be made while it is
+    /// Input frames pushed and not yet passed by the fractional read position (the filter
+    /// is causal: it reads nothing ahead of that position): the audio queued here, to
+    /// add to the jitter buffer's depth. An output frame can be made while it is
     /// above 0; after [`Resampler::process_available`] has drained the FIFO it lies in
     /// (−step, 0].
     ///
@@ -536,18 +557,37 @@ impl Resampler {
         self.end as f64 - self.start as f64 - (self.taps - 1) as f64 - self.frac as f64 / ONE as f64
     }
 
-    /// The filter's group delay in input frames: output frame n is the input at
-    /// `Σ steps before n − delay_frames()` (counted from the first frame pushed after
-    /// [`Resampler::reset`]).
+    /// The filter's delay at low frequencies, input frames: output frame n is the input
+    /// at `Σ steps before n − delay_frames()` (counted from the first frame pushed after
+    /// [`Resampler::reset`]), exactly for DC and for a ramp. The kernel is minimum-phase,
+    /// so higher frequencies come a little later ([`Resampler::phase_delay_frames`]).
     ///
     /// # Example
     /// ```
     /// let rs = izyrt::dsp::resampler::Resampler::new(1, 64)?;
-    /// assert_eq!(rs.delay_frames(), 24.0); // 0.5 ms at 48 kHz
+    /// let d = rs.delay_frames();
+    /// assert!(d > 2.0 && d < 4.0, "{d}"); // about 0.06 ms at 48 kHz
     /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
     /// ```
     pub fn delay_frames(&self) -> f64 {
-        (self.taps / 2) as f64
+        self.delay
+    }
+
+    /// The delay, input frames, at which a sine of `freq` cycles per input frame passes
+    /// (its phase delay): [`Resampler::delay_frames`] at 0, rising towards the top of the
+    /// band.
+    ///
+    /// Runs on: any thread, not per period (a few thousand multiplications).
+    ///
+    /// # Example
+    /// ```
+    /// let rs = izyrt::dsp::resampler::Resampler::new(1, 64)?;
+    /// let (low, high) = (rs.phase_delay_frames(0.0), rs.phase_delay_frames(10_000.0 / 48_000.0));
+    /// assert!(high > low && high < low + 1.0, "{low} {high}");
+    /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
+    /// ```
+    pub fn phase_delay_frames(&self, freq: f64) -> f64 {
+        phase_delay(self.table.get(..self.taps).unwrap_or(&[]), freq)
     }
 
     /// Forgets all input and the read position: the next output starts from silence, as

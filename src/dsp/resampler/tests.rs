@@ -78,7 +78,7 @@ fn snr_db(ys: &[f64], pos: &[f64], freq: f64, delay: f64) -> f64 {
 fn measure(spec: &KernelSpec, freq: f64, step: f64) -> f64 {
     let mut rs = Resampler::with_spec(2, 64, spec).unwrap();
     let (ys, pos) = pull(&mut rs, &mut Sine::new(freq, 2), 64, 800, |_| step);
-    snr_db(&ys, &pos, freq, rs.delay_frames())
+    snr_db(&ys, &pos, freq, rs.phase_delay_frames(freq / RATE))
 }
 
 #[test]
@@ -105,40 +105,38 @@ fn the_snr_test_can_fail() {
     // And a wrong delay compensation is seen.
     let mut rs = Resampler::new(1, 64).unwrap();
     let (ys, pos) = pull(&mut rs, &mut Sine::new(1_000.0, 1), 64, 200, |_| 1.0005);
-    let snr = snr_db(&ys, &pos, 1_000.0, rs.delay_frames() + 0.01);
+    let snr = snr_db(
+        &ys,
+        &pos,
+        1_000.0,
+        rs.phase_delay_frames(1_000.0 / RATE) + 0.01,
+    );
     assert!(snr < 70.0, "delay off by 0.01 frame: {snr:.1} dB");
 }
 
 #[test]
 fn step_one_with_whole_phase_is_near_transparent() {
-    // Output n is input n − delay, filtered flat to 0.38 of the rate.
+    // Output n is input n − delay (its phase delay at that frequency), filtered flat to
+    // 0.38 of the rate.
     for freq in [0.0, 1_000.0, 10_000.0, 16_000.0] {
         let mut rs = Resampler::new(1, 64).unwrap();
-        let mut src = Sine::new(freq, 1);
-        let mut out = [0.0f32; 64];
-        let mut input = Vec::new();
-        let mut output = Vec::new();
-        for _ in 0..200 {
-            let x = src.frames(rs.input_needed(64, 1.0));
-            rs.push(&x);
-            input.extend(x);
-            rs.process(&mut out, 1.0).unwrap();
-            output.extend(out);
-        }
-        let d = rs.delay_frames() as usize;
-        let (mut sig, mut err) = (1e-30, 0.0);
-        for n in 100..output.len() {
-            let ideal = f64::from(input[n - d]);
-            sig += ideal * ideal;
-            err += (f64::from(output[n]) - ideal).powi(2);
-        }
-        let snr = 10.0 * (sig / err).log10();
+        let (ys, pos) = pull(&mut rs, &mut Sine::new(freq, 1), 64, 200, |_| 1.0);
         if freq == 0.0 {
-            assert!(err < 1e-9, "DC at step 1: error energy {err:e}");
+            // Silence in, silence out, whatever the delay.
+            assert!(ys.iter().all(|&y| y == 0.0));
         } else {
+            let snr = snr_db(&ys, &pos, freq, rs.phase_delay_frames(freq / RATE));
             assert!(snr >= 90.0, "{freq} Hz at step 1: SNR {snr:.1} dB < 90");
         }
     }
+    // DC at unity gain, exactly, once the filter has filled.
+    let mut rs = Resampler::new(1, 64).unwrap();
+    let mut out = [0.0f32; 64];
+    for _ in 0..4 {
+        rs.push(&[0.5; 64]);
+        rs.process(&mut out, 1.0).unwrap();
+    }
+    assert!(out.iter().all(|&v| (v - 0.5).abs() < 1e-6), "{out:?}");
 }
 
 #[test]
@@ -152,7 +150,7 @@ fn a_ratio_ramping_every_period_stays_continuous_and_clean() {
     for freq in [1_000.0, 10_000.0] {
         let mut rs = Resampler::new(2, 64).unwrap();
         let (ys, pos) = pull(&mut rs, &mut Sine::new(freq, 2), 64, 600, step);
-        let snr = snr_db(&ys, &pos, freq, rs.delay_frames());
+        let snr = snr_db(&ys, &pos, freq, rs.phase_delay_frames(freq / RATE));
         let bar = if freq < 5_000.0 { 90.0 } else { 70.0 };
         assert!(
             snr >= bar,
@@ -375,7 +373,8 @@ fn the_fifo_is_bounded_and_keeps_whole_frames_across_compaction() {
         assert_eq!(rs.push(&ones), 8);
         next += 8.0;
     }
-    // A ramp passes a linear-phase filter unchanged (away from the start).
+    // A ramp passes any unity-gain filter delayed by its DC group delay (away from the
+    // start).
     rs.process(&mut out, 1.0).unwrap();
     let expect = 800.0 - rs.delay_frames() as f32;
     assert!((out[0] - expect).abs() < 0.05, "{} vs {expect}", out[0]);
@@ -428,6 +427,7 @@ fn kernel_survey() {
                 phases,
                 cutoff: 0.45,
                 beta,
+                minimum_phase: true,
             };
             let a = measure(&spec, 1_000.0, 1.0005);
             let b = measure(&spec, 10_000.0, 1.0005);
