@@ -80,10 +80,16 @@ pub fn pair_clicks(
     out
 }
 
-/// The position of the first click in `x` (crossing 0.5 in magnitude), refined to the
-/// peak of |x| within the next few samples and below a sample by a parabola.
+/// What a returned click must reach, in magnitude. A full-scale click comes back smeared by
+/// the client's two minimum-phase resamplers to a peak of 0.51–0.58 (by fraction); a sound
+/// card's converters smear it further. A quarter of full scale is still far above any
+/// loopback cable's noise.
+const CLICK_BACK: f32 = 0.25;
+
+/// The position of the first click in `x` (crossing [`CLICK_BACK`] in magnitude), refined
+/// to the peak of |x| within the next few samples and below a sample by a parabola.
 fn find_click(x: &[f32]) -> Option<f64> {
-    let first = x.iter().position(|v| v.abs() > 0.5)?;
+    let first = x.iter().position(|v| v.abs() > CLICK_BACK)?;
     let end = (first + 8).min(x.len());
     let peak = (first..end).max_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()))?;
     let at = |i: usize| f64::from(x[i].abs());
@@ -155,5 +161,35 @@ mod tests {
         let got = find_click(&x).unwrap();
         assert!((got - centre).abs() < 0.05, "{got}");
         assert_eq!(find_click(&[0.0; 16]), None);
+    }
+
+    #[test]
+    fn a_click_through_a_clients_two_resamplers_is_found() {
+        use crate::dsp::resampler::Resampler;
+        // A full-scale click through the capture side's resampler, then the speaker
+        // side's, at steps that put it at 24 fractions of a frame: each comes back, near
+        // where it went in (the two filters' delay is a few frames).
+        let mut least = f32::MAX;
+        for i in 0..24 {
+            let step = 1.0 + f64::from(i) * 0.000_14;
+            let mut x = vec![0.0f32; 512];
+            x[300] = 1.0;
+            let mut up = Resampler::new(1, 512).unwrap();
+            up.push(&x);
+            let mut mid = vec![0.0f32; 512];
+            let n = up.process_available(&mut mid, step);
+            let mut down = Resampler::new(1, 512).unwrap();
+            down.push(&mid[..n]);
+            let mut back = vec![0.0f32; 480];
+            down.process(&mut back, step).unwrap();
+            least = least.min(back.iter().fold(0.0, |m, v| m.max(v.abs())));
+            let at = find_click(&back).unwrap_or_else(|| panic!("step {step}: not found"));
+            let sent = 300.0 / (step * step);
+            assert!(
+                at > sent && at < sent + 10.0,
+                "step {step}: {at} for {sent}"
+            );
+        }
+        assert!(least > CLICK_BACK && least < 0.7, "smallest peak {least}");
     }
 }
