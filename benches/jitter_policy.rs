@@ -29,7 +29,10 @@
 //! A third table weighs the hub's *lateness floor*: at izyrt's margin, the probing rules
 //! alone against the same buffer whose target never falls below the largest lateness of
 //! the last 32 s ([`InputBuffer`], `src/hub/mixer_thread/input_buffer.rs`, as the hub's
-//! mixer reads it).
+//! mixer reads it). Besides the misses it counts *events*, runs of misses each within
+//! 20 ms of the one before: a listener hears a stall's three missed pulls as one glitch,
+//! and a rule that trades many scattered misses for a few long runs is better than the
+//! miss count says.
 //!
 //! `cargo bench --bench jitter_policy`.
 
@@ -153,12 +156,26 @@ impl Reader {
     }
 }
 
-/// Misses and mean depth over every phase for one buffer and arrival model, counted
-/// after `warm` of `secs` simulated seconds.
-fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
+/// Misses closer than this to the one before are one event: what a listener hears as one
+/// glitch (as `izyrt glitches` merges a recording's steps and holes).
+const EVENT_GAP_NS: u64 = 20_000_000;
+
+/// What one buffer made of one arrival model, over every phase.
+struct Outcome {
+    /// Pulls that missed.
+    misses: u64,
+    /// Runs of misses, each within [`EVENT_GAP_NS`] of the one before.
+    events: u64,
+    /// Mean depth after each pull, frames.
+    depth: f64,
+}
+
+/// The [`Outcome`] for one buffer and arrival model, counted after `warm` of `secs`
+/// simulated seconds.
+fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> Outcome {
     let periods = secs * 750;
     let warm = warm * 750;
-    let (mut misses, mut depth, mut pulls) = (0, 0.0, 0u64);
+    let (mut misses, mut events, mut depth, mut pulls) = (0, 0, 0.0, 0u64);
     let packet = vec![0.1f32; PERIOD as usize];
     let mut out = vec![0f32; PERIOD as usize];
     for phase in 0..PHASES {
@@ -199,6 +216,7 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
             .collect();
         arrivals.sort_unstable();
         let mut next = arrivals.iter().peekable();
+        let mut last_miss: Option<u64> = None;
         for k in 0..periods - 20 {
             let now = start + (k + 1) * PERIOD_NS;
             while let Some(&&(at, n)) = next.peek() {
@@ -210,13 +228,21 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> (u64, f64) {
             }
             let r = reader.pull_at(&mut out, now);
             if k >= warm {
-                misses += u64::from(matches!(r, PullResult::Miss { .. }));
+                if matches!(r, PullResult::Miss { .. }) {
+                    misses += 1;
+                    events += u64::from(last_miss.is_none_or(|t| now - t > EVENT_GAP_NS));
+                    last_miss = Some(now);
+                }
                 depth += reader.depth_frames() as f64;
                 pulls += 1;
             }
         }
     }
-    (misses, depth / pulls.max(1) as f64)
+    Outcome {
+        misses,
+        events,
+        depth: depth / pulls.max(1) as f64,
+    }
 }
 
 fn main() {
@@ -236,17 +262,20 @@ fn main() {
         for pct in [0, 25, 50, 75] {
             let margin = PERIOD_NS * pct / 100;
             let arrivals = Arrivals::Model(model);
-            let (misses, depth) = run(Buffer::Margin(margin), arrivals, secs, 5);
-            let (start_misses, start_depth) = run(Buffer::Margin(margin), arrivals, 10, 0);
+            let steady = run(Buffer::Margin(margin), arrivals, secs, 5);
+            let start = run(Buffer::Margin(margin), arrivals, 10, 0);
             println!(
-                "| {name} | {pct}% | {misses} | {depth:.1} | {start_misses} | {start_depth:.1} |"
+                "| {name} | {pct}% | {} | {:.1} | {} | {:.1} |",
+                steady.misses, steady.depth, start.misses, start.depth
             );
         }
     }
     println!(
         "\n{PHASES} sender phases, 48 kHz / {PERIOD} frames: steady state over {secs} s each after 5 s, start over the first 10 s; izyrt uses 50%."
     );
-    println!("\n| model | hub input buffer | misses | mean depth, frames |\n|---|---|---:|---:|");
+    println!(
+        "\n| model | hub input buffer | misses | events | mean depth, frames |\n|---|---|---:|---:|---:|"
+    );
     let models = [
         ("rare spikes", Arrivals::Model(rare_spikes)),
         ("busy", Arrivals::Model(busy)),
@@ -255,11 +284,14 @@ fn main() {
     ];
     for (name, arrivals) in models {
         for (label, floor) in [("probing alone", false), ("with the lateness floor", true)] {
-            let (misses, depth) = run(Buffer::Hub(floor), arrivals, secs, 5);
-            println!("| {name} | {label} | {misses} | {depth:.1} |");
+            let o = run(Buffer::Hub(floor), arrivals, secs, 5);
+            println!(
+                "| {name} | {label} | {} | {} | {:.1} |",
+                o.misses, o.events, o.depth
+            );
         }
     }
     println!(
-        "\nThe hub's input buffer (`input_jitter_config`, 64-frame packets), {PHASES} phases, {secs} s each after 5 s."
+        "\nThe hub's input buffer (`input_jitter_config`, 64-frame packets), {PHASES} phases, {secs} s each after 5 s; an event is a run of misses each within 20 ms of the one before."
     );
 }
