@@ -122,6 +122,15 @@ pub(crate) fn design_table(spec: &KernelSpec) -> Vec<f32> {
     table
 }
 
+/// A filter's response at `w` radians per frame, from its taps as (delay in frames,
+/// coefficient) pairs: `Σ c · e^(−i·w·t)`, as (real, imaginary).
+fn response(w: f64, taps: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
+    taps.fold((0.0, 0.0), |(re, im), (t, c)| {
+        let a = -w * t;
+        (re + c * a.cos(), im + c * a.sin())
+    })
+}
+
 /// The delay, frames, at which `row` (a row for fraction 0) passes a sine of `freq`
 /// cycles per frame: its phase, unwrapped from DC, over the angular frequency. At 0, the
 /// group delay at DC (the taps' centroid).
@@ -139,12 +148,8 @@ pub(crate) fn phase_delay(row: &[f32], freq: f64) -> f64 {
     }
     // The phase around the centroid's linear part, unwrapped in small steps.
     let residual = |w: f64| {
-        let (mut re, mut im) = (0.0, 0.0);
-        for (m, &c) in row.iter().enumerate() {
-            let a = -w * (lag(m) - centroid);
-            re += f64::from(c) * a.cos();
-            im += f64::from(c) * a.sin();
-        }
+        let taps = row.iter().enumerate();
+        let (re, im) = response(w, taps.map(|(m, &c)| (lag(m) - centroid, f64::from(c))));
         im.atan2(re)
     };
     let steps = 256;
@@ -189,12 +194,11 @@ mod tests {
 
     /// |H| in dB of `row` at `freq` cycles per frame.
     fn gain_db(row: &[f32], freq: f64) -> f64 {
-        let (mut re, mut im) = (0.0, 0.0);
-        for (m, &c) in row.iter().enumerate() {
-            let a = TAU * freq * m as f64;
-            re += f64::from(c) * a.cos();
-            im += f64::from(c) * a.sin();
-        }
+        let taps = row
+            .iter()
+            .enumerate()
+            .map(|(m, &c)| (m as f64, f64::from(c)));
+        let (re, im) = response(TAU * freq, taps);
         10.0 * (re * re + im * im).log10()
     }
 
@@ -242,12 +246,9 @@ mod tests {
         // response, in cycles per input frame.
         let (p_lin, p_min) = (prototype(&SPEC), minimum_phase(&prototype(&SPEC)));
         let proto_db = |h: &[f64], f: f64| {
-            let (mut re, mut im) = (0.0, 0.0);
-            for (n, &c) in h.iter().enumerate() {
-                let a = TAU * f * n as f64 / SPEC.phases as f64;
-                re += c * a.cos();
-                im += c * a.sin();
-            }
+            let step = 1.0 / SPEC.phases as f64;
+            let taps = h.iter().enumerate().map(|(n, &c)| (n as f64 * step, c));
+            let (re, im) = response(TAU * f, taps);
             let dc: f64 = h.iter().sum();
             10.0 * ((re * re + im * im) / (dc * dc)).log10()
         };

@@ -118,16 +118,11 @@ fn the_snr_test_can_fail() {
 fn step_one_with_whole_phase_is_near_transparent() {
     // Output n is input n − delay (its phase delay at that frequency), filtered flat to
     // 0.38 of the rate.
-    for freq in [0.0, 1_000.0, 10_000.0, 16_000.0] {
+    for freq in [1_000.0, 10_000.0, 16_000.0] {
         let mut rs = Resampler::new(1, 64).unwrap();
         let (ys, pos) = pull(&mut rs, &mut Sine::new(freq, 1), 64, 200, |_| 1.0);
-        if freq == 0.0 {
-            // Silence in, silence out, whatever the delay.
-            assert!(ys.iter().all(|&y| y == 0.0));
-        } else {
-            let snr = snr_db(&ys, &pos, freq, rs.phase_delay_frames(freq / RATE));
-            assert!(snr >= 90.0, "{freq} Hz at step 1: SNR {snr:.1} dB < 90");
-        }
+        let snr = snr_db(&ys, &pos, freq, rs.phase_delay_frames(freq / RATE));
+        assert!(snr >= 90.0, "{freq} Hz at step 1: SNR {snr:.1} dB < 90");
     }
     // DC at unity gain, exactly, once the filter has filled.
     let mut rs = Resampler::new(1, 64).unwrap();
