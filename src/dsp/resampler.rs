@@ -190,8 +190,6 @@ pub struct Resampler {
     capacity: usize,
     /// Most frames the FIFO holds: `taps − 1 + capacity`.
     hold: usize,
-    /// The filter's group delay at DC, frames ([`Resampler::delay_frames`]).
-    delay: f64,
     /// Plane index of the first tap of the next output frame.
     start: usize,
     /// Plane index after the newest frame.
@@ -285,7 +283,6 @@ impl Resampler {
             max_frames,
             taps,
             phases: spec.phases,
-            delay: phase_delay(table.get(..taps).unwrap_or(&[]), 0.0),
             table,
             coeffs: vec![0.0; taps],
             planes,
@@ -570,7 +567,7 @@ impl Resampler {
     /// # Ok::<(), izyrt::dsp::resampler::ResamplerError>(())
     /// ```
     pub fn delay_frames(&self) -> f64 {
-        self.delay
+        self.phase_delay_frames(0.0)
     }
 
     /// The delay, input frames, at which a sine of `freq` cycles per input frame passes
