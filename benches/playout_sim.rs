@@ -4,7 +4,8 @@
 //!
 //! Rows: ±1000 ppm and ±100 ppm with packet jitter up to a period (the acceptance
 //! run: 10 simulated minutes by default, `IZYRT_BENCH_SECS` to change), and this VM's
-//! stall model (about one host stall every 10 s, up to 8 ms) at +300 ppm.
+//! stall model (about one host stall every 10 s, up to 8 ms) at +300 ppm, and a hub that
+//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm.
 //!
 //! `cargo bench --bench playout_sim`.
 
@@ -24,6 +25,8 @@ fn main() {
         jitter_periods: 1.0,
         stall_every_s: 0.0,
         stall_max_ms: 0.0,
+        loss_at_s: f64::INFINITY,
+        loss_ms: 0.0,
         seed: 0x1234_5678,
     };
     let rows = [
@@ -58,6 +61,15 @@ fn main() {
                 ppm: 300.0,
                 stall_every_s: 10.0,
                 stall_max_ms: 8.0,
+                ..base
+            },
+        ),
+        (
+            "+300 ppm, the hub loses 200 ms at 45 s",
+            Scenario {
+                ppm: 300.0,
+                loss_at_s: 45.0,
+                loss_ms: 200.0,
                 ..base
             },
         ),

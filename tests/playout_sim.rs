@@ -13,6 +13,8 @@ fn scenario(ppm: f64, secs: f64) -> Scenario {
         jitter_periods: 1.0,
         stall_every_s: 0.0,
         stall_max_ms: 0.0,
+        loss_at_s: f64::INFINITY,
+        loss_ms: 0.0,
         seed: 0x1234_5678,
     }
 }
@@ -45,4 +47,22 @@ fn host_stalls_are_concealed_without_a_step_and_the_buffer_settles() {
     assert!(o.misses_after_lock <= 6, "{o:?}");
     assert!((o.estimate_ppm - 300.0).abs() <= 5.0, "{o:?}");
     assert!(o.fill_p99_ms < 12.0, "{o:?}");
+}
+
+#[test]
+fn a_hub_that_loses_time_is_concealed_once_and_nothing_is_dropped() {
+    // The hub's device xruns once, 45 s in: its stream falls 200 ms behind for good.
+    let o = run(&Scenario {
+        loss_at_s: 45.0,
+        loss_ms: 200.0,
+        ..scenario(300.0, 120.0)
+    });
+    // The gap itself is concealed (150 periods of 64 frames), and nothing after it: the
+    // audio that never comes back is not steered for (it was: 30 s at the slow bound and
+    // 5115 frames trimmed), and the clock estimate does not take the step for drift (it
+    // did: the capture side would have resampled by it).
+    assert!(o.misses_after_lock <= 152, "{o:?}");
+    assert_eq!(o.dropped, 0, "{o:?}");
+    assert!((o.estimate_ppm - 300.0).abs() <= 2.0, "{o:?}");
+    assert!(o.worst_error_after_60s <= 5.0, "{o:?}");
 }

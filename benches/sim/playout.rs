@@ -9,6 +9,8 @@
 //! TCP keeps them in order (a packet never arrives before the one sent before it). The
 //! optional *stall* model is this VM's: about every `stall_every_s` the host stops for up
 //! to `stall_max_ms`, and every packet due meanwhile arrives when it resumes, at once.
+//! The optional *loss* is a hub whose device xruns once: at `loss_at_s` its clock skips
+//! `loss_ms`, and every later packet is sent that much later, for good.
 //!
 //! What a listener would hear is judged on the output itself: the hub's signal is a
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
@@ -39,6 +41,10 @@ pub struct Scenario {
     pub stall_every_s: f64,
     /// ... each up to this long, ms.
     pub stall_max_ms: f64,
+    /// When the hub loses time once, s (`f64::INFINITY`: never) ...
+    pub loss_at_s: f64,
+    /// ... and how much, ms.
+    pub loss_ms: f64,
     /// The random stream.
     pub seed: u64,
 }
@@ -124,7 +130,10 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut hist = [0.0f32; 2];
     let mut fills = Vec::new();
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
-        let t_send = k as f64 * hub_period;
+        let mut t_send = k as f64 * hub_period;
+        if t_send >= s.loss_at_s {
+            t_send += s.loss_ms * 1e-3;
+        }
         let mut t = t_send + base + rng.unit() * s.jitter_periods * dev_period;
         while t > stall_at + stall_len {
             stall_at += rng.unit() * s.stall_every_s * 2.0 + 0.05;

@@ -90,6 +90,9 @@ pub struct ClockLock {
     settled: f64,
     /// The estimate does not learn before this (seconds since start): set after a gap.
     hold_until: f64,
+    /// A shift is waiting to be checked against the fill once the hold ends (see
+    /// [`shift`](Self::shift)).
+    check_shift: bool,
 }
 
 impl ClockLock {
@@ -104,6 +107,7 @@ impl ClockLock {
             elapsed: 0.0,
             settled: 0.0,
             hold_until: 0.0,
+            check_shift: false,
         }
     }
 
@@ -138,6 +142,15 @@ impl ClockLock {
         // A (re)start holds the fill it finds and travels to the target from there (a
         // priming burst read as drift would wind the estimate up the wrong way).
         let set = self.setpoint.get_or_insert(*smooth);
+        if self.check_shift && self.elapsed >= self.hold_until {
+            // Whatever of a shift has not come back by now never will: the stream fell
+            // behind for good (a hub that lost time), or the ring could not hold the burst.
+            // Steering for it would play slow at the bound until the fill overran (measured
+            // in `playout_sim`: 30 s at −1700 ppm and three emergency trims after a hub's
+            // 200 ms loss). Hold the fill there is, and let the target move it smoothly.
+            self.check_shift = false;
+            *set = set.min(*smooth);
+        }
         let speed = ((target - *set) * MOVE_GAIN).clamp(-max_speed, max_speed);
         *set += speed * dt;
         let e = (*smooth - *set) / self.rate;
@@ -178,13 +191,16 @@ impl ClockLock {
     /// while the buffer was dry (a concealment that did not consume the stream, so the
     /// audio that comes back later sits that much deeper). The setpoint moves with it, and
     /// the policy decides whether the depth stays (it measured the lateness that caused
-    /// it) or drains smoothly. RT-safe.
+    /// it) or drains smoothly. The audio is expected back with the burst that ends a stall;
+    /// what has not come back when the hold after the gap ends is let go (the setpoint
+    /// falls to the fill there is). RT-safe.
     pub fn shift(&mut self, frames: f64) {
         if !frames.is_finite() || frames == 0.0 {
             return;
         }
         // The stall behind it, and the burst that follows, are not the clocks' doing.
         self.hold_until = self.elapsed + HOLD_AFTER_GAP_S;
+        self.check_shift = true;
         if let Some(s) = &mut self.setpoint {
             *s += frames;
         }
@@ -204,6 +220,7 @@ impl ClockLock {
     pub fn reset(&mut self) {
         self.fill = None;
         self.setpoint = None;
+        self.check_shift = false;
         self.elapsed = 0.0;
         self.settled = 0.0;
     }
@@ -237,6 +254,28 @@ mod tests {
             }
         }
         (c, lo, hi)
+    }
+
+    #[test]
+    fn a_shift_whose_audio_never_comes_back_is_let_go() {
+        let mut c = ClockLock::new(48_000);
+        let (target, mut fill) = (160.0, 160.0);
+        let period = |c: &mut ClockLock, fill: &mut f64| {
+            *fill += 64.0;
+            let step = c.update(*fill, target, 64);
+            *fill -= 64.0 * step;
+        };
+        for _ in 0..750 * 10 {
+            period(&mut c, &mut fill);
+        }
+        // 1000 frames concealed while dry, and no burst after them (the hub lost time).
+        c.shift(1000.0);
+        for _ in 0..750 * 2 {
+            period(&mut c, &mut fill);
+        }
+        // Two seconds on the loop plays at the clocks' ratio, not at the slow bound.
+        assert!((c.ratio() - 1.0).abs() < 200e-6, "{}", c.ratio());
+        assert!((fill - target).abs() < 100.0, "{fill}");
     }
 
     #[test]
