@@ -13,3 +13,4 @@ pub mod mixer;
 pub mod playout;
 pub mod ratio;
 pub mod resampler;
+pub mod slope;

@@ -5,20 +5,21 @@
 //! does not (an older build, a third-party client) drifts by its sound card's error, and the
 //! hub's buffer for it then trims or runs dry. The evidence is the stream's newest position
 //! against the mixer's own frame count: their difference moves by the drift. Its minimum
-//! over each [`BLOCK_S`] block is steady (the earliest packets of a block), so the slope
-//! between consecutive blocks' minima, smoothed over about half a minute, is the drift
-//! without the network's jitter. A block whose slope is absurd (a sender that skipped
-//! ahead after an xrun, a restart) is left out, and so is the first block of a stream:
-//! its minimum holds whatever the connection's set-up did to the first packets, and as
-//! the first slope it seeded the average (measured: a peer that locks, shown at −1000 ppm
-//! at 5 s and still −600 at 30 s).
+//! over each [`BLOCK_S`] block is steady (the earliest packets of a block), and the drift
+//! is the slope through the last half minute of block minima, fitted as a client fits its
+//! clock estimate (`dsp::slope`): a sender that lost time once (an xrun, a stall of its
+//! host) is a step, not a slope (an exponential average of block slopes showed a peer
+//! that locked at 650 ppm after one hiccup of a period, and hundreds for half a minute
+//! after a stall). The first block of a stream is left out: its minimum holds whatever
+//! the connection's set-up did to the first packets (measured: a peer that locks, shown
+//! at −1000 ppm at 5 s and still −600 at 30 s).
+
+use crate::dsp::slope::{STEP_S, StepFit};
 
 /// One block, s.
-pub const BLOCK_S: f64 = 2.0;
-/// Blocks averaged (exponentially) into the estimate.
-const SMOOTH_BLOCKS: f64 = 15.0;
-/// A block slope beyond this is not drift, ppm.
-const ABSURD_PPM: f64 = 5000.0;
+pub const BLOCK_S: f64 = 1.0;
+/// Blocks measured before the drift is shown.
+pub const MIN_BLOCKS: usize = 8;
 
 /// The drift meter of one input.
 ///
@@ -36,11 +37,14 @@ const ABSURD_PPM: f64 = 5000.0;
 #[derive(Debug, Clone)]
 pub struct DriftMeter {
     block_frames: u64,
-    start: Option<u64>,
+    least_step: f64,
+    /// The stream's first mixer frame, and the current block's.
+    origin: Option<u64>,
+    start: u64,
     least: i64,
-    prev: Option<i64>,
     /// Whether the stream's first block is over (it is not measured).
     warm: bool,
+    fit: StepFit,
     ppm: Option<f64>,
 }
 
@@ -49,10 +53,12 @@ impl DriftMeter {
     pub fn new(rate: u32) -> DriftMeter {
         DriftMeter {
             block_frames: (f64::from(rate) * BLOCK_S) as u64,
-            start: None,
+            least_step: STEP_S * f64::from(rate),
+            origin: None,
+            start: 0,
             least: i64::MAX,
-            prev: None,
             warm: false,
+            fit: StepFit::new(),
             ppm: None,
         }
     }
@@ -61,44 +67,46 @@ impl DriftMeter {
     /// of the mixer's clock.
     ///
     /// Runs on: the RT mixer thread, once per period per input. Must not: allocate, lock,
-    /// block (integer and float arithmetic).
+    /// block (integer arithmetic; a fit over fixed arrays once a block).
     pub fn observe(&mut self, end: u64, mixed: u64) {
-        let start = *self.start.get_or_insert(mixed);
+        let origin = *self.origin.get_or_insert_with(|| {
+            self.start = mixed;
+            mixed
+        });
         let lead = end.wrapping_sub(mixed) as i64;
         self.least = self.least.min(lead);
-        if mixed.wrapping_sub(start) < self.block_frames {
+        if mixed.wrapping_sub(self.start) < self.block_frames {
             return;
         }
-        if !self.warm {
-            self.warm = true;
-            self.least = i64::MAX;
-            self.start = Some(mixed);
-            return;
-        }
-        if let Some(prev) = self.prev {
-            let slope = (self.least.wrapping_sub(prev)) as f64 / self.block_frames as f64 * 1e6;
-            if slope.abs() < ABSURD_PPM {
-                let p = self.ppm.get_or_insert(slope);
-                *p += (slope - *p) / SMOOTH_BLOCKS;
+        if self.warm {
+            let x = mixed.wrapping_sub(origin) as f64;
+            self.fit.push(x, self.least as f64);
+            if self.fit.len() >= MIN_BLOCKS {
+                self.ppm = self
+                    .fit
+                    .slope(self.least_step)
+                    .map(|s| s * 1e6)
+                    .or(self.ppm);
             }
         }
-        self.prev = Some(self.least);
+        self.warm = true;
         self.least = i64::MAX;
-        self.start = Some(mixed);
+        self.start = mixed;
     }
 
-    /// The drift observed, ppm (positive: the sender runs fast), once three blocks passed
-    /// (the first is not measured).
+    /// The drift observed, ppm (positive: the sender runs fast), once [`MIN_BLOCKS`]
+    /// blocks were measured (the first is not); kept across a restart until new blocks
+    /// replace it.
     pub fn ppm(&self) -> Option<f64> {
         self.ppm
     }
 
     /// Forgets the stream (it restarted).
     pub fn reset(&mut self) {
-        self.start = None;
+        self.origin = None;
         self.least = i64::MAX;
-        self.prev = None;
         self.warm = false;
+        self.fit.clear();
     }
 }
 
@@ -106,16 +114,43 @@ impl DriftMeter {
 mod tests {
     use super::*;
 
+    /// A sender at `ppm` for `secs`, its newest position `late(i)` frames behind at
+    /// mixer period `i`; the meter's figure at the end.
+    fn run(ppm: f64, secs: u64, late: impl Fn(u64) -> u64) -> Option<f64> {
+        let mut d = DriftMeter::new(48_000);
+        for i in 0..48_000 * secs / 64 {
+            let mixed = i * 64;
+            let end = (mixed as f64 * (1.0 + ppm * 1e-6)) as u64 + 1_000_000;
+            d.observe(end - late(i), mixed);
+        }
+        d.ppm()
+    }
+
     #[test]
     fn a_hiccup_in_the_first_block_is_not_drift() {
-        let mut d = DriftMeter::new(48_000);
         // A sender on the hub's clock whose first 0.2 s came 96 frames late.
-        for i in 0..48_000 * 30 / 64u64 {
-            let mixed = i * 64;
-            let late = if i < 150 { 96 } else { 0 };
-            d.observe(mixed + 128 - late, mixed);
-        }
-        let ppm = d.ppm().unwrap();
+        let ppm = run(0.0, 30, |i| if i < 150 { 96 } else { 0 }).unwrap();
         assert!(ppm.abs() < 5.0, "{ppm}");
+    }
+
+    #[test]
+    fn a_sender_that_lost_time_once_is_not_drifting() {
+        // A period lost 5 s in, then 200 ms lost 20 s in (a stall of its host): shown as
+        // 650 ppm and hundreds for half a minute by an average of block slopes.
+        for ppm in [0.0, 150.0] {
+            let got = run(ppm, 40, |i| match i {
+                i if i < 3_750 => 0,
+                i if i < 15_000 => 64,
+                _ => 64 + 9_600,
+            })
+            .unwrap();
+            assert!((got - ppm).abs() < 5.0, "{ppm}: {got}");
+        }
+    }
+
+    #[test]
+    fn none_before_enough_blocks() {
+        assert_eq!(run(100.0, 8, |_| 0), None);
+        assert!(run(100.0, 10, |_| 0).is_some());
     }
 }

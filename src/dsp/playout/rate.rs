@@ -25,40 +25,22 @@
 //! and roc-toolkit's idea (the ratio measured from the stream against the local clock),
 //! made robust for a host that stalls.
 //!
-//! A stall that *loses* time is not drift either: a hub whose device xruns skips the
-//! frames it missed (its stream falls behind for good), and a device's skipped frames are
-//! counted from the time the recovery took, which a plugin may not match. Either leaves a
-//! step in `E − D`, and a least-squares line through a step tilts by it: on this VM a
-//! burst of xruns at a stream's start (about 200 ms lost on both sides) gave an estimate
-//! of −18 000 ppm that took the window's half minute to wash out, and the capture side,
-//! resampling by it, starved the hub's input for a 20 ms hole every second. So the fit
-//! gives the line a free offset after each step: the increment between consecutive block
-//! medians is compared with the median increment (the drift, robustly), one that departs
-//! from it by more than [`STEP_S`] and by more than [`STEP_SPREAD`] times the increments'
-//! own spread marks a step, and the slope is pooled over the runs between steps, each
-//! centred on its own means. No step's size is estimated, so a wrong mark costs a little
-//! precision rather than a tilt; that is why steps that recur are safe: a dummy JACK server
-//! that wakes late loses up to 1.5 periods every half second or so, in nearly every
-//! block, and the runs between the marks still slope by its slower clock, which the
-//! capture must make up (the spread guard keeps those marks few and the runs long).
-//! Clamped to the clock loop's range, ±[`RANGE_PPM`].
+//! A stall that *loses* time is not drift either (a hub whose device xruns, a device
+//! whose skipped frames were miscounted): it leaves a step, which the fit takes out
+//! (`dsp::slope`, shared with the hub's drift meter). Clamped to the clock loop's range,
+//! ±[`RANGE_PPM`].
 
 use super::clock::RANGE_PPM;
+use crate::dsp::slope::{STEP_S, StepFit, median};
 
 /// Seconds of device time one block (one median) covers.
 pub const BLOCK_S: f64 = 1.0;
 /// Block medians kept: the window of the fit.
-pub const POINTS: usize = 32;
+pub const POINTS: usize = crate::dsp::slope::POINTS;
 /// Blocks needed before the estimate is given.
 pub const MIN_POINTS: usize = 8;
 /// The most readings one block holds (a block ends at [`BLOCK_S`] or here).
 const BLOCK_READINGS: usize = 4096;
-
-/// The least step taken out of the fit, s of stream (smaller ones are kept as drift).
-pub const STEP_S: f64 = 1e-3;
-/// A step departs from the median increment by this many times the increments' spread
-/// (their median absolute deviation, scaled to a standard deviation).
-pub const STEP_SPREAD: f64 = 6.0;
 
 /// The estimator's state.
 ///
@@ -86,10 +68,8 @@ pub struct RateEstimate {
     first_x: f64,
     last_x: f64,
     slope: f64,
-    /// The block medians: (device frames, stream minus device frames), a ring.
-    points: [(f64, f64); POINTS],
-    n: usize,
-    head: usize,
+    /// The block medians: (device frames, stream minus device frames).
+    fit: StepFit,
     estimate: Option<f64>,
 }
 
@@ -105,9 +85,7 @@ impl RateEstimate {
             first_x: 0.0,
             last_x: 0.0,
             slope: 0.0,
-            points: [(0.0, 0.0); POINTS],
-            n: 0,
-            head: 0,
+            fit: StepFit::new(),
             estimate: None,
         }
     }
@@ -144,20 +122,12 @@ impl RateEstimate {
         let x = 0.5 * (self.first_x + self.last_x);
         let y = m + self.slope * (x - self.first_x);
         self.len = 0;
-        self.points[self.head] = (x, y);
-        self.head = (self.head + 1) % POINTS;
-        self.n = (self.n + 1).min(POINTS);
-        if self.n >= MIN_POINTS {
-            // The points in time order, oldest first (the ring's newest is at head − 1).
-            let mut ordered = [(0.0, 0.0); POINTS];
-            for (i, p) in ordered[..self.n].iter_mut().enumerate() {
-                *p = self.points[(self.head + POINTS - self.n + i) % POINTS];
-            }
-            let points = &ordered[..self.n];
-            let mut step = [false; POINTS];
-            mark_steps(points, STEP_S * self.rate, &mut step[..self.n]);
+        self.fit.push(x, y);
+        if self.fit.len() >= MIN_POINTS {
             let range = RANGE_PPM * 1e-6;
-            self.estimate = fit(points, &step[..self.n])
+            self.estimate = self
+                .fit
+                .slope(STEP_S * self.rate)
                 .map(|s| s.clamp(-range, range))
                 .or(self.estimate);
         }
@@ -175,80 +145,8 @@ impl RateEstimate {
     pub fn restart(&mut self) {
         self.origin = None;
         self.len = 0;
-        self.n = 0;
-        self.head = 0;
+        self.fit.clear();
     }
-}
-
-/// Marks the steps between `points` (block medians in time order): `step[i]` when the
-/// increment from point `i − 1` to `i` departs from the median increment by more than
-/// `least` frames and by more than [`STEP_SPREAD`] spreads.
-fn mark_steps(points: &[(f64, f64)], least: f64, step: &mut [bool]) {
-    step.fill(false);
-    if points.len() < 3 {
-        return;
-    }
-    // The median slope between consecutive points: the drift, whatever a few steps did.
-    let mut slopes = [0.0; POINTS];
-    let mut k = 0;
-    for w in points.windows(2) {
-        let dx = w[1].0 - w[0].0;
-        if dx > 0.0 {
-            slopes[k] = (w[1].1 - w[0].1) / dx;
-            k += 1;
-        }
-    }
-    let Some(drift) = median(&mut slopes[..k]) else {
-        return;
-    };
-    // Each increment's departure from it, frames, and their spread.
-    let mut departs = [0.0; POINTS];
-    let mut spread = [0.0; POINTS];
-    let n = points.len() - 1;
-    for ((d, s), w) in departs.iter_mut().zip(&mut spread).zip(points.windows(2)) {
-        *d = (w[1].1 - w[0].1) - drift * (w[1].0 - w[0].0);
-        *s = d.abs();
-    }
-    let Some(mad) = median(&mut spread[..n]) else {
-        return;
-    };
-    let limit = least.max(STEP_SPREAD * 1.4826 * mad);
-    for (s, d) in step[1..].iter_mut().zip(&departs[..n]) {
-        *s = d.abs() > limit;
-    }
-}
-
-/// The median of `v` (reordered; `None` when empty).
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mid = v.len() / 2;
-    Some(*v.select_nth_unstable_by(mid, f64::total_cmp).1)
-}
-
-/// The least-squares slope through `points` with a free offset after each step (`step[i]`:
-/// between points `i − 1` and `i`): each run between steps is centred on its own means
-/// and the slope is pooled over the runs, so a step's size is never estimated, only
-/// its place (`None` when no run spans any time).
-fn fit(points: &[(f64, f64)], step: &[bool]) -> Option<f64> {
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    let mut start = 0;
-    for end in 1..=points.len() {
-        if end < points.len() && !step[end] {
-            continue;
-        }
-        let run = &points[start..end];
-        let n = run.len() as f64;
-        let mx = run.iter().map(|p| p.0).sum::<f64>() / n;
-        let my = run.iter().map(|p| p.1).sum::<f64>() / n;
-        for &(x, y) in run {
-            sxy += (x - mx) * (y - my);
-            sxx += (x - mx) * (x - mx);
-        }
-        start = end;
-    }
-    (sxx > 0.0).then(|| sxy / sxx).filter(|s| s.is_finite())
 }
 
 #[cfg(test)]
