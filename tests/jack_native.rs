@@ -90,7 +90,7 @@ fn audio_crosses_the_graph_intact_and_no_rt_thread_allocates() {
     jack_connect(&format!("{name}:out_2"), &format!("{name}:in_2"));
     let counters = dev.counters();
     // As izyrt's RT thread would be: realtime, above the 65 jackd gives its clients.
-    let realtime = izyrt::rt::thread::raise_to_fifo(75);
+    let realtime = izyrt::rt::promote::raise_to_fifo(75);
     dev.start().unwrap();
     let ch = usize::from(CHANNELS);
     let (mut n, mut intact, mut checked) = (0u64, 0u32, 0u32);

@@ -243,7 +243,7 @@ impl Attack {
             threads.push(std::thread::spawn(move || {
                 if let Some(cpu) = cpu {
                     // A CPU that cannot be had leaves the attacker unpinned.
-                    let _ = izyrt::rt::thread::pin_current_thread(cpu);
+                    let _ = izyrt::rt::promote::pin_current_thread(cpu);
                 }
                 f(to, &stop, &opened)
             }));

@@ -27,7 +27,7 @@ use super::server::Server;
 use super::snapshot::SnapshotCell;
 use crate::net::Waker;
 
-/// The bounds applied to every connection; see [`super::server`]'s design note.
+/// The bounds applied to every connection; see `metrics::server`'s design note.
 ///
 /// # Example
 /// ```

@@ -18,9 +18,9 @@
 //! instead (`device/jack`). A plain `hw:` device has no such threads and nothing changes.
 
 use crate::device::Obtained;
-use crate::rt::thread::RtOptions;
 #[cfg(target_os = "linux")]
-use crate::rt::thread::realtime_priority_of;
+use crate::rt::promote::realtime_priority_of;
+use crate::rt::thread::RtOptions;
 
 /// `opts` for the RT thread of a device opened as `obtained`: unchanged, unless the device
 /// goes through a sound server's plugin that runs realtime threads in this process at or
@@ -86,7 +86,8 @@ fn lowest_foreign_rt_priority() -> Option<u8> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::rt::thread::{RtOptions, raise_to_fifo};
+    use crate::rt::promote::raise_to_fifo;
+    use crate::rt::thread::RtOptions;
 
     #[test]
     fn izyrt_goes_one_below_a_plugin_thread_at_or_below_it_and_never_up() {

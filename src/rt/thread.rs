@@ -22,16 +22,16 @@
 //! nothing. The policy and priority in the report are read back from the kernel, not
 //! assumed from what was asked.
 //!
-//! `mlockall(MCL_CURRENT | MCL_FUTURE)` is done once per process, from the spawning
-//! thread. It is attempted only when it cannot hurt: with `CAP_IPC_LOCK` (root, or
-//! `setcap`) or an unlimited `RLIMIT_MEMLOCK`. Under a finite limit `MCL_FUTURE` would
-//! make later allocations fail once the locked total reaches the limit, which would turn
-//! a missing privilege into a crash.
+//! `mlockall` is done once per process, from the spawning thread, and only where it
+//! cannot hurt (`rt::memory`); the promotion itself is `rt::promote`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
+
+use super::memory::{lock_memory, memory_is_locked};
+use super::promote::{MAX_CPUS, promote};
 
 /// The `SCHED_FIFO` priority asked for by default: above the kernel's threaded IRQ
 /// handlers (50) and below the watchdogs (99), as JACK and PipeWire set up.
@@ -93,7 +93,7 @@ pub enum SchedPolicy {
 }
 
 impl SchedPolicy {
-    fn from_raw(raw: libc::c_int) -> Self {
+    pub(super) fn from_raw(raw: libc::c_int) -> Self {
         // Drop SCHED_RESET_ON_FORK, which Linux reports or-ed into the policy.
         let raw = raw & !0x4000_0000;
         match raw {
@@ -349,327 +349,6 @@ pub fn net_thread_options(name: &str, audio: &RtOptions) -> RtOptions {
     }
 }
 
-/// Why the process's memory was not locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LockError {
-    /// Locking was not attempted: without `CAP_IPC_LOCK`, `MCL_FUTURE` under a finite
-    /// `RLIMIT_MEMLOCK` would make later allocations fail.
-    #[error(
-        "no CAP_IPC_LOCK and RLIMIT_MEMLOCK is {limit_kib} KiB: locking everything under a \
-         finite limit would make later allocations fail"
-    )]
-    Limited {
-        /// The soft memlock limit, KiB.
-        limit_kib: u64,
-    },
-    /// `mlockall` failed with this errno.
-    #[error("mlockall: {}", std::io::Error::from_raw_os_error(*.errno))]
-    Failed {
-        /// The errno.
-        errno: i32,
-    },
-}
-
-/// Locks all current and future memory of the process (`mlockall`), once; later calls
-/// return the first call's outcome. Called by [`spawn`]; call it early from `main` to
-/// lock before the process grows.
-///
-/// # Errors
-/// [`LockError`]: why memory was not locked.
-pub fn lock_memory() -> Result<(), LockError> {
-    static LOCKED: OnceLock<Result<(), LockError>> = OnceLock::new();
-    *LOCKED.get_or_init(|| {
-        if !may_lock_all() {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid out-pointer.
-            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
-            return Err(LockError::Limited {
-                limit_kib: lim.rlim_cur / 1024,
-            });
-        }
-        // SAFETY: plain syscall with flag arguments.
-        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
-        if rc == 0 {
-            MEMORY_LOCKED.store(true, Ordering::Relaxed);
-            Ok(())
-        } else {
-            Err(LockError::Failed {
-                errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            })
-        }
-    })
-}
-
-static MEMORY_LOCKED: AtomicBool = AtomicBool::new(false);
-
-fn memory_is_locked() -> bool {
-    MEMORY_LOCKED.load(Ordering::Relaxed)
-}
-
-/// `CAP_IPC_LOCK` (locking is then unlimited) or an unlimited memlock limit.
-fn may_lock_all() -> bool {
-    if has_cap_ipc_lock() {
-        return true;
-    }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
-    rc == 0 && lim.rlim_cur == libc::RLIM_INFINITY
-}
-
-/// Whether `CAP_IPC_LOCK` (bit 14) is in the process's effective set. Root in a
-/// container may lack it, and a non-root binary may hold it through `setcap`.
-#[cfg(target_os = "linux")]
-fn has_cap_ipc_lock() -> bool {
-    const CAP_IPC_LOCK: u32 = 14;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn has_cap_ipc_lock() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[cfg(target_os = "linux")]
-const MAX_CPUS: usize = libc::CPU_SETSIZE as usize;
-#[cfg(not(target_os = "linux"))]
-const MAX_CPUS: usize = 1024;
-
-/// Runs on the new thread: pin, promote, read back.
-fn promote(opts: &RtOptions) -> RtReport {
-    let (cpu, cpu_refused) = match opts.cpu {
-        None => (None, None),
-        Some(cpu) => match pin_current_thread(cpu) {
-            Ok(()) => (Some(cpu), None),
-            Err(e) => (None, Some(e)),
-        },
-    };
-    let (via, refused) = match promote_current_thread(opts, opts.priority) {
-        Ok(via) => (Some(via), None),
-        // An `rtprio` limit below the priority asked for: take what the limit allows
-        // rather than nothing (the report shows the priority obtained).
-        Err(e) => match rtprio_limit().filter(|&lim| lim > 0 && lim < opts.priority) {
-            Some(lim) => match promote_current_thread(opts, lim) {
-                Ok(via) => (Some(via), None),
-                Err(_) => (None, Some(e)),
-            },
-            None => (None, Some(e)),
-        },
-    };
-    let (policy, priority) = current_policy();
-    let refused = match (policy.is_realtime(), refused) {
-        (true, _) => None,
-        (false, Some(e)) => Some(e),
-        (false, None) => Some(format!("the kernel reports {}", policy.name())),
-    };
-    RtReport {
-        thread: opts.name.clone(),
-        policy,
-        priority,
-        via: if policy.is_realtime() { via } else { None },
-        refused,
-        memory_locked: false,
-        memory_refused: None,
-        cpu,
-        cpu_refused,
-        below_plugin: None,
-    }
-}
-
-/// Keeps the calling thread on `cpu` (Linux; elsewhere an error). [`spawn`] uses it for
-/// `RtOptions::cpu`; tools use it to keep load off the CPUs they measure.
-///
-/// # Errors
-/// The reason, when `cpu` is not below `CPU_SETSIZE` or the kernel refuses it.
-///
-/// # Example
-/// ```
-/// # #[cfg(target_os = "linux")]
-/// assert!(izyrt::rt::thread::pin_current_thread(100_000).is_err());
-/// ```
-#[cfg(target_os = "linux")]
-pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(format!("cpu {cpu} is not below CPU_SETSIZE"));
-    }
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set; `cpu` < CPU_SETSIZE was
-    // checked above; pid 0 is the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(format!(
-                "sched_setaffinity(cpu {cpu}): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Keeps the calling thread on `cpu`: only on Linux.
-///
-/// # Errors
-/// Always, off Linux.
-#[cfg(not(target_os = "linux"))]
-pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
-    Err(format!("pinning to cpu {cpu} is only supported on Linux"))
-}
-
-/// Serialises promotions: `audio_thread_priority::set_rt_priority` is process-wide.
-static PROMOTE_LOCK: Mutex<()> = Mutex::new(());
-
-#[cfg(all(target_os = "linux", not(feature = "rtkit")))]
-fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
-    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    audio_thread_priority::set_rt_priority(Some(priority));
-    // The handle only serves to demote (it has no Drop): the thread stays realtime until
-    // it ends.
-    let _handle =
-        audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
-            .map_err(|e| plain_reason(&e))?;
-    Ok("direct")
-}
-
-/// An `audio_thread_priority` error as a person reads it, without the crate's type name
-/// (its Display starts with `AudioThreadPriorityError: `).
-#[cfg(target_os = "linux")]
-fn plain_reason(e: &impl std::fmt::Display) -> String {
-    let text = e.to_string();
-    match text.split_once("Error: ") {
-        Some((name, rest)) if !name.contains(' ') => rest.to_owned(),
-        _ => text,
-    }
-}
-
-#[cfg(all(target_os = "linux", feature = "rtkit"))]
-fn promote_current_thread(opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
-    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let direct = match set_fifo_directly(priority) {
-        Ok(()) => return Ok("direct"),
-        Err(e) => e,
-    };
-    let _handle =
-        audio_thread_priority::promote_current_thread_to_real_time(opts.period_frames, opts.rate)
-            .map_err(|e| format!("{direct}; RTKit: {}", plain_reason(&e)))?;
-    Ok("rtkit")
-}
-
-#[cfg(not(target_os = "linux"))]
-fn promote_current_thread(_opts: &RtOptions, priority: u8) -> Result<&'static str, String> {
-    let _guard = PROMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    set_fifo_directly(priority).map(|()| "direct")
-}
-
-/// `pthread_setschedparam(SCHED_FIFO, priority)` on the calling thread; its return code.
-/// Allocates nothing, so a thread someone else created may call it from its callback.
-fn set_fifo(priority: libc::c_int) -> libc::c_int {
-    // SAFETY: sched_param is plain data; pthread_self is the calling thread.
-    unsafe {
-        let mut param: libc::sched_param = std::mem::zeroed();
-        param.sched_priority = priority;
-        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
-    }
-}
-
-#[cfg(any(not(target_os = "linux"), feature = "rtkit"))]
-fn set_fifo_directly(priority: u8) -> Result<(), String> {
-    let rc = set_fifo(libc::c_int::from(priority));
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "pthread_setschedparam(SCHED_FIFO {priority}): {}",
-            std::io::Error::from_raw_os_error(rc)
-        ))
-    }
-}
-
-/// The soft `RLIMIT_RTPRIO` (the highest realtime priority an unprivileged thread may
-/// take), when the platform has one.
-#[cfg(target_os = "linux")]
-fn rtprio_limit() -> Option<u8> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut lim) } != 0 {
-        return None;
-    }
-    Some(lim.rlim_cur.min(99) as u8)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn rtprio_limit() -> Option<u8> {
-    None
-}
-
-/// The calling thread's realtime priority (`SCHED_FIFO` or `SCHED_RR`), if it has one.
-///
-/// # Example
-/// ```
-/// // A test thread is not realtime.
-/// assert_eq!(std::thread::spawn(izyrt::rt::thread::realtime_priority).join().unwrap(), None);
-/// ```
-pub fn realtime_priority() -> Option<i32> {
-    let (policy, priority) = current_policy();
-    policy.is_realtime().then_some(priority)
-}
-
-/// The realtime priority of thread `tid` of this process (`SCHED_FIFO` or `SCHED_RR`),
-/// if it has one: [`realtime_priority`] for a thread izyrt did not start (a device
-/// plugin's: `rt::plugin_threads`).
-#[cfg(target_os = "linux")]
-pub(crate) fn realtime_priority_of(tid: libc::pid_t) -> Option<i32> {
-    // SAFETY: plain syscalls on a thread id; `param` is plain data written by the kernel.
-    unsafe {
-        let policy = libc::sched_getscheduler(tid);
-        let mut param: libc::sched_param = std::mem::zeroed();
-        if policy < 0 || libc::sched_getparam(tid, &mut param) != 0 {
-            return None;
-        }
-        SchedPolicy::from_raw(policy)
-            .is_realtime()
-            .then_some(param.sched_priority)
-    }
-}
-
-/// Raises the calling thread to `SCHED_FIFO` at `priority` unless it already runs at
-/// least that high; false when the system refused. For a thread that someone else
-/// created for us (JACK's process thread) and that carries our audio period.
-pub fn raise_to_fifo(priority: i32) -> bool {
-    realtime_priority().is_some_and(|p| p >= priority) || set_fifo(priority) == 0
-}
-
-/// The calling thread's policy and priority, from the kernel.
-fn current_policy() -> (SchedPolicy, i32) {
-    let mut policy = 0;
-    // SAFETY: sched_param is plain data; valid out-pointers; pthread_self is valid.
-    unsafe {
-        let mut param: libc::sched_param = std::mem::zeroed();
-        if libc::pthread_getschedparam(libc::pthread_self(), &mut policy, &mut param) != 0 {
-            return (SchedPolicy::Unknown(-1), 0);
-        }
-        (SchedPolicy::from_raw(policy), param.sched_priority)
-    }
-}
-
 /// Whether each kind of refusal warning was printed (or silenced).
 static RT: AtomicBool = AtomicBool::new(false);
 static MEM: AtomicBool = AtomicBool::new(false);
@@ -741,6 +420,9 @@ fn rt_refused_warning(thread: &str, reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::rt::memory::LockError;
+    use crate::rt::promote::current_policy;
 
     #[test]
     fn an_rt_thread_flushes_subnormals_to_zero() {
@@ -762,16 +444,6 @@ mod tests {
         if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
             assert_eq!(rt, 0.0, "FTZ on the RT thread");
         }
-    }
-    use super::*;
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn refusals_carry_no_type_names() {
-        let e = "AudioThreadPriorityError: setrlimit failed";
-        assert_eq!(plain_reason(&e), "setrlimit failed");
-        let said = "no rights: Error: x";
-        assert_eq!(plain_reason(&said), said);
     }
 
     fn opts(name: &str) -> RtOptions {

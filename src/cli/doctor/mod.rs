@@ -5,7 +5,7 @@
 //! Design: each group of checks lives in its own file and returns [`Check`]s: a name, a
 //! status (PASS, WARN or FAIL), what was found, and — when not PASS — the exact command
 //! that fixes it. Nothing is assumed: the realtime and memory checks go through the very
-//! calls the engine makes (`rt::thread::spawn`, `rt::thread::lock_memory`), the device
+//! calls the engine makes (`rt::thread::spawn`, `rt::memory::lock_memory`), the device
 //! check opens the device with the role's options and drives it for two seconds through
 //! the engine's RT runner, and the hub check sends a real HELLO and reads the answer. The
 //! doctor takes every option a role takes (flags, `IZYRT_*`, `--config`), so running it

@@ -4,12 +4,13 @@
 //! The realtime probe is a thread spawned by [`crate::rt::thread::spawn`] with the role's
 //! `--priority`: it obtains exactly what an audio thread would (direct `SCHED_FIFO`, the
 //! `RLIMIT_RTPRIO` fallback, RTKit with the `rtkit` feature) and does nothing else. The
-//! memory check calls [`crate::rt::thread::lock_memory`], which the engine calls before
+//! memory check calls [`crate::rt::memory::lock_memory`], which the engine calls before
 //! its first RT thread: it locks the doctor's memory when it may, as the engine would.
 
 use super::{Check, LIMITS_FIX};
 use crate::config::Settings;
-use crate::rt::thread::{LockError, RtOptions, lock_memory, spawn};
+use crate::rt::memory::{LockError, lock_memory};
+use crate::rt::thread::{RtOptions, spawn};
 
 /// `realtime`: a probe thread asks for `SCHED_FIFO` at the role's priority.
 pub(super) fn realtime(settings: &Settings) -> Check {

@@ -18,7 +18,7 @@ use crate::device::DeviceCounters;
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::clock::now_ns;
 use crate::rt::denormals::{denormals_flushed, flush_denormals};
-use crate::rt::thread::{raise_to_fifo, realtime_priority};
+use crate::rt::promote::{raise_to_fifo, realtime_priority};
 
 /// Why the server stopped serving this client (read by the device after a close).
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@
 //! RT thread, while everything in izyrt — the driver loop, the wakeup histogram, reopen
 //! after a server restart, the per-thread allocation proof — is built around an RT thread
 //! that owns its device and blocks in [`Device::cycle`]. So the JACK callback hands the
-//! period to that thread and waits for it within the same cycle ([`handoff`]: one atomic
+//! period to that thread and waits for it within the same cycle (`handoff`: one atomic
 //! word and a futex each way, no queue). The cost is two thread wakeups per cycle; the
 //! gain is that a JACK device is one more [`Device`] and every role can use it. The
 //! callback waits at most three quarters of a period: a cycle izyrt does not answer in
@@ -304,7 +304,7 @@ impl Device for JackDevice {
         }
         // The driver starts the device on izyrt's RT thread: its priority is the one the
         // JACK process thread needs.
-        let priority = crate::rt::thread::realtime_priority().unwrap_or(0);
+        let priority = crate::rt::promote::realtime_priority().unwrap_or(0);
         self.shared.priority.store(priority, Ordering::Relaxed);
         self.set_running(true);
         Ok(())

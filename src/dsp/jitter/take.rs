@@ -15,7 +15,7 @@ impl JitterBuffer {
     /// A buffer read beyond its newest frame is marked dry, so that a sender that skips
     /// ahead meanwhile resumes further on, by at most the frames read dry: the time
     /// already concealed covers that much of the skipped span, and the rest stays a hole
-    /// to conceal (reported in [`PushResult::skipped`]).
+    /// to conceal (reported in [`PushResult::skipped`](super::PushResult::skipped)).
     ///
     /// Runs on: the RT audio thread. Must not: allocate, lock, block (any `out` length).
     ///

@@ -254,8 +254,8 @@ mod tests {
         };
         for ppm in [0.0, 100.0, -500.0, 1000.0] {
             let (each_s, _) = stepped(64, ppm, 60, lost);
-            // Untouched by the losses (taken as drift, the 196 ms read as −18 000 ppm at
-            // 9 s): from the first estimate on, within the noise of a fit through a few
+            // Untouched by the losses (fitted straight through, they read as −2000 ppm,
+            // the clamp, at 8 s): from the first estimate on, within the noise of a fit through a few
             // points (the same run without the losses: 10 ppm at 9 s), and from 30 s as
             // close as the issue asks of a running peer.
             assert!(each_s[8].is_some());
