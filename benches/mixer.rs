@@ -6,12 +6,15 @@
 //! search for a cut in phase (`dsp/jitter/splice.rs`) costs the mixer thread, the figure
 //! its per-period budget (`hub::mixer_thread::CUTS_PER_PERIOD`) is sized by. And one
 //! input's level meter over a period (`meter_64x2`), which the mixer runs on every input
-//! every period (levels for METADATA).
+//! every period (levels for METADATA). And the fit each input's drift meter runs once a
+//! second (`drift_fit`: 32 block minima, steps marked, `dsp::slope`): at 64 inputs that
+//! joined together, 64 of them can fall in one period.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
 use izyrt::dsp::meter::{Meter, MeterConfig};
 use izyrt::dsp::mixer::{MixMode, Mixer, MixerConfig};
+use izyrt::dsp::slope::StepFit;
 use std::hint::black_box;
 
 fn mixer(c: &mut Criterion) {
@@ -115,5 +118,22 @@ fn meter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mixer, hub_input_trim, meter);
+/// One fit through a full window of 32 one-second block minima of a stream 100 ppm fast,
+/// jittered by a few frames, with one step of 9600 frames (200 ms lost) in the middle.
+fn drift_fit(c: &mut Criterion) {
+    let mut f = StepFit::new();
+    for s in 0..32u32 {
+        let x = f64::from(s) * 48_000.0;
+        let jitter = f64::from((s * 7_919) % 5);
+        let lost = if s >= 16 { 9_600.0 } else { 0.0 };
+        f.push(x, x * 100e-6 + jitter - lost);
+    }
+    let ppm = f.slope(48.0).unwrap() * 1e6;
+    assert!((ppm - 100.0).abs() < 5.0, "{ppm}");
+    let mut g = c.benchmark_group("drift_fit");
+    g.bench_function("32_points", |b| b.iter(|| black_box(&f).slope(48.0)));
+    g.finish();
+}
+
+criterion_group!(benches, mixer, hub_input_trim, meter, drift_fit);
 criterion_main!(benches);
