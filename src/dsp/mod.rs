@@ -11,6 +11,7 @@ pub mod jitter;
 pub mod meter;
 pub mod mixer;
 pub mod playout;
+pub mod quantile;
 pub mod ratio;
 pub mod resampler;
 pub mod slope;

@@ -25,8 +25,12 @@
 //! slope by its slower clock, which a client's capture must make up (the spread guard
 //! keeps those marks few and the runs long).
 
+use crate::dsp::quantile::median;
+
 /// Points kept: the window of the fit, in blocks.
 pub const POINTS: usize = 32;
+/// Points needed before [`StepFit::slope`] gives a slope.
+pub const MIN_POINTS: usize = 8;
 /// The least step the callers take out, s of stream (smaller ones are kept as drift).
 pub const STEP_S: f64 = 1e-3;
 /// A step departs from the median increment by this many times the increments' spread
@@ -96,12 +100,15 @@ impl StepFit {
     }
 
     /// The slope through the points, in y per x, with a free offset after every step of
-    /// more than `least_step` (in y's unit); `None` when no run between steps spans any
-    /// time.
+    /// more than `least_step` (in y's unit); `None` before [`MIN_POINTS`] points or when
+    /// no run between steps spans any time.
     ///
     /// Runs on: an RT thread, once per block. Must not: allocate, lock, block (two
     /// selections and two passes over at most [`POINTS`] points, on the stack).
     pub fn slope(&self, least_step: f64) -> Option<f64> {
+        if self.n < MIN_POINTS {
+            return None;
+        }
         // The points in time order, oldest first (the newest is at head − 1).
         let mut ordered = [(0.0, 0.0); POINTS];
         for (i, p) in ordered[..self.n].iter_mut().enumerate() {
@@ -152,15 +159,6 @@ fn mark_steps(points: &[(f64, f64)], least: f64, step: &mut [bool]) {
     }
 }
 
-/// The median of `v` (reordered; `None` when empty).
-pub fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mid = v.len() / 2;
-    Some(*v.select_nth_unstable_by(mid, f64::total_cmp).1)
-}
-
 /// The least-squares slope through `points` with a free offset after each step (`step[i]`:
 /// between points `i − 1` and `i`): each run between steps is centred on its own means
 /// and the slope is pooled over the runs (`None` when no run spans any time).
@@ -202,6 +200,11 @@ mod tests {
         f.clear();
         assert!(f.is_empty());
         assert_eq!(f.slope(1.0), None);
+        for s in 0..MIN_POINTS as u32 {
+            assert_eq!(f.slope(1.0), None, "{s} points");
+            f.push(f64::from(s), 0.5 * f64::from(s));
+        }
+        assert!(f.slope(1.0).is_some());
     }
 
     #[test]

@@ -18,8 +18,6 @@ use crate::dsp::slope::{STEP_S, StepFit};
 
 /// One block, s.
 pub const BLOCK_S: f64 = 1.0;
-/// Blocks measured before the drift is shown.
-pub const MIN_BLOCKS: usize = 8;
 
 /// The drift meter of one input.
 ///
@@ -38,12 +36,11 @@ pub const MIN_BLOCKS: usize = 8;
 pub struct DriftMeter {
     block_frames: u64,
     least_step: f64,
-    /// The stream's first mixer frame, and the current block's.
+    /// The stream's first mixer frame, and the current block's (the first block is the
+    /// one that starts at the origin: it is not measured).
     origin: Option<u64>,
     start: u64,
     least: i64,
-    /// Whether the stream's first block is over (it is not measured).
-    warm: bool,
     fit: StepFit,
     ppm: Option<f64>,
 }
@@ -57,7 +54,6 @@ impl DriftMeter {
             origin: None,
             start: 0,
             least: i64::MAX,
-            warm: false,
             fit: StepFit::new(),
             ppm: None,
         }
@@ -69,32 +65,33 @@ impl DriftMeter {
     /// Runs on: the RT mixer thread, once per period per input. Must not: allocate, lock,
     /// block (integer arithmetic; a fit over fixed arrays once a block).
     pub fn observe(&mut self, end: u64, mixed: u64) {
-        let origin = *self.origin.get_or_insert_with(|| {
-            self.start = mixed;
-            mixed
-        });
+        let origin = match self.origin {
+            Some(origin) => origin,
+            None => {
+                self.origin = Some(mixed);
+                self.start = mixed;
+                mixed
+            }
+        };
         let lead = end.wrapping_sub(mixed) as i64;
         self.least = self.least.min(lead);
         if mixed.wrapping_sub(self.start) < self.block_frames {
             return;
         }
-        if self.warm {
+        if self.start != origin {
             let x = mixed.wrapping_sub(origin) as f64;
             self.fit.push(x, self.least as f64);
-            if self.fit.len() >= MIN_BLOCKS {
-                self.ppm = self
-                    .fit
-                    .slope(self.least_step)
-                    .map(|s| s * 1e6)
-                    .or(self.ppm);
-            }
+            self.ppm = self
+                .fit
+                .slope(self.least_step)
+                .map(|s| s * 1e6)
+                .or(self.ppm);
         }
-        self.warm = true;
         self.least = i64::MAX;
         self.start = mixed;
     }
 
-    /// The drift observed, ppm (positive: the sender runs fast), once [`MIN_BLOCKS`]
+    /// The drift observed, ppm (positive: the sender runs fast), once [`MIN_POINTS`](crate::dsp::slope::MIN_POINTS)
     /// blocks were measured (the first is not); kept across a restart until new blocks
     /// replace it.
     pub fn ppm(&self) -> Option<f64> {
@@ -105,7 +102,6 @@ impl DriftMeter {
     pub fn reset(&mut self) {
         self.origin = None;
         self.least = i64::MAX;
-        self.warm = false;
         self.fit.clear();
     }
 }

@@ -20,7 +20,7 @@
 //! two directions: a late packet (network or net thread) makes it low, a late pull (the
 //! audio thread) makes it high. Each block of about [`BLOCK_S`] is summarised by its
 //! median, which no stall shorter than half a block moves, and the estimate is the
-//! least-squares slope through the last [`POINTS`] block medians. Median noise of 50 µs
+//! least-squares slope through the last [`POINTS`](crate::dsp::slope::POINTS) block medians. Median noise of 50 µs
 //! gives a slope within about 1 ppm after 30 s (σ·√(12/N)/T). This is zita-njbridge's
 //! and roc-toolkit's idea (the ratio measured from the stream against the local clock),
 //! made robust for a host that stalls.
@@ -31,14 +31,11 @@
 //! ±[`RANGE_PPM`].
 
 use super::clock::RANGE_PPM;
-use crate::dsp::slope::{STEP_S, StepFit, median};
+use crate::dsp::quantile::median;
+use crate::dsp::slope::{STEP_S, StepFit};
 
 /// Seconds of device time one block (one median) covers.
 pub const BLOCK_S: f64 = 1.0;
-/// Block medians kept: the window of the fit.
-pub const POINTS: usize = crate::dsp::slope::POINTS;
-/// Blocks needed before the estimate is given.
-pub const MIN_POINTS: usize = 8;
 /// The most readings one block holds (a block ends at [`BLOCK_S`] or here).
 const BLOCK_READINGS: usize = 4096;
 
@@ -123,18 +120,16 @@ impl RateEstimate {
         let y = m + self.slope * (x - self.first_x);
         self.len = 0;
         self.fit.push(x, y);
-        if self.fit.len() >= MIN_POINTS {
-            let range = RANGE_PPM * 1e-6;
-            self.estimate = self
-                .fit
-                .slope(STEP_S * self.rate)
-                .map(|s| s.clamp(-range, range))
-                .or(self.estimate);
-        }
+        let range = RANGE_PPM * 1e-6;
+        self.estimate = self
+            .fit
+            .slope(STEP_S * self.rate)
+            .map(|s| s.clamp(-range, range))
+            .or(self.estimate);
     }
 
     /// The estimate, ppm: positive when the hub's clock runs faster than the device's.
-    /// `None` until [`MIN_POINTS`] blocks have been measured.
+    /// `None` until [`MIN_POINTS`](crate::dsp::slope::MIN_POINTS) blocks have been measured.
     pub fn ppm(&self) -> Option<f64> {
         self.estimate.map(|s| s * 1e6)
     }
@@ -152,6 +147,7 @@ impl RateEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dsp::slope::POINTS;
 
     /// `secs` at `ppm`, pulls of 64 frames, the stream's reading jittered by up to a
     /// period, with a stall of `stall_ms` every `every_s` seconds that holds the stream

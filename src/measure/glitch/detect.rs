@@ -3,22 +3,23 @@
 //! thread, after the fact). The design note is the parent module's.
 
 use super::{GlitchConfig, GlitchError, GlitchEvent, GlitchKind};
+use crate::dsp::quantile::{median, quantile};
 
 /// Window levels below this (Ψ's square root, full scale 1) are digital silence.
 pub(super) const SILENCE: f64 = 1e-6;
 
 /// Frame counts derived from the configuration and the rate.
 pub(super) struct Grid {
-    pub(super) rate: u32,
+    rate: u32,
     /// Envelope window and hop, frames.
-    pub(super) win: usize,
+    win: usize,
     pub(super) hop: usize,
     /// Frequency/level block, frames (10 ms).
-    pub(super) block: usize,
+    block: usize,
     /// Merge distance, frames.
     pub(super) merge: usize,
     /// The step predictor's lag: the rate's multiple of 48 kHz (at least 1).
-    pub(super) lag: usize,
+    lag: usize,
 }
 
 impl Grid {
@@ -38,9 +39,9 @@ impl Grid {
 
 /// One channel's samples and envelope.
 pub(super) struct Channel {
-    pub(super) x: Vec<f64>,
+    x: Vec<f64>,
     /// `√median(Ψ)` of the window starting at `h × hop` (not yet divided by `sin ω`).
-    pub(super) level: Vec<f64>,
+    level: Vec<f64>,
     /// The loud level (99th percentile of `level`).
     pub(super) loud: f64,
     /// First frame of the first window, and one past the last frame of the last, at half
@@ -67,10 +68,10 @@ impl Channel {
             .map(|h| {
                 buf.clear();
                 buf.extend_from_slice(&psi[h * g.hop..h * g.hop + g.win]);
-                median(&mut buf).max(0.0).sqrt()
+                median(&mut buf).unwrap_or(0.0).max(0.0).sqrt()
             })
             .collect();
-        let loud = percentile(&mut level.clone(), 0.99);
+        let loud = quantile(&mut level.clone(), 0.99).unwrap_or(0.0);
         let first = level.iter().position(|&l| l >= loud / 2.0).unwrap_or(0);
         let last = level.iter().rposition(|&l| l >= loud / 2.0).unwrap_or(0);
         Channel {
@@ -103,7 +104,7 @@ impl Channel {
                 x[r].iter().map(|v| v * v).sum::<f64>() / len
             })
             .collect();
-        let typical = median(&mut energy.clone());
+        let typical = median(&mut energy.clone()).unwrap_or(0.0);
         let hint = cfg.freq_hz.map(|f| f / f64::from(g.rate));
         let cos_of = |b: usize| -> Option<f64> {
             if energy[b] < typical / 4.0 || energy[b] <= 0.0 {
@@ -132,7 +133,7 @@ impl Channel {
                 None => "no sinusoid in the signal".into(),
             }));
         }
-        let global = median(&mut all);
+        let global = median(&mut all).unwrap_or(0.0);
         let near = 5; // blocks each side: ±50 ms
         let cos_w: Vec<f64> = (0..blocks)
             .map(|b| {
@@ -141,7 +142,7 @@ impl Channel {
                     .flatten()
                     .copied()
                     .collect();
-                if v.is_empty() { global } else { median(&mut v) }
+                median(&mut v).unwrap_or(global)
             })
             .collect();
         let sin_w: Vec<f64> = cos_w.iter().map(|c| (1.0 - c * c).sqrt()).collect();
@@ -157,15 +158,15 @@ impl Channel {
         }
         let block_amp: Vec<f64> = per_block
             .iter_mut()
-            .map(|v| if v.is_empty() { 0.0 } else { median(v) })
+            .map(|v| median(v).unwrap_or(0.0))
             .collect();
-        let tone = median(&mut block_amp.clone());
+        let tone = median(&mut block_amp.clone()).unwrap_or(0.0);
         let context = 100; // blocks each side: ±1 s
         let reference: Vec<f64> = (0..blocks)
             .map(|b| {
                 let mut v =
                     block_amp[b.saturating_sub(context)..(b + context + 1).min(blocks)].to_vec();
-                percentile(&mut v, 0.75).max(tone / 4.0)
+                quantile(&mut v, 0.75).unwrap_or(0.0).max(tone / 4.0)
             })
             .collect();
         // Holes: the fitted level under hole_ratio, the robust one under TKEO_GUARD.
@@ -335,18 +336,4 @@ pub(super) fn merge_events(parts: Vec<Part>, merge: usize) -> Vec<GlitchEvent> {
             hole_ms: e.hole_ms,
         })
         .collect()
-}
-
-/// The median (the upper one of an even count; 0 for none). Reorders `v`.
-pub(super) fn median(v: &mut [f64]) -> f64 {
-    percentile(v, 0.5)
-}
-
-/// The `q` quantile by rank (0 for none). Reorders `v`.
-fn percentile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let k = ((v.len() - 1) as f64 * q).round() as usize;
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
 }

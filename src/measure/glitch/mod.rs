@@ -61,7 +61,8 @@ use std::fmt;
 
 mod detect;
 
-use detect::{Channel, Grid, Part, SILENCE, cluster, median, merge_events};
+use crate::dsp::quantile::median;
+use detect::{Channel, Grid, Part, SILENCE, cluster, merge_events};
 
 /// What counts as a glitch. [`GlitchConfig::default`] holds the thresholds the design note
 /// explains.
@@ -313,8 +314,8 @@ pub fn tone_glitches(
         steps: steps.len(),
         holes: holes.len(),
         events: merge_events(parts, g.merge),
-        tone_hz: median(&mut hz),
-        amplitude: median(&mut amp),
+        tone_hz: median(&mut hz).unwrap_or(0.0),
+        amplitude: median(&mut amp).unwrap_or(0.0),
         start_frame: start,
         end_frame: end,
         rate,
