@@ -19,16 +19,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600.0);
-    let base = Scenario {
-        ppm: 0.0,
-        secs,
-        jitter_periods: 1.0,
-        stall_every_s: 0.0,
-        stall_max_ms: 0.0,
-        loss_at_s: f64::INFINITY,
-        loss_ms: 0.0,
-        seed: 0x1234_5678,
-    };
+    let base = Scenario::clean(0.0, secs);
     let rows = [
         (
             "+1000 ppm, jitter ≤ 1 period",

@@ -6,23 +6,10 @@ mod sim;
 
 use sim::{Scenario, run};
 
-fn scenario(ppm: f64, secs: f64) -> Scenario {
-    Scenario {
-        ppm,
-        secs,
-        jitter_periods: 1.0,
-        stall_every_s: 0.0,
-        stall_max_ms: 0.0,
-        loss_at_s: f64::INFINITY,
-        loss_ms: 0.0,
-        seed: 0x1234_5678,
-    }
-}
-
 #[test]
 fn ten_minutes_at_a_thousand_ppm_either_way_lock_without_a_drop_a_miss_or_a_step() {
     for ppm in [1000.0, -1000.0] {
-        let o = run(&scenario(ppm, 600.0));
+        let o = run(&Scenario::clean(ppm, 600.0));
         let lock = o.lock_s.expect("locked");
         assert!(lock <= 10.0, "{ppm} ppm: locked after {lock} s");
         assert_eq!(o.dropped, 0, "{ppm} ppm: {o:?}");
@@ -38,7 +25,7 @@ fn host_stalls_are_concealed_without_a_step_and_the_buffer_settles() {
     let o = run(&Scenario {
         stall_every_s: 10.0,
         stall_max_ms: 8.0,
-        ..scenario(300.0, 120.0)
+        ..Scenario::clean(300.0, 120.0)
     });
     assert_eq!(o.dropped, 0, "{o:?}");
     assert_eq!(o.steps, 0, "{o:?}");
@@ -55,7 +42,7 @@ fn a_hub_that_loses_time_is_concealed_once_and_nothing_is_dropped() {
     let o = run(&Scenario {
         loss_at_s: 45.0,
         loss_ms: 200.0,
-        ..scenario(300.0, 120.0)
+        ..Scenario::clean(300.0, 120.0)
     });
     // The gap itself is concealed (150 periods of 64 frames), and nothing after it: the
     // audio that never comes back is not steered for (it was: 30 s at the slow bound and

@@ -49,6 +49,23 @@ pub struct Scenario {
     pub seed: u64,
 }
 
+impl Scenario {
+    /// The acceptance link: the hub `ppm` away, packet jitter up to a period, no
+    /// host stall, no loss, for `secs` (the bench's rows and the tests start from it).
+    pub fn clean(ppm: f64, secs: f64) -> Scenario {
+        Scenario {
+            ppm,
+            secs,
+            jitter_periods: 1.0,
+            stall_every_s: 0.0,
+            stall_max_ms: 0.0,
+            loss_at_s: f64::INFINITY,
+            loss_ms: 0.0,
+            seed: 0x1234_5678,
+        }
+    }
+}
+
 /// What a run showed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Outcome {
