@@ -37,6 +37,7 @@
 //! `cargo bench --bench jitter_policy`.
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+use izyrt::dsp::playout::device_time::DeviceTime;
 use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 
 const PERIOD: u32 = 64;
@@ -125,7 +126,8 @@ enum Buffer {
 /// The buffer a run reads: alone, or as the hub's input reads it.
 enum Reader {
     Plain(Box<JitterBuffer>),
-    Floored(Box<InputBuffer>),
+    /// With the hub device's time, ticked once a pull as the mixer ticks it.
+    Floored(Box<InputBuffer>, DeviceTime),
 }
 
 impl Reader {
@@ -134,8 +136,8 @@ impl Reader {
             Reader::Plain(jb) => {
                 jb.push_at(position, samples, at);
             }
-            Reader::Floored(input) => {
-                input.push_at(position, samples, at);
+            Reader::Floored(input, device) => {
+                input.push_at(position, samples, at, device);
             }
         }
     }
@@ -144,14 +146,18 @@ impl Reader {
         let mut unlimited = u32::MAX;
         match self {
             Reader::Plain(jb) => jb.pull_within(out, now, &mut unlimited),
-            Reader::Floored(input) => input.pull_within(out, now, &mut unlimited),
+            Reader::Floored(input, device) => {
+                let r = input.pull_within(out, now, &mut unlimited);
+                device.tick(now, u64::from(PERIOD));
+                r
+            }
         }
     }
 
     fn depth_frames(&self) -> u64 {
         match self {
             Reader::Plain(jb) => jb.depth_frames(),
-            Reader::Floored(input) => input.buffer().depth_frames(),
+            Reader::Floored(input, _) => input.buffer().depth_frames(),
         }
     }
 }
@@ -193,7 +199,10 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> Outcome {
         };
         let jb = JitterBuffer::new(cfg).expect("valid config");
         let mut reader = if floor {
-            Reader::Floored(Box::new(InputBuffer::new(jb, 48_000)))
+            Reader::Floored(
+                Box::new(InputBuffer::new(jb, 48_000)),
+                DeviceTime::new(48_000),
+            )
         } else {
             Reader::Plain(Box::new(jb))
         };

@@ -354,7 +354,9 @@ fn locked_playout_and_concealment_allocate_nothing() {
         if i % 97 != 50 {
             p.push_at(i * 64, &packet, i * 1_333_333);
         }
-        std::hint::black_box(p.pull(&mut out));
+        // Timed as the audio thread pulls: the device's clock ticks, and the dry spells of
+        // the missing packets raise the target.
+        std::hint::black_box(p.pull_at(&mut out, i * 1_333_333));
         std::hint::black_box((p.clock_ppm(), p.ratio(), p.fill_frames(), p.locked()));
         hub_in.copy_from_slice(&packet);
         if i % 50 == 7 {
@@ -394,6 +396,7 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::hub::mixer_thread::InputBuffer;
 
     let mut jb = InputBuffer::new(JitterBuffer::new(JitterConfig::default()).unwrap(), 48_000);
+    let mut device = izyrt::dsp::playout::device_time::DeviceTime::new(48_000);
     let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
     let mut packet = vec![0.0f32; 2 * 64];
@@ -406,11 +409,12 @@ fn hub_input_trims_in_phase_allocate_nothing() {
                 let v = tone(sent * 64 + i as u64);
                 x.copy_from_slice(&[v, v]);
             }
-            jb.push_at(sent * 64, &packet, now);
+            jb.push_at(sent * 64, &packet, now, &device);
             sent += 1;
         }
         let mut cuts = 2;
         std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts));
+        device.tick(now, 64);
         now += 1_333_333;
     };
     for _ in 0..1_000 {

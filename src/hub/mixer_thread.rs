@@ -22,6 +22,7 @@ use crate::dsp::jitter::{JitterBuffer, JitterConfig, PullResult, half_period_ns}
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
 use crate::dsp::playout::conceal::{Conceal, ConcealError};
+use crate::dsp::playout::device_time::DeviceTime;
 use crate::file::ClipReader;
 use crate::hub::drift::DriftMeter;
 use crate::net::Waker;
@@ -238,14 +239,18 @@ pub struct MixerState {
     channels: usize,
     period: u32,
     position: u64,
+    /// The hub device's time, which the inputs' lateness is measured on.
+    device_time: DeviceTime,
     /// Published figures (leaked slots, miss periods).
     stats: Arc<MixerStats>,
 }
 
 impl MixerState {
-    /// Builds the state (main thread). `slots` are the WAV sources, placed first.
+    /// Builds the state (main thread) for a device at `rate` Hz. `slots` are the WAV
+    /// sources, placed first.
     pub fn new(
         mixer: Mixer,
+        rate: u32,
         files: Vec<Box<Slot>>,
         commands: Consumer<Command>,
         garbage: Producer<Box<Slot>>,
@@ -267,6 +272,7 @@ impl MixerState {
             channels: usize::from(cfg.channels),
             period: cfg.period_frames,
             position: 0,
+            device_time: DeviceTime::new(rate),
             stats,
         }
     }
@@ -326,8 +332,9 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 conceal,
                 drift,
             } => {
+                let device = &s.device_time;
                 rx.drain_runs(|position, samples, at| {
-                    jitter.push_at(position, samples, at);
+                    jitter.push_at(position, samples, at, device);
                 });
                 let r = jitter.pull_within(input, now, &mut cuts);
                 let jitter = jitter.buffer();
@@ -401,6 +408,8 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
         sent |= out.push(meta, &s.scratch);
     }
     s.position = s.position.wrapping_add(u64::from(s.period));
+    // The next period's arrivals are timed from this one.
+    s.device_time.tick(now, u64::from(s.period));
     if sent {
         s.waker.wake();
     }

@@ -194,6 +194,7 @@ impl Hub {
         let mixer_stats = Arc::new(MixerStats::default());
         let state = MixerState::new(
             mixer,
+            cfg.settings.rate,
             file_slots,
             commands_rx,
             garbage_tx,

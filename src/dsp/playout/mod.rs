@@ -8,7 +8,8 @@
 //!
 //! - the position-addressed ring (`dsp::jitter::JitterBuffer`, read with
 //!   [`take`](crate::dsp::jitter::JitterBuffer::take): none of its own adaptation rules);
-//! - [`policy`]: the latency target, from how late packets actually arrive;
+//! - [`policy`]: the latency target, from how late packets actually arrive, on the time of
+//!   the device that plays them ([`device_time`]);
 //! - [`clock`]: the loop that holds the fill at the target by the resampling ratio;
 //! - [`rate`]: the clock estimate, measured from the stream's position against the
 //!   device's frame count (the capture side resamples by it too, so the hub receives its
@@ -25,6 +26,7 @@
 
 pub mod clock;
 pub mod conceal;
+pub mod device_time;
 pub mod policy;
 pub mod rate;
 
@@ -32,6 +34,7 @@ use crate::dsp::jitter::{JitterBuffer, JitterConfig, JitterError, PullResult, Pu
 use crate::dsp::resampler::{Resampler, ResamplerError};
 use clock::ClockLock;
 use conceal::{Conceal, ConcealError};
+use device_time::DeviceTime;
 use policy::{LatencyPolicy, PolicyConfig};
 use rate::RateEstimate;
 
@@ -95,6 +98,8 @@ impl From<ResamplerError> for PlayoutError {
 pub struct Playout {
     ring: JitterBuffer,
     policy: LatencyPolicy,
+    /// The device's time, which lateness is measured on.
+    device_time: DeviceTime,
     clock: ClockLock,
     /// The clock estimate reported and used by the capture side (`rate.rs`).
     estimate: RateEstimate,
@@ -107,6 +112,8 @@ pub struct Playout {
     ch: usize,
     playing: bool,
     misses: u64,
+    /// The current dry spell: the target when it began and the frames concealed since.
+    dry: (u64, u64),
     trim_above: u64,
     /// The newest packet: when it arrived (monotonic ns), its frames, and the stream
     /// position it ends at (see [`Playout::pull_at`]).
@@ -138,6 +145,7 @@ impl Playout {
                 min_frames: cfg.ring.min_target_frames,
                 max_frames: cfg.ring.max_target_frames,
             }),
+            device_time: DeviceTime::new(cfg.rate),
             clock: ClockLock::new(cfg.rate),
             estimate: RateEstimate::new(cfg.rate),
             device_frames: 0,
@@ -147,6 +155,7 @@ impl Playout {
             ch,
             playing: false,
             misses: 0,
+            dry: (0, 0),
             trim_above: u64::from(cfg.ring.max_target_frames) + u64::from(cfg.ring.slack_frames),
             newest: (0, 0, 0),
             rate: f64::from(cfg.rate.max(1)),
@@ -172,8 +181,9 @@ impl Playout {
             self.newest = (arrival_ns, u64::from(frames), end);
         }
         if frames > 0 {
+            let at = self.device_time.at(arrival_ns);
             self.policy
-                .on_packet(position, frames, arrival_ns, self.clock_ppm());
+                .on_packet(position, frames, at, self.clock_ppm());
         }
         r
     }
@@ -206,6 +216,9 @@ impl Playout {
     /// block or panic.
     pub fn pull_at(&mut self, out: &mut [f32], now_ns: u64) -> PullResult {
         let frames = out.len() / self.ch;
+        if now_ns != u64::MAX {
+            self.device_time.tick(now_ns, frames as u64);
+        }
         let target = u64::from(self.policy.target_frames());
         if !self.playing {
             out.fill(0.0);
@@ -255,12 +268,20 @@ impl Playout {
         }
         if missed {
             self.misses += 1;
+            // What the lateness measure did not foresee: the target this spell shows
+            // was needed is raised to at once.
+            if self.dry.1 == 0 {
+                self.dry.0 = target;
+            }
+            self.dry.1 += (need as u64).saturating_sub(got);
+            self.policy.cover(self.dry.0 + self.dry.1);
             let played = u32::try_from(got).unwrap_or(u32::MAX);
             return PullResult::Miss {
                 played,
                 silent: (need as u32).saturating_sub(played),
             };
         }
+        self.dry.1 = 0;
         PullResult::Played
     }
 
@@ -284,6 +305,7 @@ impl Playout {
     ///
     /// Runs on: the RT audio thread. Must not: allocate, lock, block.
     pub fn device_skipped(&mut self, frames: u64) {
+        self.device_time.skip(frames);
         if self.playing {
             self.clock.shift(frames as f64);
             self.device_frames = self.device_frames.saturating_add(frames);
@@ -372,11 +394,9 @@ impl Playout {
 mod tests {
     use super::*;
 
-    /// 60 s at exact rates with a 20 ms device xrun at 20 s (packets keep coming, 15 pulls
-    /// never happen); returns the clock estimate at the end, the largest one after the
-    /// xrun, the largest of the clock loop's own integral after it, and the frames dropped.
-    fn xrun(told: bool) -> (f64, f64, f64, u64) {
-        let mut p = Playout::new(PlayoutConfig {
+    /// Mono, 64-frame pulls at 48 kHz, the ring's defaults.
+    fn playout() -> Playout {
+        Playout::new(PlayoutConfig {
             ring: JitterConfig {
                 channels: 1,
                 ..JitterConfig::default()
@@ -384,7 +404,14 @@ mod tests {
             rate: 48_000,
             pull_frames: 64,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// 60 s at exact rates with a 20 ms device xrun at 20 s (packets keep coming, 15 pulls
+    /// never happen); returns the clock estimate at the end, the largest one after the
+    /// xrun, the largest of the clock loop's own integral after it, and the frames dropped.
+    fn xrun(told: bool) -> (f64, f64, f64, u64) {
+        let mut p = playout();
         let mut out = [0.0f32; 64];
         let period_ns = 64.0 * 1e9 / 48_000.0;
         let (mut worst, mut worst_loop): (f64, f64) = (0.0, 0.0);
@@ -418,5 +445,83 @@ mod tests {
         let (end, worst, worst_loop, _) = xrun(false);
         assert!(worst_loop > 50.0, "{worst_loop}");
         assert!(end.abs() < 10.0 && worst < 20.0, "{end} {worst}");
+    }
+
+    /// 20 s of a stream and a device at exact rates, one pull per packet, with a 4 ms
+    /// stall 10 s in: of both the stream and the device (`shared`), or of the stream alone.
+    /// Returns the latency target before and after the stall.
+    fn stall(shared: bool) -> (u32, u32) {
+        let mut p = playout();
+        let mut out = [0.0f32; 64];
+        let period_ns = 64.0 * 1e9 / 48_000.0;
+        let stall_ns = 4e6;
+        let (mut before, mut pushed) = (0, 0u64);
+        for k in 0..15_000u64 {
+            let mut now = k as f64 * period_ns;
+            if k >= 7_500 && shared {
+                // Everything stood still: the rest comes 4 ms later, on schedule.
+                now += stall_ns;
+            }
+            if k == 7_500 {
+                before = p.target_frames();
+            }
+            // The stream alone stalled: its packets of those 4 ms (3 periods) come in one
+            // burst after them.
+            let withheld = !shared && (7_500..7_503).contains(&k);
+            while !withheld && pushed <= k {
+                p.push_at(pushed * 64, &[0.25; 64], now as u64);
+                pushed += 1;
+            }
+            p.pull_at(&mut out, now as u64);
+        }
+        (before, p.target_frames())
+    }
+
+    #[test]
+    fn a_stall_of_the_device_and_the_stream_together_is_not_lateness() {
+        let (before, after) = stall(true);
+        assert_eq!(
+            after, before,
+            "the device wanted nothing while it stood still"
+        );
+        // Control: the stream alone stalls while the device plays on: 4 ms (192 frames)
+        // more, within the rounding of the arrival times.
+        let (before, after) = stall(false);
+        assert!(
+            (i64::from(after) - i64::from(before) - 192).abs() <= 4,
+            "{before} {after}"
+        );
+    }
+
+    #[test]
+    fn a_packet_handed_over_late_counts_from_its_handover() {
+        // Packets stamped on time but handed over 4 ms late (the net thread took them
+        // from the socket, then stood still before passing them on): the device's time
+        // cannot place a stamp from before its last period, so they count as arriving
+        // then, two periods late, and the pulls that ran dry are covered from then on.
+        let mut p = playout();
+        let mut out = [0.0f32; 64];
+        let period_ns = 64.0 * 1e9 / 48_000.0;
+        let mut pushed = 0u64;
+        let mut before = 0;
+        for k in 0..15_000u64 {
+            if k == 7_500 {
+                before = p.target_frames();
+            }
+            let held = (7_500..7_503).contains(&k);
+            while !held && pushed <= k {
+                p.push_at(pushed * 64, &[0.25; 64], (pushed as f64 * period_ns) as u64);
+                pushed += 1;
+            }
+            p.pull_at(&mut out, (k as f64 * period_ns) as u64);
+        }
+        assert!(p.misses() > 0);
+        assert!((p.worst_lateness_ms() - 2.0 * period_ns / 1e6).abs() < 0.01);
+        let raised = i64::from(p.target_frames()) - i64::from(before);
+        assert!(
+            (126..=130).contains(&raised),
+            "{before} -> {}",
+            p.target_frames()
+        );
     }
 }

@@ -6,7 +6,9 @@
 //! and each probe was a click. This one measures instead. Each packet's *lateness* is how
 //! much later it arrived than the earliest-arriving packets of the last half second would
 //! predict, on the hub's clock as the clock-recovery loop estimates it (so a few hundred
-//! ppm of drift is not mistaken for lateness). The target is
+//! ppm of drift is not mistaken for lateness). Arrivals are timed on the consuming
+//! device's time (`device_time.rs`), so a stall that stops the device as well as the
+//! stream is no lateness: the device wanted nothing while it lasted. The target is
 //!
 //! > frames one pull needs + the largest lateness of the last [`WINDOW_S`] s + a margin
 //!
@@ -103,6 +105,8 @@ pub struct LatencyPolicy {
     worst_ns: f64,
     /// When the current stream's first packet arrived, ns.
     started_ns: u64,
+    /// Whether the newest packet came within the warm-up.
+    warming: bool,
 }
 
 impl LatencyPolicy {
@@ -120,6 +124,7 @@ impl LatencyPolicy {
             target: 0,
             worst_ns: 0.0,
             started_ns: 0,
+            warming: true,
         };
         p.target = p.floor();
         p
@@ -132,8 +137,9 @@ impl LatencyPolicy {
             .min(c.max_frames)
     }
 
-    /// A packet of `frames` at stream `position` arrived at `arrival_ns` (local monotonic
-    /// clock); `clock_ppm` is the clock loop's estimate of the hub's clock against ours.
+    /// A packet of `frames` at stream `position` arrived at `arrival_ns` (the consuming
+    /// device's time, [`DeviceTime::at`](super::device_time::DeviceTime::at), or any local
+    /// clock in ns); `clock_ppm` is the clock loop's estimate of the hub's clock against ours.
     ///
     /// Runs on: the RT audio thread, once per packet received. Must not: allocate, lock,
     /// block (arithmetic over fixed arrays).
@@ -182,14 +188,39 @@ impl LatencyPolicy {
         self.least[1] = self.least[1].min(offset);
         let base = self.least[0].min(self.least[1]);
         let warming = (arrival_ns.saturating_sub(self.started_ns) as f64) < WARMUP_S * 1e9;
+        self.warming = warming;
         let lateness = if warming {
             0.0
         } else {
             (offset - base).max(0.0)
         };
+        self.worst_ns = self.worst_ns.max(lateness);
+        self.note(lateness);
+    }
+
+    /// The playout ran dry although the fill stood at the target: a target of `frames`
+    /// would have covered what the lateness measure did not foresee (the fill's own
+    /// excursions: a sender's clock that lost time for good leaves the buffer that much
+    /// lower until the clock loop refills it, and the next loss can come first). Held
+    /// for the window like a lateness; a spell longer than an outage, or one within the
+    /// warm-up, is not the link's.
+    ///
+    /// Runs on: the RT audio thread, in a period that concealed. Must not: allocate, lock,
+    /// block.
+    pub fn cover(&mut self, frames: u64) {
+        let c = &self.cfg;
+        let rate = f64::from(c.rate.max(1));
+        let beyond = frames as f64 - f64::from(c.need_frames) - f64::from(c.margin_frames);
+        if self.warming || beyond <= 0.0 || beyond / rate > OUTAGE_S {
+            return;
+        }
+        self.note(beyond / rate * 1e9);
+    }
+
+    /// Takes `lateness` (ns) into the current block and sets the target from the window.
+    fn note(&mut self, lateness: f64) {
         let b = self.block;
         self.late[b] = self.late[b].max(lateness);
-        self.worst_ns = self.worst_ns.max(lateness);
         let worst = self.older.max(self.late[b]);
         // (Less a hundredth of a frame: the nanoseconds' rounding is not lateness.)
         let frames_late = (worst * f64::from(self.cfg.rate) / 1e9 - 0.01)
@@ -352,5 +383,45 @@ mod tests {
         p.on_packet(900 * 64, 64, (900.0 * PERIOD_NS + 1e8) as u64, 0.0);
         assert_eq!(p.target_frames(), 512);
         p.on_packet(u64::MAX - 3, 64, u64::MAX, f64::NAN);
+    }
+
+    #[test]
+    fn a_dry_spell_the_lateness_did_not_foresee_raises_the_target_for_the_window() {
+        let mut p = policy();
+        let mut i = 0u64;
+        let mut on_time = |p: &mut LatencyPolicy, n: u64| {
+            for _ in 0..n {
+                p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+                i += 1;
+            }
+        };
+        on_time(&mut p, 1_500);
+        assert_eq!(p.target_frames(), 96);
+        // A spell that began at the target and concealed 200 frames: 296 would have
+        // covered it.
+        p.cover(96 + 200);
+        assert_eq!(p.target_frames(), 296);
+        // Less than the target changes nothing; an outage's worth is not the link's.
+        p.cover(100);
+        p.cover(96 + 48_000);
+        assert_eq!(p.target_frames(), 296);
+        assert!(
+            p.worst_lateness_ms() < 0.01,
+            "a dry spell is not a lateness"
+        );
+        on_time(&mut p, 7_500 * 3);
+        assert_eq!(p.target_frames(), 296, "held for the window");
+        on_time(&mut p, 7_500 * 2);
+        assert_eq!(p.target_frames(), 96, "and gone after it");
+    }
+
+    #[test]
+    fn a_dry_spell_while_the_stream_starts_is_not_the_links() {
+        let mut p = policy();
+        for i in 0..100u64 {
+            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+        }
+        p.cover(500);
+        assert_eq!(p.target_frames(), 96);
     }
 }

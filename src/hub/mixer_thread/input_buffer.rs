@@ -4,12 +4,13 @@
 //! Design: the hub's inputs keep their depth in whole periods by the probing rules of
 //! `dsp/jitter/adapt.rs`, and under that a *floor*: the largest lateness of the input's
 //! last 32 s, measured as a client's playout measures the hub's mix
-//! (`dsp/playout/policy.rs`), so that no quiet stretch gives back the depth the next
+//! (`dsp/playout/policy.rs`, on the hub device's time: `dsp/playout/device_time.rs`), so that no quiet stretch gives back the depth the next
 //! stall needs. The rule is two lines (measure every packet as it is stored, set the floor
 //! before each pull) that the mixer, the `jitter_policy` bench and the allocation test
 //! all need exactly as the mixer runs it; this type is that rule, once.
 
 use crate::dsp::jitter::{JitterBuffer, PullResult, PushResult};
+use crate::dsp::playout::device_time::DeviceTime;
 use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 
 /// A hub input's [`JitterBuffer`] whose target never falls below the lateness its packets
@@ -18,22 +19,29 @@ use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 /// # Example
 /// ```
 /// use izyrt::dsp::jitter::JitterBuffer;
+/// use izyrt::dsp::playout::device_time::DeviceTime;
 /// use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 /// let cfg = input_jitter_config(1, 64, 64, 48_000);
 /// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000);
+/// let mut device = DeviceTime::new(48_000);
 /// let period_ns = 1_333_333u64;
 /// let mut out = vec![0.0f32; 64];
 /// let mut cuts = 2;
 /// // 2 s on time: the floor is the one period a pull needs.
 /// for k in 0..1_500u64 {
-///     input.push_at(k * 64, &[0.1; 64], k * period_ns);
+///     input.push_at(k * 64, &[0.1; 64], k * period_ns, &device);
 ///     input.pull_within(&mut out, k * period_ns, &mut cuts);
+///     device.tick(k * period_ns, 64);
 /// }
 /// assert_eq!(input.buffer().floor_frames(), 64);
-/// // One packet 10 ms (480 frames) late: the next pull's floor covers it, in whole
-/// // periods (64 + 480 → 576).
-/// input.push_at(1_500 * 64, &[0.1; 64], 1_500 * period_ns + 10_000_000);
-/// input.pull_within(&mut out, 1_500 * period_ns + 10_000_000, &mut cuts);
+/// // The hub's device goes on, and one packet comes 10 ms (480 frames) late: the next
+/// // pull's floor covers it, in whole periods (64 + 480 → 576).
+/// let late = 1_500 * period_ns + 10_000_000;
+/// for k in 1_500..1_508u64 {
+///     device.tick(k * period_ns, 64);
+/// }
+/// input.push_at(1_500 * 64, &[0.1; 64], late, &device);
+/// input.pull_within(&mut out, late, &mut cuts);
 /// assert_eq!(input.buffer().floor_frames(), 576);
 /// ```
 #[derive(Debug)]
@@ -59,16 +67,23 @@ impl InputBuffer {
     }
 
     /// Stores a packet at stream `position` that arrived at `arrival_ns` (monotonic) and
-    /// measures its lateness.
+    /// measures its lateness on the time of the hub's `device`.
     ///
     /// Runs on: the RT mixer thread, once per packet. Must not: allocate, lock, block.
-    pub fn push_at(&mut self, position: u64, samples: &[f32], arrival_ns: u64) -> PushResult {
+    pub fn push_at(
+        &mut self,
+        position: u64,
+        samples: &[f32],
+        arrival_ns: u64,
+        device: &DeviceTime,
+    ) -> PushResult {
         let r = self.buffer.push_at(position, samples, arrival_ns);
         // A locked client sends at the hub's rate; one that does not drifts by at most a
         // few hundred ppm, which tilts half a second's lateness base by a fraction of a
         // millisecond: no clock estimate here.
         let frames = (samples.len() / usize::from(self.buffer.config().channels).max(1)) as u32;
-        self.lateness.on_packet(position, frames, arrival_ns, 0.0);
+        self.lateness
+            .on_packet(position, frames, device.at(arrival_ns), 0.0);
         r
     }
 

@@ -60,6 +60,7 @@ fn state_of(slots: usize, channels: u16, period: u32) -> (MixerState, rtrb::Prod
     let (garbage, _garbage_rx) = RingBuffer::new(8);
     let s = MixerState::new(
         mixer,
+        48_000,
         Vec::new(),
         commands_rx,
         garbage,
@@ -174,6 +175,7 @@ fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
     let stats = Arc::new(MixerStats::default());
     let mut s = MixerState::new(
         mixer,
+        48_000,
         Vec::new(),
         commands_rx,
         garbage,
