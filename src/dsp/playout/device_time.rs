@@ -11,13 +11,19 @@
 //! project's test VM, at 32-frame periods through JACK, about 4 ms on the hub's inputs and
 //! again on the client, where the listener needed none of it.
 //!
-//! So arrivals are put on the device's time: what it has consumed (frames pulled, and
-//! frames it skipped in an xrun, which it did not wait for either), at its nominal rate,
-//! counted at each period's tick; between ticks, the monotonic time since the last one,
-//! up to the period the device last took. A packet arriving while the device stands
+//! So arrivals are put on the device's time: the frames it has pulled, at its nominal
+//! rate, counted at each period's tick; between ticks, the monotonic time since the last
+//! one, up to the period the device last took. A packet arriving while the device stands
 //! still is stamped with where the device will be when it goes on. A stall of the sender
 //! alone still shows in full (the device went on consuming), and so does the device's own
 //! stall on a real sound card, whose catch-up pulls then come back to back.
+//!
+//! Frames an xrun skipped are not counted, though the time passed for the device: the
+//! packets that came while it lasted can only be stamped with the tick after it, so they
+//! look early; counting the skip would then make every packet after it look late by
+//! the skip, against that early base, where not counting it leaves the device's time
+//! behind by the skip for good, which lateness (measured against the earliest recent
+//! arrivals) does not see. A lost JACK cycle is the same case, and is never reported.
 
 /// A device's consumption as a clock, in nanoseconds of its audio.
 ///
@@ -61,15 +67,6 @@ impl DeviceTime {
             // The device time here is where the last tick's frames took it.
             Some((_, at, last_span)) => (now_ns, at + last_span, span),
         });
-    }
-
-    /// The device skipped `frames` (an xrun): their time passed for it as if played.
-    ///
-    /// Runs on: the RT thread that pulls. Must not: allocate, lock, block.
-    pub fn skip(&mut self, frames: u64) {
-        if let Some((_, at, _)) = &mut self.last {
-            *at += frames as f64 * self.ns_per_frame;
-        }
     }
 
     /// The device time of monotonic instant `t_ns`, ns (arrivals since the last tick;
@@ -126,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn a_device_that_catches_up_or_skips_is_counted_by_what_it_took() {
+    fn a_device_that_catches_up_is_counted_by_what_it_took() {
         let mut d = DeviceTime::new(48_000);
         let t0 = 1_000_000_000u64;
         d.tick(t0, 64);
@@ -137,9 +134,5 @@ mod tests {
             d.tick(late, 64);
         }
         assert!(d.at(late).abs_diff(start + 5_333_333) <= 1);
-        // An xrun skipped 128 frames: their time counts as passed.
-        let before = d.at(late);
-        d.skip(128);
-        assert!(d.at(late).abs_diff(before + 2_666_667) <= 1);
     }
 }

@@ -305,7 +305,6 @@ impl Playout {
     ///
     /// Runs on: the RT audio thread. Must not: allocate, lock, block.
     pub fn device_skipped(&mut self, frames: u64) {
-        self.device_time.skip(frames);
         if self.playing {
             self.clock.shift(frames as f64);
             self.device_frames = self.device_frames.saturating_add(frames);
@@ -523,5 +522,28 @@ mod tests {
             "{before} -> {}",
             p.target_frames()
         );
+    }
+
+    #[test]
+    fn a_device_xrun_is_no_lateness() {
+        // Packets on time; the device skips 15 periods (20 ms) 10 s in and says so.
+        let mut p = playout();
+        let mut out = [0.0f32; 64];
+        let period_ns = 64.0 * 1e9 / 48_000.0;
+        let mut before = 0;
+        for k in 0..15_000u64 {
+            let now = (k as f64 * period_ns) as u64;
+            p.push_at(k * 64, &[0.25; 64], now);
+            if (7_500..7_515).contains(&k) {
+                before = before.max(p.target_frames());
+                if k == 7_514 {
+                    p.device_skipped(15 * 64);
+                }
+                continue;
+            }
+            p.pull_at(&mut out, now);
+        }
+        assert_eq!(p.target_frames(), before);
+        assert!(p.worst_lateness_ms() < 0.01, "{}", p.worst_lateness_ms());
     }
 }

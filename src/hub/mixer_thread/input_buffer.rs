@@ -4,10 +4,11 @@
 //! Design: the hub's inputs keep their depth in whole periods by the probing rules of
 //! `dsp/jitter/adapt.rs`, and under that a *floor*: the largest lateness of the input's
 //! last 32 s, measured as a client's playout measures the hub's mix
-//! (`dsp/playout/policy.rs`, on the hub device's time: `dsp/playout/device_time.rs`), so that no quiet stretch gives back the depth the next
-//! stall needs. The rule is two lines (measure every packet as it is stored, set the floor
-//! before each pull) that the mixer, the `jitter_policy` bench and the allocation test
-//! all need exactly as the mixer runs it; this type is that rule, once.
+//! (`dsp/playout/policy.rs`, on the hub device's time: `dsp/playout/device_time.rs`), so
+//! that no quiet stretch gives back the depth the next stall needs. The rule is two lines
+//! (measure every packet as it is stored, set the floor before each pull) that the mixer,
+//! the `jitter_policy` bench and the allocation test all need exactly as the mixer runs
+//! it; this type is that rule, once.
 
 use crate::dsp::jitter::{JitterBuffer, PullResult, PushResult};
 use crate::dsp::playout::device_time::DeviceTime;
