@@ -5,7 +5,9 @@
 //! Rows: ±1000 ppm and ±100 ppm with packet jitter up to a period (the acceptance
 //! run: 10 simulated minutes by default, `IZYRT_BENCH_SECS` to change), and this VM's
 //! stall model (about one host stall every 10 s, up to 8 ms) at +300 ppm, and a hub that
-//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm.
+//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm; and this VM's JACK
+//! servers, whose clocks on both sides lose a cycle or more at random (about once and
+//! four times a second), at +100 ppm.
 //!
 //! `cargo bench --bench playout_sim`.
 
@@ -64,25 +66,45 @@ fn main() {
                 ..base
             },
         ),
+        (
+            "+100 ppm, lost JACK cycles ~1/s each side, ≤ 3 ms",
+            Scenario {
+                ppm: 100.0,
+                lost_per_s: 1.0,
+                lost_max_ms: 3.0,
+                ..base
+            },
+        ),
+        (
+            "+100 ppm, lost JACK cycles ~4/s each side, ≤ 3 ms",
+            Scenario {
+                ppm: 100.0,
+                lost_per_s: 4.0,
+                lost_max_ms: 3.0,
+                ..base
+            },
+        ),
     ];
     println!("simulated seconds per row: {secs}");
     println!();
     println!(
-        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error after 60 s (ppm) | steps | largest residual | queued mean / p99 (ms) |"
+        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, s) in rows {
         let o = run(&s);
         println!(
-            "| {name} | {} | {} ({}) | {} | {:.2} | {:.2} | {} | {:.1e} | {:.2} / {:.2} |",
+            "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} |",
             o.lock_s.map_or("never".into(), |t| format!("{t:.1}")),
             o.misses,
             o.misses_after_lock,
             o.dropped,
             o.estimate_ppm,
+            o.worst_error_5_to_10s,
             o.worst_error_after_60s,
             o.steps,
             o.max_residual,
+            o.target_mean,
             o.fill_mean_ms,
             o.fill_p99_ms,
         );

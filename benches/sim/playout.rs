@@ -10,7 +10,11 @@
 //! optional *stall* model is this VM's: about every `stall_every_s` the host stops for up
 //! to `stall_max_ms`, and every packet due meanwhile arrives when it resumes, at once.
 //! The optional *loss* is a hub whose device xruns once: at `loss_at_s` its clock skips
-//! `loss_ms`, and every later packet is sent that much later, for good.
+//! `loss_ms`, and every later packet is sent that much later, for good. The optional *lost
+//! cycles* are what this VM's `jackd -d dummy` servers do on both sides at once: about
+//! `lost_per_s` times a second, independently, the hub's clock and the device's each
+//! stand still for one period to `lost_max_ms` and go on without catching up (the hub's
+//! later packets are sent that much later, the device's later pulls come that much later).
 //!
 //! What a listener would hear is judged on the output itself: the hub's signal is a
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
@@ -45,6 +49,10 @@ pub struct Scenario {
     pub loss_at_s: f64,
     /// ... and how much, ms.
     pub loss_ms: f64,
+    /// Lost cycles on each side, about this many a second (0: none) ...
+    pub lost_per_s: f64,
+    /// ... each from one period up to this long, ms.
+    pub lost_max_ms: f64,
     /// The random stream.
     pub seed: u64,
 }
@@ -61,6 +69,8 @@ impl Scenario {
             stall_max_ms: 0.0,
             loss_at_s: f64::INFINITY,
             loss_ms: 0.0,
+            lost_per_s: 0.0,
+            lost_max_ms: 0.0,
             seed: 0x1234_5678,
         }
     }
@@ -80,6 +90,11 @@ pub struct Outcome {
     pub estimate_ppm: f64,
     /// Largest |estimate − truth| from 60 s on, ppm.
     pub worst_error_after_60s: f64,
+    /// Largest |estimate − truth| from 5 to 10 s, ppm (what the capture resamples by
+    /// while the loop acquires).
+    pub worst_error_5_to_10s: f64,
+    /// The latency target, frames: mean over the run.
+    pub target_mean: f64,
     /// Steps in the output (after the first second).
     pub steps: u64,
     /// The largest residual seen (after the first second).
@@ -97,6 +112,45 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One side's lost cycles: the time it has lost by its own time `t`, s.
+struct Lost {
+    rng: Rng,
+    per_s: f64,
+    max_s: f64,
+    next: f64,
+    total: f64,
+}
+
+impl Lost {
+    fn new(s: &Scenario, seed: u64) -> Lost {
+        let mut l = Lost {
+            rng: Rng(seed | 1),
+            per_s: s.lost_per_s,
+            max_s: s.lost_max_ms * 1e-3,
+            next: f64::INFINITY,
+            total: 0.0,
+        };
+        if l.per_s > 0.0 {
+            l.next = l.gap();
+        }
+        l
+    }
+
+    /// Exponential gaps: the events are independent.
+    fn gap(&mut self) -> f64 {
+        -(1.0 - self.rng.unit()).ln() / self.per_s
+    }
+
+    fn by(&mut self, t: f64) -> f64 {
+        let period = f64::from(P) / RATE;
+        while t >= self.next {
+            self.total += period + self.rng.unit() * (self.max_s - period).max(0.0);
+            self.next += self.gap();
+        }
+        self.total
     }
 }
 
@@ -146,8 +200,12 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut o = Outcome::default();
     let mut hist = [0.0f32; 2];
     let mut fills = Vec::new();
+    let (mut targets, mut periods) = (0.0, 0u64);
+    let mut hub_lost = Lost::new(s, s.seed ^ 0x9e37_79b9);
+    let mut dev_lost = Lost::new(s, s.seed ^ 0x7f4a_7c15);
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
         let mut t_send = k as f64 * hub_period;
+        t_send += hub_lost.by(t_send);
         if t_send >= s.loss_at_s {
             t_send += s.loss_ms * 1e-3;
         }
@@ -166,7 +224,8 @@ pub fn run(s: &Scenario) -> Outcome {
     next.0 = arrival(0, &mut rng, &mut last_arrival);
     let pulls = (s.secs / dev_period) as u64;
     for j in 0..pulls {
-        let now = j as f64 * dev_period;
+        let own = j as f64 * dev_period;
+        let now = own + dev_lost.by(own);
         while next.0 <= now {
             let k = next.1;
             for (i, x) in packet.iter_mut().enumerate() {
@@ -185,10 +244,15 @@ pub fn run(s: &Scenario) -> Outcome {
         if o.lock_s.is_none() && playout.locked() {
             o.lock_s = Some(now);
         }
+        let err = (playout.clock_ppm() - s.ppm).abs();
         if now >= 60.0 {
-            let err = (playout.clock_ppm() - s.ppm).abs();
             o.worst_error_after_60s = o.worst_error_after_60s.max(err);
         }
+        if (5.0..10.0).contains(&now) {
+            o.worst_error_5_to_10s = o.worst_error_5_to_10s.max(err);
+        }
+        targets += f64::from(playout.target_frames());
+        periods += 1;
         if r != PullResult::Priming {
             fills.push(playout.fill_frames() / RATE * 1e3);
         }
@@ -206,6 +270,7 @@ pub fn run(s: &Scenario) -> Outcome {
             hist = [hist[1], x];
         }
     }
+    o.target_mean = targets / periods.max(1) as f64;
     o.dropped = playout.dropped_frames();
     o.estimate_ppm = playout.clock_ppm();
     fills.sort_by(f64::total_cmp);
