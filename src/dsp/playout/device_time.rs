@@ -78,7 +78,7 @@ impl DeviceTime {
             None => t_ns,
             Some((tick, at, span)) => {
                 let since = t_ns.saturating_sub(tick) as f64;
-                (at + since.min(span)).max(0.0) as u64
+                (at + since.min(span)) as u64
             }
         }
     }

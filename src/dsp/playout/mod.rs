@@ -112,8 +112,10 @@ pub struct Playout {
     ch: usize,
     playing: bool,
     misses: u64,
-    /// The current dry spell: the target when it began and the frames concealed since.
-    dry: (u64, u64),
+    /// The current dry spell: the target when it began, and the frames concealed since
+    /// (0: none).
+    dry_from: u64,
+    dry_frames: u64,
     trim_above: u64,
     /// The newest packet: when it arrived (monotonic ns), its frames, and the stream
     /// position it ends at (see [`Playout::pull_at`]).
@@ -155,7 +157,8 @@ impl Playout {
             ch,
             playing: false,
             misses: 0,
-            dry: (0, 0),
+            dry_from: 0,
+            dry_frames: 0,
             trim_above: u64::from(cfg.ring.max_target_frames) + u64::from(cfg.ring.slack_frames),
             newest: (0, 0, 0),
             rate: f64::from(cfg.rate.max(1)),
@@ -270,18 +273,18 @@ impl Playout {
             self.misses += 1;
             // What the lateness measure did not foresee: the target this spell shows
             // was needed is raised to at once.
-            if self.dry.1 == 0 {
-                self.dry.0 = target;
+            if self.dry_frames == 0 {
+                self.dry_from = target;
             }
-            self.dry.1 += (need as u64).saturating_sub(got);
-            self.policy.cover(self.dry.0 + self.dry.1);
+            self.dry_frames += (need as u64).saturating_sub(got);
+            self.policy.cover(self.dry_from + self.dry_frames);
             let played = u32::try_from(got).unwrap_or(u32::MAX);
             return PullResult::Miss {
                 played,
                 silent: (need as u32).saturating_sub(played),
             };
         }
-        self.dry.1 = 0;
+        self.dry_frames = 0;
         PullResult::Played
     }
 
