@@ -76,6 +76,24 @@ fn main() {
             },
         ),
         (
+            "+100 ppm, lost JACK cycles ~0.5/s each side, 1 period",
+            Scenario {
+                ppm: 100.0,
+                lost_per_s: 0.5,
+                lost_max_ms: 0.0,
+                ..base
+            },
+        ),
+        (
+            "+100 ppm, lost JACK cycles ~2/s each side, 1 period",
+            Scenario {
+                ppm: 100.0,
+                lost_per_s: 2.0,
+                lost_max_ms: 0.0,
+                ..base
+            },
+        ),
+        (
             "+100 ppm, lost JACK cycles ~4/s each side, ≤ 3 ms",
             Scenario {
                 ppm: 100.0,
@@ -88,13 +106,13 @@ fn main() {
     println!("simulated seconds per row: {secs}");
     println!();
     println!(
-        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) |"
+        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) | hub input spread, estimate alone / paced (ms) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, s) in rows {
         let o = run(&s);
         println!(
-            "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} |",
+            "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
             o.lock_s.map_or("never".into(), |t| format!("{t:.1}")),
             o.misses,
             o.misses_after_lock,
@@ -107,6 +125,8 @@ fn main() {
             o.target_mean,
             o.fill_mean_ms,
             o.fill_p99_ms,
+            o.hub_spread_estimate_ms,
+            o.hub_spread_paced_ms,
         );
     }
 }

@@ -18,7 +18,10 @@
 //!
 //! What a listener would hear is judged on the output itself: the hub's signal is a
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
-//! (at the frequency the current ratio plays it) misses by more than [`STEP`].
+//! (at the frequency the current ratio plays it) misses by more than [`STEP`]. What the
+//! hub's input would hold of the client's capture is counted too: the hub frames the
+//! capture would have sent, by the clock estimate alone and by the playout's capture
+//! ratio, less those the hub's clock has consumed.
 
 #![allow(dead_code)]
 
@@ -102,6 +105,13 @@ pub struct Outcome {
     /// Queued audio (ring + resampler), ms: mean and 99th percentile over the run.
     pub fill_mean_ms: f64,
     pub fill_p99_ms: f64,
+    /// What the hub's input would hold of this client's capture (frames sent less frames
+    /// the hub's clock consumed, transit left out), ms from 60 s on: the spread between
+    /// its 0.5th and 99.5th percentiles, for a capture resampled by the clock estimate
+    /// alone and for one resampled by the playout's capture ratio (the estimate and the
+    /// pace, `dsp::playout::pace`).
+    pub hub_spread_estimate_ms: f64,
+    pub hub_spread_paced_ms: f64,
 }
 
 struct Rng(u64);
@@ -202,14 +212,15 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut fills = Vec::new();
     let (mut targets, mut periods) = (0.0, 0u64);
     let mut hub_lost = Lost::new(s, s.seed ^ 0x9e37_79b9);
+    // The hub's clock again (the same losses), for what it has consumed by a time.
+    let mut hub_clock = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
+    let (mut sent_estimate, mut sent_paced) = (0.0f64, 0.0f64);
+    let (mut held_estimate, mut held_paced) = (Vec::new(), Vec::new());
     let mut dev_lost = Lost::new(s, s.seed ^ 0x7f4a_7c15);
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
-        let mut t_send = k as f64 * hub_period;
-        t_send += hub_lost.by(t_send);
-        if t_send >= s.loss_at_s {
-            t_send += s.loss_ms * 1e-3;
-        }
-        let mut t = t_send + base + rng.unit() * s.jitter_periods * dev_period;
+        let mut t = sent_at(s, k, hub_period, &mut hub_lost)
+            + base
+            + rng.unit() * s.jitter_periods * dev_period;
         while t > stall_at + stall_len {
             stall_at += rng.unit() * s.stall_every_s * 2.0 + 0.05;
             stall_len = rng.unit() * s.stall_max_ms * 1e-3;
@@ -243,6 +254,19 @@ pub fn run(s: &Scenario) -> Outcome {
         }
         if o.lock_s.is_none() && playout.locked() {
             o.lock_s = Some(now);
+        }
+        // This period's capture, in hub frames, by either ratio; against what the hub's
+        // clock (with its lost time and its one loss) has consumed by now.
+        sent_estimate += f64::from(P) * (1.0 + playout.clock_ppm() * 1e-6);
+        sent_paced += f64::from(P) * playout.capture_ratio();
+        let (clock, consumed) = &mut hub_clock;
+        while sent_at(s, *consumed + 1, hub_period, clock) <= now {
+            *consumed += 1;
+        }
+        if now >= 60.0 {
+            let c = (*consumed * u64::from(P)) as f64;
+            held_estimate.push((sent_estimate - c) / RATE * 1e3);
+            held_paced.push((sent_paced - c) / RATE * 1e3);
         }
         let err = (playout.clock_ppm() - s.ppm).abs();
         if now >= 60.0 {
@@ -278,5 +302,28 @@ pub fn run(s: &Scenario) -> Outcome {
         o.fill_mean_ms = fills.iter().sum::<f64>() / fills.len() as f64;
         o.fill_p99_ms = fills[(fills.len() * 99 / 100).min(fills.len() - 1)];
     }
+    o.hub_spread_estimate_ms = spread(&mut held_estimate);
+    o.hub_spread_paced_ms = spread(&mut held_paced);
     o
+}
+
+/// When the hub sends (and consumes) its period `k`: its clock's own time, plus what its
+/// lost cycles and its one loss have cost it by then.
+fn sent_at(s: &Scenario, k: u64, hub_period: f64, lost: &mut Lost) -> f64 {
+    let mut t = k as f64 * hub_period;
+    t += lost.by(t);
+    if t >= s.loss_at_s {
+        t += s.loss_ms * 1e-3;
+    }
+    t
+}
+
+/// The distance between the 0.5th and 99.5th percentiles of `xs` (0 when empty).
+fn spread(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let at = |q: f64| xs[((xs.len() - 1) as f64 * q) as usize];
+    at(0.995) - at(0.005)
 }

@@ -12,8 +12,9 @@
 //!   the device that plays them ([`device_time`]);
 //! - [`clock`]: the loop that holds the fill at the target by the resampling ratio;
 //! - [`rate`]: the clock estimate, measured from the stream's position against the
-//!   device's frame count (the capture side resamples by it too, so the hub receives its
-//!   own rate);
+//!   device's frame count;
+//! - [`pace`]: the capture's ratio, the estimate plus a correction that makes up time
+//!   either clock lost, so the hub's input of this client neither fills nor drains;
 //! - `dsp::resampler`: the variable-ratio resampler;
 //! - [`conceal`]: what plays when audio is missing, and cross-fades at any join.
 //!
@@ -27,6 +28,7 @@
 pub mod clock;
 pub mod conceal;
 pub mod device_time;
+pub mod pace;
 pub mod policy;
 pub mod rate;
 
@@ -35,8 +37,32 @@ use crate::dsp::resampler::{Resampler, ResamplerError};
 use clock::ClockLock;
 use conceal::{Conceal, ConcealError};
 use device_time::DeviceTime;
+use pace::CapturePace;
 use policy::{LatencyPolicy, PolicyConfig};
 use rate::RateEstimate;
+
+/// The part of a packet of `frames` that counts as not yet arrived `age_ns` after it
+/// landed, at `rate` Hz: all of it the instant it lands, none of it a packet's duration
+/// later. A stream's newest position less this advances smoothly, where the position
+/// itself steps by a packet at each arrival (see [`Playout::pull_at`]); the hub's drift
+/// meter reads its inputs so too (`hub::drift`).
+///
+/// Runs on: any thread, RT included (arithmetic).
+///
+/// # Example
+/// ```
+/// use izyrt::dsp::playout::unearned_frames;
+/// assert_eq!(unearned_frames(64, 0, 48_000.0), 64.0);
+/// assert_eq!(unearned_frames(64, 666_667, 48_000.0).round(), 32.0);
+/// assert_eq!(unearned_frames(64, 5_000_000, 48_000.0), 0.0);
+/// ```
+pub fn unearned_frames(frames: u64, age_ns: u64, rate: f64) -> f64 {
+    if frames == 0 {
+        return 0.0;
+    }
+    let span_ns = frames as f64 / rate * 1e9;
+    frames as f64 * (1.0 - age_ns as f64 / span_ns).clamp(0.0, 1.0)
+}
 
 /// How a [`Playout`] is sized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +129,8 @@ pub struct Playout {
     clock: ClockLock,
     /// The clock estimate reported and used by the capture side (`rate.rs`).
     estimate: RateEstimate,
+    /// The capture's pace: the estimate plus a correction that holds the hub's input.
+    pace: CapturePace,
     /// Device frames pulled or skipped since the stream started playing.
     device_frames: u64,
     resampler: Resampler,
@@ -150,6 +178,7 @@ impl Playout {
             device_time: DeviceTime::new(cfg.rate),
             clock: ClockLock::new(cfg.rate),
             estimate: RateEstimate::new(cfg.rate),
+            pace: CapturePace::new(cfg.rate),
             device_frames: 0,
             resampler: Resampler::new(cfg.ring.channels, most)?,
             conceal: Conceal::new(cfg.ring.channels, cfg.rate)?,
@@ -231,6 +260,7 @@ impl Playout {
             self.playing = true;
             self.clock.reset();
             self.estimate.restart();
+            self.pace.restart();
             self.resampler.reset();
             self.conceal.reset();
         }
@@ -242,8 +272,9 @@ impl Playout {
         }
         let unearned = self.unearned_frames(now_ns);
         let fill = self.fill_frames() - unearned;
-        self.estimate
-            .observe(self.device_frames, self.newest.2 as f64 - unearned);
+        let stream = self.newest.2 as f64 - unearned;
+        self.estimate.observe(self.device_frames, stream);
+        self.pace.observe(frames as u32, stream, self.clock_ppm());
         self.device_frames = self.device_frames.saturating_add(frames as u64);
         let step = self.clock.update(
             fill,
@@ -293,12 +324,10 @@ impl Playout {
     /// [`pull_at`](Self::pull_at)).
     fn unearned_frames(&self, now_ns: u64) -> f64 {
         let (at, frames, _) = self.newest;
-        if now_ns == u64::MAX || frames == 0 {
+        if now_ns == u64::MAX {
             return 0.0;
         }
-        let span_ns = frames as f64 / self.rate * 1e9;
-        let age = now_ns.saturating_sub(at) as f64;
-        frames as f64 * (1.0 - age / span_ns).clamp(0.0, 1.0)
+        unearned_frames(frames, now_ns.saturating_sub(at), self.rate)
     }
 
     /// The device skipped `frames` of stream time (an xrun): they will never be pulled, so
@@ -379,6 +408,18 @@ impl Playout {
     /// The ratio the stream is resampled by now (hub frames per device frame).
     pub fn ratio(&self) -> f64 {
         self.clock.ratio()
+    }
+
+    /// The ratio the capture is resampled by (hub frames per device frame): the clock
+    /// estimate, plus the pace's correction that makes up time either clock lost
+    /// (`pace.rs`).
+    pub fn capture_ratio(&self) -> f64 {
+        self.pace.ratio(self.clock_ppm())
+    }
+
+    /// The pace's correction over the estimate, ppm.
+    pub fn pace_ppm(&self) -> f64 {
+        self.pace.correction_ppm()
     }
 
     /// Whether the clock loop is locked.
