@@ -4,7 +4,9 @@
 //! Design: a client that locks to the hub's clock sends exactly the hub's rate; one that
 //! does not (an older build, a third-party client) drifts by its sound card's error, and the
 //! hub's buffer for it then trims or runs dry. The evidence is the stream's newest position
-//! against the mixer's own frame count: their difference moves by the drift. Its minimum
+//! (less the part of the newest packet not yet earned, so that it advances smoothly
+//! rather than a packet at a time) against the mixer's own frame count: their difference
+//! moves by the drift. Its minimum
 //! over each [`BLOCK_S`] block is steady (the earliest packets of a block), and the drift
 //! is the slope through the last half minute of block minima, fitted as a client fits its
 //! clock estimate (`dsp::slope`): a sender that lost time once (an xrun, a stall of its
@@ -28,7 +30,7 @@ pub const BLOCK_S: f64 = 1.0;
 /// // A sender 200 ppm fast: its newest position gains 0.0002 frames per frame mixed.
 /// for i in 0..48_000 * 60 / 64u64 {
 ///     let mixed = i * 64;
-///     d.observe((mixed as f64 * 1.0002) as u64 + 128, mixed);
+///     d.observe((mixed as f64 * 1.0002) as u64 + 128, 0.0, mixed);
 /// }
 /// assert!((d.ppm().unwrap() - 200.0).abs() < 5.0);
 /// ```
@@ -40,7 +42,7 @@ pub struct DriftMeter {
     /// one that starts at the origin: it is not measured).
     origin: Option<u64>,
     start: u64,
-    least: i64,
+    least: f64,
     fit: StepFit,
     ppm: Option<f64>,
 }
@@ -53,18 +55,23 @@ impl DriftMeter {
             least_step: STEP_S * f64::from(rate),
             origin: None,
             start: 0,
-            least: i64::MAX,
+            least: f64::INFINITY,
             fit: StepFit::new(),
             ppm: None,
         }
     }
 
-    /// One mixer period: the stream's newest position + 1 (`end`) after `mixed` frames
-    /// of the mixer's clock.
+    /// One mixer period: the stream's newest position + 1 (`end`), less the part of the
+    /// newest packet not yet earned (`unearned`, `dsp::playout::unearned_frames`), after
+    /// `mixed` frames of the mixer's clock. Read plainly, the position steps by a packet
+    /// at each arrival, and the block minima of a sender a few hundred ppm fast stand
+    /// still for blocks and then step by a packet: every step larger than the least one
+    /// the fit takes out, so the drift read 0 (a peer 500 ppm fast, trimmed by the hub
+    /// every few seconds, was shown at 0.0 ppm).
     ///
     /// Runs on: the RT mixer thread, once per period per input. Must not: allocate, lock,
-    /// block (integer arithmetic; a fit over fixed arrays once a block).
-    pub fn observe(&mut self, end: u64, mixed: u64) {
+    /// block (arithmetic; a fit over fixed arrays once a block).
+    pub fn observe(&mut self, end: u64, unearned: f64, mixed: u64) {
         let origin = match self.origin {
             Some(origin) => origin,
             None => {
@@ -73,21 +80,21 @@ impl DriftMeter {
                 mixed
             }
         };
-        let lead = end.wrapping_sub(mixed) as i64;
+        let lead = end.wrapping_sub(mixed) as i64 as f64 - unearned;
         self.least = self.least.min(lead);
         if mixed.wrapping_sub(self.start) < self.block_frames {
             return;
         }
         if self.start != origin {
             let x = mixed.wrapping_sub(origin) as f64;
-            self.fit.push(x, self.least as f64);
+            self.fit.push(x, self.least);
             self.ppm = self
                 .fit
                 .slope(self.least_step)
                 .map(|s| s * 1e6)
                 .or(self.ppm);
         }
-        self.least = i64::MAX;
+        self.least = f64::INFINITY;
         self.start = mixed;
     }
 
@@ -101,7 +108,7 @@ impl DriftMeter {
     /// Forgets the stream (it restarted).
     pub fn reset(&mut self) {
         self.origin = None;
-        self.least = i64::MAX;
+        self.least = f64::INFINITY;
         self.fit.clear();
     }
 }
@@ -117,7 +124,7 @@ mod tests {
         for i in 0..48_000 * secs / 64 {
             let mixed = i * 64;
             let end = (mixed as f64 * (1.0 + ppm * 1e-6)) as u64 + 1_000_000;
-            d.observe(end - late(i), mixed);
+            d.observe(end - late(i), 0.0, mixed);
         }
         d.ppm()
     }
@@ -148,5 +155,36 @@ mod tests {
     fn none_before_enough_blocks() {
         assert_eq!(run(100.0, 8, |_| 0), None);
         assert!(run(100.0, 10, |_| 0).is_some());
+    }
+
+    #[test]
+    fn a_sender_in_whole_packets_reads_its_drift() {
+        // 64-frame packets from a sender `ppm` fast, each arriving when it is complete,
+        // read each mixer period of 64 frames with the unearned part of the newest.
+        for ppm in [500.0, -300.0, 80.0] {
+            let mut d = DriftMeter::new(48_000);
+            let mut plain = DriftMeter::new(48_000);
+            let period_ns = 1e9 * 64.0 / 48_000.0;
+            for i in 0..48_000 * 40 / 64u64 {
+                let mixed = i * 64;
+                let now = i as f64 * period_ns;
+                // Packets the sender completed by now, and when the newest landed.
+                let sent = (now / (period_ns / (1.0 + ppm * 1e-6))).floor();
+                let landed = sent * period_ns / (1.0 + ppm * 1e-6);
+                let end = sent as u64 * 64 + 1_000;
+                let unearned =
+                    crate::dsp::playout::unearned_frames(64, (now - landed) as u64, 48_000.0);
+                d.observe(end, unearned, mixed);
+                plain.observe(end, 0.0, mixed);
+            }
+            let got = d.ppm().unwrap();
+            assert!((got - ppm).abs() < 10.0, "{ppm}: {got}");
+            // Read plainly, the packets' steps were taken out as losses.
+            let flat = plain.ppm().unwrap();
+            assert!(
+                (flat - ppm).abs() > 0.5 * ppm.abs(),
+                "{ppm}: plainly {flat}"
+            );
+        }
     }
 }

@@ -23,6 +23,7 @@ use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
 use crate::dsp::playout::conceal::{Conceal, ConcealError};
 use crate::dsp::playout::device_time::DeviceTime;
+use crate::dsp::playout::unearned_frames;
 use crate::file::ClipReader;
 use crate::hub::drift::DriftMeter;
 use crate::net::Waker;
@@ -239,6 +240,8 @@ pub struct MixerState {
     channels: usize,
     period: u32,
     position: u64,
+    /// The hub's rate, Hz.
+    rate: f64,
     /// The hub device's time, which the inputs' lateness is measured on.
     device_time: DeviceTime,
     /// Published figures (leaked slots, miss periods).
@@ -272,6 +275,7 @@ impl MixerState {
             channels: usize::from(cfg.channels),
             period: cfg.period_frames,
             position: 0,
+            rate: f64::from(rate.max(1)),
             device_time: DeviceTime::new(rate),
             stats,
         }
@@ -344,7 +348,10 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                         conceal.splice();
                     }
                     conceal.process(input, jitter.gap());
-                    drift.observe(jitter.end_position(), s.position);
+                    let unearned = jitter.newest_arrival().map_or(0.0, |(at, frames)| {
+                        unearned_frames(frames, now.saturating_sub(at), s.rate)
+                    });
+                    drift.observe(jitter.end_position(), unearned, s.position);
                 } else {
                     conceal.reset();
                     drift.reset();

@@ -572,6 +572,17 @@ impl JitterBuffer {
         self.origin.wrapping_add(self.end)
     }
 
+    /// When the newest frame received arrived (monotonic ns), and the largest packet seen,
+    /// frames: what reading the sender's progress smoothly needs
+    /// (`dsp::playout::unearned_frames`). `None` before a packet pushed with a time.
+    pub fn newest_arrival(&self) -> Option<(u64, u64)> {
+        if self.state == State::Idle || self.end == 0 {
+            return None;
+        }
+        let at = self.arrivals[((self.end - 1) % self.capacity) as usize];
+        (at > 0).then_some((at, self.largest_packet))
+    }
+
     /// Frames received twice (the second copy was ignored).
     pub fn duplicate_frames(&self) -> u64 {
         self.duplicate_frames
