@@ -1,19 +1,26 @@
-//! A peer whose sound card runs 500 ppm fast against the hub's, as users run them: real
-//! processes on loopback with `virtual` devices. The peer must report the clock it
-//! measured and resample its capture by it (with its pace), so that the hub receives its
-//! own rate: the hub's own drift meter for that peer reads near zero. Without the
-//! capture's resampling it reads the card's 500 ppm (measured: 494); before the meter read
-//! its inputs' progress smoothly, it read 0.0 for that peer either way. Time bounds are generous: the
-//! machine is shared.
+//! Two clocks as users run them: real processes on loopback. A peer whose sound card
+//! (`virtual`) runs 500 ppm fast against the hub's must report the clock it measured and
+//! resample its capture by it, so that the hub receives its own rate: the hub's drift
+//! meter for that peer reads near zero (without the capture's resampling it reads the
+//! card's 500 ppm, measured 494). A client that does not lock at all (a third-party one,
+//! sending at its own clock) must show at the hub as drifting, and be trimmed. (Before
+//! the hub's meter read its inputs' progress smoothly, the skewed peer *not* resampled
+//! read 0.0: its packets arrived at a steady phase, so the progress moved a packet at a
+//! time. This client's jittered arrivals hid that fault; `hub::drift`'s unit test
+//! `a_sender_in_whole_packets_reads_its_drift` is the one that catches it.) Time bounds
+//! are generous: the machine is shared.
 
 #![cfg(target_os = "linux")]
 
 #[path = "common/procs.rs"]
 mod procs;
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use procs::{hub, metrics, peer};
+use izyrt::wire::{AudioFormat, Kind};
+use procs::{Raw, audio_frame, hub, metrics, peer};
+use serde_json::json;
 
 #[test]
 fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
@@ -27,28 +34,63 @@ fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
         std::thread::sleep(Duration::from_millis(500));
         let snap = metrics(peer_metrics);
         let drift = metrics(hub_metrics)["connections"]["alice"]["driftPpm"].as_f64();
-        let (Some(clock), Some(capture), Some(drift)) = (
-            snap["clockRatioPpm"].as_f64(),
-            snap["captureRatio"].as_f64(),
-            drift,
-        ) else {
+        let (Some(clock), Some(drift)) = (snap["clockRatioPpm"].as_f64(), drift) else {
             continue;
         };
-        last = Some((clock, capture, drift));
+        last = Some((clock, drift));
         if start.elapsed() > Duration::from_secs(20) {
             break;
         }
     }
-    let (clock, capture, drift) = last.expect("the peer's clock and the hub's drift measured");
+    let (clock, drift) = last.expect("the peer's clock and the hub's drift measured");
     assert!(
         (clock + 500.0).abs() < 50.0,
         "the peer measured {clock} ppm"
     );
-    // The capture goes at the measured clock, give or take the pace's correction, which
-    // is small when nothing is lost; the hub then receives its own rate.
-    let pace = (capture - 1.0) * 1e6 - clock;
-    assert!(pace.abs() < 300.0, "capture {capture}, clock {clock} ppm");
     assert!(drift.abs() < 100.0, "the hub sees {drift} ppm");
     p.kill();
+    h.kill();
+}
+
+#[test]
+fn a_client_that_does_not_lock_shows_its_drift_at_the_hub() {
+    // A third-party client written from the spec, which sends at its own clock: 64-frame
+    // packets paced 500 ppm fast. The hub cannot make it lock; it must show the operator
+    // which peer this is (`driftPpm`) and trim it (`trimmedFrames`).
+    let (mut h, addr, hub_metrics) = hub(&[]);
+    let mut raw = Raw::connect(addr);
+    raw.hello("carol", json!({}));
+    let (frames, closed) = raw.read_until(Kind::Welcome, Duration::from_secs(5));
+    assert!(
+        !closed && frames.iter().any(|f| f.0 == Some(Kind::Welcome)),
+        "not WELCOMEd"
+    );
+    // The hub's mix comes back: read it away, or the hub would drop a client that stalls.
+    let mut sink = raw.sock.try_clone().unwrap();
+    let _ = sink.set_read_timeout(None);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(sink.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    // Paced on absolute deadlines for 20 s (the hub shows a drift from the 9th second).
+    let period = Duration::from_secs_f64(64.0 / 48_000.0 / 1.0005);
+    let samples = [0.1f32; 128];
+    let start = Instant::now();
+    for seq in 0u32.. {
+        if let Some(wait) = (start + period * seq).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        raw.send(&audio_frame(48_000, 0, seq, AudioFormat::F32, 64, &samples));
+        if start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    let carol = metrics(hub_metrics)["connections"]["carol"].clone();
+    let last = carol["driftPpm"]
+        .as_f64()
+        .map(|d| (d, carol["trimmedFrames"].as_u64().unwrap_or(0)));
+    let (drift, trimmed) = last.expect("the hub showed carol's drift");
+    assert!((drift - 500.0).abs() < 100.0, "the hub sees {drift} ppm");
+    assert!(trimmed > 0, "nothing trimmed");
     h.kill();
 }

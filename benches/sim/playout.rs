@@ -20,8 +20,8 @@
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
 //! (at the frequency the current ratio plays it) misses by more than [`STEP`]. What the
 //! hub's input would hold of the client's capture is counted too: the hub frames the
-//! capture would have sent, by the clock estimate alone and by the playout's capture
-//! ratio, less those the hub's clock has consumed.
+//! capture sends (resampled by the clock estimate), less those the hub's clock has
+//! consumed.
 
 #![allow(dead_code)]
 
@@ -105,13 +105,12 @@ pub struct Outcome {
     /// Queued audio (ring + resampler), ms: mean and 99th percentile over the run.
     pub fill_mean_ms: f64,
     pub fill_p99_ms: f64,
-    /// What the hub's input would hold of this client's capture (frames sent less frames
-    /// the hub's clock consumed, transit left out), ms from 60 s on: the spread between
-    /// its 0.5th and 99.5th percentiles, for a capture resampled by the clock estimate
-    /// alone and for one resampled by the playout's capture ratio (the estimate and the
-    /// pace, `dsp::playout::pace`).
-    pub hub_spread_estimate_ms: f64,
-    pub hub_spread_paced_ms: f64,
+    /// What the hub's input would hold of this client's capture, resampled by the clock
+    /// estimate (frames sent less frames the hub's clock consumed, transit left out), ms
+    /// from 60 s on: the spread between its 0.5th and 99.5th percentiles. Time either
+    /// clock loses stays in it: a walk the hub brings back only by running dry or
+    /// dropping audio.
+    pub hub_spread_ms: f64,
 }
 
 struct Rng(u64);
@@ -214,8 +213,7 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut hub_lost = Lost::new(s, s.seed ^ 0x9e37_79b9);
     // The hub's clock again (the same losses), for what it has consumed by a time.
     let mut hub_clock = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
-    let (mut sent_estimate, mut sent_paced) = (0.0f64, 0.0f64);
-    let (mut held_estimate, mut held_paced) = (Vec::new(), Vec::new());
+    let (mut sent, mut held) = (0.0f64, Vec::new());
     let mut dev_lost = Lost::new(s, s.seed ^ 0x7f4a_7c15);
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
         let mut t = sent_at(s, k, hub_period, &mut hub_lost)
@@ -255,18 +253,16 @@ pub fn run(s: &Scenario) -> Outcome {
         if o.lock_s.is_none() && playout.locked() {
             o.lock_s = Some(now);
         }
-        // This period's capture, in hub frames, by either ratio; against what the hub's
-        // clock (with its lost time and its one loss) has consumed by now.
-        sent_estimate += f64::from(P) * (1.0 + playout.clock_ppm() * 1e-6);
-        sent_paced += f64::from(P) * playout.capture_ratio();
+        // This period's capture, in hub frames, against what the hub's clock (with its
+        // lost time and its one loss) has consumed by now.
+        sent += f64::from(P) * (1.0 + playout.clock_ppm() * 1e-6);
         let (clock, consumed) = &mut hub_clock;
         while sent_at(s, *consumed + 1, hub_period, clock) <= now {
             *consumed += 1;
         }
         if now >= 60.0 {
             let c = (*consumed * u64::from(P)) as f64;
-            held_estimate.push((sent_estimate - c) / RATE * 1e3);
-            held_paced.push((sent_paced - c) / RATE * 1e3);
+            held.push((sent - c) / RATE * 1e3);
         }
         let err = (playout.clock_ppm() - s.ppm).abs();
         if now >= 60.0 {
@@ -302,8 +298,7 @@ pub fn run(s: &Scenario) -> Outcome {
         o.fill_mean_ms = fills.iter().sum::<f64>() / fills.len() as f64;
         o.fill_p99_ms = fills[(fills.len() * 99 / 100).min(fills.len() - 1)];
     }
-    o.hub_spread_estimate_ms = spread(&mut held_estimate);
-    o.hub_spread_paced_ms = spread(&mut held_paced);
+    o.hub_spread_ms = spread(&mut held);
     o
 }
 

@@ -7,9 +7,8 @@
 //! the main thread; a period is metering, optional resampling, and pipe pushes and pops.
 //!
 //! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`,
-//!   resample to the hub's clock by the playback half's capture ratio (its clock estimate,
-//!   and a pace that makes up time either clock lost, so the hub's input of this client
-//!   neither fills nor drains: `dsp::playout::pace`), push what it made, in packets
+//!   resample to the hub's clock by the playback half's estimate (so the hub receives its
+//!   own rate and never trims or runs dry for this client), push what it made, in packets
 //!   of at most a period, to the net thread (stamped with their stream position and the
 //!   clock) and wake it.
 //! - **Playback**: move the mix packets the net thread queued into the locked playout
@@ -71,39 +70,25 @@ pub struct SpeakerStats {
     pub clock_ppm: AtomicU64,
     /// The ratio the mix is resampled by (f64 bits; 0 before the first period).
     pub ratio: AtomicU64,
-    /// The ratio the capture is resampled by: the estimate plus the pace's correction
-    /// (`dsp::playout::pace`; f64 bits; 0 before the first period).
-    pub capture_ratio: AtomicU64,
     /// 1 while the clock loop is locked.
     pub locked: AtomicU64,
 }
 
 impl SpeakerStats {
-    /// The clock estimate, ppm.
+    /// The clock estimate, ppm (what the capture half resamples by).
     pub fn clock_ppm(&self) -> f64 {
         f64::from_bits(self.clock_ppm.load(Ordering::Relaxed))
     }
 
     /// The resampling ratio (`None` before the first period played).
     pub fn ratio(&self) -> Option<f64> {
-        positive(&self.ratio)
+        let r = f64::from_bits(self.ratio.load(Ordering::Relaxed));
+        (r > 0.0).then_some(r)
     }
-
-    /// The capture's resampling ratio (`None` before the first period played).
-    pub fn capture_ratio(&self) -> Option<f64> {
-        positive(&self.capture_ratio)
-    }
-}
-
-/// An f64 stored as bits, when it is positive (0 stands for none yet).
-fn positive(bits: &AtomicU64) -> Option<f64> {
-    let r = f64::from_bits(bits.load(Ordering::Relaxed));
-    (r > 0.0).then_some(r)
 }
 
 /// The capture side of the clock lock: resamples the capture to the hub's clock (by the
-/// playback half's capture ratio: its clock estimate and the pace that holds the hub's
-/// input) and sends it in packets of at most one period.
+/// playback half's estimate) and sends it in packets of at most one period.
 pub struct CaptureLock {
     /// The resampler (device frames in, hub frames out).
     pub resampler: Resampler,
@@ -193,7 +178,7 @@ impl CaptureHalf {
                 // period (one more, of a frame or two, when a fast hub clock has made the
                 // output a little longer): holding frames back until a whole period had
                 // gathered would add up to a period of latency for nothing.
-                let step = 1.0 / lock.clock.capture_ratio().unwrap_or(1.0);
+                let step = 1.0 / (1.0 + lock.clock.clock_ppm() * 1e-6);
                 lock.resampler.push(wire);
                 let ch = self.channels;
                 let made = lock.resampler.process_available(&mut lock.out, step);
@@ -371,8 +356,6 @@ impl PlaybackHalf {
         s.clock_ppm
             .store(p.clock_ppm().to_bits(), Ordering::Relaxed);
         s.ratio.store(p.ratio().to_bits(), Ordering::Relaxed);
-        s.capture_ratio
-            .store(p.capture_ratio().to_bits(), Ordering::Relaxed);
         s.locked.store(u64::from(p.locked()), Ordering::Relaxed);
     }
 }

@@ -258,7 +258,6 @@ impl ClientView {
         let ratio = s.ratio();
         snap["clockRatioPpm"] = json!(ratio.map(|_| s.clock_ppm()));
         snap["resampleRatio"] = json!(ratio);
-        snap["captureRatio"] = json!(ratio.and(s.capture_ratio()));
         snap["locked"] = json!(s.locked.load(Ordering::Relaxed) == 1);
         snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
         snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));

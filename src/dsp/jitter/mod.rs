@@ -180,6 +180,8 @@ pub struct JitterBuffer {
     duplicate_frames: u64,
     /// The largest packet pushed so far, frames (what one arrival can add).
     largest_packet: u64,
+    /// When the packet that last advanced `end` arrived (monotonic ns; 0: none with a time).
+    newest_ns: u64,
     /// While rebuffering: the depth at the previous pull, and whether the depth has since
     /// risen by more than ordinary arrivals can bring between two pulls (a burst).
     rebuffer_depth: u64,
@@ -251,6 +253,7 @@ impl JitterBuffer {
             late_packets: 0,
             duplicate_frames: 0,
             largest_packet: 0,
+            newest_ns: 0,
             rebuffer_depth: 0,
             rebuffer_burst: false,
             pulls: 0,
@@ -295,6 +298,7 @@ impl JitterBuffer {
             self.origin = position;
             self.read = 0;
             self.end = 0;
+            self.newest_ns = 0;
             self.state = State::Priming;
         }
         // Senders' positions wrap past u64::MAX: each is kept as its wrapping distance
@@ -381,7 +385,10 @@ impl JitterBuffer {
             pos += run as u64;
         }
         self.duplicate_frames += result.duplicate;
-        self.end = self.end.max(packet_end);
+        if packet_end > self.end {
+            self.end = packet_end;
+            self.newest_ns = arrival_ns;
+        }
         result
     }
 
@@ -576,11 +583,8 @@ impl JitterBuffer {
     /// frames: what reading the sender's progress smoothly needs
     /// (`dsp::playout::unearned_frames`). `None` before a packet pushed with a time.
     pub fn newest_arrival(&self) -> Option<(u64, u64)> {
-        if self.state == State::Idle || self.end == 0 {
-            return None;
-        }
-        let at = self.arrivals[((self.end - 1) % self.capacity) as usize];
-        (at > 0).then_some((at, self.largest_packet))
+        let live = self.state != State::Idle && self.newest_ns > 0;
+        live.then_some((self.newest_ns, self.largest_packet))
     }
 
     /// Frames received twice (the second copy was ignored).

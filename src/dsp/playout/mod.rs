@@ -12,9 +12,8 @@
 //!   the device that plays them ([`device_time`]);
 //! - [`clock`]: the loop that holds the fill at the target by the resampling ratio;
 //! - [`rate`]: the clock estimate, measured from the stream's position against the
-//!   device's frame count;
-//! - [`pace`]: the capture's ratio, the estimate plus a correction that makes up time
-//!   either clock lost, so the hub's input of this client neither fills nor drains;
+//!   device's frame count (the capture side resamples by it too, so the hub receives its
+//!   own rate);
 //! - `dsp::resampler`: the variable-ratio resampler;
 //! - [`conceal`]: what plays when audio is missing, and cross-fades at any join.
 //!
@@ -28,7 +27,6 @@
 pub mod clock;
 pub mod conceal;
 pub mod device_time;
-pub mod pace;
 pub mod policy;
 pub mod rate;
 
@@ -37,7 +35,6 @@ use crate::dsp::resampler::{Resampler, ResamplerError};
 use clock::ClockLock;
 use conceal::{Conceal, ConcealError};
 use device_time::DeviceTime;
-use pace::CapturePace;
 use policy::{LatencyPolicy, PolicyConfig};
 use rate::RateEstimate;
 
@@ -129,8 +126,6 @@ pub struct Playout {
     clock: ClockLock,
     /// The clock estimate reported and used by the capture side (`rate.rs`).
     estimate: RateEstimate,
-    /// The capture's pace: the estimate plus a correction that holds the hub's input.
-    pace: CapturePace,
     /// Device frames pulled or skipped since the stream started playing.
     device_frames: u64,
     resampler: Resampler,
@@ -178,7 +173,6 @@ impl Playout {
             device_time: DeviceTime::new(cfg.rate),
             clock: ClockLock::new(cfg.rate),
             estimate: RateEstimate::new(cfg.rate),
-            pace: CapturePace::new(cfg.rate),
             device_frames: 0,
             resampler: Resampler::new(cfg.ring.channels, most)?,
             conceal: Conceal::new(cfg.ring.channels, cfg.rate)?,
@@ -260,7 +254,6 @@ impl Playout {
             self.playing = true;
             self.clock.reset();
             self.estimate.restart();
-            self.pace.restart();
             self.resampler.reset();
             self.conceal.reset();
         }
@@ -272,9 +265,8 @@ impl Playout {
         }
         let unearned = self.unearned_frames(now_ns);
         let fill = self.fill_frames() - unearned;
-        let stream = self.newest.2 as f64 - unearned;
-        self.estimate.observe(self.device_frames, stream);
-        self.pace.observe(frames as u32, stream, self.clock_ppm());
+        self.estimate
+            .observe(self.device_frames, self.newest.2 as f64 - unearned);
         self.device_frames = self.device_frames.saturating_add(frames as u64);
         let step = self.clock.update(
             fill,
@@ -408,18 +400,6 @@ impl Playout {
     /// The ratio the stream is resampled by now (hub frames per device frame).
     pub fn ratio(&self) -> f64 {
         self.clock.ratio()
-    }
-
-    /// The ratio the capture is resampled by (hub frames per device frame): the clock
-    /// estimate, plus the pace's correction that makes up time either clock lost
-    /// (`pace.rs`).
-    pub fn capture_ratio(&self) -> f64 {
-        self.pace.ratio(self.clock_ppm())
-    }
-
-    /// The pace's correction over the estimate, ppm.
-    pub fn pace_ppm(&self) -> f64 {
-        self.pace.correction_ppm()
     }
 
     /// Whether the clock loop is locked.

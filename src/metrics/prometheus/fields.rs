@@ -52,12 +52,6 @@ pub(super) const SCALARS: &[Field] = &[
         "Hub frames played per device frame: the clock estimate plus any latency move.",
     ),
     gauge(
-        "captureRatio",
-        "izyrt_capture_ratio",
-        Scale::One,
-        "Hub frames sent per device frame captured: the clock estimate plus the pace that makes up time either clock lost.",
-    ),
-    gauge(
         "locked",
         "izyrt_clock_locked",
         Scale::One,

@@ -39,7 +39,6 @@ fn base() -> Value {
         "speakerSilenceDetected": false,
         "clockRatioPpm": -12.5,
         "resampleRatio": 0.9999875,
-        "captureRatio": 1.0000125,
         "locked": true,
         "concealedFrames": 64,
         "latencyTargetFrames": 160,
@@ -101,7 +100,6 @@ fn scalars_states_and_booleans() {
     // The clock lock.
     assert!(t.contains("izyrt_clock_ratio_ppm -12.5\n"));
     assert!(t.contains("izyrt_resample_ratio 0.9999875\n"));
-    assert!(t.contains("izyrt_capture_ratio 1.0000125\n"));
     assert!(t.contains("izyrt_clock_locked 1\n"));
     assert!(t.contains("# TYPE izyrt_speaker_concealed_frames_total counter\n"));
     assert!(t.contains("izyrt_speaker_concealed_frames_total 64\n"));
