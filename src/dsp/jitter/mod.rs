@@ -582,6 +582,10 @@ impl JitterBuffer {
     /// When the newest frame received arrived (monotonic ns), and the largest packet seen,
     /// frames: what reading the sender's progress smoothly needs
     /// (`dsp::playout::unearned_frames`). `None` before a packet pushed with a time.
+    // Inlined across modules: the mixer calls it per input per period (measured by
+    // callgrind: a call here, and in `unearned_frames`, cost the hub 3.5 % more
+    // instructions per peer).
+    #[inline]
     pub fn newest_arrival(&self) -> Option<(u64, u64)> {
         let live = self.state != State::Idle && self.newest_ns > 0;
         live.then_some((self.newest_ns, self.largest_packet))

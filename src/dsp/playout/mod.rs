@@ -53,6 +53,8 @@ use rate::RateEstimate;
 /// assert_eq!(unearned_frames(64, 666_667, 48_000.0).round(), 32.0);
 /// assert_eq!(unearned_frames(64, 5_000_000, 48_000.0), 0.0);
 /// ```
+// Inlined across modules: the hub's mixer calls it per input per period.
+#[inline]
 pub fn unearned_frames(frames: u64, age_ns: u64, rate: f64) -> f64 {
     if frames == 0 {
         return 0.0;
