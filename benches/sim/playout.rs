@@ -27,6 +27,7 @@
 
 use izyrt::dsp::jitter::{JitterConfig, PullResult};
 use izyrt::dsp::playout::{Playout, PlayoutConfig};
+use izyrt::dsp::quantile::quantile;
 
 /// Frames per packet and per device period.
 pub const P: u32 = 64;
@@ -315,10 +316,8 @@ fn sent_at(s: &Scenario, k: u64, hub_period: f64, lost: &mut Lost) -> f64 {
 
 /// The distance between the 0.5th and 99.5th percentiles of `xs` (0 when empty).
 fn spread(xs: &mut [f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
+    match (quantile(xs, 0.995), quantile(xs, 0.005)) {
+        (Some(hi), Some(lo)) => hi - lo,
+        _ => 0.0,
     }
-    xs.sort_by(f64::total_cmp);
-    let at = |q: f64| xs[((xs.len() - 1) as f64 * q) as usize];
-    at(0.995) - at(0.005)
 }
