@@ -5,7 +5,9 @@
 //! Rows: ±1000 ppm and ±100 ppm with packet jitter up to a period (the acceptance
 //! run: 10 simulated minutes by default, `IZYRT_BENCH_SECS` to change), and this VM's
 //! stall model (about one host stall every 10 s, up to 8 ms) at +300 ppm, and a hub that
-//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm; and this VM's JACK
+//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm; a client whose
+//! connection is lost for 2 s at 60 s, at +1000 ppm (its "locked after" adds how long it
+//! took to lock again once back); and this VM's JACK
 //! servers, whose clocks on both sides lose time at random (a period, half a time and
 //! twice a second; 1.3–3 ms, once and four times a second), at +100 ppm. The last column
 //! is what the hub's input would hold of the client's capture: its spread shows the walk
@@ -69,6 +71,15 @@ fn main() {
             },
         ),
         (
+            "+1000 ppm, away 2 s from 60 s (a reconnect)",
+            Scenario {
+                ppm: 1000.0,
+                away_at_s: 60.0,
+                away_s: 2.0,
+                ..base
+            },
+        ),
+        (
             "+100 ppm, lost JACK cycles ~1/s each side, ≤ 3 ms",
             Scenario {
                 ppm: 100.0,
@@ -115,7 +126,7 @@ fn main() {
         let o = run(&s);
         println!(
             "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} | {:.2} |",
-            o.lock_s.map_or("never".into(), |t| format!("{t:.1}")),
+            locked(&s, &o),
             o.misses,
             o.misses_after_lock,
             o.dropped,
@@ -129,5 +140,15 @@ fn main() {
             o.fill_p99_ms,
             o.hub_spread_ms,
         );
+    }
+}
+
+/// When the loop locked, and after a reconnect how long it took to lock again.
+fn locked(s: &Scenario, o: &sim::Outcome) -> String {
+    let at = |t: Option<f64>| t.map_or("never".into(), |t| format!("{t:.1}"));
+    if s.away_at_s.is_finite() {
+        format!("{}; again {} after it", at(o.lock_s), at(o.relock_s))
+    } else {
+        at(o.lock_s)
     }
 }

@@ -461,11 +461,17 @@ fn peers_come_back_by_themselves_when_the_hub_restarts() {
     };
     let (mut first, m1) = start_hub();
     let addr = listen.parse().unwrap();
-    let (_alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440", &[]);
+    // Alice's sound card runs 300 ppm fast against the hub's clock.
+    let (_alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440,skew=300", &[]);
     let (_bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
     wait_for("both joined", SECS(20), || {
         let m = metrics(m1);
         (connected(&m, "alice") && connected(&m, "bob")).then_some(())
+    });
+    let clock = |m: &Value| m["clockRatioPpm"].as_f64();
+    wait_for("alice locked to the first hub", SECS(60), || {
+        let m = metrics(alice_metrics);
+        (m["locked"] == true && clock(&m).is_some_and(|c| (c + 300.0).abs() < 50.0)).then_some(())
     });
     first.kill();
     wait_for("alice sees the hub gone", SECS(5), || {
@@ -491,6 +497,16 @@ fn peers_come_back_by_themselves_when_the_hub_restarts() {
     });
     let a = metrics(alice_metrics);
     assert_eq!(a["connections"]["alice"]["sessions"], 2, "{a}");
+    // The same two clocks: the estimate is kept across the reconnect (a fresh one takes
+    // 8 s of blocks), and the loop locks again (within 10 s by simulation,
+    // `tests/playout_sim.rs`; a shared machine gets more time here).
+    let kept = clock(&a).expect("the clock estimate kept across the reconnect");
+    assert!((kept + 300.0).abs() < 50.0, "kept {kept} ppm");
+    let relocked = wait_for("alice locked to the new hub", SECS(30), || {
+        let m = metrics(alice_metrics);
+        (m["locked"] == true).then_some(back.elapsed())
+    });
+    eprintln!("alice locked again {relocked:?} after the new hub was listening");
 }
 
 #[test]

@@ -15,6 +15,11 @@
 //! `lost_per_s` times a second, independently, the hub's clock and the device's each
 //! stand still for one period to `lost_max_ms` and go on without catching up (the hub's
 //! later packets are sent that much later, the device's later pulls come that much later).
+//! The optional *reconnect* is a client that loses its connection at `away_at_s` and is
+//! back `away_s` later: the hub's packets sent meanwhile never come, the client forgets
+//! the stream shortly after the last one ([`Playout::reset`], as its audio thread does
+//! when the net thread reports the session gone), and the new session's stream goes on
+//! at the hub's position.
 //!
 //! What a listener would hear is judged on the output itself: the hub's signal is a
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
@@ -57,6 +62,10 @@ pub struct Scenario {
     pub lost_per_s: f64,
     /// ... each from one period up to this long, ms.
     pub lost_max_ms: f64,
+    /// When the client's connection is lost, s (`f64::INFINITY`: never) ...
+    pub away_at_s: f64,
+    /// ... and how long until it is back, s.
+    pub away_s: f64,
     /// The random stream.
     pub seed: u64,
 }
@@ -75,6 +84,8 @@ impl Scenario {
             loss_ms: 0.0,
             lost_per_s: 0.0,
             lost_max_ms: 0.0,
+            away_at_s: f64::INFINITY,
+            away_s: 0.0,
             seed: 0x1234_5678,
         }
     }
@@ -83,13 +94,17 @@ impl Scenario {
 /// What a run showed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Outcome {
-    /// Periods with concealed audio, in all and after the loop locked.
+    /// Periods with concealed audio, in all and after the loop locked (those from a
+    /// reconnect's loss until the loop locked again left out).
     pub misses: u64,
     pub misses_after_lock: u64,
     /// Frames received and never played.
     pub dropped: u64,
     /// Seconds until the loop first locked.
     pub lock_s: Option<f64>,
+    /// Seconds from a reconnect (the new session's first packet sent) until the loop
+    /// locked again.
+    pub relock_s: Option<f64>,
     /// The estimate at the end, ppm.
     pub estimate_ppm: f64,
     /// Largest |estimate − truth| from 60 s on, ppm.
@@ -232,27 +247,42 @@ pub fn run(s: &Scenario) -> Outcome {
         t
     };
     next.0 = arrival(0, &mut rng, &mut last_arrival);
+    // A reconnect: the hub's packets sent while the client is away never come, and the
+    // client forgets the stream once the last one before is due.
+    let back_at = s.away_at_s + s.away_s;
+    let away = |k: u64| (s.away_at_s..back_at).contains(&(k as f64 * hub_period));
+    let mut forgotten = false;
     let pulls = (s.secs / dev_period) as u64;
     for j in 0..pulls {
         let own = j as f64 * dev_period;
         let now = own + dev_lost.by(own);
+        if !forgotten && now >= s.away_at_s + 0.05 {
+            playout.reset();
+            forgotten = true;
+        }
         while next.0 <= now {
             let k = next.1;
-            for (i, x) in packet.iter_mut().enumerate() {
-                *x = tone(k * u64::from(P) + i as u64);
+            if !away(k) {
+                for (i, x) in packet.iter_mut().enumerate() {
+                    *x = tone(k * u64::from(P) + i as u64);
+                }
+                playout.push_at(k * u64::from(P), &packet, (next.0 * 1e9) as u64);
             }
-            playout.push_at(k * u64::from(P), &packet, (next.0 * 1e9) as u64);
             next = (arrival(k + 1, &mut rng, &mut last_arrival), k + 1);
         }
         let r = playout.pull_at(&mut out, (now * 1e9) as u64);
+        let reconnecting = now >= s.away_at_s && o.relock_s.is_none();
         if matches!(r, PullResult::Miss { .. }) {
             o.misses += 1;
-            if o.lock_s.is_some() {
+            if o.lock_s.is_some() && !reconnecting {
                 o.misses_after_lock += 1;
             }
         }
         if o.lock_s.is_none() && playout.locked() {
             o.lock_s = Some(now);
+        }
+        if forgotten && now >= back_at && o.relock_s.is_none() && playout.locked() {
+            o.relock_s = Some(now - back_at);
         }
         // This period's capture, in hub frames, against what the hub's clock (with its
         // lost time and its one loss) has consumed by now.

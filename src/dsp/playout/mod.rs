@@ -309,7 +309,10 @@ impl Playout {
                 silent: (need as u32).saturating_sub(played),
             };
         }
-        self.dry_frames = 0;
+        if self.dry_frames > 0 {
+            self.policy.resumed();
+            self.dry_frames = 0;
+        }
         PullResult::Played
     }
 
@@ -345,6 +348,7 @@ impl Playout {
         self.conceal.reset();
         self.clock.reset();
         self.policy.restart();
+        self.dry_frames = 0;
         self.playing = false;
         self.newest = (0, 0, 0);
     }

@@ -103,6 +103,13 @@ pub struct LatencyPolicy {
     target: u32,
     /// The largest lateness seen, ns (for metrics).
     worst_ns: f64,
+    /// What the current dry spell showed was needed, ns ([`LatencyPolicy::cover`]): in
+    /// the target at once, held for the window only once the stream resumes
+    /// ([`LatencyPolicy::resumed`]). A spell that ends in a new stream
+    /// ([`LatencyPolicy::restart`]) was the connection's end, not the link's lateness:
+    /// kept, a hub that went away 50 ms before the client noticed held the next
+    /// session's target at its largest for the whole window.
+    spell_ns: f64,
     /// When the current stream's first packet arrived, ns.
     started_ns: u64,
     /// Whether the newest packet came within the warm-up.
@@ -123,6 +130,7 @@ impl LatencyPolicy {
             block_start: 0,
             target: 0,
             worst_ns: 0.0,
+            spell_ns: 0.0,
             started_ns: 0,
             warming: true,
         };
@@ -201,8 +209,9 @@ impl LatencyPolicy {
     /// The playout ran dry although the fill stood at the target: a target of `frames`
     /// would have covered what the lateness measure did not foresee (the fill's own
     /// excursions: a sender's clock that lost time for good leaves the buffer that much
-    /// lower until the clock loop refills it, and the next loss can come first). Held
-    /// for the window like a lateness; a spell longer than an outage, or one within the
+    /// lower until the clock loop refills it, and the next loss can come first). In the
+    /// target at once; held for the window like a lateness once the stream
+    /// [`resumed`](Self::resumed); a spell longer than an outage, or one within the
     /// warm-up, is not the link's.
     ///
     /// Runs on: the RT audio thread, in a period that concealed. Must not: allocate, lock,
@@ -214,14 +223,32 @@ impl LatencyPolicy {
         if self.warming || beyond <= 0.0 || beyond / rate > OUTAGE_S {
             return;
         }
-        self.note(beyond / rate * 1e9);
+        self.spell_ns = self.spell_ns.max(beyond / rate * 1e9);
+        self.set_target();
+    }
+
+    /// The playout played received audio again after a dry spell: what the spell showed
+    /// was needed is the link's, held for the window.
+    ///
+    /// Runs on: the RT audio thread, in the period after a spell. Must not: allocate,
+    /// lock, block.
+    pub fn resumed(&mut self) {
+        let spell = std::mem::take(&mut self.spell_ns);
+        if spell > 0.0 {
+            self.note(spell);
+        }
     }
 
     /// Takes `lateness` (ns) into the current block and sets the target from the window.
     fn note(&mut self, lateness: f64) {
         let b = self.block;
         self.late[b] = self.late[b].max(lateness);
-        let worst = self.older.max(self.late[b]);
+        self.set_target();
+    }
+
+    /// The target from the window's largest lateness and the current dry spell.
+    fn set_target(&mut self) {
+        let worst = self.older.max(self.late[self.block]).max(self.spell_ns);
         // (Less a hundredth of a frame: the nanoseconds' rounding is not lateness.)
         let frames_late = (worst * f64::from(self.cfg.rate) / 1e9 - 0.01)
             .ceil()
@@ -252,9 +279,12 @@ impl LatencyPolicy {
     }
 
     /// Forgets the stream's schedule (a new stream starts); the lateness it showed is
-    /// kept for the window, as the link is likely the same.
+    /// kept for the window, as the link is likely the same, but not a dry spell it ended
+    /// in (see `spell_ns`).
     pub fn restart(&mut self) {
         self.sched = None;
+        self.spell_ns = 0.0;
+        self.set_target();
     }
 }
 
@@ -273,6 +303,26 @@ mod tests {
     }
 
     const PERIOD_NS: f64 = 64.0 * 1e9 / 48_000.0;
+
+    #[test]
+    fn a_dry_spell_is_held_only_when_the_stream_resumes() {
+        let mut p = policy();
+        for i in 0..1500u64 {
+            p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+        }
+        assert_eq!(p.target_frames(), 96);
+        // 50 ms dry beyond the need and the margin: covered at once.
+        p.cover(96 + 2400);
+        assert_eq!(p.target_frames(), 96 + 2400);
+        // The connection ended there: the next stream does not inherit the spell.
+        p.restart();
+        assert_eq!(p.target_frames(), 96);
+        // A spell the same stream came back from is the link's: held for the window.
+        p.cover(96 + 2400);
+        p.resumed();
+        p.restart();
+        assert_eq!(p.target_frames(), 96 + 2400);
+    }
 
     #[test]
     fn drift_is_not_lateness() {
@@ -409,6 +459,8 @@ mod tests {
             p.worst_lateness_ms() < 0.01,
             "a dry spell is not a lateness"
         );
+        // The stream resumed (the playout played audio again).
+        p.resumed();
         on_time(&mut p, 7_500 * 3);
         assert_eq!(p.target_frames(), 296, "held for the window");
         on_time(&mut p, 7_500 * 2);
