@@ -125,3 +125,26 @@ fn the_excess_a_stall_leaves_is_given_back_without_a_step_or_a_hole() {
         .count();
     assert_eq!(after_stall, 0, "{} frames dropped: {report}", r.dropped);
 }
+
+#[test]
+fn a_stall_of_a_few_periods_is_bridged_at_full_level() {
+    // Stalls of 0.5 to 10.25 ms, each at four phases against the hub's periods: the input
+    // misses one to eight periods and rebuffers. The continuation plays at full level
+    // through such a gap (`conceal::HOLD_MS`), so a listener can hear only the join when
+    // the audio returns, at whatever phase the stream comes back (a cross-fade between a
+    // tone and itself out of phase dips). Measured on this path: 76 events in the 160
+    // stalls; 152 when the continuation faded out through every gap.
+    let (mut heard, mut stalls, mut misses) = (0, 0, 0);
+    for i in 0..40 {
+        let ms = 0.5 + f64::from(i) * 0.25;
+        for phase in 0..4 {
+            let r = run(0.0, 5.0, Some((3.0 + f64::from(phase) * 0.0003, ms)));
+            misses += r.misses;
+            heard += events(&r).events.len();
+            stalls += 1;
+        }
+    }
+    assert!(misses >= stalls, "only {misses} misses in {stalls} stalls");
+    eprintln!("{heard} events, {misses} misses in {stalls} stalls");
+    assert!(heard <= 90, "{heard} events in {stalls} stalls");
+}
