@@ -3,15 +3,14 @@
 //! clock. The same figures come out on any machine.
 //!
 //! Rows: ±1000 ppm and ±100 ppm with packet jitter up to a period (the acceptance
-//! run: 10 simulated minutes by default, `IZYRT_BENCH_SECS` to change), and this VM's
-//! stall model (about one host stall every 10 s, up to 8 ms) at +300 ppm, and a hub that
-//! loses 200 ms of its clock once (an xrun), 45 s in, at +300 ppm; a client whose
-//! connection is lost for 2 s at 60 s, at +1000 ppm (its "locked after" adds how long it
-//! took to lock again once back); and this VM's JACK
-//! servers, whose clocks on both sides lose time at random (a period, half a time and
-//! twice a second; 1.3–3 ms, once and four times a second), at +100 ppm. The last column
-//! is what the hub's input would hold of the client's capture: its spread shows the walk
-//! that lost time leaves there.
+//! run: 10 simulated minutes by default, `IZYRT_BENCH_SECS` to change); this VM's stall
+//! model (about one host stall every 10 s, up to 8 ms) at +300 ppm; a hub that loses
+//! 200 ms of its clock once (an xrun), 45 s in, at +300 ppm; a client whose connection is
+//! lost for 2 s at 60 s, at +1000 ppm (its "locked after" adds how long it took to lock
+//! again once back); and this VM's JACK servers, whose clocks on both sides lose time at
+//! random (a period, half a time and twice a second; 1.3–3 ms, once and four times a
+//! second), at +100 ppm. The last column is what the hub's input would hold of the
+//! client's capture: its spread shows the walk that lost time leaves there.
 //!
 //! `cargo bench --bench playout_sim`.
 

@@ -8,19 +8,22 @@
 //! voice or a tone, found by normalised cross-correlation), keep playing the signal from
 //! one lag back at full level for [`HOLD_MS`], then fade that continuation out with a
 //! raised cosine over [`FADE_OUT_MS`]. For periodic material the join is seamless; for
-//! noise-like material it is no worse than a fade. The hold is ITU-T G.711 Appendix I's
-//! choice (pitch repetition at full level for the first 10 ms of a loss): the gaps this
-//! engine conceals are mostly one to four periods of a hub input or a speaker that ran dry
-//! in a host stall (1.3–5.3 ms at 64 frames), and a continuation already fading through
-//! them left a dip a listener hears as a dropout. Scripted through the hub's input path
-//! (`tests/hub_input_events.rs`: stalls of 0.5 to 10.25 ms, 160 runs), a 441 Hz tone heard
-//! 152 holes without the hold and 76 with it; what remains is the join when audio
-//! returns, which a cross-fade makes only as good as the phase the stream comes back at. When audio comes back it is cross-faded in over
-//! [`FADE_IN_MS`] from whatever is playing then (the continuation, or silence): never a
-//! step. JackTrip's PLC extrapolates by linear prediction (Burg); substitution costs one
-//! correlation search per gap instead of a model per period, which matters at a hub with
-//! 128 inputs that all miss in the same host stall: the search runs on a mono sum with a
-//! coarse grid and a local refinement (a few thousand multiply-adds).
+//! noise-like material it is no worse than a fade. When audio comes back it is
+//! cross-faded in over [`FADE_IN_MS`] from whatever is playing then (the continuation, or
+//! silence): never a step. JackTrip's PLC extrapolates by linear prediction (Burg);
+//! substitution costs one correlation search per gap instead of a model per period, which
+//! matters at a hub with 128 inputs that all miss in the same host stall: the search runs
+//! on a mono sum with a coarse grid and a local refinement (a few thousand multiply-adds).
+//!
+//! Why the hold: it is ITU-T G.711 Appendix I's choice (pitch repetition at full level for
+//! the first 10 ms of a loss). The gaps this engine conceals are mostly one to four periods
+//! of a hub input or a speaker that ran dry in a host stall (1.3–5.3 ms at 64 frames), and
+//! a continuation already fading through them left a dip a listener hears as a dropout.
+//! Scripted through the hub's input path (`tests/hub_input_events.rs`: stalls of 0.5 to
+//! 10.25 ms, 160 runs), a 441 Hz tone heard 152 events (all holes) without the hold and 76
+//! with it. What remains is the join when audio returns: the stream returns where it
+//! stopped, so the continuation and the stream meet at a phase the gap's length sets, and
+//! a cross-fade between a tone and itself out of phase dips.
 //!
 //! What is *not* done: time-stretching the gap away. The continuation fills exactly the
 //! frames that were missing, so the stream's position is unchanged; whether latency grows
