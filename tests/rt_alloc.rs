@@ -386,25 +386,32 @@ fn locked_playout_and_concealment_allocate_nothing() {
     assert_eq!(allocations, 2, "the counter missed a Box (made and freed)");
 }
 
-/// A hub input's pull allocates nothing when it drops: a tone from a sender 2000 ppm fast
-/// (a drift trim every second or so, each a search for a cut in phase in
-/// `dsp/jitter/splice.rs`), read as the mixer reads it, with its per-period budget and
-/// its lateness floor (`hub::mixer_thread::InputBuffer`, as the mixer reads it).
+/// A hub input's pull allocates nothing when it drops or resumes: a tone from a sender
+/// 2000 ppm fast (a drift trim every second or so, each a search for a cut in phase in
+/// `dsp/jitter/splice.rs`) that stalls every 2 s for 4 ms and more (each gap concealed
+/// and ended in phase, `dsp/jitter/resume.rs`), read as the mixer reads it, with its per-period
+/// budget, its lateness floor and its concealment (`hub::mixer_thread::InputBuffer`).
 #[test]
 fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
+    use izyrt::dsp::playout::conceal::Conceal;
     use izyrt::hub::mixer_thread::InputBuffer;
 
     let mut jb = InputBuffer::new(JitterBuffer::new(JitterConfig::default()).unwrap(), 48_000);
+    let mut conceal = Conceal::new(2, 48_000).unwrap();
     let mut device = izyrt::dsp::playout::device_time::DeviceTime::new(48_000);
     let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
     let mut packet = vec![0.0f32; 2 * 64];
     let mut out = vec![0.0f32; 2 * 64];
     let (mut sent, mut due) = (0u64, 0.0f64);
+    let mut pulls = 0u64;
     let mut period = |jb: &mut InputBuffer| {
         due += 1.002;
-        while (sent as f64) < due {
+        pulls += 1;
+        // Each stall a period longer than the last: the lateness floor covers the last.
+        let stalled = pulls % 1_500 < 3 + pulls / 1_500;
+        while (sent as f64) < due && !stalled {
             for (i, x) in packet.chunks_exact_mut(2).enumerate() {
                 let v = tone(sent * 64 + i as u64);
                 x.copy_from_slice(&[v, v]);
@@ -413,14 +420,14 @@ fn hub_input_trims_in_phase_allocate_nothing() {
             sent += 1;
         }
         let mut cuts = 2;
-        std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts));
+        std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts, &mut conceal));
         device.tick(now, 64);
         now += 1_333_333;
     };
     for _ in 0..1_000 {
         period(&mut jb);
     }
-    let before = jb.buffer().trimmed_frames();
+    let before = (jb.buffer().trimmed_frames(), jb.buffer().aligned_resumes());
     let (_, allocations) = count_allocations(|| {
         for _ in 0..15_000 {
             period(&mut jb);
@@ -428,7 +435,11 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     });
     assert_eq!(allocations, 0, "allocations in 15 000 hub input periods");
     assert!(
-        jb.buffer().trimmed_frames() > before,
+        jb.buffer().trimmed_frames() > before.0,
         "no trim in the counted periods"
+    );
+    assert!(
+        jb.buffer().aligned_resumes() > before.1,
+        "no resume in phase in the counted periods"
     );
 }

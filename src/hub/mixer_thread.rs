@@ -34,7 +34,7 @@ mod input_buffer;
 
 pub use input_buffer::InputBuffer;
 
-/// Searches for a cut in phase (`dsp/jitter/splice.rs`) the mixer allows itself per
+/// Searches for a cut or a resume in phase (`dsp/jitter/splice.rs`, `resume.rs`) the mixer allows itself per
 /// period, across all inputs: 5–7 µs each on this project's 2-core VM
 /// (`benches/mixer.rs`, `hub_input_trim`), against a period of 667 µs at 32 frames.
 /// After a host stall every input may want its drift trim in the same period: 128 at
@@ -340,20 +340,15 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at, device);
                 });
-                let r = jitter.pull_within(input, now, &mut cuts);
+                let r = jitter.pull_within(input, now, &mut cuts, conceal);
                 let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
-                    if jitter.spliced() {
-                        conceal.splice();
-                    }
-                    conceal.process(input, jitter.gap());
                     let unearned = jitter.newest_arrival().map_or(0.0, |(at, frames)| {
                         unearned_frames(frames, now.saturating_sub(at), s.rate)
                     });
                     drift.observe(jitter.end_position(), unearned, s.position);
                 } else {
-                    conceal.reset();
                     drift.reset();
                 }
                 let st = &slot.stats;

@@ -184,21 +184,23 @@ impl JitterBuffer {
             self.grow_target();
         }
         let target = u64::from(self.target_frames());
-        match self.state {
-            State::Idle => return PullResult::Priming,
-            State::Priming | State::Rebuffering if !self.may_start(target, frames, now_ns) => {
-                if self.state == State::Priming {
-                    return PullResult::Priming;
-                }
-                self.misses += 1;
-                self.gap = Some((0, frames as u32));
-                return PullResult::Miss {
-                    played: 0,
-                    silent: frames as u32,
-                };
-            }
-            _ => self.state = State::Playing,
+        if self.state == State::Idle {
+            return PullResult::Priming;
         }
+        let waiting = matches!(self.state, State::Priming | State::Rebuffering);
+        // A gap ends where the stream continues its concealment in phase (`resume.rs`).
+        if waiting && !(self.may_start(target, frames, now_ns) && self.resume(target, cuts)) {
+            if self.state == State::Priming {
+                return PullResult::Priming;
+            }
+            self.misses += 1;
+            self.gap = Some((0, frames as u32));
+            return PullResult::Miss {
+                played: 0,
+                silent: frames as u32,
+            };
+        }
+        self.state = State::Playing;
         // Drift: not above target + slack for longer than `drift_pulls` pulls.
         let depth = self.depth_frames();
         if depth > target + u64::from(self.cfg.slack_frames) {
@@ -395,7 +397,7 @@ impl JitterBuffer {
 }
 
 /// Takes one search for a cut in phase from a period's budget; false when none is left.
-fn spend(cuts: &mut u32) -> bool {
+pub(super) fn spend(cuts: &mut u32) -> bool {
     let left = cuts.checked_sub(1);
     *cuts = left.unwrap_or(0);
     left.is_some()

@@ -42,6 +42,7 @@
 
 mod adapt;
 mod config;
+mod resume;
 mod splice;
 mod take;
 #[cfg(test)]
@@ -213,6 +214,11 @@ pub struct JitterBuffer {
     next_splice: bool,
     /// Frames the drift rule trimmed.
     trimmed: u64,
+    /// The continuation a concealment plays while the buffer is dry, its next frames'
+    /// sum, and its lag (0: none): where a gap ends (`resume.rs`).
+    cue: Box<[f32]>,
+    cue_lag: usize,
+    aligned_resumes: u64,
 }
 
 /// How many periods of drop the shrink margin is tracked for; a larger drop (a long
@@ -266,6 +272,9 @@ impl JitterBuffer {
             splice: false,
             next_splice: false,
             trimmed: 0,
+            cue: vec![0.0; resume::CUE].into_boxed_slice(),
+            cue_lag: 0,
+            aligned_resumes: 0,
         })
     }
 

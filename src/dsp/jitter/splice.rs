@@ -133,7 +133,7 @@ impl JitterBuffer {
     /// The channels' sum of the frames from position `from` (from the origin) into `out`:
     /// a frame held, or one already played whose slot no newer frame has taken yet; 0
     /// otherwise.
-    fn read_mono(&self, from: u64, out: &mut [f32]) {
+    pub(super) fn read_mono(&self, from: u64, out: &mut [f32]) {
         let ch = self.channels;
         for (pos, o) in (from..).zip(out.iter_mut()) {
             let slot = (pos % self.capacity) as usize;
@@ -173,7 +173,7 @@ fn repeats(history: &[f32], read: usize) -> bool {
 
 /// Normalised cross-correlation of `a` against `b` (every `stride`th frame). 0 when
 /// either side is silent.
-fn similarity(a: &[f32], b: &[f32], stride: usize) -> f32 {
+pub(super) fn similarity(a: &[f32], b: &[f32], stride: usize) -> f32 {
     let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
     for (x, y) in a.iter().step_by(stride).zip(b.iter().step_by(stride)) {
         ab += x * y;

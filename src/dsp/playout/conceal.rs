@@ -212,6 +212,46 @@ impl Conceal {
         }
     }
 
+    /// While a continuation plays at full level (in its hold): writes its next
+    /// `out.len()` frames into `out` (the channels' sum, at unit gain: exactly what it
+    /// will play if nothing resumes) and returns its lag, frames. 0, with `out`
+    /// untouched, otherwise: real audio plays, nothing periodic was found to continue,
+    /// or the continuation has begun to fade. A reader about to resume the stream looks
+    /// in it for the point of the stream in phase with what plays
+    /// (`dsp/jitter/resume.rs`).
+    ///
+    /// Runs on: the RT thread that conceals, before a pull that may resume. Must not:
+    /// allocate, lock, block (copies `out.len()` frames).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::playout::conceal::Conceal;
+    /// let mut c = Conceal::new(1, 48_000).unwrap();
+    /// let tone = |n: usize| (2.0 * std::f32::consts::PI * 480.0 * n as f32 / 48_000.0).sin();
+    /// let mut x: Vec<f32> = (0..960).map(tone).collect();
+    /// c.process(&mut x, None);
+    /// let mut cue = [0.0f32; 8];
+    /// assert_eq!(c.ahead(&mut cue), 0); // real audio plays
+    /// c.process(&mut [0.0; 64], Some(0..64)); // a period is missing
+    /// assert_eq!(c.ahead(&mut cue), 100); // 480 Hz repeats every 100 frames
+    /// assert!((cue[0] - tone(960 + 64)).abs() < 1e-3);
+    /// ```
+    pub fn ahead(&self, out: &mut [f32]) -> usize {
+        let State::Conceal { lag, k } = self.state else {
+            return 0;
+        };
+        if lag == 0 || k >= self.hold_frames {
+            return 0;
+        }
+        // Each frame the continuation plays is the one `lag` before it, and goes into
+        // the history: frame j ahead is the one `lag - j % lag` before the write point.
+        for (j, o) in out.iter_mut().enumerate() {
+            let back = lag - j % lag;
+            *o = (0..self.ch).map(|c| self.lagged(back, c)).sum();
+        }
+        lag
+    }
+
     /// Frames filled by a continuation or silence since construction.
     pub fn concealed_frames(&self) -> u64 {
         self.concealed

@@ -11,6 +11,7 @@
 //! it; this type is that rule, once.
 
 use crate::dsp::jitter::{JitterBuffer, PullResult, PushResult};
+use crate::dsp::playout::conceal::Conceal;
 use crate::dsp::playout::device_time::DeviceTime;
 use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 
@@ -20,18 +21,20 @@ use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 /// # Example
 /// ```
 /// use izyrt::dsp::jitter::JitterBuffer;
+/// use izyrt::dsp::playout::conceal::Conceal;
 /// use izyrt::dsp::playout::device_time::DeviceTime;
 /// use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 /// let cfg = input_jitter_config(1, 64, 64, 48_000);
 /// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000);
 /// let mut device = DeviceTime::new(48_000);
+/// let mut conceal = Conceal::new(1, 48_000).unwrap();
 /// let period_ns = 1_333_333u64;
 /// let mut out = vec![0.0f32; 64];
 /// let mut cuts = 2;
 /// // 2 s on time: the floor is the one period a pull needs.
 /// for k in 0..1_500u64 {
 ///     input.push_at(k * 64, &[0.1; 64], k * period_ns, &device);
-///     input.pull_within(&mut out, k * period_ns, &mut cuts);
+///     input.pull_within(&mut out, k * period_ns, &mut cuts, &mut conceal);
 ///     device.tick(k * period_ns, 64);
 /// }
 /// assert_eq!(input.buffer().floor_frames(), 64);
@@ -42,7 +45,7 @@ use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 ///     device.tick(k * period_ns, 64);
 /// }
 /// input.push_at(1_500 * 64, &[0.1; 64], late, &device);
-/// input.pull_within(&mut out, late, &mut cuts);
+/// input.pull_within(&mut out, late, &mut cuts, &mut conceal);
 /// assert_eq!(input.buffer().floor_frames(), 576);
 /// ```
 #[derive(Debug)]
@@ -88,14 +91,21 @@ impl InputBuffer {
         r
     }
 
-    /// Sets the floor from the lateness measured so far and pulls one period
-    /// ([`JitterBuffer::pull_within`]).
+    /// Sets the floor from the lateness measured so far and pulls one period, concealed
+    /// by `conceal` ([`JitterBuffer::pull_concealed`]): `out` is what the mix hears of
+    /// this input.
     ///
     /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block
-    /// (at most `*cuts` searches for a cut in phase).
-    pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
+    /// (at most `*cuts` searches for a cut or a resume in phase).
+    pub fn pull_within(
+        &mut self,
+        out: &mut [f32],
+        now_ns: u64,
+        cuts: &mut u32,
+        conceal: &mut Conceal,
+    ) -> PullResult {
         self.buffer.set_floor(self.lateness.target_frames());
-        self.buffer.pull_within(out, now_ns, cuts)
+        self.buffer.pull_concealed(out, now_ns, cuts, conceal)
     }
 
     /// The buffer (its figures, its gap and splice for concealment).
