@@ -4,7 +4,8 @@
 //! goes through the clipper, as in a full room). And one hub input's pull with and
 //! without a drift trim on a 441 Hz tone (`hub_input_trim`): the difference is what one
 //! search for a cut in phase (`dsp/jitter/splice.rs`) costs the mixer thread, the figure
-//! its per-period budget (`hub::mixer_thread::CUTS_PER_PERIOD`) is sized by. And one
+//! its per-period budget (`hub::mixer_thread::CUTS_PER_PERIOD`) is sized by; and a gap
+//! concealed and ended in phase against four fed pulls (`hub_input_resume`). And one
 //! input's level meter over a period (`meter_64x2`), which the mixer runs on every input
 //! every period (levels for METADATA). And the fit each input's drift meter runs once a
 //! second (`drift_fit`: 32 block minima, steps marked, `dsp::slope`): at 64 inputs that
@@ -14,6 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
 use izyrt::dsp::meter::{Meter, MeterConfig};
 use izyrt::dsp::mixer::{MixMode, Mixer, MixerConfig};
+use izyrt::dsp::playout::conceal::Conceal;
 use izyrt::dsp::slope::StepFit;
 use std::hint::black_box;
 
@@ -102,6 +104,92 @@ fn hub_input_trim(c: &mut Criterion) {
     g.finish();
 }
 
+/// One stereo hub input at 64-frame periods fed a 441 Hz tone, read as the mixer reads it
+/// (`pull_concealed`, with its concealment): each iteration is four pulls, all fed
+/// (`no_gap`), or the first dry and the second ending the gap after two periods arrive at
+/// once (`gap_resumed_in_phase`: one period concealed, then the search for the frame in
+/// phase with the continuation, `dsp/jitter/resume.rs`, which drops the 64 frames the gap
+/// put the stream behind; the cross-fade in runs into the third pull). The difference is
+/// what one gap costs the mixer thread. `conceal_gap_only` is the concealment alone
+/// through the same four periods (one missing): the part of that cost which is the
+/// continuation's lag search, not the resume's.
+fn hub_input_resume(c: &mut Criterion) {
+    const P: u64 = 64;
+    let table: Vec<f32> = (0..48_000)
+        .flat_map(|n| {
+            let x = (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
+            [x, x]
+        })
+        .collect();
+    let mut g = c.benchmark_group("hub_input_resume");
+    g.throughput(Throughput::Elements(4));
+    for (name, gap) in [("no_gap", false), ("gap_resumed_in_phase", true)] {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            // Dry every fourth pull: never "dry again within drift_pulls", so the target
+            // stays one period.
+            drift_pulls: 1,
+            ..JitterConfig::default()
+        })
+        .unwrap();
+        let mut conceal = Conceal::new(2, 48_000).unwrap();
+        let mut out = vec![0.0f32; 2 * P as usize];
+        let mut pos = 0u64;
+        let mut packet = vec![0.0f32; 2 * P as usize];
+        let mut push = |jb: &mut JitterBuffer, pos: &mut u64| {
+            for (i, x) in packet.chunks_exact_mut(2).enumerate() {
+                let k = 2 * ((*pos + i as u64) % 48_000) as usize;
+                x.copy_from_slice(&table[k..k + 2]);
+            }
+            jb.push(*pos, &packet);
+            *pos += P;
+        };
+        // A second of the tone first, so that the concealment has a pitch to continue.
+        for _ in 0..750 {
+            push(&mut jb, &mut pos);
+            let mut cuts = 2;
+            jb.pull_concealed(&mut out, 0, &mut cuts, &mut conceal);
+        }
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for k in 0..4 {
+                    let mut cuts = 2;
+                    // The gap: no packet for the first pull, two before the second.
+                    if !gap || k > 1 {
+                        push(&mut jb, &mut pos);
+                    } else if k == 1 {
+                        push(&mut jb, &mut pos);
+                        push(&mut jb, &mut pos);
+                    }
+                    jb.pull_concealed(black_box(&mut out), 0, &mut cuts, &mut conceal);
+                }
+            })
+        });
+        if gap && pos > 48_000 {
+            // Every gap resumed in phase.
+            assert_eq!(
+                jb.aligned_resumes(),
+                jb.misses(),
+                "a gap resumed out of phase"
+            );
+        }
+    }
+    let mut conceal = Conceal::new(2, 48_000).unwrap();
+    let mut at = 0usize;
+    let mut out = vec![0.0f32; 2 * P as usize];
+    g.bench_function("conceal_gap_only", |b| {
+        b.iter(|| {
+            for k in 0..4 {
+                let n = out.len();
+                out.copy_from_slice(&table[at..at + n]);
+                at = (at + n) % (table.len() - n);
+                let gap = (k == 0).then_some(0..P as usize);
+                conceal.process(black_box(&mut out), gap);
+            }
+        })
+    });
+    g.finish();
+}
+
 /// One stereo 64-frame period of a -12 dBFS 441 Hz tone through a hub input's meter
 /// (the default settings the hub meters with: 50 ms windows, so one period in 37.5
 /// publishes).
@@ -135,5 +223,12 @@ fn drift_fit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mixer, hub_input_trim, meter, drift_fit);
+criterion_group!(
+    benches,
+    mixer,
+    hub_input_trim,
+    hub_input_resume,
+    meter,
+    drift_fit
+);
 criterion_main!(benches);
