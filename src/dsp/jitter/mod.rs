@@ -37,6 +37,8 @@
 //! trim, discard), the result types and the counters; `config.rs` the settings and which
 //! of them are accepted; `adapt.rs` [`pull`](JitterBuffer::pull) and its adaptation
 //! policy; `splice.rs` where its drops cut (a length that keeps the waveform's phase);
+//! `resume.rs` where its gaps end (the frame in phase with the concealment) and
+//! [`pull_concealed`](JitterBuffer::pull_concealed), the hub's read with its concealment;
 //! `take.rs` [`take`](JitterBuffer::take) and [`trim`](JitterBuffer::trim), for a reader
 //! that steers the depth itself; `tests/` the unit tests.
 

@@ -22,9 +22,11 @@
 //! in a second cut. When the buffer holds too little beyond its target to reach a cut in
 //! phase, the gap lasts one pull more (packets keep arriving, so the reach grows by
 //! about a period a pull); the concealment offers its continuation only while that
-//! plays at full level, so a gap is never stretched into the continuation's fade. Audio
-//! that has no point in phase within a whole period of the continuation (it changed
-//! during the gap; noise) resumes where it stopped, as before.
+//! plays at full level, so a gap is never stretched into the continuation's fade, and
+//! only for audio that repeated itself closely (a correlation of 0.9 at the lag it
+//! continues), so noise-like audio, which has no phase to meet, resumes at once where it
+//! stopped, as before. Audio with no point in phase within a whole period of the
+//! continuation (it changed during the gap) resumes there too.
 //!
 //! Not for a client's playout ([`take`](JitterBuffer::take)): it moves latency only
 //! through its resampler, never by dropping, so its stream still resumes where it

@@ -46,6 +46,9 @@ pub const FADE_IN_MS: f64 = 1.5;
 /// found at a multiple of its period).
 const LAG_MIN_MS: f64 = 2.5;
 const LAG_MAX_MS: f64 = 20.0;
+/// The correlation coefficient at the lag found from which the audio is taken to repeat
+/// itself ([`Conceal::ahead`] offers a phase to resume at only then).
+const PERIODIC: f32 = 0.9;
 /// Length of the stretch matched against its lagged copy, ms.
 const MATCH_MS: f64 = 2.5;
 
@@ -101,6 +104,9 @@ pub struct Conceal {
     lag_max: usize,
     match_len: usize,
     state: State,
+    /// Whether the last lag found repeats the audio closely (a tone, a voiced sound):
+    /// only then is there a phase for a resume to meet ([`Conceal::ahead`]).
+    periodic: bool,
     concealed: u64,
     /// The frame before the current one, and the frame a continuation without history
     /// holds (lag 0).
@@ -164,6 +170,7 @@ impl Conceal {
             lag_max,
             match_len,
             state: State::Silent,
+            periodic: false,
             concealed: 0,
             last: vec![0.0; ch].into_boxed_slice(),
             hold: vec![0.0; ch].into_boxed_slice(),
@@ -217,8 +224,8 @@ impl Conceal {
     /// While a continuation plays at full level (in its hold): writes its next
     /// `out.len()` frames into `out` (the channels' sum, at unit gain: exactly what it
     /// will play if nothing resumes) and returns its lag, frames. 0, with `out`
-    /// untouched, otherwise: real audio plays, nothing periodic was found to continue,
-    /// or the continuation has begun to fade. A reader about to resume the stream looks
+    /// untouched, otherwise: real audio plays, the audio did not repeat itself closely
+    /// (noise-like: no phase to meet), or the continuation has begun to fade. A reader about to resume the stream looks
     /// in it for the point of the stream in phase with what plays
     /// (`dsp/jitter/resume.rs`).
     ///
@@ -235,14 +242,15 @@ impl Conceal {
     /// let mut cue = [0.0f32; 8];
     /// assert_eq!(c.ahead(&mut cue), 0); // real audio plays
     /// c.process(&mut [0.0; 64], Some(0..64)); // a period is missing
-    /// assert_eq!(c.ahead(&mut cue), 100); // 480 Hz repeats every 100 frames
+    /// let lag = c.ahead(&mut cue);
+    /// assert!(lag > 0 && lag % 100 == 0); // 480 Hz repeats every 100 frames
     /// assert!((cue[0] - tone(960 + 64)).abs() < 1e-3);
     /// ```
     pub fn ahead(&self, out: &mut [f32]) -> usize {
         let State::Conceal { lag, k } = self.state else {
             return 0;
         };
-        if lag == 0 || k >= self.hold_frames {
+        if lag == 0 || k >= self.hold_frames || !self.periodic {
             return 0;
         }
         // Each frame the continuation plays is the one `lag` before it, and goes into
@@ -463,6 +471,9 @@ impl Conceal {
                 best = (s, lag);
             }
         }
+        // Normalised by the matched stretch's own energy too: a correlation coefficient.
+        let (_, xx) = dot_and_energy(&x[end - m..end], &x[end - m..end]);
+        self.periodic = best.0 >= PERIODIC * xx.sqrt();
         if best.0 <= 0.0 { 0 } else { best.1 }
     }
 }
@@ -554,6 +565,25 @@ mod tests {
         let ideal: Vec<f32> = (20 * 64 + 16..20 * 64 + 48).map(tone).collect();
         for (a, b) in bridged.iter().zip(&ideal) {
             assert!((a - b).abs() < 0.06, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn only_audio_that_repeats_offers_a_phase_to_resume_at() {
+        let mut seed = 7u32;
+        let mut noise = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let mut cue = [0.0f32; 16];
+        for (tonal, want) in [(true, true), (false, false)] {
+            let mut c = Conceal::new(1, RATE).unwrap();
+            let mut x: Vec<f32> = (0..2048)
+                .map(|n| if tonal { tone(n) } else { noise() })
+                .collect();
+            c.process(&mut x, None);
+            c.process(&mut [0.0; 64], Some(0..64));
+            assert_eq!(c.ahead(&mut cue) > 0, want, "tonal {tonal}");
         }
     }
 
