@@ -12,8 +12,9 @@
 //! cross-faded in over [`FADE_IN_MS`] from whatever is playing then (the continuation, or
 //! silence): never a step. JackTrip's PLC extrapolates by linear prediction (Burg);
 //! substitution costs one correlation search per gap instead of a model per period, which
-//! matters at a hub with 128 inputs that all miss in the same host stall: the search runs
-//! on a mono sum with a coarse grid and a local refinement (a few thousand multiply-adds).
+//! matters at a hub with 128 inputs that all miss in the same host stall: a coarse pass
+//! every fourth lag on the history summed over runs of four frames, then every lag
+//! around the best at full rate (about 15 000 multiply-adds for a stereo gap).
 //!
 //! Why the hold: it is ITU-T G.711 Appendix I's choice (pitch repetition at full level for
 //! the first 10 ms of a loss). The gaps this engine conceals are mostly one to four periods
@@ -49,6 +50,8 @@ const LAG_MAX_MS: f64 = 20.0;
 /// The correlation coefficient at the lag found from which the audio is taken to repeat
 /// itself ([`Conceal::ahead`] offers a phase to resume at only then).
 const PERIODIC: f32 = 0.9;
+/// Step of the lag search's coarse pass, frames, and the runs its history is summed over.
+const COARSE: usize = 4;
 /// Length of the stretch matched against its lagged copy, ms.
 const MATCH_MS: f64 = 2.5;
 
@@ -96,6 +99,8 @@ pub struct Conceal {
     valid: usize,
     /// The history in one straight run, for the lag search.
     lin: Box<[f32]>,
+    /// The history summed over runs of [`COARSE`] frames, for the coarse pass.
+    dec: Box<[f32]>,
     fade_out: usize,
     /// [`HOLD_MS`] in frames.
     hold_frames: usize,
@@ -163,6 +168,7 @@ impl Conceal {
             written: 0,
             valid: 0,
             lin: vec![0.0; cap * ch].into_boxed_slice(),
+            dec: vec![0.0; (cap / COARSE + 1) * ch].into_boxed_slice(),
             fade_out: ms_frames(FADE_OUT_MS, rate).max(1),
             hold_frames: ms_frames(HOLD_MS, rate),
             fade_in: ms_frames(FADE_IN_MS, rate).max(1),
@@ -447,26 +453,39 @@ impl Conceal {
         let x = &self.lin[..span * ch];
         let m = self.match_len * ch;
         let end = span * ch;
-        let score = |lag: usize| -> f32 {
-            let d = lag * ch;
+        // The coarse pass: every [`COARSE`]th lag, on the history summed over runs of
+        // that many frames (aligned to its end), a [`COARSE`]th of the work of the same
+        // lags at full rate. A pitch's correlation peak is wider than the run below
+        // 1.5 kHz (the sum halves a 6 kHz partial), and the fine pass looks again at
+        // every lag around the best at full rate.
+        let runs = span / COARSE;
+        let skip = span - runs * COARSE;
+        for (j, run) in x[skip * ch..].chunks_exact(COARSE * ch).enumerate() {
+            for c in 0..ch {
+                self.dec[j * ch + c] = (0..COARSE).map(|k| run[k * ch + c]).sum();
+            }
+        }
+        let score = |x: &[f32], m: usize, lag: usize| -> f32 {
+            let (end, d) = (x.len(), lag * ch);
             let (xy, yy) = dot_and_energy(&x[end - m..end], &x[end - m - d..end - d]);
             if yy <= 1e-12 { -1.0 } else { xy / yy.sqrt() }
         };
-        let mut best = (f32::MIN, 0usize);
-        let mut lag = self.lag_min;
-        while lag <= lag_max {
-            let s = score(lag);
-            if s > best.0 {
-                best = (s, lag);
+        let dec = &self.dec[..runs * ch];
+        let dm = self.match_len / COARSE * ch;
+        let mut coarse = (f32::MIN, 0usize);
+        for l in self.lag_min.div_ceil(COARSE)..=lag_max / COARSE {
+            let s = score(dec, dm, l);
+            if s > coarse.0 {
+                coarse = (s, l * COARSE);
             }
-            lag += 4;
         }
+        let mut best = (f32::MIN, 0usize);
         let (lo, hi) = (
-            best.1.saturating_sub(3).max(self.lag_min),
-            (best.1 + 3).min(lag_max),
+            coarse.1.saturating_sub(COARSE).max(self.lag_min),
+            (coarse.1 + COARSE).min(lag_max),
         );
         for lag in lo..=hi {
-            let s = score(lag);
+            let s = score(x, m, lag);
             if s > best.0 {
                 best = (s, lag);
             }
@@ -584,6 +603,31 @@ mod tests {
             c.process(&mut x, None);
             c.process(&mut [0.0; 64], Some(0..64));
             assert_eq!(c.ahead(&mut cue) > 0, want, "tonal {tonal}");
+        }
+    }
+
+    #[test]
+    fn a_voiced_sound_is_continued_at_its_pitch_period() {
+        // 150 Hz (320 frames) with partials up to 4.5 kHz, stereo in opposite phase: the
+        // coarse pass's sums over four frames must not lose the period.
+        let voice = |n: usize| {
+            let t = n as f32 / RATE as f32;
+            [1.0f32, 2.0, 5.0, 30.0]
+                .iter()
+                .map(|&k| (std::f32::consts::TAU * 150.0 * k * t).sin() / k)
+                .sum::<f32>()
+                * 0.2
+        };
+        let mut c = Conceal::new(2, RATE).unwrap();
+        let mut x: Vec<f32> = (0..2048).flat_map(|n| [voice(n), -voice(n)]).collect();
+        c.process(&mut x, None);
+        let mut gap = vec![0.0f32; 128];
+        c.process(&mut gap, Some(0..64));
+        let mut cue = [0.0f32; 1];
+        let lag = c.ahead(&mut cue);
+        assert!(lag == 320 || lag == 640, "lag {lag}");
+        for (i, f) in gap.chunks(2).enumerate() {
+            assert!((f[0] - voice(2048 + i)).abs() < 1e-3, "frame {i}");
         }
     }
 
