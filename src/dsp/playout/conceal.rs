@@ -231,9 +231,9 @@ impl Conceal {
     /// `out.len()` frames into `out` (the channels' sum, at unit gain: exactly what it
     /// will play if nothing resumes) and returns its lag, frames. 0, with `out`
     /// untouched, otherwise: real audio plays, the audio did not repeat itself closely
-    /// (noise-like: no phase to meet), or the continuation has begun to fade. A reader about to resume the stream looks
-    /// in it for the point of the stream in phase with what plays
-    /// (`dsp/jitter/resume.rs`).
+    /// (noise-like: no phase to meet), or the continuation has begun to fade. A reader
+    /// about to resume the stream looks in it for the point of the stream in phase with
+    /// what plays (`dsp/jitter/resume.rs`).
     ///
     /// Runs on: the RT thread that conceals, before a pull that may resume. Must not:
     /// allocate, lock, block (copies `out.len()` frames).
