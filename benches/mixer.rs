@@ -60,6 +60,17 @@ fn bench(
     });
 }
 
+/// One second of a stereo 441 Hz tone at 48 kHz, interleaved: 441 whole periods, so the
+/// table repeats without a seam.
+fn tone_second() -> Vec<f32> {
+    (0..48_000)
+        .flat_map(|n| {
+            let x = (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
+            [x, x]
+        })
+        .collect()
+}
+
 /// One stereo hub input at 64-frame periods fed a 441 Hz tone: each iteration pushes a
 /// period (`plain`), or a period and 256 or 512 frames more (`trim_256`, `trim_512`: the
 /// depth stands above the one-period slack at every pull, and `drift_pulls: 1` trims the
@@ -67,13 +78,7 @@ fn bench(
 /// pulls one.
 fn hub_input_trim(c: &mut Criterion) {
     const P: u64 = 64;
-    // One second of the tone, 441 whole periods: the table repeats without a seam.
-    let table: Vec<f32> = (0..48_000)
-        .flat_map(|n| {
-            let x = (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
-            [x, x]
-        })
-        .collect();
+    let table = tone_second();
     let mut g = c.benchmark_group("hub_input_trim");
     for (name, extra) in [("plain", 0), ("trim_256", 4 * P), ("trim_512", 8 * P)] {
         let mut jb = JitterBuffer::new(JitterConfig {
@@ -115,12 +120,7 @@ fn hub_input_trim(c: &mut Criterion) {
 /// continuation's lag search, not the resume's.
 fn hub_input_resume(c: &mut Criterion) {
     const P: u64 = 64;
-    let table: Vec<f32> = (0..48_000)
-        .flat_map(|n| {
-            let x = (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
-            [x, x]
-        })
-        .collect();
+    let table = tone_second();
     let mut g = c.benchmark_group("hub_input_resume");
     g.throughput(Throughput::Elements(4));
     for (name, gap) in [("no_gap", false), ("gap_resumed_in_phase", true)] {
