@@ -37,7 +37,6 @@
 //! `cargo bench --bench jitter_policy`.
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
-use izyrt::dsp::playout::conceal::Conceal;
 use izyrt::dsp::playout::device_time::DeviceTime;
 use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 
@@ -127,9 +126,8 @@ enum Buffer {
 /// The buffer a run reads: alone, or as the hub's input reads it.
 enum Reader {
     Plain(Box<JitterBuffer>),
-    /// With the hub device's time, ticked once a pull as the mixer ticks it, and the
-    /// input's concealment.
-    Floored(Box<InputBuffer>, DeviceTime, Box<Conceal>),
+    /// With the hub device's time, ticked once a pull as the mixer ticks it.
+    Floored(Box<InputBuffer>, DeviceTime),
 }
 
 impl Reader {
@@ -138,7 +136,7 @@ impl Reader {
             Reader::Plain(jb) => {
                 jb.push_at(position, samples, at);
             }
-            Reader::Floored(input, device, _) => {
+            Reader::Floored(input, device) => {
                 input.push_at(position, samples, at, device);
             }
         }
@@ -148,8 +146,8 @@ impl Reader {
         let mut unlimited = u32::MAX;
         match self {
             Reader::Plain(jb) => jb.pull_within(out, now, &mut unlimited),
-            Reader::Floored(input, device, conceal) => {
-                let r = input.pull_within(out, now, &mut unlimited, conceal);
+            Reader::Floored(input, device) => {
+                let r = input.pull_within(out, now, &mut unlimited);
                 device.tick(now, u64::from(PERIOD));
                 r
             }
@@ -159,7 +157,7 @@ impl Reader {
     fn depth_frames(&self) -> u64 {
         match self {
             Reader::Plain(jb) => jb.depth_frames(),
-            Reader::Floored(input, ..) => input.buffer().depth_frames(),
+            Reader::Floored(input, _) => input.buffer().depth_frames(),
         }
     }
 }
@@ -202,9 +200,8 @@ fn run(buffer: Buffer, arrivals: Arrivals, secs: u64, warm: u64) -> Outcome {
         let jb = JitterBuffer::new(cfg).expect("valid config");
         let mut reader = if floor {
             Reader::Floored(
-                Box::new(InputBuffer::new(jb, 48_000)),
+                Box::new(InputBuffer::new(jb, 48_000).expect("valid config")),
                 DeviceTime::new(48_000),
-                Box::new(Conceal::new(1, 48_000).expect("valid config")),
             )
         } else {
             Reader::Plain(Box::new(jb))

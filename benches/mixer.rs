@@ -17,6 +17,7 @@ use izyrt::dsp::meter::{Meter, MeterConfig};
 use izyrt::dsp::mixer::{MixMode, Mixer, MixerConfig};
 use izyrt::dsp::playout::conceal::Conceal;
 use izyrt::dsp::slope::StepFit;
+use izyrt::hub::mixer_thread::CUTS_PER_PERIOD;
 use std::hint::black_box;
 
 fn mixer(c: &mut Criterion) {
@@ -146,13 +147,13 @@ fn hub_input_resume(c: &mut Criterion) {
         // A second of the tone first, so that the concealment has a pitch to continue.
         for _ in 0..750 {
             push(&mut jb, &mut pos);
-            let mut cuts = 2;
+            let mut cuts = CUTS_PER_PERIOD;
             jb.pull_concealed(&mut out, 0, &mut cuts, &mut conceal);
         }
         g.bench_function(name, |b| {
             b.iter(|| {
                 for k in 0..4 {
-                    let mut cuts = 2;
+                    let mut cuts = CUTS_PER_PERIOD;
                     // The gap: no packet for the first pull, two before the second.
                     if !gap || k > 1 {
                         push(&mut jb, &mut pos);

@@ -13,6 +13,7 @@
 
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
 use izyrt::dsp::playout::conceal::Conceal;
+use izyrt::hub::mixer_thread::CUTS_PER_PERIOD;
 use izyrt::measure::{GlitchConfig, tone_glitches};
 
 const RATE: f64 = 48_000.0;
@@ -62,7 +63,7 @@ fn run(ppm: f64, secs: f64, stall: Option<(f64, f64)>) -> Run {
             jb.push(sent * P as u64, &packet);
             sent += 1;
         }
-        let mut cuts = 2;
+        let mut cuts = CUTS_PER_PERIOD;
         let r = jb.pull_concealed(&mut out, u64::MAX, &mut cuts, &mut conceal);
         misses += u64::from(matches!(r, PullResult::Miss { .. }));
         if r != PullResult::Priming {

@@ -394,11 +394,10 @@ fn locked_playout_and_concealment_allocate_nothing() {
 #[test]
 fn hub_input_trims_in_phase_allocate_nothing() {
     use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
-    use izyrt::dsp::playout::conceal::Conceal;
-    use izyrt::hub::mixer_thread::InputBuffer;
+    use izyrt::hub::mixer_thread::{CUTS_PER_PERIOD, InputBuffer};
 
-    let mut jb = InputBuffer::new(JitterBuffer::new(JitterConfig::default()).unwrap(), 48_000);
-    let mut conceal = Conceal::new(2, 48_000).unwrap();
+    let mut jb =
+        InputBuffer::new(JitterBuffer::new(JitterConfig::default()).unwrap(), 48_000).unwrap();
     let mut device = izyrt::dsp::playout::device_time::DeviceTime::new(48_000);
     let mut now = 0u64;
     let tone = |n: u64| (std::f64::consts::TAU * 441.0 * n as f64 / 48_000.0).sin() as f32 * 0.25;
@@ -419,8 +418,8 @@ fn hub_input_trims_in_phase_allocate_nothing() {
             jb.push_at(sent * 64, &packet, now, &device);
             sent += 1;
         }
-        let mut cuts = 2;
-        std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts, &mut conceal));
+        let mut cuts = CUTS_PER_PERIOD;
+        std::hint::black_box(jb.pull_within(&mut out, now, &mut cuts));
         device.tick(now, 64);
         now += 1_333_333;
     };

@@ -21,7 +21,7 @@ use rtrb::{Consumer, Producer};
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, PullResult, half_period_ns};
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
-use crate::dsp::playout::conceal::{Conceal, ConcealError};
+use crate::dsp::playout::conceal::ConcealError;
 use crate::dsp::playout::device_time::DeviceTime;
 use crate::dsp::playout::unearned_frames;
 use crate::file::ClipReader;
@@ -131,10 +131,9 @@ pub enum Input {
     Pipe {
         /// Packets from the net thread.
         rx: PipeRx,
-        /// Reorders and paces them, no shallower than their measured lateness.
+        /// Reorders and paces them, no shallower than their measured lateness, and
+        /// conceals what is missing.
         jitter: InputBuffer,
-        /// Fades what is missing out and back in; cross-fades trims and shrinks.
-        conceal: Conceal,
         /// Measures the sender's clock against the mixer's.
         drift: DriftMeter,
     },
@@ -171,9 +170,8 @@ impl Input {
     pub fn pipe(rx: PipeRx, jitter: JitterBuffer, rate: u32) -> Result<Input, ConcealError> {
         Ok(Input::Pipe {
             rx,
-            conceal: Conceal::new(jitter.config().channels, rate)?,
             drift: DriftMeter::new(rate),
-            jitter: InputBuffer::new(jitter, rate),
+            jitter: InputBuffer::new(jitter, rate)?,
         })
     }
 }
@@ -331,17 +329,13 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
             continue;
         };
         let active = match &mut slot.input {
-            Input::Pipe {
-                rx,
-                jitter,
-                conceal,
-                drift,
-            } => {
+            Input::Pipe { rx, jitter, drift } => {
                 let device = &s.device_time;
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at, device);
                 });
-                let r = jitter.pull_within(input, now, &mut cuts, conceal);
+                let r = jitter.pull_within(input, now, &mut cuts);
+                let concealed = jitter.concealed_frames();
                 let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
@@ -353,8 +347,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     drift.reset();
                 }
                 let st = &slot.stats;
-                st.concealed_frames
-                    .store(conceal.concealed_frames(), Ordering::Relaxed);
+                st.concealed_frames.store(concealed, Ordering::Relaxed);
                 st.trimmed_frames
                     .store(jitter.trimmed_frames(), Ordering::Relaxed);
                 st.drift_ppm

@@ -41,7 +41,7 @@
 //! the gap waits a pull.
 
 use super::adapt::spend;
-use super::splice::similarity;
+use super::splice::{COARSE, similarity};
 use super::{JitterBuffer, PullResult, State};
 use crate::dsp::playout::conceal::Conceal;
 
@@ -55,8 +55,6 @@ const MIN_CUE: usize = 32;
 const IN_PHASE: f32 = 0.9;
 /// A peak that stops the search: a phase error of about 14°.
 const CLEARLY_IN_PHASE: f32 = 0.97;
-/// Step of the coarse pass, frames.
-const COARSE: usize = 3;
 
 /// Where a gap may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +160,7 @@ impl JitterBuffer {
         // of the pitch period (at least `conceal`'s shortest lag, 2.5 ms), and each
         // period further would drop that much more.
         let mut best = (f32::MIN, 0u64);
-        for d in (0..=reach).step_by(COARSE) {
+        for d in (0..=reach).step_by(COARSE as usize) {
             let s = score(d, 2);
             if s > best.0 {
                 best = (s, d);
@@ -170,7 +168,7 @@ impl JitterBuffer {
                 break;
             }
         }
-        let around = best.1.saturating_sub(COARSE as u64)..=(best.1 + COARSE as u64).min(reach);
+        let around = best.1.saturating_sub(COARSE)..=(best.1 + COARSE).min(reach);
         for d in around {
             let s = score(d, 1);
             if s > best.0 {

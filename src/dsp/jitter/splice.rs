@@ -44,8 +44,8 @@ const MATCH: u64 = 128;
 /// How far below `want` a drop may go, at most, frames (5.3 ms at 48 kHz: a pitch period
 /// of 190 Hz or above fits in it).
 const SPAN: u64 = 256;
-/// Step of the coarse pass, frames.
-const COARSE: u64 = 3;
+/// Step of the coarse pass, frames (also `resume.rs`'s).
+pub(super) const COARSE: u64 = 3;
 /// Below this correlation nothing repeats well enough to move the cut for.
 const MIN_SIMILARITY: f32 = 0.5;
 /// Fewer frames than this to compare: no choice is made.

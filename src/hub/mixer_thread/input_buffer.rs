@@ -1,5 +1,5 @@
-//! A client input's jitter buffer with its lateness floor (RT mixer thread, per packet and
-//! per period).
+//! A client input's jitter buffer with its lateness floor and its concealment (RT mixer
+//! thread, per packet and per period).
 //!
 //! Design: the hub's inputs keep their depth in whole periods by the probing rules of
 //! `dsp/jitter/adapt.rs`, and under that a *floor*: the largest lateness of the input's
@@ -8,33 +8,33 @@
 //! that no quiet stretch gives back the depth the next stall needs. The rule is two lines
 //! (measure every packet as it is stored, set the floor before each pull) that the mixer,
 //! the `jitter_policy` bench and the allocation test all need exactly as the mixer runs
-//! it; this type is that rule, once.
+//! it; this type is that rule, once. It owns the input's concealment too, which its pulls
+//! need (a gap ends in phase with it: `dsp/jitter/resume.rs`), so that no caller can pair
+//! a buffer with another stream's.
 
 use crate::dsp::jitter::{JitterBuffer, PullResult, PushResult};
-use crate::dsp::playout::conceal::Conceal;
+use crate::dsp::playout::conceal::{Conceal, ConcealError};
 use crate::dsp::playout::device_time::DeviceTime;
 use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 
 /// A hub input's [`JitterBuffer`] whose target never falls below the lateness its packets
-/// showed in the last 32 s.
+/// showed in the last 32 s, read with its [`Conceal`].
 ///
 /// # Example
 /// ```
 /// use izyrt::dsp::jitter::JitterBuffer;
-/// use izyrt::dsp::playout::conceal::Conceal;
 /// use izyrt::dsp::playout::device_time::DeviceTime;
 /// use izyrt::hub::mixer_thread::{InputBuffer, input_jitter_config};
 /// let cfg = input_jitter_config(1, 64, 64, 48_000);
-/// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000);
+/// let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000).unwrap();
 /// let mut device = DeviceTime::new(48_000);
-/// let mut conceal = Conceal::new(1, 48_000).unwrap();
 /// let period_ns = 1_333_333u64;
 /// let mut out = vec![0.0f32; 64];
 /// let mut cuts = 2;
 /// // 2 s on time: the floor is the one period a pull needs.
 /// for k in 0..1_500u64 {
 ///     input.push_at(k * 64, &[0.1; 64], k * period_ns, &device);
-///     input.pull_within(&mut out, k * period_ns, &mut cuts, &mut conceal);
+///     input.pull_within(&mut out, k * period_ns, &mut cuts);
 ///     device.tick(k * period_ns, 64);
 /// }
 /// assert_eq!(input.buffer().floor_frames(), 64);
@@ -45,18 +45,23 @@ use crate::dsp::playout::policy::{LatencyPolicy, PolicyConfig};
 ///     device.tick(k * period_ns, 64);
 /// }
 /// input.push_at(1_500 * 64, &[0.1; 64], late, &device);
-/// input.pull_within(&mut out, late, &mut cuts, &mut conceal);
+/// input.pull_within(&mut out, late, &mut cuts);
 /// assert_eq!(input.buffer().floor_frames(), 576);
 /// ```
 #[derive(Debug)]
 pub struct InputBuffer {
     buffer: JitterBuffer,
     lateness: LatencyPolicy,
+    conceal: Conceal,
 }
 
 impl InputBuffer {
-    /// `buffer` with its lateness measured at the hub's `rate` (net or main thread).
-    pub fn new(buffer: JitterBuffer, rate: u32) -> InputBuffer {
+    /// `buffer` with its lateness measured and its gaps concealed at the hub's `rate`
+    /// (net or main thread; allocates).
+    ///
+    /// # Errors
+    /// [`ConcealError`] when `rate` or the buffer's channels are out of range.
+    pub fn new(buffer: JitterBuffer, rate: u32) -> Result<InputBuffer, ConcealError> {
         let cfg = buffer.config();
         let lateness = LatencyPolicy::new(PolicyConfig {
             rate,
@@ -67,7 +72,11 @@ impl InputBuffer {
             min_frames: cfg.min_target_frames,
             max_frames: cfg.max_target_frames,
         });
-        InputBuffer { buffer, lateness }
+        Ok(InputBuffer {
+            conceal: Conceal::new(cfg.channels, rate)?,
+            buffer,
+            lateness,
+        })
     }
 
     /// Stores a packet at stream `position` that arrived at `arrival_ns` (monotonic) and
@@ -92,20 +101,19 @@ impl InputBuffer {
     }
 
     /// Sets the floor from the lateness measured so far and pulls one period, concealed
-    /// by `conceal` ([`JitterBuffer::pull_concealed`]): `out` is what the mix hears of
-    /// this input.
+    /// ([`JitterBuffer::pull_concealed`]): `out` is what the mix hears of this input.
     ///
     /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block
     /// (at most `*cuts` searches for a cut or a resume in phase).
-    pub fn pull_within(
-        &mut self,
-        out: &mut [f32],
-        now_ns: u64,
-        cuts: &mut u32,
-        conceal: &mut Conceal,
-    ) -> PullResult {
+    pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
         self.buffer.set_floor(self.lateness.target_frames());
-        self.buffer.pull_concealed(out, now_ns, cuts, conceal)
+        self.buffer
+            .pull_concealed(out, now_ns, cuts, &mut self.conceal)
+    }
+
+    /// Frames its concealment filled since the input joined.
+    pub fn concealed_frames(&self) -> u64 {
+        self.conceal.concealed_frames()
     }
 
     /// The buffer (its figures, its gap and splice for concealment).
