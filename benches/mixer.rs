@@ -118,7 +118,10 @@ fn hub_input_trim(c: &mut Criterion) {
 /// put the stream behind; the cross-fade in runs into the third pull). The difference is
 /// what one gap costs the mixer thread. `conceal_gap_only` is the concealment alone
 /// through the same four periods (one missing): the part of that cost which is the
-/// continuation's lag search, not the resume's.
+/// continuation's, not the resume's (the tone's lag found near the one found before,
+/// `dsp/playout/conceal/lag.rs`). `conceal_gap_full_search` is the same on noise, which
+/// repeats at no lag: each gap a full search for its lag, what an input whose pitch
+/// moved costs.
 fn hub_input_resume(c: &mut Criterion) {
     const P: u64 = 64;
     let table = tone_second();
@@ -174,20 +177,45 @@ fn hub_input_resume(c: &mut Criterion) {
             );
         }
     }
-    let mut conceal = Conceal::new(2, 48_000).unwrap();
-    let mut at = 0usize;
-    let mut out = vec![0.0f32; 2 * P as usize];
-    g.bench_function("conceal_gap_only", |b| {
-        b.iter(|| {
-            for k in 0..4 {
-                let n = out.len();
-                out.copy_from_slice(&table[at..at + n]);
-                at = (at + n) % (table.len() - n);
-                let gap = (k == 0).then_some(0..P as usize);
-                conceal.process(black_box(&mut out), gap);
-            }
+    let mut seed = 1u32;
+    let noise: Vec<f32> = (0..table.len())
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.5
         })
-    });
+        .collect();
+    for (name, signal) in [
+        ("conceal_gap_only", &table),
+        ("conceal_gap_full_search", &noise),
+    ] {
+        let mut conceal = Conceal::new(2, 48_000).unwrap();
+        let mut at = 0usize;
+        let mut out = vec![0.0f32; 2 * P as usize];
+        let mut gaps = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for k in 0..4 {
+                    let n = out.len();
+                    out.copy_from_slice(&signal[at..at + n]);
+                    at = (at + n) % (signal.len() - n);
+                    let gap = (k == 0).then_some(0..P as usize);
+                    let mut searches = CUTS_PER_PERIOD;
+                    conceal.process_within(black_box(&mut out), gap, &mut searches);
+                }
+                gaps += 1;
+            })
+        });
+        // The tone's lag is found near the last one in nearly every gap (a full search
+        // when the gaps' own joins, every fourth period here, blur the history); noise
+        // repeats at no lag, so every gap takes a full search (but the first: no
+        // history yet).
+        let searches = conceal.lag_searches();
+        if name == "conceal_gap_full_search" {
+            assert_eq!(searches, gaps.saturating_sub(1), "{name}");
+        } else {
+            assert!(searches * 10 <= gaps, "{name}: {searches} in {gaps}");
+        }
+    }
     g.finish();
 }
 

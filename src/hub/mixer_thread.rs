@@ -34,14 +34,17 @@ mod input_buffer;
 
 pub use input_buffer::InputBuffer;
 
-/// Searches for a cut or a resume in phase (`dsp/jitter/splice.rs`, `resume.rs`) the
-/// mixer allows itself per period, across all inputs: 5–7 µs a cut and about 2 µs a
-/// resume on this project's 2-core VM (`benches/mixer.rs`, `hub_input_trim` and
-/// `hub_input_resume`), against a period of 667 µs at 32 frames.
-/// After a host stall every input may want its drift trim in the same period: 128 at
-/// once would take 0.86 ms. With this bound the rest wait a period or a few; two a period
-/// are 1500 a second at 64 frames, and a hub needs at most one per input per second (a
-/// drift trim) or per steady window.
+/// Searches for a cut or a resume in phase (`dsp/jitter/splice.rs`, `resume.rs`) or for
+/// a concealment's lag (`dsp/playout/conceal/lag.rs`) the mixer allows itself per period,
+/// across all inputs: 5–7 µs a cut, about 2 µs a resume and 11–13 µs a lag on this
+/// project's 2-core VM (`benches/mixer.rs`, `hub_input_trim` and `hub_input_resume`),
+/// against a period of 667 µs at 32 frames.
+/// After a host stall every input may want its drift trim, or its lag, in the same
+/// period: 128 at once would take 0.86 ms (trims) or 1.5 ms (lags). With this bound the
+/// rest wait a period or a few (a cut), or continue at the lag near their last one, or
+/// hold and fade (a gap); two a period are 1500 a second at 64 frames, and a hub needs at
+/// most one per input per second (a drift trim) or per steady window, and a lag search
+/// only when an input's pitch moved since its last gap.
 pub const CUTS_PER_PERIOD: u32 = 2;
 
 /// Jitter and flow figures of one slot, written by the mixer thread.

@@ -396,8 +396,9 @@ impl JitterBuffer {
     }
 }
 
-/// Takes one search for a cut in phase from a period's budget; false when none is left.
-pub(super) fn spend(cuts: &mut u32) -> bool {
+/// Takes one search (for a cut or a resume in phase, or a concealment's lag) from a
+/// period's budget; false when none is left.
+pub(crate) fn spend(cuts: &mut u32) -> bool {
     let left = cuts.checked_sub(1);
     *cuts = left.unwrap_or(0);
     left.is_some()

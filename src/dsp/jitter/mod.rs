@@ -50,6 +50,7 @@ mod take;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use adapt::spend;
 pub use config::{JitterConfig, half_period_ns};
 
 /// Why a [`JitterBuffer`] could not be built.

@@ -104,9 +104,9 @@ impl JitterBuffer {
             conceal.reset();
         } else {
             if self.splice {
-                conceal.splice();
+                conceal.splice_within(cuts);
             }
-            conceal.process(out, self.gap());
+            conceal.process_within(out, self.gap(), cuts);
         }
         r
     }

@@ -116,6 +116,11 @@ impl InputBuffer {
         self.conceal.concealed_frames()
     }
 
+    /// The concealment (its counters).
+    pub fn conceal(&self) -> &Conceal {
+        &self.conceal
+    }
+
     /// The buffer (its figures, its gap and splice for concealment).
     pub fn buffer(&self) -> &JitterBuffer {
         &self.buffer

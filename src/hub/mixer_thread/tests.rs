@@ -281,3 +281,88 @@ fn a_recurring_stall_costs_misses_once() {
         "{floors:?}"
     );
 }
+
+#[test]
+fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
+    // Six inputs, each a tone of its own, all dry in the same period (their senders'
+    // host stalled): only CUTS_PER_PERIOD of them run a full search for their
+    // continuation's lag in it; the others are counted as skipped. At the next common
+    // miss the searched ones continue near the lag they found (no search), and the
+    // budget goes to the others: every input has its lag after a few misses.
+    const Q: u32 = 64;
+    const N: usize = 6;
+    let (mut s, mut commands) = state_of(N, 1, Q);
+    let mut senders: Vec<PipeTx> = (0..N)
+        .map(|i| {
+            let (slot, tx) = client_of(JitterConfig {
+                channels: 1,
+                period_frames: Q,
+                initial_target_frames: Q,
+                min_target_frames: Q,
+                // Held at one period, so that every withheld packet is a miss.
+                max_target_frames: Q,
+                ..JitterConfig::default()
+            });
+            commands.push(Command::Join(i, slot)).unwrap();
+            tx
+        })
+        .collect();
+    let tone = |i: usize, n: u64| {
+        let f = 300.0 + 70.0 * i as f32;
+        (std::f32::consts::TAU * f * n as f32 / 48_000.0).sin() * 0.1
+    };
+    let mut out = [0.0; Q as usize];
+    let mut position = 0u64;
+    let counts = |s: &MixerState| {
+        s.slots
+            .iter()
+            .flatten()
+            .fold((0, 0), |(full, skipped), slot| {
+                let Input::Pipe { jitter, .. } = &slot.input else {
+                    return (full, skipped);
+                };
+                let c = jitter.conceal();
+                (full + c.lag_searches(), skipped + c.skipped_searches())
+            })
+    };
+    let mut seen = Vec::new();
+    // Every 40th period's packet is lost.
+    for k in 1..=200u64 {
+        if k % 40 == 0 {
+            position += u64::from(Q);
+        } else {
+            for (i, tx) in senders.iter_mut().enumerate() {
+                let meta = PacketMeta {
+                    position,
+                    origin_ns: 0,
+                    frames: Q,
+                    arrival_ns: 0,
+                };
+                let samples: Vec<f32> = (position..position + u64::from(Q))
+                    .map(|n| tone(i, n))
+                    .collect();
+                assert!(tx.push(meta, &samples));
+            }
+            position += u64::from(Q);
+        }
+        let before = counts(&s);
+        step(&mut s, &[], &mut out);
+        let after = counts(&s);
+        assert!(
+            after.0 - before.0 <= u64::from(CUTS_PER_PERIOD),
+            "period {k}: {} searches",
+            after.0 - before.0
+        );
+        if k % 40 == 0 {
+            seen.push(after);
+        }
+    }
+    let n = u64::from(CUTS_PER_PERIOD);
+    assert_eq!(seen[0], (n, N as u64 - n), "the first common miss");
+    assert_eq!(seen[1], (2 * n, N as u64 - n + N as u64 - 2 * n));
+    assert_eq!(seen[2].0, N as u64, "every input searched once");
+    assert_eq!(
+        seen[4].0, N as u64,
+        "and never again: the pitch did not move"
+    );
+}

@@ -12,9 +12,9 @@
 //! cross-faded in over [`FADE_IN_MS`] from whatever is playing then (the continuation, or
 //! silence): never a step. JackTrip's PLC extrapolates by linear prediction (Burg);
 //! substitution costs one correlation search per gap instead of a model per period, which
-//! matters at a hub with 128 inputs that all miss in the same host stall: a coarse pass
-//! every fourth lag on the history summed over runs of four frames, then every lag
-//! around the best at full rate (about 15 000 multiply-adds for a stereo gap).
+//! matters at a hub with 128 inputs that all miss in the same host stall; the search
+//! (`lag.rs`) first looks near the lag found at the stream's last gap, and runs in full
+//! only within the reader's per-period budget ([`Conceal::process_within`]).
 //!
 //! Why the hold: it is ITU-T G.711 Appendix I's choice (pitch repetition at full level for
 //! the first 10 ms of a loss). The gaps this engine conceals are mostly one to four periods
@@ -35,6 +35,10 @@
 //! Everything is allocated in [`Conceal::new`]; [`Conceal::process`] only copies and
 //! multiplies.
 
+mod lag;
+
+use lag::LagSearch;
+
 /// How long the continuation plays at full level before it fades, ms.
 pub const HOLD_MS: f64 = 10.0;
 /// Duration of the continuation's fade-out after the hold, ms (at least 1 ms, as the
@@ -43,17 +47,6 @@ pub const FADE_OUT_MS: f64 = 5.0;
 /// Duration of the cross-fade back into real audio, ms. Kept below the shortest lag so the
 /// continuation never reads frames the resumed audio has just written.
 pub const FADE_IN_MS: f64 = 1.5;
-/// Shortest and longest lags searched, ms (a 400 Hz to 50 Hz period; a higher pitch is
-/// found at a multiple of its period).
-const LAG_MIN_MS: f64 = 2.5;
-const LAG_MAX_MS: f64 = 20.0;
-/// The correlation coefficient at the lag found from which the audio is taken to repeat
-/// itself ([`Conceal::ahead`] offers a phase to resume at only then).
-const PERIODIC: f32 = 0.9;
-/// Step of the lag search's coarse pass, frames, and the runs its history is summed over.
-const COARSE: usize = 4;
-/// Length of the stretch matched against its lagged copy, ms.
-const MATCH_MS: f64 = 2.5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -97,17 +90,11 @@ pub struct Conceal {
     written: u64,
     /// Frames of `hist` that hold audio of the current stream (≤ cap).
     valid: usize,
-    /// The history in one straight run, for the lag search.
-    lin: Box<[f32]>,
-    /// The history summed over runs of [`COARSE`] frames, for the coarse pass.
-    dec: Box<[f32]>,
+    search: LagSearch,
     fade_out: usize,
     /// [`HOLD_MS`] in frames.
     hold_frames: usize,
     fade_in: usize,
-    lag_min: usize,
-    lag_max: usize,
-    match_len: usize,
     state: State,
     /// Whether the last lag found repeats the audio closely (a tone, a voiced sound):
     /// only then is there a phase for a resume to meet ([`Conceal::ahead`]).
@@ -158,23 +145,17 @@ impl Conceal {
             return Err(ConcealError::Config { channels, rate });
         }
         let ch = usize::from(channels);
-        let lag_max = ms_frames(LAG_MAX_MS, rate);
-        let match_len = ms_frames(MATCH_MS, rate);
-        let cap = lag_max + match_len + 1;
+        let (search, cap) = LagSearch::new(ch, rate);
         Ok(Conceal {
             ch,
             hist: vec![0.0; cap * ch].into_boxed_slice(),
             cap,
             written: 0,
             valid: 0,
-            lin: vec![0.0; cap * ch].into_boxed_slice(),
-            dec: vec![0.0; (cap / COARSE + 1) * ch].into_boxed_slice(),
+            search,
             fade_out: ms_frames(FADE_OUT_MS, rate).max(1),
             hold_frames: ms_frames(HOLD_MS, rate),
             fade_in: ms_frames(FADE_IN_MS, rate).max(1),
-            lag_min: ms_frames(LAG_MIN_MS, rate),
-            lag_max,
-            match_len,
             state: State::Silent,
             periodic: false,
             concealed: 0,
@@ -189,6 +170,37 @@ impl Conceal {
     /// Runs on: the RT audio thread, once per period per stream. Must not: allocate,
     /// lock, block or panic (any `gap` is clamped to `out`).
     pub fn process(&mut self, out: &mut [f32], gap: Option<std::ops::Range<usize>>) {
+        let mut unbounded = u32::MAX;
+        self.process_within(out, gap, &mut unbounded);
+    }
+
+    /// [`process`](Self::process), running a full search for the continuation's lag
+    /// only while `*searches` allows (each spends one; the hub mixer's budget across its
+    /// inputs): without one a gap continues at the lag near the last one found, or holds
+    /// the last frame and fades it (`lag.rs`).
+    ///
+    /// Runs on: the RT audio thread, once per period per stream. Must not: allocate,
+    /// lock, block or panic.
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::playout::conceal::Conceal;
+    /// let tone = |n: usize| (2.0 * std::f32::consts::PI * 441.0 * n as f32 / 48_000.0).sin();
+    /// let mut c = Conceal::new(1, 48_000).unwrap();
+    /// let mut x: Vec<f32> = (0..960).map(tone).collect();
+    /// c.process(&mut x, None);
+    /// // No budget and no lag found before: the last frame is held.
+    /// let mut gap = [0.0f32; 64];
+    /// c.process_within(&mut gap, Some(0..64), &mut 0);
+    /// assert_eq!((gap[0], gap[63]), (tone(959), tone(959)));
+    /// assert_eq!(c.skipped_searches(), 1);
+    /// ```
+    pub fn process_within(
+        &mut self,
+        out: &mut [f32],
+        gap: Option<std::ops::Range<usize>>,
+        searches: &mut u32,
+    ) {
         let frames = out.len() / self.ch;
         let (a, b) = match gap {
             Some(g) => (
@@ -201,7 +213,7 @@ impl Conceal {
         let (head, rest) = out.split_at_mut(a * ch);
         let (mid, tail) = rest.split_at_mut((b - a) * ch);
         self.pass(head);
-        self.fill(mid);
+        self.fill(mid, searches);
         self.pass(&mut tail[..(frames - b) * ch]);
     }
 
@@ -209,6 +221,7 @@ impl Conceal {
     /// RT-safe.
     pub fn reset(&mut self) {
         self.valid = 0;
+        self.search.forget();
         self.state = State::Silent;
         self.last.fill(0.0);
     }
@@ -217,10 +230,17 @@ impl Conceal {
     /// them): it is cross-faded in from the last frames' continuation, as after a gap, so
     /// the cut is not heard as a step. RT-safe.
     pub fn splice(&mut self) {
+        let mut unbounded = u32::MAX;
+        self.splice_within(&mut unbounded);
+    }
+
+    /// [`splice`](Self::splice), its lag found within `*searches`
+    /// ([`process_within`](Self::process_within)). RT-safe.
+    pub fn splice_within(&mut self, searches: &mut u32) {
         if self.state == State::Clean {
             self.hold.copy_from_slice(&self.last);
             self.state = State::Resume {
-                lag: self.find_lag(),
+                lag: self.find_lag(searches),
                 from: 1.0,
                 k: 0,
             };
@@ -271,6 +291,18 @@ impl Conceal {
     /// Frames filled by a continuation or silence since construction.
     pub fn concealed_frames(&self) -> u64 {
         self.concealed
+    }
+
+    /// Full searches for a continuation's lag since construction (the rest were found
+    /// near the lag before, `lag.rs`).
+    pub fn lag_searches(&self) -> u64 {
+        self.search.full_searches()
+    }
+
+    /// Searches for a continuation's lag that a budget did not allow
+    /// ([`process_within`](Self::process_within)).
+    pub fn skipped_searches(&self) -> u64 {
+        self.search.skipped()
     }
 
     /// Whether the last frame processed was real audio at full gain (not concealed,
@@ -339,14 +371,14 @@ impl Conceal {
     }
 
     /// Missing frames: the continuation, fading out, then silence.
-    fn fill(&mut self, frames: &mut [f32]) {
+    fn fill(&mut self, frames: &mut [f32], searches: &mut u32) {
         let ch = self.ch;
         for f in frames.chunks_exact_mut(ch) {
             self.concealed += 1;
             let (lag, k) = match self.state {
                 State::Clean => {
                     self.hold.copy_from_slice(&self.last);
-                    (self.find_lag(), 0)
+                    (self.find_lag(searches), 0)
                 }
                 State::Conceal { lag, k } => (lag, k),
                 State::Resume { lag, from, k } => {
@@ -432,291 +464,16 @@ impl Conceal {
         }
     }
 
-    /// The lag (frames) at which the last `match_len` frames best repeat, or 0 (hold the
-    /// last frame) when there is too little history or nothing periodic. Every channel
-    /// takes part (a mono sum would cancel a stereo pair in opposite phase).
-    fn find_lag(&mut self) -> usize {
-        let need = self.match_len + self.lag_min;
-        if self.valid < need {
-            return 0;
-        }
-        let ch = self.ch;
-        let span = self.valid.min(self.cap - 1);
-        let lag_max = self.lag_max.min(span - self.match_len);
-        // The history, oldest first, in one straight run (frame i is `span - i` back):
-        // the ring's two pieces, copied whole.
+    /// The lag (frames) at which the last frames best repeat, or 0 (hold the last frame)
+    /// when there is too little history, nothing periodic, or no budget for a search
+    /// (`lag.rs`); notes whether the audio repeats closely there (`periodic`).
+    fn find_lag(&mut self, budget: &mut u32) -> usize {
         let at = (self.written % self.cap as u64) as usize;
-        let start = (at + self.cap - span) % self.cap;
-        let first = span.min(self.cap - start);
-        self.lin[..first * ch].copy_from_slice(&self.hist[start * ch..(start + first) * ch]);
-        self.lin[first * ch..span * ch].copy_from_slice(&self.hist[..(span - first) * ch]);
-        let x = &self.lin[..span * ch];
-        let m = self.match_len * ch;
-        let end = span * ch;
-        // The coarse pass: every [`COARSE`]th lag, on the history summed over runs of
-        // that many frames (aligned to its end), a [`COARSE`]th of the work of the same
-        // lags at full rate. A pitch's correlation peak is wider than the run below
-        // 1.5 kHz (the sum halves a 6 kHz partial), and the fine pass looks again at
-        // every lag around the best at full rate.
-        let runs = span / COARSE;
-        let skip = span - runs * COARSE;
-        for (j, run) in x[skip * ch..].chunks_exact(COARSE * ch).enumerate() {
-            for c in 0..ch {
-                self.dec[j * ch + c] = (0..COARSE).map(|k| run[k * ch + c]).sum();
-            }
-        }
-        let score = |x: &[f32], m: usize, lag: usize| -> f32 {
-            let (end, d) = (x.len(), lag * ch);
-            let (xy, yy) = dot_and_energy(&x[end - m..end], &x[end - m - d..end - d]);
-            if yy <= 1e-12 { -1.0 } else { xy / yy.sqrt() }
-        };
-        let dec = &self.dec[..runs * ch];
-        let dm = self.match_len / COARSE * ch;
-        let mut coarse = (f32::MIN, 0usize);
-        for l in self.lag_min.div_ceil(COARSE)..=lag_max / COARSE {
-            let s = score(dec, dm, l);
-            if s > coarse.0 {
-                coarse = (s, l * COARSE);
-            }
-        }
-        let mut best = (f32::MIN, 0usize);
-        let (lo, hi) = (
-            coarse.1.saturating_sub(COARSE).max(self.lag_min),
-            (coarse.1 + COARSE).min(lag_max),
-        );
-        for lag in lo..=hi {
-            let s = score(x, m, lag);
-            if s > best.0 {
-                best = (s, lag);
-            }
-        }
-        // Normalised by the matched stretch's own energy too: a correlation coefficient.
-        let (_, xx) = dot_and_energy(&x[end - m..end], &x[end - m..end]);
-        self.periodic = best.0 >= PERIODIC * xx.sqrt();
-        if best.0 <= 0.0 { 0 } else { best.1 }
+        let found = self.search.find(&self.hist, at, self.valid, budget);
+        self.periodic = found.periodic;
+        found.lag
     }
-}
-
-/// Σ a·b and Σ b·b over two slices of equal length, summed in eight lanes so that the
-/// loop vectorises (a single running sum must add in order, and does not): the lag
-/// search calls this some 200 times per gap, on every input of a hub that misses.
-fn dot_and_energy(a: &[f32], b: &[f32]) -> (f32, f32) {
-    const LANES: usize = 8;
-    let (mut ab, mut bb) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let (a8, b8) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ar, br) = (a8.remainder(), b8.remainder());
-    for (x, y) in a8.zip(b8) {
-        for k in 0..LANES {
-            ab[k] += x[k] * y[k];
-            bb[k] += y[k] * y[k];
-        }
-    }
-    let mut sums = (ab.iter().sum::<f32>(), bb.iter().sum::<f32>());
-    for (x, y) in ar.iter().zip(br) {
-        sums.0 += x * y;
-        sums.1 += y * y;
-    }
-    sums
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const RATE: u32 = 48_000;
-
-    fn tone(n: usize) -> f32 {
-        (2.0 * std::f32::consts::PI * 441.0 * n as f32 / RATE as f32).sin() * 0.25
-    }
-
-    /// The largest sample-to-sample change: a 441 Hz tone at 0.25 moves at most
-    /// 0.25 × 2π × 441 / 48000 ≈ 0.0144 per sample.
-    fn max_step(x: &[f32]) -> f32 {
-        x.windows(2)
-            .map(|w| (w[1] - w[0]).abs())
-            .fold(0.0, f32::max)
-    }
-
-    #[test]
-    fn a_gap_in_a_tone_fades_out_and_back_in_without_a_step() {
-        let mut c = Conceal::new(1, RATE).unwrap();
-        let mut played = Vec::new();
-        let mut n = 0;
-        // 40 periods of tone, 20 missing, 40 of tone (which resumes at its own phase).
-        for p in 0..100 {
-            let mut x: Vec<f32> = (n..n + 64).map(tone).collect();
-            n += 64;
-            let gap = (40..60).contains(&p).then_some(0..64);
-            c.process(&mut x, gap);
-            played.extend_from_slice(&x);
-        }
-        assert!(max_step(&played) < 0.02, "step {}", max_step(&played));
-        // The gap is 1280 frames (27 ms): the continuation plays at full level for 10 ms
-        // (480 frames), then is faded out within 5 ms (240).
-        let gap = &played[40 * 64..60 * 64];
-        assert!(gap[720..].iter().all(|&v| v == 0.0));
-        assert!(
-            gap[..60].iter().any(|&v| v.abs() > 0.24),
-            "continued at first"
-        );
-        assert!(
-            gap[420..480].iter().any(|&v| v.abs() > 0.24),
-            "at full level to the end of the hold"
-        );
-        assert_eq!(c.concealed_frames(), 1280);
-        assert!(c.is_clean());
-    }
-
-    #[test]
-    fn a_short_gap_is_bridged_by_the_continuation() {
-        let mut c = Conceal::new(2, RATE).unwrap();
-        let mut played = Vec::new();
-        let mut n = 0;
-        for p in 0..30 {
-            let mut x: Vec<f32> = (n..n + 64).flat_map(|i| [tone(i), -tone(i)]).collect();
-            n += 64;
-            c.process(&mut x, (p == 20).then_some(16..48));
-            played.extend(x.chunks(2).map(|f| f[0]));
-        }
-        assert!(max_step(&played) < 0.02, "step {}", max_step(&played));
-        // Within 32 frames of a 5 ms fade the level stays above 80 %.
-        let bridged = &played[20 * 64 + 16..20 * 64 + 48];
-        let ideal: Vec<f32> = (20 * 64 + 16..20 * 64 + 48).map(tone).collect();
-        for (a, b) in bridged.iter().zip(&ideal) {
-            assert!((a - b).abs() < 0.06, "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn only_audio_that_repeats_offers_a_phase_to_resume_at() {
-        let mut seed = 7u32;
-        let mut noise = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        let mut cue = [0.0f32; 16];
-        for (tonal, want) in [(true, true), (false, false)] {
-            let mut c = Conceal::new(1, RATE).unwrap();
-            let mut x: Vec<f32> = (0..2048)
-                .map(|n| if tonal { tone(n) } else { noise() })
-                .collect();
-            c.process(&mut x, None);
-            c.process(&mut [0.0; 64], Some(0..64));
-            assert_eq!(c.ahead(&mut cue) > 0, want, "tonal {tonal}");
-        }
-    }
-
-    #[test]
-    fn a_voiced_sound_is_continued_at_its_pitch_period() {
-        // 150 Hz (320 frames) with partials up to 4.5 kHz, stereo in opposite phase: the
-        // coarse pass's sums over four frames must not lose the period.
-        let voice = |n: usize| {
-            let t = n as f32 / RATE as f32;
-            [1.0f32, 2.0, 5.0, 30.0]
-                .iter()
-                .map(|&k| (std::f32::consts::TAU * 150.0 * k * t).sin() / k)
-                .sum::<f32>()
-                * 0.2
-        };
-        let mut c = Conceal::new(2, RATE).unwrap();
-        let mut x: Vec<f32> = (0..2048).flat_map(|n| [voice(n), -voice(n)]).collect();
-        c.process(&mut x, None);
-        let mut gap = vec![0.0f32; 128];
-        c.process(&mut gap, Some(0..64));
-        let mut cue = [0.0f32; 1];
-        let lag = c.ahead(&mut cue);
-        assert!(lag == 320 || lag == 640, "lag {lag}");
-        for (i, f) in gap.chunks(2).enumerate() {
-            assert!((f[0] - voice(2048 + i)).abs() < 1e-3, "frame {i}");
-        }
-    }
-
-    #[test]
-    fn the_lane_sums_are_the_plain_sums() {
-        for n in [0usize, 1, 7, 8, 9, 120, 240, 243] {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let (ab, bb) = dot_and_energy(&a, &b);
-            let want_ab: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let want_bb: f32 = b.iter().map(|y| y * y).sum();
-            assert!(
-                (ab - want_ab).abs() < 1e-4 && (bb - want_bb).abs() < 1e-4,
-                "{n}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_stream_that_starts_or_resumes_from_silence_fades_in() {
-        let mut c = Conceal::new(1, RATE).unwrap();
-        let mut x = vec![0.5f32; 128];
-        c.process(&mut x, None);
-        assert!(x[0].abs() < 0.01, "starts near zero: {}", x[0]);
-        assert!(max_step(&x) < 0.05);
-        assert_eq!(x[127], 0.5);
-    }
-
-    #[test]
-    fn without_history_the_last_frame_is_held_and_faded() {
-        let mut c = Conceal::new(1, RATE).unwrap();
-        let mut x = vec![0.3f32; 100];
-        c.process(&mut x, None);
-        let mut gap = vec![0.0f32; 800];
-        c.process(&mut gap, Some(0..800));
-        assert!((gap[0] - 0.3).abs() < 1e-3);
-        assert!((gap[479] - 0.3).abs() < 1e-3, "held through the hold");
-        assert!(max_step(&gap) < 0.01);
-        assert_eq!(gap[799], 0.0);
-    }
-
-    #[test]
-    fn block_and_frame_by_frame_remember_the_same_history() {
-        // Stereo, blocks of every size (longer than the ring too), then one gap: the
-        // continuation depends on every frame remembered, and must not depend on how
-        // the clean audio was cut into calls.
-        let sig = |n: usize, c: usize| tone(n) * if c == 0 { 1.0 } else { -0.5 };
-        let (mut blocks, mut frames) = (
-            Conceal::new(2, RATE).unwrap(),
-            Conceal::new(2, RATE).unwrap(),
-        );
-        let mut n = 0;
-        for len in [1usize, 7, 64, 5000, 3, 64, 900] {
-            let x: Vec<f32> = (n..n + len).flat_map(|i| [sig(i, 0), sig(i, 1)]).collect();
-            let mut a = x.clone();
-            blocks.process(&mut a, None);
-            let mut b = x;
-            for f in b.chunks_exact_mut(2) {
-                frames.process(f, None);
-            }
-            assert_eq!(a, b, "clean audio at block {len}");
-            n += len;
-        }
-        assert_eq!(blocks.hist, frames.hist);
-        assert_eq!(
-            (blocks.written, blocks.valid),
-            (frames.written, frames.valid)
-        );
-        let (mut a, mut b) = (vec![0.0f32; 256], vec![0.0f32; 256]);
-        blocks.process(&mut a, Some(0..128));
-        frames.process(&mut b, Some(0..128));
-        assert_eq!(a, b);
-        let loudest = a[..128].iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        assert!(loudest > 0.2, "the continuation plays the tone: {loudest}");
-    }
-
-    #[test]
-    fn odd_input_does_not_panic() {
-        let mut c = Conceal::new(3, RATE).unwrap();
-        for (len, gap) in [
-            (0, Some(std::ops::Range { start: 5, end: 1 })),
-            (7, Some(0..100)),
-            (9, None),
-            (30, Some(std::ops::Range { start: 9, end: 3 })),
-        ] {
-            let mut x = vec![f32::NAN; len];
-            c.process(&mut x, gap);
-        }
-        assert!(Conceal::new(0, RATE).is_err());
-        assert!(Conceal::new(1, 100).is_err());
-    }
-}
+mod tests;
