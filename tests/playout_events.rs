@@ -14,6 +14,9 @@
 //! - from 20 s: the delay is 0.5 ms again; the late blocks age out of the policy's 32 s
 //!   window, and the target must fall, by playing faster;
 //! - at 65 s: one packet never arrives (concealed, then spliced back).
+//!
+//! And 160 stalls of the hub's packets (0.5 to 10.25 ms, then all at once): each gap
+//! concealed, and rejoined in phase with its concealment.
 
 #[path = "../benches/sim/playout.rs"]
 mod sim;
@@ -149,4 +152,75 @@ fn a_forced_grow_a_forced_shrink_and_a_withheld_packet_leave_no_step_and_no_hole
             r.misses
         );
     }
+}
+
+/// `secs` of the tone into the playout, the packets held back for `stall_ms` from
+/// `stall_at` s on, then delivered at once: what the speaker plays, its misses, and the
+/// gaps it ended in phase.
+fn stalled(secs: f64, stall_at: f64, stall_ms: f64) -> (Vec<f32>, u64, u64) {
+    let mut playout = sim::playout();
+    let period = f64::from(P) / RATE;
+    let mut packet = vec![0.0f32; P as usize];
+    let mut out = vec![0.0f32; P as usize];
+    let (mut recording, mut misses) = (Vec::new(), 0);
+    let mut k = 0u64;
+    for j in 0..(secs / period) as u64 {
+        let now = j as f64 * period;
+        loop {
+            let sent = k as f64 * period;
+            let mut at = sent + 0.0005;
+            if (stall_at..stall_at + stall_ms * 1e-3).contains(&sent) {
+                at = stall_at + stall_ms * 1e-3;
+            }
+            if at > now {
+                break;
+            }
+            for (i, x) in packet.iter_mut().enumerate() {
+                *x = tone(k * u64::from(P) + i as u64);
+            }
+            playout.push_at(k * u64::from(P), &packet, (at * 1e9) as u64);
+            k += 1;
+        }
+        let played = playout.pull_at(&mut out, (now * 1e9) as u64);
+        misses += u64::from(matches!(played, PullResult::Miss { .. }));
+        if played != PullResult::Priming {
+            recording.extend_from_slice(&out);
+        }
+    }
+    assert_eq!(playout.dropped_frames(), 0, "frames dropped");
+    (recording, misses, playout.rejoins_in_phase())
+}
+
+#[test]
+fn a_stall_of_a_few_periods_is_joined_in_phase_at_the_speaker() {
+    // Stalls of 0.5 to 10.25 ms, each at four phases against the device's periods: the
+    // speaker runs dry for one to eight periods. The continuation plays at full level
+    // through such a gap, and plays on until it meets the stream in phase
+    // (`dsp/playout/rejoin.rs`), so the join does not dip: measured, 0 events in the 160
+    // stalls; 64 when the stream rejoined where it stopped. Nothing is dropped.
+    let (mut heard, mut stalls, mut misses, mut rejoined) = (0, 0, 0, 0);
+    for i in 0..40 {
+        let ms = 0.5 + f64::from(i) * 0.25;
+        for phase in 0..4 {
+            let (rec, m, r) = stalled(5.0, 3.0 + f64::from(phase) * 0.0003, ms);
+            misses += m;
+            rejoined += r;
+            let report = tone_glitches(
+                &rec,
+                1,
+                RATE as u32,
+                &GlitchConfig {
+                    freq_hz: Some(441.0),
+                    ..GlitchConfig::default()
+                },
+            )
+            .expect("a tone");
+            heard += report.events.len();
+            stalls += 1;
+        }
+    }
+    eprintln!("{heard} events, {misses} misses in {stalls} stalls, {rejoined} rejoined in phase");
+    assert!(misses >= stalls, "only {misses} misses in {stalls} stalls");
+    assert!(rejoined > 0, "no gap ended in phase");
+    assert!(heard <= 4, "{heard} events in {stalls} stalls");
 }

@@ -329,7 +329,9 @@ fn resampler_periods_allocate_nothing() {
 }
 
 /// The locked playout allocates nothing per period once built: packets pushed (with a
-/// lost one now and then, so concealment and its lag search run), periods pulled through
+/// lost one now and then, so concealment and its lag search run, and a stall every
+/// 500 periods, each a period longer than the last so that the target never covers it,
+/// whose gap is rejoined in phase), periods pulled through
 /// the clock loop, the clock estimate, the policy and the resampler, a reset; and the hub's concealment with a
 /// gap and a splice.
 #[test]
@@ -351,8 +353,19 @@ fn locked_playout_and_concealment_allocate_nothing() {
     let mut out = vec![0.0f32; 2 * 64];
     let mut hub_in = vec![0.0f32; 2 * 64];
     let mut period = |p: &mut Playout, c: &mut Conceal, i: u64| {
-        if i % 97 != 50 {
-            p.push_at(i * 64, &packet, i * 1_333_333);
+        let stall = 2 + i / 500;
+        match i % 500 {
+            s if (200..200 + stall).contains(&s) => {}
+            // The stall's end: its packets at once.
+            s if s == 200 + stall => {
+                for k in i - stall..=i {
+                    p.push_at(k * 64, &packet, i * 1_333_333);
+                }
+            }
+            _ if i % 97 != 50 => {
+                p.push_at(i * 64, &packet, i * 1_333_333);
+            }
+            _ => {}
         }
         // Timed as the audio thread pulls: the device's clock ticks, and the dry spells of
         // the missing packets raise the target.
@@ -370,6 +383,7 @@ fn locked_playout_and_concealment_allocate_nothing() {
     for i in 0..500 {
         period(&mut p, &mut conceal, i);
     }
+    let rejoined = p.rejoins_in_phase();
     let (_, allocations) = count_allocations(|| {
         // 15 s: the clock estimate's block medians and fit run too (`playout/rate.rs`).
         for i in 500..12_000 {
@@ -378,6 +392,7 @@ fn locked_playout_and_concealment_allocate_nothing() {
     });
     assert_eq!(allocations, 0, "allocations in 11 500 playout periods");
     assert!(p.concealed_frames() > 0 && conceal.concealed_frames() > 0);
+    assert!(p.rejoins_in_phase() > rejoined, "no gap rejoined in phase");
     // Control: the counter sees a Box made among the same calls.
     let (_, allocations) = count_allocations(|| {
         period(&mut p, &mut conceal, 12_001);

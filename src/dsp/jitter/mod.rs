@@ -52,6 +52,7 @@ mod tests;
 
 pub(crate) use adapt::spend;
 pub use config::{JitterConfig, half_period_ns};
+pub(crate) use resume::{CUE, in_phase_offset};
 
 /// Why a [`JitterBuffer`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

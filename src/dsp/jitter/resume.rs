@@ -28,11 +28,10 @@
 //! stopped, as before. Audio with no point in phase within a whole period of the
 //! continuation (it changed during the gap) resumes there too.
 //!
-//! Not for a client's playout ([`take`](JitterBuffer::take)): it moves latency only
-//! through its resampler, never by dropping, so its stream still resumes where it
-//! stopped. In phase there would take the continuation running on by up to a pitch
-//! period instead (not done: the events measured on real runs come from the hub's
-//! inputs).
+//! A client's playout ([`take`](JitterBuffer::take)) moves latency only through its
+//! resampler, never by dropping: there the continuation plays on instead, by the frames
+//! after which it meets the stream in phase (`dsp/playout/rejoin.rs`), found by the same
+//! search with the two roles swapped ([`in_phase_offset`]).
 //!
 //! Cost: the candidates' sum read once from the ring, a coarse pass every third frame
 //! of every second frame of the cue, and a fine pass around the best: about 3 000
@@ -47,7 +46,7 @@ use crate::dsp::playout::conceal::Conceal;
 
 /// Frames of the continuation the stream is compared with (2.7 ms at 48 kHz): more than
 /// the cross-fade back in (`conceal::FADE_IN_MS`, 1.5 ms).
-pub(super) const CUE: usize = 128;
+pub(crate) const CUE: usize = 128;
 /// Fewer frames than this to compare: no choice is made.
 const MIN_CUE: usize = 32;
 /// The correlation from which the stream continues the continuation in phase (a phase
@@ -154,36 +153,62 @@ impl JitterBuffer {
         let mut scratch = std::mem::take(&mut self.mono);
         let stream = &mut scratch[..reach as usize + m];
         self.read_mono(self.read, stream);
-        let cue = &self.cue[..m];
-        let score = |d: u64, stride: usize| similarity(cue, &stream[d as usize..][..m], stride);
-        // Up to the first peak that is clearly in phase: the lag is often a multiple
-        // of the pitch period (at least `conceal`'s shortest lag, 2.5 ms), and each
-        // period further would drop that much more.
-        let mut best = (f32::MIN, 0u64);
-        for d in (0..=reach).step_by(COARSE as usize) {
-            let s = score(d, 2);
-            if s > best.0 {
-                best = (s, d);
-            } else if best.0 >= CLEARLY_IN_PHASE {
-                break;
-            }
-        }
-        let around = best.1.saturating_sub(COARSE)..=(best.1 + COARSE).min(reach);
-        for d in around {
-            let s = score(d, 1);
-            if s > best.0 {
-                best = (s, d);
-            }
-        }
+        let found = in_phase_offset(&self.cue[..m], stream, reach);
         self.mono = scratch;
-        if best.0 >= IN_PHASE {
-            Resume::At(best.1)
+        if let Some(d) = found {
+            Resume::At(d)
         } else if reach < lag - 1 && spare == reach {
             // Not a whole period of the stream held beyond the target: more will be.
             Resume::Wait
         } else {
             Resume::At(0)
         }
+    }
+}
+
+/// The offset `d` (at most `reach`) at which `sliding[d..]` continues most like `fixed`
+/// (normalised cross-correlation over `fixed.len()` frames, mono sums), when that is in
+/// phase (≥ [`IN_PHASE`]). Searched every [`COARSE`]th offset up to the first peak that is
+/// clearly in phase (the lag is often a multiple of the pitch period, and each period
+/// further is that much more dropped or delayed), then every offset around the best. A
+/// hub input's resume slides the stream past the continuation (the frames it drops); a
+/// client's slides the continuation past the stream (the frames it plays on).
+///
+/// Runs on: the RT thread that conceals, at a gap's end. Must not: allocate, lock, block.
+pub(crate) fn in_phase_offset(fixed: &[f32], sliding: &[f32], reach: u64) -> Option<u64> {
+    let m = fixed.len();
+    let reach = reach.min(sliding.len().saturating_sub(m) as u64);
+    let score = |d: u64, stride: usize| similarity(fixed, &sliding[d as usize..][..m], stride);
+    let mut best = (f32::MIN, 0u64);
+    for d in (0..=reach).step_by(COARSE as usize) {
+        let s = score(d, 2);
+        if s > best.0 {
+            best = (s, d);
+        } else if best.0 >= CLEARLY_IN_PHASE {
+            break;
+        }
+    }
+    let around = best.1.saturating_sub(COARSE)..=(best.1 + COARSE).min(reach);
+    for d in around {
+        let s = score(d, 1);
+        if s > best.0 {
+            best = (s, d);
+        }
+    }
+    (best.0 >= IN_PHASE).then_some(best.1)
+}
+
+impl JitterBuffer {
+    /// The mono sum of the next `out.len()` frames from the read point, when every one
+    /// of them is held (false, `out` untouched, otherwise): what a client's resume in
+    /// phase compares the continuation with. RT-safe.
+    pub(crate) fn head_mono(&self, out: &mut [f32]) -> bool {
+        let end = self.read.saturating_add(out.len() as u64);
+        if end > self.end || !(self.read..end).all(|p| self.filled[(p % self.capacity) as usize]) {
+            return false;
+        }
+        self.read_mono(self.read, out);
+        true
     }
 }
 

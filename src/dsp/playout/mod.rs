@@ -15,7 +15,8 @@
 //!   device's frame count (the capture side resamples by it too, so the hub receives its
 //!   own rate);
 //! - `dsp::resampler`: the variable-ratio resampler;
-//! - [`conceal`]: what plays when audio is missing, and cross-fades at any join.
+//! - [`conceal`]: what plays when audio is missing, and cross-fades at any join;
+//! - `rejoin.rs`: where the stream rejoins its concealment after a gap (in phase).
 //!
 //! Per period: measure the fill (ring plus what the resampler holds), let the loop choose
 //! the step, read exactly the frames the resampler needs from the ring (concealing what is
@@ -29,6 +30,7 @@ pub mod conceal;
 pub mod device_time;
 pub mod policy;
 pub mod rate;
+mod rejoin;
 
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, JitterError, PullResult, PushResult};
 use crate::dsp::resampler::{Resampler, ResamplerError};
@@ -37,6 +39,7 @@ use conceal::{Conceal, ConcealError};
 use device_time::DeviceTime;
 use policy::{LatencyPolicy, PolicyConfig};
 use rate::RateEstimate;
+use rejoin::Rejoin;
 
 /// The part of a packet of `frames` that counts as not yet arrived `age_ns` after it
 /// landed, at `rate` Hz: all of it the instant it lands, none of it a packet's duration
@@ -132,6 +135,8 @@ pub struct Playout {
     device_frames: u64,
     resampler: Resampler,
     conceal: Conceal,
+    /// Where a gap ends (`rejoin.rs`).
+    rejoin: Rejoin,
     /// Frames read from the ring for the resampler, one period's worth and some.
     scratch: Box<[f32]>,
     ch: usize,
@@ -163,6 +168,7 @@ impl Playout {
         // (see `pull_at`), so the margin covers only what that model misses: arrival
         // timestamps taken a little late, a pull a little early.
         let margin = pull / 4;
+        let conceal = Conceal::new(cfg.ring.channels, cfg.rate)?;
         Ok(Playout {
             ring,
             policy: LatencyPolicy::new(PolicyConfig {
@@ -177,7 +183,8 @@ impl Playout {
             estimate: RateEstimate::new(cfg.rate),
             device_frames: 0,
             resampler: Resampler::new(cfg.ring.channels, most)?,
-            conceal: Conceal::new(cfg.ring.channels, cfg.rate)?,
+            rejoin: Rejoin::new(&conceal),
+            conceal,
             scratch: vec![0.0; most * ch].into_boxed_slice(),
             ch,
             playing: false,
@@ -258,6 +265,7 @@ impl Playout {
             self.estimate.restart();
             self.resampler.reset();
             self.conceal.reset();
+            self.rejoin.reset();
         }
         let depth = self.ring.depth_frames();
         if depth > self.trim_above {
@@ -279,16 +287,26 @@ impl Playout {
             .resampler
             .input_needed(frames, step)
             .min(self.scratch.len() / self.ch);
+        // A gap ending: the continuation may play on a little first, so that the stream
+        // rejoins it in phase (`rejoin.rs`).
+        if self.dry_frames > 0 {
+            self.rejoin.plan(&self.ring, &self.conceal);
+        }
+        let ahead = self.rejoin.ahead(need);
         let buf = &mut self.scratch[..need * self.ch];
-        let got = self.ring.take(buf);
-        let gap = self.ring.gap();
+        let got = self.ring.take(&mut buf[ahead * self.ch..]);
+        let missed = self.ring.gap().is_some();
+        let gap = match (ahead, self.ring.gap()) {
+            (0, gap) => gap,
+            (a, None) => Some(0..a),
+            (a, Some(g)) => Some(0..a + g.end),
+        };
         // Frames concealed without consuming the stream: the audio behind them now sits
         // that much deeper (see `ClockLock::shift`).
         self.clock.shift(need as f64 - got as f64);
         if self.ring.spliced() {
             self.conceal.splice();
         }
-        let missed = gap.is_some();
         self.conceal.process(buf, gap);
         self.resampler.push(buf);
         if self.resampler.process(out, step).is_err() {
@@ -346,11 +364,18 @@ impl Playout {
         self.ring.reset();
         self.resampler.reset();
         self.conceal.reset();
+        self.rejoin.reset();
         self.clock.reset();
         self.policy.restart();
         self.dry_frames = 0;
         self.playing = false;
         self.newest = (0, 0, 0);
+    }
+
+    /// Gaps that ended in phase with their concealment, the continuation played on a
+    /// little to meet the stream (`rejoin.rs`).
+    pub fn rejoins_in_phase(&self) -> u64 {
+        self.rejoin.moved()
     }
 
     /// Hub frames queued: the ring's depth plus what the resampler holds.

@@ -96,6 +96,11 @@ impl LagSearch {
         self.last = 0;
     }
 
+    /// The longest lag searched, frames.
+    pub(super) fn max_lag(&self) -> usize {
+        self.lag_max
+    }
+
     /// Full searches run since construction.
     pub(super) fn full_searches(&self) -> u64 {
         self.full

@@ -26,7 +26,9 @@
 //! stopped, so the continuation and the stream meet at a phase the gap's length sets, and
 //! a cross-fade between a tone and itself out of phase dips. A hub input therefore ends
 //! its gap at the frame in phase with the continuation ([`Conceal::ahead`] tells it what
-//! plays; `dsp/jitter/resume.rs`): 0 events in the same 160 stalls.
+//! plays; `dsp/jitter/resume.rs`): 0 events in the same 160 stalls. A client's speaker
+//! plays the continuation on until it meets the stream in phase (`dsp/playout/rejoin.rs`):
+//! 0 events in 160 such stalls, 64 before.
 //!
 //! What is *not* done: time-stretching the gap away. The continuation fills exactly the
 //! frames that were missing, so the stream's position is unchanged; whether latency grows
@@ -273,10 +275,8 @@ impl Conceal {
     /// assert!((cue[0] - tone(960 + 64)).abs() < 1e-3);
     /// ```
     pub fn ahead(&self, out: &mut [f32]) -> usize {
-        let State::Conceal { lag, k } = self.state else {
-            return 0;
-        };
-        if lag == 0 || k >= self.hold_frames || !self.periodic {
+        let lag = self.ahead_lag();
+        if lag == 0 {
             return 0;
         }
         // Each frame the continuation plays is the one `lag` before it, and goes into
@@ -286,6 +286,21 @@ impl Conceal {
             *o = (0..self.ch).map(|c| self.lagged(back, c)).sum();
         }
         lag
+    }
+
+    /// The lag [`ahead`](Self::ahead) would return, without writing anything.
+    pub fn ahead_lag(&self) -> usize {
+        match self.state {
+            State::Conceal { lag, k } if k < self.hold_frames && self.periodic => lag,
+            _ => 0,
+        }
+    }
+
+    /// The longest lag a continuation repeats at, frames (20 ms): with
+    /// [`CUE`](crate::dsp::jitter) frames more, the most [`ahead`](Self::ahead) is asked
+    /// for.
+    pub fn max_lag(&self) -> usize {
+        self.search.max_lag()
     }
 
     /// Frames filled by a continuation or silence since construction.
