@@ -3,7 +3,7 @@
 //! concealment is playing (RT mixer thread; only at a pull that ends a gap).
 //!
 //! Design: while an input is dry its concealment plays the stream's last pitch period
-//! over and over (`dsp/playout/conceal.rs`), so at the end of a gap of G frames the
+//! over and over (`dsp/playout/conceal/`), so at the end of a gap of G frames the
 //! continuation stands G frames ahead of the stream, which returns where it stopped. The
 //! two meet at a phase set by G; the cross-fade between a tone and itself out of phase
 //! dips, and a listener hears the dip. Scripted through this path
