@@ -217,6 +217,22 @@ mod tests {
     use super::*;
     use crate::dsp::jitter::JitterConfig;
 
+    #[test]
+    fn the_offset_into_phase_is_the_first_in_phase_either_way_round() {
+        // A 441 Hz tone (108.8 frames a period): `sliding` starts 40 frames before
+        // `fixed` does, so 40 frames on it is in phase (and again a period later, which
+        // the search does not go on to); a tone of another pitch never is.
+        let at = |n: usize, f: f32| (std::f32::consts::TAU * f * n as f32 / 48_000.0).sin();
+        let fixed: Vec<f32> = (1_000..1_128).map(|n| at(n, 441.0)).collect();
+        let sliding: Vec<f32> = (960..1_400).map(|n| at(n, 441.0)).collect();
+        assert_eq!(in_phase_offset(&fixed, &sliding, 300), Some(40));
+        let other: Vec<f32> = (960..1_400).map(|n| at(n, 1_234.5) * at(n, 77.0)).collect();
+        assert_eq!(in_phase_offset(&fixed, &other, 300), None);
+        // A reach beyond what `sliding` holds is clamped to it: 22 frames here, short of
+        // the phase, so nothing (and no slice past its end).
+        assert_eq!(in_phase_offset(&fixed, &sliding[..150], 10_000), None);
+    }
+
     const RATE: f64 = 48_000.0;
 
     fn tone(n: u64) -> f32 {

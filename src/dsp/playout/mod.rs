@@ -296,6 +296,8 @@ impl Playout {
         let buf = &mut self.scratch[..need * self.ch];
         let got = self.ring.take(&mut buf[ahead * self.ch..]);
         let missed = self.ring.gap().is_some();
+        // One range for the concealment: the continuation first, and any hole the ring
+        // reported after it (a few real frames between the two are concealed too).
         let gap = match (ahead, self.ring.gap()) {
             (0, gap) => gap,
             (a, None) => Some(0..a),
