@@ -296,9 +296,8 @@ impl Conceal {
         }
     }
 
-    /// The longest lag a continuation repeats at, frames (20 ms): with
-    /// [`CUE`](crate::dsp::jitter) frames more, the most [`ahead`](Self::ahead) is asked
-    /// for.
+    /// The longest lag a continuation repeats at, frames (20 ms): with a rejoin's cue
+    /// (128 frames) more, the most [`ahead`](Self::ahead) is asked for.
     pub fn max_lag(&self) -> usize {
         self.search.max_lag()
     }
