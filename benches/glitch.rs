@@ -9,7 +9,10 @@
 //! −S over every sample from 30 s on) and `resampleRatio` when it publishes them, its speaker
 //! latency sampled every 200 ms (mean and p99), its speaker misses
 //! (`speakerScriptProcessorIncomingBufferMisses`, summed over its resets) and jitter
-//! buffer counters, and the hub's jitter buffer counters for that peer.
+//! buffer counters, its RT threads' device xruns, and the hub's jitter buffer counters
+//! for that peer (the hub's own xruns, heard by every peer, once below the table). A
+//! device xrun is a cut no concealment sees: on this host, where the five peers' threads
+//! wake late now and then, it is where events come from that no miss explains.
 //!
 //! All five share the host, so the control sees the same host noise as the others: a
 //! skewed peer's events are drift only beyond the control's.
@@ -113,6 +116,13 @@ fn find(m: &Value, key: &str) -> Option<f64> {
             .values()
             .find_map(|c| c.get(key).and_then(Value::as_f64))
     })
+}
+
+/// The xruns of every RT thread of a process (its `realtime` entries): periods its
+/// devices skipped because the thread woke late, heard as a cut whatever the engine does.
+fn rt_xruns(m: &Value) -> Option<u64> {
+    let threads = m.get("realtime")?.as_object()?;
+    Some(threads.values().filter_map(|t| t["xruns"].as_u64()).sum())
 }
 
 /// What was sampled from one peer over the run.
@@ -288,10 +298,10 @@ fn main() {
     drop(peers); // interrupted: their recordings are finalised
     drop(hub);
     println!(
-        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | at 30 s | largest error from 30 s | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | hub jitterMisses | hub jitterDroppedFrames |"
+        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | at 30 s | largest error from 30 s | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | peer RT xruns | hub jitterMisses | hub jitterDroppedFrames |"
     );
     println!(
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut control = None;
     for ((skew, wav), s) in wavs.iter().zip(&samples) {
@@ -315,12 +325,16 @@ fn main() {
             format!("{skew:+}")
         };
         println!(
-            "| {skew} | {glitches} | {} | {at_30} | {worst} | {} | {mean} | {p99} | {} | {} | {} | {} | {} |",
+            "| {skew} | {glitches} | {} | {at_30} | {worst} | {} | {mean} | {p99} | {} | {} | {} | {} | {} | {} |",
             s.figure("clockRatioPpm", 1),
             s.figure("resampleRatio", 6),
             s.misses,
             s.figure("missesTotal", 0),
             s.figure("jitterDroppedFrames", 0),
+            s.last
+                .as_ref()
+                .and_then(rt_xruns)
+                .map_or("n/a".into(), |n| n.to_string()),
             hub_figure("jitterMisses"),
             hub_figure("jitterDroppedFrames"),
         );
@@ -329,6 +343,12 @@ fn main() {
     match control {
         Some(c) => println!("- control (skew 0): {c:.1} events/min"),
         None => println!("- control (skew 0): not measured"),
+    }
+    match rt_xruns(&hub_m) {
+        Some(n) => {
+            println!("- hub RT xruns: {n} (the hub's device skipped periods: heard by every peer)")
+        }
+        None => println!("- hub RT xruns: not read"),
     }
     println!(
         "- run-to-run noise is to be judged against the control: the five peers share the host, \
