@@ -36,7 +36,8 @@
 //! Cost: the candidates' sum read once from the ring, a coarse pass every third frame
 //! of every second frame of the cue, and a fine pass around the best: about 3 000
 //! multiply-adds for a 441 Hz tone. It takes one search from the reader's per-period
-//! budget (`pull_within`'s `cuts`, shared with the drops of `splice.rs`); without one
+//! budget (`pull_within`'s `cuts`, shared with the drops of `splice.rs` and the
+//! concealment's lag searches); without one
 //! the gap waits a pull.
 
 use super::adapt::spend;
@@ -72,7 +73,8 @@ impl JitterBuffer {
     /// continuation `conceal` plays (see `resume.rs`). `out` is what the listener hears.
     ///
     /// Runs on: the RT mixer thread, once per period per input. Must not: allocate,
-    /// lock, block (at most `*cuts` searches for a cut or a resume in phase).
+    /// lock, block (at most `*cuts` searches for a cut, a resume in phase or the
+    /// concealment's lag).
     ///
     /// # Example
     /// ```

@@ -104,7 +104,7 @@ impl InputBuffer {
     /// ([`JitterBuffer::pull_concealed`]): `out` is what the mix hears of this input.
     ///
     /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block
-    /// (at most `*cuts` searches for a cut or a resume in phase).
+    /// (at most `*cuts` searches for a cut, a resume in phase or a concealment's lag).
     pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
         self.buffer.set_floor(self.lateness.target_frames());
         self.buffer
