@@ -37,8 +37,7 @@
 //! of every second frame of the cue, and a fine pass around the best: about 3 000
 //! multiply-adds for a 441 Hz tone. It takes one search from the reader's per-period
 //! budget (`pull_within`'s `cuts`, shared with the drops of `splice.rs` and the
-//! concealment's lag searches); without one
-//! the gap waits a pull.
+//! concealment's lag searches); without one the gap waits a pull.
 
 use super::adapt::spend;
 use super::splice::{COARSE, similarity};
