@@ -9,7 +9,10 @@
 //! input's level meter over a period (`meter_64x2`), which the mixer runs on every input
 //! every period (levels for METADATA). And the fit each input's drift meter runs once a
 //! second (`drift_fit`: 32 block minima, steps marked, `dsp::slope`): at 64 inputs that
-//! joined together, 64 of them can fall in one period.
+//! joined together, 64 of them can fall in one period. And a whole hub period of 64
+//! stereo inputs in which every input's packet is lost at once (`hub_64_inputs`): what a
+//! stall of every sender's host costs the mixer thread, with the concealment's lag
+//! searches bounded by `CUTS_PER_PERIOD` (`dsp/playout/conceal/lag.rs`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use izyrt::dsp::jitter::{JitterBuffer, JitterConfig};
@@ -17,8 +20,15 @@ use izyrt::dsp::meter::{Meter, MeterConfig};
 use izyrt::dsp::mixer::{MixMode, Mixer, MixerConfig};
 use izyrt::dsp::playout::conceal::Conceal;
 use izyrt::dsp::slope::StepFit;
-use izyrt::hub::mixer_thread::CUTS_PER_PERIOD;
+use izyrt::hub::mixer_thread::{
+    CUTS_PER_PERIOD, Command, Input, MixerState, MixerStats, Slot, SlotStats, step,
+};
+use izyrt::net::Waker;
+use izyrt::rt::pipe::{PacketMeta, PipeTx, pipe};
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 fn mixer(c: &mut Criterion) {
     let mut g = c.benchmark_group("mixer_32x2x64");
@@ -235,6 +245,144 @@ fn meter(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hub of 64 stereo inputs at 64 frames (`minus` mixes, no listener pipes), each fed a
+/// tone of its own pitch, or noise, for two seconds; then, each iteration, 20 fed periods
+/// (not timed) and four timed periods: every packet there (`all_fed`), or every input's
+/// packet lost at once (`all_miss_tones`: each gap continues near the lag its input found
+/// at its last one; `all_miss_noise`: noise repeats at no lag, so every gap wants a full
+/// search, two run from the period's budget and the rest continue at the best lag near
+/// their last one). The buffers are held at one period, so every lost packet is a miss.
+fn hub_mass_miss(c: &mut Criterion) {
+    const P: u32 = 64;
+    const N: usize = 64;
+    let mut g = c.benchmark_group("hub_64_inputs");
+    for (name, noise, lose) in [
+        ("all_fed", false, false),
+        ("all_miss_tones", false, true),
+        ("all_miss_noise", true, true),
+    ] {
+        let mixer = Mixer::new(MixerConfig {
+            max_slots: N,
+            channels: 2,
+            period_frames: P,
+            limit: izyrt::dsp::mixer::Limit::SoftClip,
+        })
+        .unwrap();
+        let (mut commands, commands_rx) = rtrb::RingBuffer::new(N);
+        let (garbage, _garbage_rx) = rtrb::RingBuffer::new(N);
+        let mut s = MixerState::new(
+            mixer,
+            48_000,
+            Vec::new(),
+            commands_rx,
+            garbage,
+            Arc::new(Waker::new().unwrap()),
+            Arc::new(MixerStats::default()),
+        );
+        let mut senders: Vec<(PipeTx, Arc<SlotStats>)> = Vec::new();
+        for i in 0..N {
+            let cfg = JitterConfig {
+                channels: 2,
+                period_frames: P,
+                initial_target_frames: P,
+                min_target_frames: P,
+                max_target_frames: P,
+                ..JitterConfig::default()
+            };
+            let (tx, rx) = pipe(2, P * 64, 64);
+            let stats = Arc::new(SlotStats::default());
+            let slot = Slot {
+                input: Input::pipe(rx, JitterBuffer::new(cfg).unwrap(), 48_000).unwrap(),
+                output: None,
+                mode: MixMode::Minus,
+                meter: Meter::new(MeterConfig {
+                    channels: 2,
+                    ..MeterConfig::default()
+                })
+                .unwrap(),
+                stats: Arc::clone(&stats),
+            };
+            commands.push(Command::Join(i, Box::new(slot))).unwrap();
+            senders.push((tx, stats));
+        }
+        let mut position = 0u64;
+        let mut seed = 1u32;
+        let mut packet = vec![0.0f32; 2 * P as usize];
+        // Every sender's next packet, or (lost) none.
+        let mut send = |senders: &mut [(PipeTx, Arc<SlotStats>)], lost: bool| {
+            for (i, (tx, _)) in senders.iter_mut().enumerate() {
+                let f = 150.0 + 23.0 * i as f64;
+                for (k, x) in packet.chunks_exact_mut(2).enumerate() {
+                    let n = (position + k as u64) as f64;
+                    let v = if noise {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.2
+                    } else {
+                        ((std::f64::consts::TAU * f * n / 48_000.0).sin() * 0.1) as f32
+                    };
+                    x.fill(v);
+                }
+                let meta = PacketMeta {
+                    position,
+                    origin_ns: 0,
+                    frames: P,
+                    arrival_ns: 0,
+                };
+                if !lost {
+                    tx.push(meta, &packet);
+                }
+            }
+            position += u64::from(P);
+        };
+        let mut out = vec![0.0f32; 2 * P as usize];
+        for _ in 0..1_500 {
+            send(&mut senders, false);
+            step(&mut s, &[], &mut out);
+        }
+        let misses = |senders: &[(PipeTx, Arc<SlotStats>)]| -> u64 {
+            senders
+                .iter()
+                .map(|(_, st)| st.misses.load(Ordering::Relaxed))
+                .sum()
+        };
+        let (mut timed, mut missed) = (0u64, 0u64);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    for _ in 0..20 {
+                        send(&mut senders, false);
+                        step(&mut s, &[], &mut out);
+                    }
+                    // The lost packets are due one to three periods later, as deep as each
+                    // buffer stands: four periods are timed.
+                    let before = misses(&senders);
+                    for k in 0..4 {
+                        send(&mut senders, lose && k == 0);
+                        let t = Instant::now();
+                        step(&mut s, &[], black_box(&mut out));
+                        total += t.elapsed();
+                    }
+                    missed += misses(&senders) - before;
+                    timed += 1;
+                }
+                total
+            })
+        });
+        // Every input missed at every loss (one period or two: a resume may wait a pull),
+        // and never when fed.
+        if lose {
+            assert!(
+                missed >= timed * N as u64,
+                "{name}: {missed} misses in {timed} losses"
+            );
+        } else {
+            assert_eq!(missed, 0, "{name}: misses when fed");
+        }
+    }
+    g.finish();
+}
+
 /// One fit through a full window of 32 one-second block minima of a stream 100 ppm fast,
 /// jittered by a few frames, with one step of 9600 frames (200 ms lost) in the middle.
 fn drift_fit(c: &mut Criterion) {
@@ -258,6 +406,7 @@ criterion_group!(
     hub_input_trim,
     hub_input_resume,
     meter,
-    drift_fit
+    drift_fit,
+    hub_mass_miss
 );
 criterion_main!(benches);
