@@ -338,7 +338,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     jitter.push_at(position, samples, at, device);
                 });
                 let r = jitter.pull_within(input, now, &mut cuts);
-                let concealed = jitter.concealed_frames();
+                let concealed = jitter.conceal().concealed_frames();
                 let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {

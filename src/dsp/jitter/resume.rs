@@ -111,6 +111,18 @@ impl JitterBuffer {
         r
     }
 
+    /// The mono sum of the next `out.len()` frames from the read point, when every one
+    /// of them is held (false, `out` untouched, otherwise): what a client's resume in
+    /// phase compares the continuation with. RT-safe.
+    pub(crate) fn head_mono(&self, out: &mut [f32]) -> bool {
+        let end = self.read.saturating_add(out.len() as u64);
+        if end > self.end || !(self.read..end).all(|p| self.filled[(p % self.capacity) as usize]) {
+            return false;
+        }
+        self.read_mono(self.read, out);
+        true
+    }
+
     /// Gaps that ended a few frames on, in phase with the concealment (the frames
     /// dropped to do so are in [`dropped_frames`](Self::dropped_frames)).
     pub fn aligned_resumes(&self) -> u64 {
@@ -197,20 +209,6 @@ pub(crate) fn in_phase_offset(fixed: &[f32], sliding: &[f32], reach: u64) -> Opt
         }
     }
     (best.0 >= IN_PHASE).then_some(best.1)
-}
-
-impl JitterBuffer {
-    /// The mono sum of the next `out.len()` frames from the read point, when every one
-    /// of them is held (false, `out` untouched, otherwise): what a client's resume in
-    /// phase compares the continuation with. RT-safe.
-    pub(crate) fn head_mono(&self, out: &mut [f32]) -> bool {
-        let end = self.read.saturating_add(out.len() as u64);
-        if end > self.end || !(self.read..end).all(|p| self.filled[(p % self.capacity) as usize]) {
-            return false;
-        }
-        self.read_mono(self.read, out);
-        true
-    }
 }
 
 #[cfg(test)]

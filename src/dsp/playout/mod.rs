@@ -295,10 +295,11 @@ impl Playout {
         let ahead = self.rejoin.ahead(need);
         let buf = &mut self.scratch[..need * self.ch];
         let got = self.ring.take(&mut buf[ahead * self.ch..]);
-        let missed = self.ring.gap().is_some();
+        let hole = self.ring.gap();
+        let missed = hole.is_some();
         // One range for the concealment: the continuation first, and any hole the ring
         // reported after it (a few real frames between the two are concealed too).
-        let gap = match (ahead, self.ring.gap()) {
+        let gap = match (ahead, hole) {
             (0, gap) => gap,
             (a, None) => Some(0..a),
             (a, Some(g)) => Some(0..a + g.end),

@@ -111,12 +111,7 @@ impl InputBuffer {
             .pull_concealed(out, now_ns, cuts, &mut self.conceal)
     }
 
-    /// Frames its concealment filled since the input joined.
-    pub fn concealed_frames(&self) -> u64 {
-        self.conceal.concealed_frames()
-    }
-
-    /// The concealment (its counters).
+    /// The concealment (its counters: frames filled, searches run and skipped).
     pub fn conceal(&self) -> &Conceal {
         &self.conceal
     }
