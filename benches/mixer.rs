@@ -327,6 +327,7 @@ fn hub_mass_miss(c: &mut Criterion) {
                     origin_ns: 0,
                     frames: P,
                     arrival_ns: 0,
+                    locked: false,
                 };
                 if !lost {
                     tx.push(meta, &packet);

@@ -297,6 +297,14 @@ fn check_sessions(page: &Rendered, name: &str) {
         }
         let (peak, rms) = levels(cell);
         assert!(peak >= rms, "{name} {user}: peak {peak} below RMS {rms}");
+        // Whether the peer locked to the hub's clock (`senderLocked`) is marked: which of
+        // the two depends on the moment (a peer locks about 9 s after it starts).
+        let drift = element(row, "td", "class=\"drift\"").unwrap();
+        let mark = element(drift, "span", "class=\"mark ").map(text);
+        assert!(
+            matches!(mark.as_deref(), Some("locked" | "not locked")),
+            "{name} {user}: drift cell {drift}"
+        );
         assert!(
             class.split(' ').any(|c| c == "connected"),
             "{name} {user}: {row}"
@@ -323,6 +331,11 @@ fn check_sessions(page: &Rendered, name: &str) {
         text(element(row, "td", "class=\"level-cell\"").unwrap()),
         "n/a",
         "{name}: a monitor sends no audio"
+    );
+    assert_eq!(
+        text(element(row, "td", "class=\"drift\"").unwrap()),
+        "n/a",
+        "{name}: a monitor has no clock to lock"
     );
     // Every user's round trip is plotted from several polls.
     let rtt = elements(dom, "svg")

@@ -70,8 +70,8 @@ fn decodes_the_spec_vectors_from_a_file_and_stdin() {
     assert_eq!(l.len(), 4);
     assert_eq!(
         l[0],
-        serde_json::json!({"offset":0,"kind":"audio","track":0,"seq":7,"len":56,"sampleRate":48000,"channels":2,
-            "format":"f32","frames":2,"position":128,"originNs":1000,"echoNs":0,"peak":0.5})
+        serde_json::json!({"offset":0,"kind":"audio","track":0,"flags":0,"seq":7,"len":56,"sampleRate":48000,"channels":2,
+            "format":"f32","frames":2,"position":128,"originNs":1000,"echoNs":0,"clockLocked":false,"peak":0.5})
     );
     assert_eq!(l[1]["format"], "s16");
     assert_eq!(l[1]["seq"], 4294967295u32);
@@ -84,14 +84,27 @@ fn decodes_the_spec_vectors_from_a_file_and_stdin() {
     assert_eq!(l[2]["offset"], 134);
     assert_eq!(
         l[3],
-        serde_json::json!({"offset":295,"kind":"ping","track":0,"seq":1,"len":8,"clockNs":42})
+        serde_json::json!({"offset":295,"kind":"ping","track":0,"flags":0,"seq":1,"len":8,"clockNs":42})
     );
+}
+
+#[test]
+fn an_audio_frame_flagged_clock_locked_says_so() {
+    // A1 with flags bit 0 set (CLOCK_LOCKED: the sender resamples to the receiver's clock).
+    let mut a1 = hex::unhex(A1);
+    a1[6] = 1;
+    let out = dump_stdin(&a1);
+    assert!(out.status.success());
+    let l = lines(&out);
+    assert_eq!(l[0]["flags"], 1);
+    assert_eq!(l[0]["clockLocked"], true);
+    assert_eq!(l[0]["position"], 128, "the rest of the frame as before");
 }
 
 #[test]
 fn unknown_kinds_are_listed_and_skipped() {
     let mut s = vec![
-        0x49, 0x5a, 1, 77, 2, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3,
+        0x49, 0x5a, 1, 77, 2, 0, 1, 0x80, 5, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3,
     ];
     s.extend(hex::unhex(P1));
     let out = dump_stdin(&s);
@@ -99,7 +112,7 @@ fn unknown_kinds_are_listed_and_skipped() {
     let l = lines(&out);
     assert_eq!(
         l[0],
-        serde_json::json!({"offset":0,"kind":"unknown","track":2,"seq":5,"len":3})
+        serde_json::json!({"offset":0,"kind":"unknown","track":2,"flags":32769,"seq":5,"len":3})
     );
     assert_eq!(l[1]["offset"], 19);
 }

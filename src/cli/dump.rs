@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use serde_json::{Map, Value, json};
 
 use super::{CliError, EXIT_DATA};
-use crate::wire::{Decoder, Frame, Kind, ProtocolError, parse_object};
+use crate::wire::{Decoder, FLAG_CLOCK_LOCKED, Frame, Kind, ProtocolError, parse_object};
 
 /// Arguments of `izyrt dump`.
 #[derive(Debug, clap::Args)]
@@ -130,6 +130,7 @@ fn describe(frame: &Frame<'_>) -> Result<Value, ProtocolError> {
         json!(frame.kind().map_or("unknown", Kind::name)),
     );
     m.insert("track".into(), json!(h.track));
+    m.insert("flags".into(), json!(h.flags));
     m.insert("seq".into(), json!(h.seq));
     m.insert("len".into(), json!(h.len));
     match frame.kind() {
@@ -143,6 +144,10 @@ fn describe(frame: &Frame<'_>) -> Result<Value, ProtocolError> {
             m.insert("position".into(), json!(ah.position));
             m.insert("originNs".into(), json!(ah.origin_ns));
             m.insert("echoNs".into(), json!(ah.echo_ns));
+            m.insert(
+                "clockLocked".into(),
+                json!(h.flags & FLAG_CLOCK_LOCKED != 0),
+            );
             m.insert("peak".into(), json!(a.peak()));
         }
         Some(Kind::Ping | Kind::Pong) => {

@@ -72,6 +72,9 @@ pub struct SpeakerStats {
     pub ratio: AtomicU64,
     /// 1 while the clock loop is locked.
     pub locked: AtomicU64,
+    /// 1 once the clock estimate is measured (`Playout::clock_measured`): the capture is
+    /// then resampled by it and sent flagged `CLOCK_LOCKED`.
+    pub measured: AtomicU64,
 }
 
 impl SpeakerStats {
@@ -170,7 +173,7 @@ impl CaptureHalf {
                 &mut self.position,
                 self.channels,
                 wire,
-                now,
+                (now, false),
             ),
             Some(lock) => {
                 // Device frames in, the hub's frames out: the hub receives its own rate.
@@ -183,6 +186,9 @@ impl CaptureHalf {
                 let ch = self.channels;
                 let made = lock.resampler.process_available(&mut lock.out, step);
                 let made = lock.out.get(..made * ch).unwrap_or(&[]);
+                // Resampled by a measured estimate: the hub may take this stream's rate as
+                // its own (wire flag CLOCK_LOCKED).
+                let locked = lock.clock.measured.load(Ordering::Relaxed) != 0;
                 for packet in made.chunks((lock.period * ch).max(1)) {
                     Self::send(
                         &mut self.out,
@@ -190,7 +196,7 @@ impl CaptureHalf {
                         &mut self.position,
                         ch,
                         packet,
-                        now,
+                        (now, locked),
                     );
                 }
             }
@@ -199,14 +205,15 @@ impl CaptureHalf {
         self.waker.wake();
     }
 
-    /// Pushes one packet at the next stream position.
+    /// Pushes one packet at the next stream position, captured at `now`, `locked` when it
+    /// was resampled to the hub's clock by a measured estimate.
     fn send(
         out: &mut PipeTx,
         stats: &MicStats,
         position: &mut u64,
         channels: usize,
         wire: &[f32],
-        now: u64,
+        (now, locked): (u64, bool),
     ) {
         let frames = (wire.len() / channels.max(1)) as u32;
         let meta = PacketMeta {
@@ -214,6 +221,7 @@ impl CaptureHalf {
             origin_ns: now,
             frames,
             arrival_ns: now,
+            locked,
         };
         *position = position.wrapping_add(u64::from(frames));
         if !out.push(meta, wire) {
@@ -357,6 +365,8 @@ impl PlaybackHalf {
             .store(p.clock_ppm().to_bits(), Ordering::Relaxed);
         s.ratio.store(p.ratio().to_bits(), Ordering::Relaxed);
         s.locked.store(u64::from(p.locked()), Ordering::Relaxed);
+        s.measured
+            .store(u64::from(p.clock_measured()), Ordering::Relaxed);
     }
 }
 
@@ -448,6 +458,7 @@ mod tests {
             origin_ns: 0,
             frames: P,
             arrival_ns: 0,
+            locked: false,
         };
         assert!(tx.push(meta, &[value; P as usize]));
         *pos += u64::from(P);

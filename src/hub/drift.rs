@@ -15,6 +15,16 @@
 //! after a stall). The first block of a stream is left out: its minimum holds whatever
 //! the connection's set-up did to the first packets (measured: a peer that locks, shown
 //! at −1000 ppm at 5 s and still −600 at 30 s).
+//!
+//! A client that locks changes its stream's rate once: it sends its card's rate until its
+//! clock estimate is measured (about 9 s), then the hub's. A fit through that bend reads
+//! the card's rate fading out of the window for half a minute (a peer locked at 8 s was
+//! shown at 36–172 ppm at 20 s), and finding the bend in the minima themselves was not
+//! reliable on a host that stalls (the lock slews over seconds; block minima jitter by
+//! tens of ppm). So the client says it: its packets carry the AUDIO flag `CLOCK_LOCKED`
+//! once they are resampled by a measured estimate, and where the flag changes the fit
+//! starts again and the old reading is dropped: a locked peer reads near zero about ten
+//! blocks after it locked.
 
 use crate::dsp::slope::{STEP_S, StepFit};
 
@@ -45,6 +55,8 @@ pub struct DriftMeter {
     least: f64,
     fit: StepFit,
     ppm: Option<f64>,
+    /// What the sender's newest packet said of its clock.
+    locked: bool,
 }
 
 impl DriftMeter {
@@ -58,6 +70,7 @@ impl DriftMeter {
             least: f64::INFINITY,
             fit: StepFit::new(),
             ppm: None,
+            locked: false,
         }
     }
 
@@ -105,6 +118,25 @@ impl DriftMeter {
         self.ppm
     }
 
+    /// Whether the sender says it is locked to the hub's clock (its newest packet's AUDIO
+    /// flag `CLOCK_LOCKED`). Where this changes, the stream's rate changed: the fit starts
+    /// again and the reading is dropped until new blocks make one.
+    ///
+    /// Runs on: the RT mixer thread, once per period per input. Must not: allocate, lock,
+    /// block.
+    pub fn set_sender_locked(&mut self, locked: bool) {
+        if locked != self.locked {
+            self.locked = locked;
+            self.reset();
+            self.ppm = None;
+        }
+    }
+
+    /// What the sender's newest packet said of its clock ([`DriftMeter::set_sender_locked`]).
+    pub fn sender_locked(&self) -> bool {
+        self.locked
+    }
+
     /// Forgets the stream (it restarted).
     pub fn reset(&mut self) {
         self.origin = None;
@@ -149,6 +181,38 @@ mod tests {
             .unwrap();
             assert!((got - ppm).abs() < 5.0, "{ppm}: {got}");
         }
+    }
+
+    #[test]
+    fn a_sender_that_says_it_locked_is_measured_from_there() {
+        // A client's card 500 ppm fast, sending its card's rate for 9 s and then, locked,
+        // the hub's (its packets flagged from there).
+        let lock_at = 48_000 * 9 / 64u64;
+        let mut told = DriftMeter::new(48_000);
+        let mut untold = DriftMeter::new(48_000);
+        let mut end = 1_000_000.0;
+        for i in 0..48_000 * 30 / 64u64 {
+            let mixed = i * 64;
+            let locked = i >= lock_at;
+            end += 64.0 * if locked { 1.0 } else { 1.0005 };
+            told.set_sender_locked(locked);
+            untold.observe(end as u64, 0.0, mixed);
+            told.observe(end as u64, 0.0, mixed);
+            if i == lock_at {
+                assert!(told.sender_locked());
+                assert_eq!(told.ppm(), None, "the card's rate is not the stream's now");
+            }
+            // Ten blocks after the lock (the first one is not measured).
+            if i == lock_at + 48_000 * 10 / 64 {
+                let ppm = told.ppm().expect("measured again");
+                assert!(ppm.abs() < 5.0, "{ppm}");
+                let old = untold.ppm().unwrap();
+                assert!(old > 100.0, "the fit through the bend reads {old}");
+            }
+        }
+        assert!(told.ppm().unwrap().abs() < 2.0);
+        told.set_sender_locked(false);
+        assert_eq!(told.ppm(), None, "unlocked: measured afresh");
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub struct SlotStats {
     /// The drift of the sender's stream against the hub's clock, ppm (f64 bits; NaN until
     /// measured).
     pub drift_ppm: AtomicU64,
+    /// 1 when the sender's newest packet said it is locked to the hub's clock (AUDIO
+    /// flag `CLOCK_LOCKED`).
+    pub sender_locked: AtomicU64,
     /// Periods a file source was mixed (its packets, for `incomingAudioTracks`).
     pub periods: AtomicU64,
     /// Monotonic ns of the latest period a file source was mixed.
@@ -94,6 +97,7 @@ impl Default for SlotStats {
             trimmed_frames: AtomicU64::new(0),
             concealed_frames: AtomicU64::new(0),
             drift_ppm: AtomicU64::new(f64::NAN.to_bits()),
+            sender_locked: AtomicU64::new(0),
             periods: AtomicU64::new(0),
             last_period_ns: AtomicU64::new(0),
         }
@@ -105,6 +109,11 @@ impl SlotStats {
     pub fn drift_ppm(&self) -> Option<f64> {
         let v = f64::from_bits(self.drift_ppm.load(Ordering::Relaxed));
         v.is_finite().then_some(v)
+    }
+
+    /// Whether the sender says it is locked to the hub's clock.
+    pub fn sender_locked(&self) -> bool {
+        self.sender_locked.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -337,6 +346,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at, device);
                 });
+                drift.set_sender_locked(rx.sender_locked());
                 let r = jitter.pull_within(input, now, &mut cuts);
                 let concealed = jitter.conceal().concealed_frames();
                 let jitter = jitter.buffer();
@@ -355,6 +365,8 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     .store(jitter.trimmed_frames(), Ordering::Relaxed);
                 st.drift_ppm
                     .store(drift.ppm().unwrap_or(f64::NAN).to_bits(), Ordering::Relaxed);
+                st.sender_locked
+                    .store(u64::from(drift.sender_locked()), Ordering::Relaxed);
                 st.depth_frames
                     .store(jitter.depth_frames(), Ordering::Relaxed);
                 st.target_frames
@@ -403,6 +415,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
             origin_ns: now,
             frames: s.period,
             arrival_ns: now,
+            locked: false,
         };
         sent |= out.push(meta, &s.scratch);
     }

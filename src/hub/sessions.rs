@@ -135,7 +135,7 @@ impl MissWindow {
 /// One user's entry of `mixeradminSharedState` (METADATA) and of getMetrics' `sessions`:
 /// the seed's keys (`connected`, `role`, `audioInputMetadata`, `QOSMetrics`) and the
 /// session table's (`since`, `leftReason`, `leftAt`, `hubMisses`, `hubMisses10s`,
-/// `rttMs`, `driftPpm`, `concealedFrames`, `jitterDepthFrames`, `jitterLateFrames`,
+/// `rttMs`, `driftPpm`, `senderLocked`, `concealedFrames`, `jitterDepthFrames`, `jitterLateFrames`,
 /// `jitterDroppedFrames`). Times are Unix ms; `rttMs` is measured by the hub.
 pub fn entry(u: &User, now_ns: u64) -> Value {
     let stats = u.stats.as_deref();
@@ -155,6 +155,7 @@ pub fn entry(u: &User, now_ns: u64) -> Value {
         "hubMisses10s": totals.map(|t| u.miss_window.in_last_10s(now_ns, t.misses)),
         "rttMs": u.rtt_ns.map(ns_to_ms),
         "driftPpm": stats.filter(|_| input).and_then(SlotStats::drift_ppm),
+        "senderLocked": stats.filter(|_| input).map(SlotStats::sender_locked),
         "concealedFrames": totals.map(|t| t.concealed_frames),
         "jitterDepthFrames": live(|s| s.depth_frames.load(Ordering::Relaxed)),
         "jitterLateFrames": totals.map(|t| t.late_frames),

@@ -324,6 +324,7 @@ impl Users {
                     "trimmedFrames": load(|s| &s.trimmed_frames),
                     "concealedFrames": load(|s| &s.concealed_frames),
                     "driftPpm": stats.and_then(SlotStats::drift_ppm),
+                    "senderLocked": stats.map(SlotStats::sender_locked),
                     "rttMs": u.rtt_ns.map(ns_to_ms),
                     "secondsSinceChange": ns_to_ms(now_ns.saturating_sub(u.since_ns)) / 1000.0,
                     "leftBecause": u.left_because,
@@ -480,6 +481,7 @@ mod tests {
         assert_eq!(alice["jitterDepthFrames"], 128);
         assert_eq!(alice["rttMs"], 1.5);
         assert_eq!(alice["driftPpm"], Value::Null, "not measured yet");
+        assert_eq!(alice["senderLocked"], false, "no packet flagged yet");
         assert_eq!(alice["concealedFrames"], 0);
         // A monitor sends no audio: its input figures do not apply.
         let admin = &e["admin"];
@@ -488,6 +490,7 @@ mod tests {
             "hubMisses10s",
             "jitterDepthFrames",
             "concealedFrames",
+            "senderLocked",
         ] {
             assert_eq!(admin[key], Value::Null, "{key}");
         }

@@ -27,9 +27,9 @@ use super::{EventLoop, Interest};
 use crate::rt::clock::now_ns;
 use crate::rt::pipe::{PacketMeta, PipeTx};
 use crate::wire::{
-    AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode, Frame,
-    HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error, encode_json_vec,
-    encode_ping, put_f32_samples,
+    AUDIO_HEADER_LEN, AudioFormat, AudioHeader, AudioView, Decoder, EncodeError, ErrorCode,
+    FLAG_CLOCK_LOCKED, Frame, HEADER_LEN, Header, Kind, ProtocolError, encode_bye, encode_error,
+    encode_json_vec, encode_ping, put_f32_samples,
 };
 
 /// Bytes of an f32 AUDIO frame of `frames` × `channels` (the largest izyrt sends).
@@ -369,6 +369,7 @@ impl Link {
     pub fn take_audio(
         &mut self,
         view: &AudioView<'_>,
+        flags: u16,
         agreed: &Agreed,
         scratch: &mut [f32],
         pipe: &mut PipeTx,
@@ -419,6 +420,7 @@ impl Link {
             origin_ns: h.origin_ns,
             frames: h.frames,
             arrival_ns: self.last_rx_ns,
+            locked: flags & FLAG_CLOCK_LOCKED != 0,
         };
         let queued = pipe.push(meta, out);
         self.on_audio(view);
@@ -463,9 +465,10 @@ impl Link {
             return false;
         }
         let seq = self.next_seq(Kind::Audio, 0);
+        let flags = if meta.locked { FLAG_CLOCK_LOCKED } else { 0 };
         let ok = self
             .wq
-            .push_audio(|out| encode_two(out, seq, &h, a, b))
+            .push_audio(|out| encode_two(out, seq, flags, &h, a, b))
             .is_ok();
         if ok {
             // Out now: a burst larger than the queue's slots (after the thread was held up)
@@ -543,6 +546,7 @@ impl io::Write for WriteHalf<'_> {
 fn encode_two(
     out: &mut [u8],
     seq: u32,
+    flags: u16,
     h: &AudioHeader,
     a: &[f32],
     b: &[f32],
@@ -562,7 +566,11 @@ fn encode_two(
     };
     let (head, rest) = out.split_at_mut(HEADER_LEN);
     let (sub, data) = rest.split_at_mut(AUDIO_HEADER_LEN);
-    Header::new(Kind::Audio, 0, seq, h.payload_len() as u32).write(
+    Header {
+        flags,
+        ..Header::new(Kind::Audio, 0, seq, h.payload_len() as u32)
+    }
+    .write(
         head.try_into()
             .map_err(|_| EncodeError::Invalid("header".into()))?,
     );
@@ -602,16 +610,17 @@ mod tests {
         let mut one = [0u8; 200];
         let mut two = [0u8; 200];
         let n1 = encode_audio(&mut one, 0, 4, &h, Samples::F32(&all)).unwrap();
-        let n2 = encode_two(&mut two, 4, &h, &all[..2], &all[2..]).unwrap();
+        let n2 = encode_two(&mut two, 4, 0, &h, &all[..2], &all[2..]).unwrap();
         assert_eq!(one[..n1], two[..n2]);
         let s16 = AudioHeader {
             format: AudioFormat::S16,
             ..h
         };
-        let n3 = encode_two(&mut two, 4, &s16, &all[..4], &all[4..]).unwrap();
+        let n3 = encode_two(&mut two, 4, FLAG_CLOCK_LOCKED, &s16, &all[..4], &all[4..]).unwrap();
         let mut dec = Decoder::new();
         dec.feed(&two[..n3]);
         let f = dec.next_frame().unwrap().unwrap();
+        assert_eq!(f.header.flags, FLAG_CLOCK_LOCKED);
         let mut back = [0f32; 6];
         f.audio().unwrap().read_f32(&mut back);
         assert!((back[5] - 0.6).abs() < 1e-4);

@@ -34,6 +34,9 @@ pub struct PacketMeta {
     /// Monotonic clock, ns, when it reached this process (read from the socket, or
     /// produced here): what a jitter buffer measures its margin from.
     pub arrival_ns: u64,
+    /// The sender resamples this stream to the receiver's clock by a measured estimate
+    /// (AUDIO flag [`FLAG_CLOCK_LOCKED`](crate::wire::FLAG_CLOCK_LOCKED)).
+    pub locked: bool,
 }
 
 /// Builds a pipe holding up to `capacity_frames` frames of `channels` channels in at most
@@ -46,10 +49,11 @@ pub struct PacketMeta {
 /// ```
 /// use izyrt::rt::pipe::{pipe, PacketMeta};
 /// let (mut tx, mut rx) = pipe(2, 256, 8);
-/// let meta = PacketMeta { position: 64, origin_ns: 1, frames: 2, arrival_ns: 1 };
+/// let meta = PacketMeta { position: 64, origin_ns: 1, frames: 2, arrival_ns: 1, locked: true };
 /// assert!(tx.push(meta, &[0.1, 0.2, 0.3, 0.4]));
 /// let mut got = Vec::new();
 /// assert!(rx.pop(|m, a, b| { assert_eq!(m, meta); got.extend_from_slice(a); got.extend_from_slice(b); }));
+/// assert!(rx.sender_locked());
 /// assert_eq!(got, [0.1, 0.2, 0.3, 0.4]);
 /// assert!(!rx.pop(|_, _, _| {}));
 /// ```
@@ -71,6 +75,7 @@ pub fn pipe(channels: u16, capacity_frames: u32, max_packets: usize) -> (PipeTx,
             meta: meta_rx,
             channels: usize::from(channels),
             dropped,
+            locked: false,
         },
     )
 }
@@ -133,6 +138,8 @@ pub struct PipeRx {
     meta: Consumer<PacketMeta>,
     channels: usize,
     dropped: Arc<AtomicU64>,
+    /// The newest packet's `locked`.
+    locked: bool,
 }
 
 impl PipeRx {
@@ -145,6 +152,7 @@ impl PipeRx {
         let Ok(meta) = self.meta.pop() else {
             return false;
         };
+        self.locked = meta.locked;
         let n = meta.frames as usize * self.channels;
         match self.samples.read_chunk(n) {
             Ok(chunk) => {
@@ -170,7 +178,7 @@ impl PipeRx {
     /// use izyrt::rt::pipe::{pipe, PacketMeta};
     /// let (mut tx, mut rx) = pipe(1, 8, 4);
     /// for p in [0u64, 3] {
-    ///     let meta = PacketMeta { position: p, origin_ns: 0, frames: 3, arrival_ns: 7 };
+    ///     let meta = PacketMeta { position: p, origin_ns: 0, frames: 3, arrival_ns: 7, locked: false };
     ///     assert!(tx.push(meta, &[1.0; 3]));
     /// }
     /// let mut runs = Vec::new();
@@ -186,6 +194,12 @@ impl PipeRx {
                 f(next, b, m.arrival_ns);
             }
         }) {}
+    }
+
+    /// Whether the newest packet taken said its sender is locked to this receiver's clock
+    /// ([`PacketMeta::locked`]; `false` before the first).
+    pub fn sender_locked(&self) -> bool {
+        self.locked
     }
 
     /// Packets waiting.
@@ -225,6 +239,7 @@ mod tests {
             origin_ns: 0,
             frames,
             arrival_ns: 0,
+            locked: false,
         };
         assert!(tx.push(m(0, 3), &[1.0, 1.0, 2.0, 2.0, 3.0, 3.0]));
         assert!(!tx.push(m(3, 3), &[0.0; 6]), "5-frame ring holds 3 + 2");
@@ -240,6 +255,22 @@ mod tests {
         assert!(!tx.push(m(0, 1), &[0.0; 3]), "wrong sample count");
         assert_eq!(rx.dropped(), 2);
         assert_eq!(rx.clear(), 0);
+    }
+
+    #[test]
+    fn the_lock_flag_is_the_newest_packets() {
+        let (mut tx, mut rx) = pipe(1, 100, 4);
+        let m = PacketMeta {
+            frames: 1,
+            ..PacketMeta::default()
+        };
+        let locked = PacketMeta { locked: true, ..m };
+        assert!(tx.push(m, &[0.5]) && tx.push(locked, &[0.5]) && tx.push(m, &[0.5]));
+        assert!(!rx.sender_locked(), "nothing taken yet");
+        assert!(rx.pop(|_, _, _| {}) && rx.pop(|_, _, _| {}));
+        assert!(rx.sender_locked());
+        rx.drain_runs(|_, _, _| {});
+        assert!(!rx.sender_locked(), "the newest packet did not say so");
     }
 
     #[test]

@@ -9,6 +9,24 @@ pub const HEADER_LEN: usize = 16;
 pub const MAGIC: [u8; 2] = *b"IZ";
 /// The protocol version this codec speaks.
 pub const VERSION: u8 = 1;
+/// AUDIO flag bit 0, `CLOCK_LOCKED` (an izyrt extension of the reserved `flags`, proposed
+/// for the spec): the sender resamples this stream to the receiver's clock by a measured
+/// estimate, so the frames arrive at the receiver's own rate. A client sets it on its
+/// capture once its clock estimate is measured; the hub restarts its drift measurement of
+/// that input where the bit changes, and shows it (`senderLocked`). A sender that does not
+/// lock writes 0, as the spec asks of reserved bits, and a receiver that does not know the
+/// bit ignores it.
+///
+/// # Example
+/// ```
+/// use izyrt::wire::{FLAG_CLOCK_LOCKED, Header, Kind};
+/// let mut h = Header::new(Kind::Audio, 0, 1, 40);
+/// h.flags |= FLAG_CLOCK_LOCKED;
+/// let mut b = [0u8; 16];
+/// h.write(&mut b);
+/// assert_eq!(b[6..8], [1, 0]);
+/// ```
+pub const FLAG_CLOCK_LOCKED: u16 = 0x0001;
 
 /// The frame kinds of streamproto1.
 ///
@@ -99,7 +117,8 @@ pub struct Header {
     pub kind: u8,
     /// Track id; 0 is the connection's primary track.
     pub track: u16,
-    /// Reserved flags: written as 0, ignored on receipt.
+    /// Flags: [`FLAG_CLOCK_LOCKED`] on AUDIO; other bits reserved (written as 0, ignored on
+    /// receipt).
     pub flags: u16,
     /// Sequence number per (kind, track), wrapping.
     pub seq: u32,

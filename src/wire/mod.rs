@@ -32,7 +32,7 @@ pub use audio::{
 pub use decoder::{DEFAULT_ZONE, Decoder, Frame, MAX_BUFFERED_FRAME};
 pub use encode::{encode_bye, encode_error, encode_json, encode_json_vec, encode_ping};
 pub use error::{ErrorCode, ProtocolError};
-pub use header::{HEADER_LEN, Header, Kind, MAGIC, VERSION};
+pub use header::{FLAG_CLOCK_LOCKED, HEADER_LEN, Header, Kind, MAGIC, VERSION};
 pub use json::{
     AudioParams, ErrorMsg, Hello, Mix, PROTO, QosHead, QosMetrics, Role, Welcome,
     check_json_object, json_depth, parse_object, valid_user,

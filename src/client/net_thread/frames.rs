@@ -178,7 +178,7 @@ fn on_audio(
     mix: &mut PipeTx,
 ) {
     let Ok(audio) = frame.audio() else { return };
-    let Some(t) = link.take_audio(&audio, agreed, scratch, mix) else {
+    let Some(t) = link.take_audio(&audio, frame.header.flags, agreed, scratch, mix) else {
         return;
     };
     if !t.queued {

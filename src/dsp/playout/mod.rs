@@ -431,6 +431,13 @@ impl Playout {
             .unwrap_or_else(|| self.clock.clock_ppm())
     }
 
+    /// Whether [`Playout::clock_ppm`] is the measured estimate (`rate.rs`) rather than the
+    /// loop's working one: from then on the capture resampled by it reaches the hub at the
+    /// hub's own rate. Kept across a restart, as the estimate is.
+    pub fn clock_measured(&self) -> bool {
+        self.estimate.ppm().is_some()
+    }
+
     /// The ratio the stream is resampled by now (hub frames per device frame).
     pub fn ratio(&self) -> f64 {
         self.clock.ratio()

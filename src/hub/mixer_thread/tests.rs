@@ -136,6 +136,7 @@ fn inputs_that_all_want_a_cut_in_one_period_take_turns() {
                     origin_ns: 0,
                     frames: P,
                     arrival_ns: 0,
+                    locked: false,
                 };
                 assert!(tx.push(meta, &[0.1; P as usize]));
             }
@@ -198,6 +199,7 @@ fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
                 origin_ns: 0,
                 frames: P,
                 arrival_ns: 0,
+                locked: false,
             };
             assert!(senders[i].push(meta, &[0.1; P as usize]));
         }
@@ -247,6 +249,7 @@ fn a_recurring_stall_costs_misses_once() {
                     origin_ns: 0,
                     frames: PERIOD,
                     arrival_ns: t - 300_000,
+                    locked: false,
                 };
                 assert!(tx.push(meta, &[0.1; PERIOD as usize]));
                 position += u64::from(PERIOD);
@@ -337,6 +340,7 @@ fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
                     origin_ns: 0,
                     frames: Q,
                     arrival_ns: 0,
+                    locked: false,
                 };
                 let samples: Vec<f32> = (position..position + u64::from(Q))
                     .map(|n| tone(i, n))

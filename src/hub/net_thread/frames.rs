@@ -74,7 +74,7 @@ fn on_frame(
             let Some((input, agreed)) = to_mix else {
                 return;
             };
-            if let Some(t) = link.take_audio(&view, agreed, scratch, input) {
+            if let Some(t) = link.take_audio(&view, frame.header.flags, agreed, scratch, input) {
                 user.non_finite_samples += t.zeroed;
                 user.on_audio(
                     frame.header.track,

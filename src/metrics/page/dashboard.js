@@ -221,7 +221,12 @@ function renderSessions(sessions, now) {
     tr.appendChild(el("td", qos ? count(qos.incomingBufferMisses) : "n/a", "peer-misses"));
     tr.appendChild(el("td", qos ? fmt(qos.latencyMs, 1) : "n/a", "peer-latency"));
     tr.appendChild(el("td", fmt(u.rttMs, 1), "rtt"));
-    tr.appendChild(el("td", fmt(u.driftPpm, 0), "drift"));
+    // Whether the sender resamples to the hub's clock (its packets say so): a peer that
+    // does not lock drifts, and the hub trims it or runs it dry.
+    const drift = el("td", fmt(u.driftPpm, 0), "drift");
+    if (u.senderLocked === true) drift.appendChild(el("span", "locked", "mark locked"));
+    else if (u.senderLocked === false && connected) drift.appendChild(el("span", "not locked", "mark unlocked"));
+    tr.appendChild(drift);
     const level = el("td", undefined, "level-cell");
     if (input) level.appendChild(meter(input.peakDbfs, input.rmsDbfs, input.clipping === true, silent, input.clippedSamples));
     else level.textContent = "n/a";

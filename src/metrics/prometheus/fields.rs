@@ -164,6 +164,12 @@ pub(super) const CONNECTIONS: &[Field] = &[
         "Drift of the user's stream against the hub's clock, ppm (about 0 for a client that locks).",
     ),
     gauge(
+        "senderLocked",
+        "izyrt_connection_sender_locked",
+        Scale::One,
+        "1 while the user's packets say it resamples them to the hub's clock (AUDIO flag CLOCK_LOCKED).",
+    ),
+    gauge(
         "jitterDepthFrames",
         "izyrt_connection_jitter_depth_frames",
         Scale::One,

@@ -79,6 +79,12 @@ const USER: &[Field] = &[
         "Drift of the user's stream against the hub's clock, ppm.",
     ),
     gauge(
+        "senderLocked",
+        "izyrt_user_sender_locked",
+        Scale::One,
+        "1 while the user's packets say it resamples them to the hub's clock (AUDIO flag CLOCK_LOCKED).",
+    ),
+    gauge(
         "audioInputMetadata.peakDbfs",
         "izyrt_user_input_peak_dbfs",
         Scale::One,

@@ -14,7 +14,7 @@ fn sessions() -> Value {
     json!({
             "alice": { "connected": true, "role": "peer", "since": 1795440000123_u64,
                        "leftReason": null, "leftAt": null, "hubMisses": 112,
-                       "hubMisses10s": 4, "rttMs": 0.5, "driftPpm": null,
+                       "hubMisses10s": 4, "rttMs": 0.5, "driftPpm": null, "senderLocked": true,
                        "concealedFrames": 640, "jitterDepthFrames": 128,
                        "jitterLateFrames": 64, "jitterDroppedFrames": 0,
                        "audioInputMetadata": { "peakDbfs": -6.5, "rmsDbfs": -20.25,
@@ -54,7 +54,7 @@ fn base() -> Value {
             { "track": 0, "to": "hub", "seq": 10, "packets": 11, "droppedPackets": 1 }
         ],
         "connections": { "alice": { "connected": true, "rttMs": 12, "format": "f32",
-                                    "driftPpm": 101.5, "trimmedFrames": 192,
+                                    "driftPpm": 101.5, "trimmedFrames": 192, "senderLocked": false,
                                     "jitterDepthFrames": 150, "jitterTargetFrames": 128,
                                     "jitterFloorFrames": 128,
                                     "concealedFrames": null } },
@@ -105,6 +105,7 @@ fn scalars_states_and_booleans() {
     assert!(t.contains("izyrt_speaker_concealed_frames_total 64\n"));
     assert!(t.contains("izyrt_speaker_latency_target_frames 160\n"));
     assert!(t.contains("izyrt_connection_drift_ppm{user=\"alice\"} 101.5\n"));
+    assert!(t.contains("izyrt_connection_sender_locked{user=\"alice\"} 0\n"));
     assert!(t.contains("izyrt_connection_trimmed_frames_total{user=\"alice\"} 192\n"));
     assert!(t.contains("izyrt_connection_jitter_depth_frames{user=\"alice\"} 150\n"));
     assert!(t.contains("izyrt_connection_jitter_target_frames{user=\"alice\"} 128\n"));
@@ -238,6 +239,7 @@ fn sessions_give_per_user_series_labelled_user() {
         format!("izyrt_user_jitter_dropped_frames_total{a} 0"),
         format!("izyrt_user_concealed_frames_total{a} 640"),
         format!("izyrt_user_rtt_seconds{a} 0.0005"),
+        format!("izyrt_user_sender_locked{a} 1"),
         format!("izyrt_user_input_peak_dbfs{a} -6.5"),
         format!("izyrt_user_input_rms_dbfs{a} -20.25"),
         format!("izyrt_user_input_clipped_samples_total{a} 3"),
