@@ -66,6 +66,8 @@ pub struct SpeakerStats {
     pub dropped_frames: AtomicU64,
     /// Frames concealed (missing audio filled by a fading continuation).
     pub concealed_frames: AtomicU64,
+    /// Gaps that rejoined the stream in phase with their concealment.
+    pub rejoins_in_phase: AtomicU64,
     /// The clock loop's estimate of the hub's clock against the device's, ppm (f64 bits).
     pub clock_ppm: AtomicU64,
     /// The ratio the mix is resampled by (f64 bits; 0 before the first period).
@@ -361,6 +363,8 @@ impl PlaybackHalf {
             .store(p.dropped_frames(), Ordering::Relaxed);
         s.concealed_frames
             .store(p.concealed_frames(), Ordering::Relaxed);
+        s.rejoins_in_phase
+            .store(p.rejoins_in_phase(), Ordering::Relaxed);
         s.clock_ppm
             .store(p.clock_ppm().to_bits(), Ordering::Relaxed);
         s.ratio.store(p.ratio().to_bits(), Ordering::Relaxed);

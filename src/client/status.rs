@@ -260,6 +260,7 @@ impl ClientView {
         snap["resampleRatio"] = json!(ratio);
         snap["locked"] = json!(s.locked.load(Ordering::Relaxed) == 1);
         snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
+        snap["rejoinsInPhase"] = json!(s.rejoins_in_phase.load(Ordering::Relaxed));
         snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);

@@ -71,6 +71,11 @@ pub struct SlotStats {
     pub trimmed_frames: AtomicU64,
     /// Frames concealed (missing audio faded out and back in).
     pub concealed_frames: AtomicU64,
+    /// Gaps that ended in phase with their concealment (a few frames dropped to meet it).
+    pub resumes_in_phase: AtomicU64,
+    /// Gaps whose continuation's lag search the mixer's per-period budget did not allow
+    /// (continued near the lag before, or held and faded).
+    pub lag_searches_skipped: AtomicU64,
     /// The drift of the sender's stream against the hub's clock, ppm (f64 bits; NaN until
     /// measured).
     pub drift_ppm: AtomicU64,
@@ -96,6 +101,8 @@ impl Default for SlotStats {
             dropped_frames: AtomicU64::new(0),
             trimmed_frames: AtomicU64::new(0),
             concealed_frames: AtomicU64::new(0),
+            resumes_in_phase: AtomicU64::new(0),
+            lag_searches_skipped: AtomicU64::new(0),
             drift_ppm: AtomicU64::new(f64::NAN.to_bits()),
             sender_locked: AtomicU64::new(0),
             periods: AtomicU64::new(0),
@@ -348,7 +355,8 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 });
                 drift.set_sender_locked(rx.sender_locked());
                 let r = jitter.pull_within(input, now, &mut cuts);
-                let concealed = jitter.conceal().concealed_frames();
+                let conceal = jitter.conceal();
+                let (concealed, skipped) = (conceal.concealed_frames(), conceal.skipped_searches());
                 let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
@@ -361,6 +369,9 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 }
                 let st = &slot.stats;
                 st.concealed_frames.store(concealed, Ordering::Relaxed);
+                st.lag_searches_skipped.store(skipped, Ordering::Relaxed);
+                st.resumes_in_phase
+                    .store(jitter.aligned_resumes(), Ordering::Relaxed);
                 st.trimmed_frames
                     .store(jitter.trimmed_frames(), Ordering::Relaxed);
                 st.drift_ppm

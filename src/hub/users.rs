@@ -289,11 +289,22 @@ impl Users {
         let mut m = Map::new();
         for u in &self.list {
             let a = u.audio;
-            let h = u.head.audio;
             let stats = u.stats.as_deref();
             let load = |f: fn(&SlotStats) -> &std::sync::atomic::AtomicU64| {
                 stats.map(|s| f(s).load(Ordering::Relaxed))
             };
+            let head = u.head.audio.map(|h| {
+                json!({
+                    "track": u.head.track,
+                    "seq": u.head.seq,
+                    "sampleRate": h.sample_rate,
+                    "channels": h.channels,
+                    "format": h.format.name(),
+                    "frames": h.frames,
+                    "position": h.position,
+                    "originNs": h.origin_ns,
+                })
+            });
             m.insert(
                 u.name.clone(),
                 json!({
@@ -323,21 +334,14 @@ impl Users {
                     "jitterDroppedFrames": load(|s| &s.dropped_frames),
                     "trimmedFrames": load(|s| &s.trimmed_frames),
                     "concealedFrames": load(|s| &s.concealed_frames),
+                    "resumesInPhase": load(|s| &s.resumes_in_phase),
+                    "lagSearchesSkipped": load(|s| &s.lag_searches_skipped),
                     "driftPpm": stats.and_then(SlotStats::drift_ppm),
                     "senderLocked": stats.map(SlotStats::sender_locked),
                     "rttMs": u.rtt_ns.map(ns_to_ms),
                     "secondsSinceChange": ns_to_ms(now_ns.saturating_sub(u.since_ns)) / 1000.0,
                     "leftBecause": u.left_because,
-                    "head": h.map(|h| json!({
-                        "track": u.head.track,
-                        "seq": u.head.seq,
-                        "sampleRate": h.sample_rate,
-                        "channels": h.channels,
-                        "format": h.format.name(),
-                        "frames": h.frames,
-                        "position": h.position,
-                        "originNs": h.origin_ns,
-                    })),
+                    "head": head,
                 }),
             );
         }

@@ -340,7 +340,8 @@ fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
                     origin_ns: 0,
                     frames: Q,
                     arrival_ns: 0,
-                    locked: false,
+                    // Half the senders say they are locked to the hub's clock.
+                    locked: i % 2 == 0,
                 };
                 let samples: Vec<f32> = (position..position + u64::from(Q))
                     .map(|n| tone(i, n))
@@ -369,4 +370,26 @@ fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
         seen[4].0, N as u64,
         "and never again: the pitch did not move"
     );
+    // What the mixer publishes for getMetrics says the same, input by input.
+    let mut published = (0, 0);
+    for slot in s.slots.iter().flatten() {
+        let Input::Pipe { jitter, .. } = &slot.input else {
+            continue;
+        };
+        let st = &slot.stats;
+        let skipped = st.lag_searches_skipped.load(Ordering::Relaxed);
+        assert_eq!(skipped, jitter.conceal().skipped_searches());
+        let resumes = st.resumes_in_phase.load(Ordering::Relaxed);
+        assert_eq!(resumes, jitter.buffer().aligned_resumes());
+        published = (published.0 + skipped, published.1 + resumes);
+    }
+    assert_eq!(published.0, seen[4].1, "skipped searches published");
+    assert!(published.1 > 0, "no gap ended in phase");
+    let locked: Vec<bool> = s
+        .slots
+        .iter()
+        .flatten()
+        .map(|slot| slot.stats.sender_locked())
+        .collect();
+    assert_eq!(locked, (0..N).map(|i| i % 2 == 0).collect::<Vec<_>>());
 }

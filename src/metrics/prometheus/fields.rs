@@ -62,6 +62,11 @@ pub(super) const SCALARS: &[Field] = &[
         "izyrt_speaker_concealed_frames_total",
         "Frames of missing audio the speaker filled with a fading continuation.",
     ),
+    counter(
+        "rejoinsInPhase",
+        "izyrt_speaker_rejoins_in_phase_total",
+        "Gaps at the speaker that rejoined the stream in phase with their concealment.",
+    ),
     gauge(
         "latencyTargetFrames",
         "izyrt_speaker_latency_target_frames",
@@ -196,6 +201,16 @@ pub(super) const CONNECTIONS: &[Field] = &[
         "concealedFrames",
         "izyrt_connection_concealed_frames_total",
         "Frames of the user's input the hub filled with a fading continuation.",
+    ),
+    counter(
+        "resumesInPhase",
+        "izyrt_connection_resumes_in_phase_total",
+        "Gaps in the user's input that ended in phase with their concealment.",
+    ),
+    counter(
+        "lagSearchesSkipped",
+        "izyrt_connection_lag_searches_skipped_total",
+        "Gaps in the user's input whose concealment's lag search the mixer's per-period budget did not allow.",
     ),
 ];
 

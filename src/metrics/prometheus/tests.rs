@@ -41,6 +41,7 @@ fn base() -> Value {
         "resampleRatio": 0.9999875,
         "locked": true,
         "concealedFrames": 64,
+        "rejoinsInPhase": 2,
         "latencyTargetFrames": 160,
         "aggregatorStatus": "running",
         "micStatus": "green",
@@ -55,6 +56,7 @@ fn base() -> Value {
         ],
         "connections": { "alice": { "connected": true, "rttMs": 12, "format": "f32",
                                     "driftPpm": 101.5, "trimmedFrames": 192, "senderLocked": false,
+                                    "resumesInPhase": 12, "lagSearchesSkipped": 3,
                                     "jitterDepthFrames": 150, "jitterTargetFrames": 128,
                                     "jitterFloorFrames": 128,
                                     "concealedFrames": null } },
@@ -103,9 +105,12 @@ fn scalars_states_and_booleans() {
     assert!(t.contains("izyrt_clock_locked 1\n"));
     assert!(t.contains("# TYPE izyrt_speaker_concealed_frames_total counter\n"));
     assert!(t.contains("izyrt_speaker_concealed_frames_total 64\n"));
+    assert!(t.contains("izyrt_speaker_rejoins_in_phase_total 2\n"));
     assert!(t.contains("izyrt_speaker_latency_target_frames 160\n"));
     assert!(t.contains("izyrt_connection_drift_ppm{user=\"alice\"} 101.5\n"));
     assert!(t.contains("izyrt_connection_sender_locked{user=\"alice\"} 0\n"));
+    assert!(t.contains("izyrt_connection_resumes_in_phase_total{user=\"alice\"} 12\n"));
+    assert!(t.contains("izyrt_connection_lag_searches_skipped_total{user=\"alice\"} 3\n"));
     assert!(t.contains("izyrt_connection_trimmed_frames_total{user=\"alice\"} 192\n"));
     assert!(t.contains("izyrt_connection_jitter_depth_frames{user=\"alice\"} 150\n"));
     assert!(t.contains("izyrt_connection_jitter_target_frames{user=\"alice\"} 128\n"));
