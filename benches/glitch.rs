@@ -298,10 +298,10 @@ fn main() {
     drop(peers); // interrupted: their recordings are finalised
     drop(hub);
     println!(
-        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | at 30 s | largest error from 30 s | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | peer RT xruns | hub jitterMisses | hub jitterDroppedFrames |"
+        "| skew ppm | events/min | events | steps | holes | s analysed | clockRatioPpm | at 30 s | largest error from 30 s | resampleRatio | speaker latency mean ms | speaker latency p99 ms | speaker misses (getMetrics, summed) | peer missesTotal | peer jitterDroppedFrames | peer RT xruns | hub jitterMisses | hub jitterDroppedFrames | hub driftPpm (senderLocked) |"
     );
     println!(
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut control = None;
     for ((skew, wav), s) in wavs.iter().zip(&samples) {
@@ -310,6 +310,14 @@ fn main() {
         let (at_30, worst) = s.estimate_after(-f64::from(*skew));
         let hub_user = &hub_m["connections"][user(*skew)];
         let hub_figure = |k: &str| hub_user[k].as_u64().map_or("n/a".into(), |v| v.to_string());
+        // The hub's view of the sender's clock: near 0 and locked for every izyrt peer.
+        let hub_drift = format!(
+            "{} ({})",
+            hub_user["driftPpm"]
+                .as_f64()
+                .map_or("n/a".into(), |v| format!("{v:.1}")),
+            hub_user["senderLocked"]
+        );
         let glitches = match measure(wav, secs) {
             Ok((steps, holes, events, per_min, analysed)) => {
                 if *skew == 0 {
@@ -325,7 +333,7 @@ fn main() {
             format!("{skew:+}")
         };
         println!(
-            "| {skew} | {glitches} | {} | {at_30} | {worst} | {} | {mean} | {p99} | {} | {} | {} | {} | {} | {} |",
+            "| {skew} | {glitches} | {} | {at_30} | {worst} | {} | {mean} | {p99} | {} | {} | {} | {} | {} | {} | {hub_drift} |",
             s.figure("clockRatioPpm", 1),
             s.figure("resampleRatio", 6),
             s.misses,
