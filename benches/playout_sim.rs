@@ -12,7 +12,9 @@
 //! second), at +100 ppm. The last column is what the hub's input would hold of the
 //! client's capture: its spread shows the walk that lost time leaves there.
 //!
-//! `cargo bench --bench playout_sim`.
+//! `cargo bench --bench playout_sim`. Other draws of the same models:
+//! `IZYRT_SIM_SEED=N` (the random stream of every row; the README's rows are the
+//! default's); only the rows whose name holds a text: `IZYRT_SIM_ROWS=text`.
 
 #[path = "sim/playout.rs"]
 mod sim;
@@ -24,7 +26,14 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600.0);
-    let base = Scenario::clean(0.0, secs);
+    let mut base = Scenario::clean(0.0, secs);
+    if let Some(seed) = std::env::var("IZYRT_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        base.seed = seed;
+    }
+    let only = std::env::var("IZYRT_SIM_ROWS").unwrap_or_default();
     let rows = [
         (
             "+1000 ppm, jitter ≤ 1 period",
@@ -115,13 +124,16 @@ fn main() {
             },
         ),
     ];
-    println!("simulated seconds per row: {secs}");
+    println!("simulated seconds per row: {secs}, seed {:#x}", base.seed);
     println!();
     println!(
         "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) | hub input spread (ms) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, s) in rows {
+    for (name, s) in rows
+        .into_iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+    {
         let o = run(&s);
         println!(
             "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} | {:.2} |",
