@@ -1,0 +1,217 @@
+use super::*;
+use crate::dsp::jitter::JitterConfig;
+use crate::dsp::meter::MeterConfig;
+use crate::rt::pipe::pipe;
+use rtrb::RingBuffer;
+
+const P: u32 = 64;
+
+fn half() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>) {
+    let (tx, rx) = pipe(1, 4096, 64);
+    let (cmd_tx, cmd_rx) = RingBuffer::new(4);
+    let meter = Meter::new(MeterConfig {
+        rate: 48_000,
+        channels: 1,
+        window_ms: 2,
+        silence_threshold_dbfs: -60.0,
+        silence_hold_ms: 10,
+    })
+    .unwrap();
+    let levels = meter.levels();
+    let playout = Playout::new(crate::dsp::playout::PlayoutConfig {
+        ring: JitterConfig {
+            channels: 1,
+            period_frames: P,
+            capacity_frames: P * 64,
+            initial_target_frames: P,
+            min_target_frames: P,
+            max_target_frames: P * 8,
+            slack_frames: P * 4,
+            steady_pulls: 10_000,
+            drift_pulls: 100,
+            margin_ns: 0,
+        },
+        rate: 48_000,
+        pull_frames: P,
+    })
+    .unwrap();
+    let h = PlaybackHalf {
+        input: rx,
+        commands: cmd_rx,
+        playout,
+        interpolator: None,
+        wire: vec![0.0; P as usize],
+        meter,
+        levels,
+        stats: Arc::new(SpeakerStats::default()),
+        channels: 1,
+        tap: None,
+        clicks: None,
+        device: None,
+        lost_seen: 0,
+        input_stopped: false,
+    };
+    (h, tx, cmd_tx)
+}
+
+fn send(tx: &mut PipeTx, pos: &mut u64, value: f32) {
+    let meta = PacketMeta {
+        position: *pos,
+        origin_ns: 0,
+        frames: P,
+        arrival_ns: 0,
+        locked: false,
+    };
+    assert!(tx.push(meta, &[value; P as usize]));
+    *pos += u64::from(P);
+}
+
+/// Plays a tone-level stream with one missing packet: one miss.
+fn with_a_miss() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>, u64) {
+    let (mut h, mut tx, cmd) = half();
+    let mut out = [0.0f32; P as usize];
+    let mut pos = 0;
+    for i in 0..40 {
+        if i != 20 {
+            send(&mut tx, &mut pos, 0.5);
+        } else {
+            pos += u64::from(P); // lost
+        }
+        h.play(&mut out);
+    }
+    assert!(h.stats.misses.load(Ordering::Relaxed) >= 1);
+    (h, tx, cmd, pos)
+}
+
+#[test]
+fn misses_reset_when_the_speaker_turns_silent() {
+    let (mut h, mut tx, _cmd, mut pos) = with_a_miss();
+    let misses = h.stats.misses.load(Ordering::Relaxed);
+    let mut out = [0.0f32; P as usize];
+    // Still audible: the count stays.
+    for _ in 0..5 {
+        send(&mut tx, &mut pos, 0.5);
+        h.play(&mut out);
+    }
+    assert_eq!(h.stats.misses.load(Ordering::Relaxed), misses);
+    // Silence for longer than the 10 ms hold: reset.
+    for _ in 0..20 {
+        send(&mut tx, &mut pos, 0.0);
+        h.play(&mut out);
+    }
+    assert!(h.levels.silent());
+    assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+    assert!(
+        h.stats.misses_total.load(Ordering::Relaxed) >= misses,
+        "the total keeps them"
+    );
+}
+
+#[test]
+fn misses_are_held_at_zero_while_the_input_is_stalled_and_count_again_after() {
+    let (mut h, mut tx, mut cmd, mut pos) = with_a_miss();
+    let mut out = [0.0f32; P as usize];
+    // The mix stops arriving on a live connection: misses pile up...
+    for _ in 0..5 {
+        h.play(&mut out);
+    }
+    assert!(h.stats.misses.load(Ordering::Relaxed) > 1);
+    // ...until the net thread says the input stopped: reset, and held at 0.
+    cmd.push(PlaybackCommand::InputStopped).unwrap();
+    for _ in 0..5 {
+        h.play(&mut out);
+        assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+    }
+    assert!(
+        h.stats.misses_total.load(Ordering::Relaxed) > 5,
+        "the total keeps them"
+    );
+    // Running again: the counter counts again (the stream was kept, not reset).
+    cmd.push(PlaybackCommand::InputRunning).unwrap();
+    for i in 0..10 {
+        if i != 4 {
+            send(&mut tx, &mut pos, 0.5);
+        } else {
+            pos += u64::from(P);
+        }
+        h.play(&mut out);
+    }
+    assert!(h.stats.misses.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn device_skips_are_told_after_the_counter_restarts() {
+    let (mut h, mut tx, _cmd) = half();
+    let counters = Arc::new(DeviceCounters::default());
+    h.device = Some(Arc::clone(&counters));
+    let mut out = [0.0f32; P as usize];
+    let mut pos = 0;
+    counters.lost_frames.store(1_000, Ordering::Relaxed);
+    send(&mut tx, &mut pos, 0.5);
+    h.play(&mut out);
+    assert_eq!(h.lost_seen, 1_000);
+    // A reopened device counts from 0 again: its next skips are new ones.
+    counters.lost_frames.store(64, Ordering::Relaxed);
+    send(&mut tx, &mut pos, 0.5);
+    h.play(&mut out);
+    assert_eq!(h.lost_seen, 64, "a count that went back was ignored");
+}
+
+#[test]
+fn a_click_train_with_no_channels_does_not_panic() {
+    let mut c = ClickTrain {
+        every: 4,
+        played: 0,
+    };
+    let mut out = [0.5f32; 8];
+    c.fill(&mut out, 0);
+    // Served sample by sample, as one channel.
+    assert_eq!(c.played, 8);
+    assert_eq!(out, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn a_capture_period_longer_than_the_decimator_takes_is_counted_not_sliced() {
+    let (tx, _rx) = pipe(1, 4096, 64);
+    let meter = Meter::new(MeterConfig {
+        rate: 48_000,
+        channels: 1,
+        window_ms: 2,
+        silence_threshold_dbfs: -60.0,
+        silence_hold_ms: 10,
+    })
+    .unwrap();
+    let mut c = CaptureHalf {
+        out: tx,
+        waker: Arc::new(Waker::new().unwrap()),
+        decimator: Some(Decimator::new(2, 1, 2 * P as usize).unwrap()),
+        wire: vec![0.0; P as usize],
+        meter,
+        stats: Arc::new(MicStats::default()),
+        channels: 1,
+        position: 0,
+        tap: None,
+        lock: None,
+    };
+    c.capture(&[0.25; 2 * P as usize]);
+    assert_eq!(c.position, u64::from(P));
+    // The device came back with twice the period: not sent, counted.
+    c.capture(&[0.25; 4 * P as usize]);
+    assert_eq!(c.stats.unfit_periods.load(Ordering::Relaxed), 1);
+    assert_eq!(c.position, u64::from(P));
+}
+
+#[test]
+fn misses_reset_when_the_hub_input_stops() {
+    let (mut h, _tx, mut cmd, _) = with_a_miss();
+    cmd.push(PlaybackCommand::Reset).unwrap();
+    let mut out = [0.0f32; P as usize];
+    h.play(&mut out);
+    assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+    assert_eq!(h.stats.depth_frames.load(Ordering::Relaxed), 0);
+    // With the stream gone the buffer waits for a new one: priming, not misses.
+    for _ in 0..10 {
+        h.play(&mut out);
+    }
+    assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+}
