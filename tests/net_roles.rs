@@ -80,6 +80,21 @@ fn two_peers_and_a_monitor_hear_the_right_mix_and_report_qos() {
         (s["alice"]["QOSMetrics"]["rttMs"].is_f64() && s["bob"]["QOSMetrics"]["latencyMs"].is_f64())
             .then_some(())
     });
+    // The clock lock's keys ride along: the peer's own estimate (both cards are the hub's
+    // clock here: near 0), whether it is locked, what it concealed, its target.
+    let q = &metrics(hub_metrics)["mixeradminSharedState"]["alice"]["QOSMetrics"];
+    assert!(
+        q["clockRatioPpm"]
+            .as_f64()
+            .is_some_and(|p| p.abs() < 1000.0),
+        "{q}"
+    );
+    assert!(q["locked"].is_boolean(), "{q}");
+    assert!(q["concealedFrames"].is_u64(), "{q}");
+    assert!(
+        q["latencyTargetFrames"].as_u64().is_some_and(|t| t > 0),
+        "{q}"
+    );
     // METADATA at least every 500 ms.
     let frames = |m: &Value| {
         m["connections"]["admin"]["metadataFrames"]

@@ -137,6 +137,23 @@ const USER: &[Field] = &[
         "Round trip the user reports in its QOS (measured on its side).",
     ),
     gauge(
+        "QOSMetrics.clockRatioPpm",
+        "izyrt_user_reported_clock_ratio_ppm",
+        Scale::One,
+        "The user's estimate of the hub's clock against its device's, ppm, from its QOS (its card's error, sign reversed).",
+    ),
+    gauge(
+        "QOSMetrics.locked",
+        "izyrt_user_reported_clock_locked",
+        Scale::One,
+        "1 while the user's QOS says its clock loop is locked to the hub's clock.",
+    ),
+    counter(
+        "QOSMetrics.concealedFrames",
+        "izyrt_user_reported_concealed_frames_total",
+        "Frames of missing audio the user's speaker concealed, from its QOS.",
+    ),
+    gauge(
         "QOSMetrics.bufferDepthFloat32Samples",
         "izyrt_user_reported_buffer_depth_float32_samples",
         Scale::One,
