@@ -305,6 +305,18 @@ fn check_sessions(page: &Rendered, name: &str) {
             matches!(mark.as_deref(), Some("locked" | "not locked")),
             "{name} {user}: drift cell {drift}"
         );
+        // Its card's clock from its QOS, on hover (all run at the hub's clock: near 0).
+        let card = attr(drift, "title").and_then(|t| {
+            t.strip_prefix("sound card ")?
+                .split(" ppm")
+                .next()?
+                .parse::<f64>()
+                .ok()
+        });
+        assert!(
+            card.is_some_and(|p| p.abs() < 1000.0),
+            "{name} {user}: drift cell {drift}"
+        );
         assert!(
             class.split(' ').any(|c| c == "connected"),
             "{name} {user}: {row}"
@@ -387,7 +399,12 @@ fn hub_monitor_and_peer_pages_render_every_session() {
         secs(60),
         || {
             let s = metrics(hub_metrics);
-            (all().all(|u| session(&s, u)["connected"] == true) && levels_in(&s)).then_some(())
+            // Every peer's QOS with its clock estimate too (shown as its card's clock).
+            let clocks = PEERS
+                .iter()
+                .all(|p| session(&s, p.0)["QOSMetrics"]["clockRatioPpm"].is_number());
+            (all().all(|u| session(&s, u)["connected"] == true) && levels_in(&s) && clocks)
+                .then_some(())
         },
     );
     let killed = peers.iter_mut().find(|p| p.0 == KILLED).unwrap();

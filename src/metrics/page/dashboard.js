@@ -226,6 +226,11 @@ function renderSessions(sessions, now) {
     const drift = el("td", fmt(u.driftPpm, 0), "drift");
     if (u.senderLocked === true) drift.appendChild(el("span", "locked", "mark locked"));
     else if (u.senderLocked === false && connected) drift.appendChild(el("span", "not locked", "mark unlocked"));
+    // The peer's own estimate of its sound card against the hub's clock (its QOS), on
+    // hover: `clockRatioPpm` is the hub against the card, so the card's error is its
+    // negation.
+    const hubVsCard = qos ? num(qos.clockRatioPpm) : null;
+    if (hubVsCard !== null) drift.title = "sound card " + fmt(-hubVsCard, 0, "ppm") + " against the hub's clock (its QOS)";
     tr.appendChild(drift);
     const level = el("td", undefined, "level-cell");
     if (input) level.appendChild(meter(input.peakDbfs, input.rmsDbfs, input.clipping === true, silent, input.clippedSamples));
