@@ -297,12 +297,13 @@ fn check_sessions(page: &Rendered, name: &str) {
         }
         let (peak, rms) = levels(cell);
         assert!(peak >= rms, "{name} {user}: peak {peak} below RMS {rms}");
-        // Whether the peer locked to the hub's clock (`senderLocked`) is marked: which of
-        // the two depends on the moment (a peer locks about 9 s after it starts).
+        // Whether the peer locked to the hub's clock (`senderLocked`) is marked: which
+        // depends on the moment (a peer locks about 9 s after it starts; "locking" until
+        // 20 s, then "not locked").
         let drift = element(row, "td", "class=\"drift\"").unwrap();
         let mark = element(drift, "span", "class=\"mark ").map(text);
         assert!(
-            matches!(mark.as_deref(), Some("locked" | "not locked")),
+            matches!(mark.as_deref(), Some("locked" | "locking" | "not locked")),
             "{name} {user}: drift cell {drift}"
         );
         // Its card's clock from its QOS, on hover (all run at the hub's clock: near 0).

@@ -224,8 +224,12 @@ function renderSessions(sessions, now) {
     // Whether the sender resamples to the hub's clock (its packets say so): a peer that
     // does not lock drifts, and the hub trims it or runs it dry.
     const drift = el("td", fmt(u.driftPpm, 0), "drift");
+    // A client measures its clock for about 9 s before it locks: "locking" until 20 s.
+    const young = num(u.since) !== null && now - u.since < 20000;
     if (u.senderLocked === true) drift.appendChild(el("span", "locked", "mark locked"));
-    else if (u.senderLocked === false && connected) drift.appendChild(el("span", "not locked", "mark unlocked"));
+    else if (u.senderLocked === false && connected) {
+      drift.appendChild(young ? el("span", "locking", "mark locking") : el("span", "not locked", "mark unlocked"));
+    }
     // The peer's own estimate of its sound card against the hub's clock (its QOS), on
     // hover: `clockRatioPpm` is the hub against the card, so the card's error is its
     // negation.
