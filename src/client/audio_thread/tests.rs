@@ -6,17 +6,22 @@ use rtrb::RingBuffer;
 
 const P: u32 = 64;
 
-fn half() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>) {
-    let (tx, rx) = pipe(1, 4096, 64);
-    let (cmd_tx, cmd_rx) = RingBuffer::new(4);
-    let meter = Meter::new(MeterConfig {
+/// A mono meter at 48 kHz with a 10 ms silence hold.
+fn meter() -> Meter {
+    Meter::new(MeterConfig {
         rate: 48_000,
         channels: 1,
         window_ms: 2,
         silence_threshold_dbfs: -60.0,
         silence_hold_ms: 10,
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn half() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>) {
+    let (tx, rx) = pipe(1, 4096, 64);
+    let (cmd_tx, cmd_rx) = RingBuffer::new(4);
+    let meter = meter();
     let levels = meter.levels();
     let playout = Playout::new(crate::dsp::playout::PlayoutConfig {
         ring: JitterConfig {
@@ -173,14 +178,7 @@ fn a_click_train_with_no_channels_does_not_panic() {
 #[test]
 fn a_capture_period_longer_than_the_decimator_takes_is_counted_not_sliced() {
     let (tx, _rx) = pipe(1, 4096, 64);
-    let meter = Meter::new(MeterConfig {
-        rate: 48_000,
-        channels: 1,
-        window_ms: 2,
-        silence_threshold_dbfs: -60.0,
-        silence_hold_ms: 10,
-    })
-    .unwrap();
+    let meter = meter();
     let mut c = CaptureHalf {
         out: tx,
         waker: Arc::new(Waker::new().unwrap()),
