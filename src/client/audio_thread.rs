@@ -175,7 +175,8 @@ impl CaptureHalf {
                 &mut self.position,
                 self.channels,
                 wire,
-                (now, false),
+                now,
+                false,
             ),
             Some(lock) => {
                 // Device frames in, the hub's frames out: the hub receives its own rate.
@@ -198,7 +199,8 @@ impl CaptureHalf {
                         &mut self.position,
                         ch,
                         packet,
-                        (now, locked),
+                        now,
+                        locked,
                     );
                 }
             }
@@ -215,7 +217,8 @@ impl CaptureHalf {
         position: &mut u64,
         channels: usize,
         wire: &[f32],
-        (now, locked): (u64, bool),
+        now: u64,
+        locked: bool,
     ) {
         let frames = (wire.len() / channels.max(1)) as u32;
         let meta = PacketMeta {

@@ -49,6 +49,43 @@ pub struct Speaker {
     pub misses: u64,
 }
 
+/// The clock lock's figures a client reports, in getMetrics and in its QOS (issue 17).
+///
+/// # Example
+/// ```
+/// use izyrt::client::audio_thread::SpeakerStats;
+/// use izyrt::client::status::LockFigures;
+/// let f = LockFigures::of(&SpeakerStats::default());
+/// assert_eq!(f.clock_ratio_ppm, None, "nothing played yet");
+/// assert_eq!(serde_json::to_value(f).unwrap()["latencyTargetFrames"], 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockFigures {
+    /// The estimate of the hub's clock against the device's, ppm (`None` before the
+    /// speaker played a period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_ratio_ppm: Option<f64>,
+    /// Whether the clock loop is locked.
+    pub locked: bool,
+    /// Frames the speaker concealed.
+    pub concealed_frames: u64,
+    /// The latency target, frames.
+    pub latency_target_frames: u64,
+}
+
+impl LockFigures {
+    /// The figures the audio thread published last (any thread; no allocation).
+    pub fn of(s: &SpeakerStats) -> LockFigures {
+        LockFigures {
+            clock_ratio_ppm: s.ratio().map(|_| s.clock_ppm()),
+            locked: s.locked.load(Ordering::Relaxed) == 1,
+            concealed_frames: s.concealed_frames.load(Ordering::Relaxed),
+            latency_target_frames: s.target_frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// What the client's net thread knows.
 #[derive(Debug)]
 pub struct ClientView {
@@ -255,13 +292,13 @@ impl ClientView {
         snap["speakerIncomingBufferMissesTotal"] = json!(s.misses_total.load(Ordering::Relaxed));
         snap["speakerSilenceDetected"] = json!(self.speaker_levels.silent());
         // The clock lock (issue 17): null until the first period has played.
-        let ratio = s.ratio();
-        snap["clockRatioPpm"] = json!(ratio.map(|_| s.clock_ppm()));
-        snap["resampleRatio"] = json!(ratio);
-        snap["locked"] = json!(s.locked.load(Ordering::Relaxed) == 1);
-        snap["concealedFrames"] = json!(s.concealed_frames.load(Ordering::Relaxed));
+        let lock = LockFigures::of(s);
+        snap["clockRatioPpm"] = json!(lock.clock_ratio_ppm);
+        snap["resampleRatio"] = json!(s.ratio());
+        snap["locked"] = json!(lock.locked);
+        snap["concealedFrames"] = json!(lock.concealed_frames);
         snap["rejoinsInPhase"] = json!(s.rejoins_in_phase.load(Ordering::Relaxed));
-        snap["latencyTargetFrames"] = json!(s.target_frames.load(Ordering::Relaxed));
+        snap["latencyTargetFrames"] = json!(lock.latency_target_frames);
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use crate::client::status::ClientView;
+use crate::client::status::{ClientView, LockFigures};
 use crate::rt::clock::{ns_to_ms, unix_ms};
 use crate::wire::Kind;
 
@@ -34,14 +34,9 @@ struct QosOut<'a> {
     incoming_buffer_misses_total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rtt_ms: Option<f64>,
-    /// The client's clock lock (additional keys, issue 17): its estimate of the hub's
-    /// clock against its device's (absent before its speaker played), whether its loop
-    /// is locked, the frames its speaker concealed and its latency target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clock_ratio_ppm: Option<f64>,
-    locked: bool,
-    concealed_frames: u64,
-    latency_target_frames: u64,
+    /// The client's clock lock (additional keys, issue 17), as its getMetrics has them.
+    #[serde(flatten)]
+    lock: LockFigures,
 }
 
 /// Sends a QOS report about the latest AUDIO frame received (no allocation).
@@ -50,8 +45,6 @@ pub(super) fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView)
         return;
     };
     let speaker = view.speaker();
-    let stats = &view.speaker;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let report = QosOut {
         head: QosHeadOut {
             track,
@@ -67,12 +60,9 @@ pub(super) fn send_qos(link: &mut crate::net::conn::Link, view: &mut ClientView)
         buffer_depth_float32_samples: speaker.depth_samples,
         latency_ms: speaker.latency_ms,
         incoming_buffer_misses: speaker.misses,
-        incoming_buffer_misses_total: load(&stats.misses_total),
+        incoming_buffer_misses_total: view.speaker.misses_total.load(Ordering::Relaxed),
         rtt_ms: link.rtt_ns.map(ns_to_ms),
-        clock_ratio_ppm: stats.ratio().map(|_| stats.clock_ppm()),
-        locked: load(&stats.locked) == 1,
-        concealed_frames: load(&stats.concealed_frames),
-        latency_target_frames: load(&stats.target_frames),
+        lock: LockFigures::of(&view.speaker),
     };
     link.send_json(Kind::Qos, &report);
     view.qos_sent += 1;

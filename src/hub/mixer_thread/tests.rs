@@ -164,25 +164,8 @@ fn inputs_that_all_want_a_cut_in_one_period_take_turns() {
 
 #[test]
 fn misses_are_counted_per_period_with_the_most_inputs_in_one() {
-    let mixer = Mixer::new(MixerConfig {
-        max_slots: 4,
-        channels: 1,
-        period_frames: P,
-        limit: Limit::SoftClip,
-    })
-    .unwrap();
-    let (mut commands, commands_rx) = RingBuffer::new(8);
-    let (garbage, _garbage_rx) = RingBuffer::new(8);
-    let stats = Arc::new(MixerStats::default());
-    let mut s = MixerState::new(
-        mixer,
-        48_000,
-        Vec::new(),
-        commands_rx,
-        garbage,
-        Arc::new(Waker::new().unwrap()),
-        Arc::clone(&stats),
-    );
+    let (mut s, mut commands) = state(4, 1);
+    let stats = Arc::clone(&s.stats);
     let mut senders: Vec<PipeTx> = (0..3)
         .map(|i| {
             let (slot, tx) = client();
