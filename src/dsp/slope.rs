@@ -24,6 +24,12 @@
 //! every half second or so, in nearly every block, and the runs between the marks still
 //! slope by its slower clock, which a client's capture must make up (the spread guard
 //! keeps those marks few and the runs long).
+//!
+//! A step inside a block moves that block's median only part of the way when it came
+//! near the block's middle (the median of a mixture lands within the noise's reach of
+//! one side), and the rest shows in the neighbouring increment, too small to be marked
+//! by itself: a neighbour of a mark that departs the same way by more than
+//! [`REST_SPREAD`] spreads is marked with it.
 
 use crate::dsp::quantile::median;
 
@@ -36,6 +42,9 @@ pub const STEP_S: f64 = 1e-3;
 /// A step departs from the median increment by this many times the increments' spread
 /// (their median absolute deviation, scaled to a standard deviation).
 pub const STEP_SPREAD: f64 = 6.0;
+/// A neighbour of a step that departs the same way by this many spreads is the step's
+/// rest (a step inside a block moves that block's median only part of the way).
+pub const REST_SPREAD: f64 = 3.0;
 
 /// The last [`POINTS`] block summaries of one stream, and the slope through them.
 ///
@@ -153,9 +162,29 @@ fn mark_steps(points: &[(f64, f64)], least: f64, step: &mut [bool]) {
     let Some(mad) = median(&mut spread[..n]) else {
         return;
     };
-    let limit = least.max(STEP_SPREAD * 1.4826 * mad);
+    let sigma = 1.4826 * mad;
+    let limit = least.max(STEP_SPREAD * sigma);
     for (s, d) in step[1..].iter_mut().zip(&departs[..n]) {
         *s = d.abs() > limit;
+    }
+    // A step inside a block is a mixture in that block's summary (a median), which
+    // lands up to the noise's reach short of the step: the rest shows in the next or
+    // the last increment. A neighbour of a step that departs the same way by more than
+    // [`REST_SPREAD`] spreads is that rest, marked too (its point then weighs nothing).
+    let marked = step;
+    let mut rest = [false; POINTS];
+    for i in 0..n {
+        if marked[i + 1] {
+            continue;
+        }
+        let d = departs[i];
+        let beside = |j: usize| j < n && marked[j + 1] && departs[j] * d > 0.0;
+        if d.abs() > REST_SPREAD * sigma && ((i > 0 && beside(i - 1)) || beside(i + 1)) {
+            rest[i + 1] = true;
+        }
+    }
+    for (s, r) in marked.iter_mut().zip(&rest[..=n]) {
+        *s |= *r;
     }
 }
 
@@ -217,5 +246,24 @@ mod tests {
             f.push(x, 0.001 * x + if s == 9 { 500.0 } else { 0.0 });
         }
         assert!((f.slope(10.0).unwrap() - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_step_split_over_two_medians_is_taken_out_whole() {
+        // 64 frames lost inside block 10: its median moved 56 of them, block 11's the
+        // other 8. The points jitter by a quarter of a frame.
+        let mut f = StepFit::new();
+        for s in 0..24u32 {
+            let x = f64::from(s) * 48_000.0;
+            let lost = match s {
+                0..10 => 0.0,
+                10 => 56.0,
+                _ => 64.0,
+            };
+            let jitter = if s % 2 == 0 { 0.25 } else { -0.25 };
+            f.push(x, x * 20e-6 - lost + jitter);
+        }
+        let ppm = f.slope(48.0).unwrap() * 1e6;
+        assert!((ppm - 20.0).abs() < 1.0, "{ppm}");
     }
 }

@@ -29,6 +29,11 @@
 //! whose skipped frames were miscounted): it leaves a step, which the fit takes out
 //! (`dsp::slope`, shared with the hub's drift meter). Clamped to the clock loop's range,
 //! ±[`RANGE_PPM`].
+//!
+//! The hub's drift meter (`hub::drift`, RT mixer thread) is the same measurement with
+//! the roles turned: an input's stream position against the mixer's frame count, one
+//! estimator per input ([`RateEstimate::with_limits`]: fewer readings a block, a wider
+//! range).
 
 use super::clock::RANGE_PPM;
 use crate::dsp::quantile::median;
@@ -55,6 +60,8 @@ const BLOCK_READINGS: usize = 4096;
 #[derive(Debug)]
 pub struct RateEstimate {
     rate: f64,
+    /// The estimate's clamp, as a ratio (±).
+    range: f64,
     /// The first reading since the last restart: device frames, stream position.
     origin: Option<(u64, f64)>,
     /// This block's readings, detrended by the estimate at its start.
@@ -74,10 +81,30 @@ impl RateEstimate {
     /// An estimator for a device at `rate` Hz, with no estimate (allocates its block; main
     /// thread).
     pub fn new(rate: u32) -> RateEstimate {
+        RateEstimate::with_limits(rate, BLOCK_READINGS, RANGE_PPM)
+    }
+
+    /// An estimator whose block ends after `readings` readings if not at [`BLOCK_S`]
+    /// (so that its median costs no more than a selection over that many), clamped to
+    /// ±`range_ppm` (allocates its block; not on an RT thread).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::playout::rate::RateEstimate;
+    /// // A stream 3000 ppm slow, read every 375 frames: beyond a client's range.
+    /// let mut r = RateEstimate::with_limits(48_000, 160, 100_000.0);
+    /// for i in 0..48_000 / 375 * 12 {
+    ///     let x = i as u64 * 375;
+    ///     r.observe(x, x as f64 * 0.997);
+    /// }
+    /// assert!((r.ppm().unwrap() + 3000.0).abs() < 0.1);
+    /// ```
+    pub fn with_limits(rate: u32, readings: usize, range_ppm: f64) -> RateEstimate {
         RateEstimate {
             rate: f64::from(rate.max(1)),
+            range: range_ppm.abs() * 1e-6,
             origin: None,
-            block: vec![0.0; BLOCK_READINGS].into_boxed_slice(),
+            block: vec![0.0; readings.max(1)].into_boxed_slice(),
             len: 0,
             first_x: 0.0,
             last_x: 0.0,
@@ -90,8 +117,9 @@ impl RateEstimate {
     /// One reading: the device has played (or skipped) `device_frames` frames since some
     /// fixed start, and the hub's stream stands at `stream_frames`, in hub frames.
     ///
-    /// Runs on: the RT audio thread, once per device period. Must not: allocate, lock,
-    /// block (a median over a preallocated block once a second).
+    /// Runs on: an RT thread (a client's audio thread, once per device period; the hub's
+    /// mixer thread, per input, about 128 times a block). Must not: allocate, lock, block
+    /// (a median over a preallocated block once a second).
     pub fn observe(&mut self, device_frames: u64, stream_frames: f64) {
         if !stream_frames.is_finite() {
             return;
@@ -120,7 +148,7 @@ impl RateEstimate {
         let y = m + self.slope * (x - self.first_x);
         self.len = 0;
         self.fit.push(x, y);
-        let range = RANGE_PPM * 1e-6;
+        let range = self.range;
         self.estimate = self
             .fit
             .slope(STEP_S * self.rate)
@@ -141,6 +169,13 @@ impl RateEstimate {
         self.origin = None;
         self.len = 0;
         self.fit.clear();
+    }
+
+    /// Restarts and drops the estimate too: the stream's rate changed (the hub's view of
+    /// a sender that now says it locks). RT-safe.
+    pub fn forget(&mut self) {
+        self.restart();
+        self.estimate = None;
     }
 }
 
