@@ -17,7 +17,7 @@
 //! block by hundreds of frames. A fit of a few blocks through such points read a locked
 //! peer at −200 to −950 ppm on a noisy stretch of this VM, and the minima's spread hid
 //! the steps of small losses from the step test, which then read as drift (a simulation of
-//! a sender that stalls three times a second: 150 to 1400 ppm at worst, where the median
+//! a sender that stalls three times a second: 150 to 1430 ppm at worst, where the median
 //! reads within a few; the tests). A median moves only for a stall longer than half a
 //! block. It is taken over at most [`READINGS`] readings a block (every
 //! `block / READINGS` frames of the mixer, whatever its period), so that a hub with
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_locked_sender_on_a_host_that_stalls_reads_near_zero() {
-        // Block minima read these at 150–1430 ppm at worst (stalls alone) and 420–1650
+        // Block minima read these at 150–1431 ppm at worst (stalls alone) and 478–1653
         // (with the losses); block medians at most 4 and 27.
         for seed in 1..=8 {
             let stalls = noisy(seed, 60, 3.0, 20.0, 0.0);
