@@ -21,7 +21,10 @@
 //! reads within a few; the tests). A median moves only for a stall longer than half a
 //! block. It is taken over at most [`READINGS`] readings a block (every
 //! `block / READINGS` frames of the mixer, whatever its period), so that a hub with
-//! many inputs pays a selection of that many per input once a second.
+//! many inputs pays a selection of that many per input once a second; and inputs that
+//! joined in the same period (a hub's peers reconnecting at once) do not all pay it in
+//! the same period: each meter leaves out a little more than the first block, by one of
+//! [`PHASES`] steps, the next meter built the next step.
 //!
 //! The first block of a stream is left out: it holds whatever the connection's set-up did
 //! to the first packets (measured: a peer that locks, shown at −1000 ppm at 5 s and still
@@ -32,12 +35,20 @@
 //! by a measured estimate, and where the flag changes the measurement starts again and the
 //! old reading is dropped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::dsp::playout::rate::RateEstimate;
 
 /// One block, s (the estimator's).
 pub const BLOCK_S: f64 = crate::dsp::playout::rate::BLOCK_S;
 /// The most readings one block's median is taken over.
 pub const READINGS: usize = 128;
+/// Phases the meters' blocks are spread over: at most 1/`PHASES` of a hub's inputs close
+/// a block in one mixer period, whenever they joined.
+pub const PHASES: u64 = 16;
+/// Meters built so far (their phases, in turn).
+static BUILT: AtomicU64 = AtomicU64::new(0);
+
 /// The widest drift shown, ppm (± ten times a client's clamp: a sender that does not lock
 /// is shown as it is).
 pub const RANGE_PPM: f64 = 20_000.0;
@@ -57,7 +68,8 @@ pub const RANGE_PPM: f64 = 20_000.0;
 /// ```
 #[derive(Debug)]
 pub struct DriftMeter {
-    block_frames: u64,
+    /// Mixer frames left out at a stream's start: a block, and this meter's phase.
+    skip_frames: u64,
     every_frames: u64,
     /// The stream's first mixer frame (its first block is not measured), and the next
     /// mixer frame read.
@@ -69,11 +81,35 @@ pub struct DriftMeter {
 }
 
 impl DriftMeter {
-    /// A meter for a mixer at `rate` Hz (allocates its block: net or main thread).
+    /// A meter for a mixer at `rate` Hz, its blocks at the next of [`PHASES`] phases
+    /// (allocates its block: net or main thread).
     pub fn new(rate: u32) -> DriftMeter {
+        DriftMeter::at_phase(rate, BUILT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A meter whose blocks start `phase` (mod [`PHASES`]) sixteenths of a block after
+    /// the stream's first block (allocates: net or main thread).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::hub::drift::DriftMeter;
+    /// let (mut a, mut b) = (DriftMeter::at_phase(48_000, 0), DriftMeter::at_phase(48_000, 8));
+    /// let mut first = [None, None];
+    /// for i in 0..48_000 * 12 / 64u64 {
+    ///     for (m, f) in [&mut a, &mut b].into_iter().zip(&mut first) {
+    ///         m.observe(i * 64 + 500, 0.0, i * 64);
+    ///         if f.is_none() && m.ppm().is_some() {
+    ///             *f = Some(i);
+    ///         }
+    ///     }
+    /// }
+    /// // b's first reading comes half a block (375 periods of 64) after a's.
+    /// assert_eq!(first[1].unwrap() - first[0].unwrap(), 375);
+    /// ```
+    pub fn at_phase(rate: u32, phase: u64) -> DriftMeter {
         let block_frames = (f64::from(rate.max(1)) * BLOCK_S) as u64;
         DriftMeter {
-            block_frames,
+            skip_frames: block_frames + block_frames * (phase % PHASES) / PHASES,
             every_frames: (block_frames / READINGS as u64).max(1),
             origin: None,
             next: 0,
@@ -93,7 +129,7 @@ impl DriftMeter {
     /// arrays once a block).
     pub fn observe(&mut self, end: u64, unearned: f64, mixed: u64) {
         let origin = *self.origin.get_or_insert(mixed);
-        if mixed.wrapping_sub(origin) < self.block_frames
+        if mixed.wrapping_sub(origin) < self.skip_frames
             || (mixed.wrapping_sub(self.next) as i64) < 0
         {
             return;
@@ -144,7 +180,7 @@ mod tests {
     /// A sender at `ppm` for `secs`, its newest position `late(i)` frames behind at
     /// mixer period `i`; the meter's figure at the end.
     fn run(ppm: f64, secs: u64, late: impl Fn(u64) -> u64) -> Option<f64> {
-        let mut d = DriftMeter::new(48_000);
+        let mut d = DriftMeter::at_phase(48_000, 0);
         for i in 0..48_000 * secs / 64 {
             let mixed = i * 64;
             let end = (mixed as f64 * (1.0 + ppm * 1e-6)) as u64 + 1_000_000;
@@ -180,8 +216,8 @@ mod tests {
         // A client's card 500 ppm fast, sending its card's rate for 9 s and then, locked,
         // the hub's (its packets flagged from there).
         let lock_at = 48_000 * 9 / 64u64;
-        let mut told = DriftMeter::new(48_000);
-        let mut untold = DriftMeter::new(48_000);
+        let mut told = DriftMeter::at_phase(48_000, 0);
+        let mut untold = DriftMeter::at_phase(48_000, 0);
         let mut end = 1_000_000.0;
         for i in 0..48_000 * 30 / 64u64 {
             let mixed = i * 64;
@@ -218,8 +254,8 @@ mod tests {
         // 64-frame packets from a sender `ppm` fast, each arriving when it is complete,
         // read each mixer period of 64 frames with the unearned part of the newest.
         for ppm in [500.0, -300.0, 80.0] {
-            let mut d = DriftMeter::new(48_000);
-            let mut plain = DriftMeter::new(48_000);
+            let mut d = DriftMeter::at_phase(48_000, 0);
+            let mut plain = DriftMeter::at_phase(48_000, 0);
             let period_ns = 1e9 * 64.0 / 48_000.0;
             for i in 0..48_000 * 40 / 64u64 {
                 let mixed = i * 64;
@@ -278,7 +314,7 @@ mod tests {
                 .find(|&&(a, b)| t >= a && t < b)
                 .map_or(t, |&(_, b)| b)
         };
-        let mut d = DriftMeter::new(48_000);
+        let mut d = DriftMeter::at_phase(48_000, 0);
         let mut readings = Vec::new();
         let (mut k, mut lost, mut last_arrival) = (0u64, 0u64, 0.0f64);
         let mut next: Option<(u64, f64)> = None;
@@ -326,5 +362,25 @@ mod tests {
             let worst = both.iter().fold(0.0f64, |w, p| w.max(p.abs()));
             assert!(worst < 30.0, "seed {seed}, stalls and losses: {both:?}");
         }
+    }
+
+    #[test]
+    fn inputs_that_joined_together_close_their_blocks_apart() {
+        // 128 inputs whose streams started in the same mixer period, meters built in turn:
+        // in no period do more than 128 / PHASES of them make their first reading.
+        let mut meters: Vec<DriftMeter> =
+            (0..128).map(|n| DriftMeter::at_phase(48_000, n)).collect();
+        let mut worst = 0;
+        for i in 0..48_000 * 12 / 64u64 {
+            let mut first = 0;
+            for m in &mut meters {
+                let before = m.ppm().is_some();
+                m.observe(i * 64 + 500, 0.0, i * 64);
+                first += usize::from(!before && m.ppm().is_some());
+            }
+            worst = worst.max(first);
+        }
+        assert!(meters.iter().all(|m| m.ppm().is_some()));
+        assert_eq!(worst, 128 / PHASES as usize);
     }
 }
