@@ -4,7 +4,8 @@
 //! independent measure (`izyrt::measure::tone_glitches`) on what the input plays, each
 //! such cut must leave no step and no hole: `dsp/jitter/splice.rs` chooses its length so
 //! that the waveform continues. The same for a stall's gap: concealed, and ended where the
-//! stream continues the concealment in phase (`dsp/jitter/resume.rs`).
+//! stream continues the concealment in phase (`dsp/jitter/resume.rs`). And a client's
+//! capture xrun, which it sends as a gap in its positions: concealed the same way.
 //!
 //! The run is scripted, with no sockets or scheduler: the hub's own input path (the
 //! `JitterBuffer` as the hub configures it by default, read with `pull_concealed` and the
@@ -147,4 +148,84 @@ fn a_stall_of_a_few_periods_is_bridged_at_full_level_and_joined_in_phase() {
     assert!(misses >= stalls, "only {misses} misses in {stalls} stalls");
     eprintln!("{heard} events, {misses} misses in {stalls} stalls");
     assert!(heard <= 4, "{heard} events in {stalls} stalls");
+}
+
+/// 5 s of a sender on the hub's clock whose capture device xruns at `at` s: its thread
+/// stalls for `lost` frames and its card skips them (a card's capture after an xrun is at
+/// stream time: the tone goes on from where time is). `gap`: the sender moves its stream
+/// position on by the frames skipped (`CaptureHalf::capture`), else it splices the audio
+/// either side; what the hub's input plays.
+fn capture_xrun(at: f64, lost: u64, gap: bool) -> Run {
+    // The input's target as this host's stalls had grown it (256–832 frames measured):
+    // deeper than the stall, so the input does not run dry through it.
+    let mut jb = JitterBuffer::new(JitterConfig {
+        channels: 1,
+        initial_target_frames: 8 * P as u32,
+        min_target_frames: 8 * P as u32,
+        ..JitterConfig::default()
+    })
+    .unwrap();
+    let mut conceal = Conceal::new(1, RATE as u32).unwrap();
+    let mut packet = [0.0f32; P];
+    let mut out = [0.0f32; P];
+    let mut recording = Vec::new();
+    let (mut misses, mut device, mut position) = (0, 0u64, 0u64);
+    let xrun = (at * RATE) as u64 / P as u64 * P as u64;
+    for j in 0..(5.0 * RATE) as u64 / P as u64 {
+        let now = j * P as u64;
+        // The card's periods that are complete by now; none while the thread stalls.
+        while device + P as u64 <= now && !(device == xrun && now < xrun + lost) {
+            if device == xrun {
+                device += lost;
+                position += if gap { lost } else { 0 };
+                continue;
+            }
+            for (i, x) in packet.iter_mut().enumerate() {
+                *x = tone(device + i as u64);
+            }
+            jb.push(position, &packet);
+            device += P as u64;
+            position += P as u64;
+        }
+        let mut cuts = CUTS_PER_PERIOD;
+        let r = jb.pull_concealed(&mut out, u64::MAX, &mut cuts, &mut conceal);
+        misses += u64::from(matches!(r, PullResult::Miss { .. }));
+        if r != PullResult::Priming {
+            recording.extend_from_slice(&out);
+        }
+    }
+    Run {
+        recording,
+        trimmed: jb.trimmed_frames(),
+        dropped: jb.dropped_frames(),
+        misses,
+    }
+}
+
+#[test]
+fn a_capture_xrun_sent_as_a_gap_is_concealed_where_a_splice_was_heard() {
+    // Capture xruns of one to eight periods at four phases, into an input deeper than
+    // most of them. Sent as a gap: concealed and rejoined in phase, nothing heard. Spliced
+    // (as clients sent them before): wherever the input's depth covered the stall, so
+    // that it did not run dry and rejoin, the tone's phase jumped: a step (20 of 24).
+    let (mut gaps, mut splices, mut n) = (0, 0, 0);
+    for lost in [64u64, 128, 192, 256, 384, 512] {
+        for phase in 0..4 {
+            let at = 3.0 + f64::from(phase) * 0.0007;
+            let heard = events(&capture_xrun(at, lost, true));
+            assert_eq!(
+                heard.events.len(),
+                0,
+                "{lost} frames lost, as a gap: {heard}"
+            );
+            gaps += heard.events.len();
+            splices += events(&capture_xrun(at, lost, false)).events.len();
+            n += 1;
+        }
+    }
+    eprintln!("{n} capture xruns: {gaps} events as gaps, {splices} as splices");
+    assert!(
+        splices >= 20,
+        "the splices were heard {splices} times in {n}"
+    );
 }

@@ -10,7 +10,11 @@
 //!   resample to the hub's clock by the playback half's estimate (so the hub receives its
 //!   own rate and never trims or runs dry for this client), push what it made, in packets
 //!   of at most a period, to the net thread (stamped with their stream position and the
-//!   clock) and wake it.
+//!   clock) and wake it. Frames the capture device's xruns skipped are skipped in the
+//!   stream's positions too ([`CaptureHalf::capture`]): the hub sees a gap, which it
+//!   conceals and rejoins in phase, where a splice of the audio either side of the xrun
+//!   was a step every listener heard, and the hub's buffer for this client a piece of
+//!   time shorter for good.
 //! - **Playback**: move the mix packets the net thread queued into the locked playout
 //!   (`dsp::playout`: jitter ring, clock loop, resampler, concealment), pull one period at
 //!   the wire rate, interpolate by `upsampleRatio`, meter. The miss counter
@@ -44,6 +48,56 @@ pub struct MicStats {
     /// Periods not sent because they no longer fit the buffers built at the start (a
     /// device reopened with a longer period, with `--downsample-ratio`).
     pub unfit_periods: AtomicU64,
+    /// Stream frames skipped because the capture device's xruns skipped them: sent as
+    /// a gap in the positions.
+    pub skipped_frames: AtomicU64,
+}
+
+/// Frames a device's xruns skipped that one half has not yet acted on (each half of a
+/// duplex device keeps its own, on the same counters).
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::Ordering;
+/// use izyrt::client::audio_thread::SkippedFrames;
+/// use izyrt::device::DeviceCounters;
+/// let counters = Arc::new(DeviceCounters::default());
+/// let mut s = SkippedFrames::of(Arc::clone(&counters));
+/// counters.lost_frames.store(128, Ordering::Relaxed);
+/// assert_eq!((s.take(), s.take()), (128, 0));
+/// ```
+#[derive(Debug, Default)]
+pub struct SkippedFrames {
+    /// The device's counters (`None`: no device, a file source or a test).
+    pub counters: Option<Arc<DeviceCounters>>,
+    /// `lost_frames` already taken.
+    pub seen: u64,
+}
+
+impl SkippedFrames {
+    /// News of `counters`, from its count now (main thread).
+    pub fn of(counters: Arc<DeviceCounters>) -> SkippedFrames {
+        let seen = counters.lost_frames.load(Ordering::Relaxed);
+        SkippedFrames {
+            counters: Some(counters),
+            seen,
+        }
+    }
+
+    /// Device frames skipped since the last call.
+    ///
+    /// Runs on: the RT audio thread, once per period. Must not: allocate, lock, block.
+    pub fn take(&mut self) -> u64 {
+        let Some(c) = &self.counters else {
+            return 0;
+        };
+        let lost = c.lost_frames.load(Ordering::Relaxed);
+        // A count that went back (a device rebuilt with fresh counters) is news from there.
+        let new = lost.saturating_sub(self.seen);
+        self.seen = lost;
+        new
+    }
 }
 
 /// Figures of the playback half, written by its RT thread.
@@ -140,15 +194,24 @@ pub struct CaptureHalf {
     pub tap: Option<RecordTap>,
     /// Resamples to the hub's clock (`None`: sent at the device's own clock).
     pub lock: Option<CaptureLock>,
+    /// What the capture device's xruns skipped.
+    pub skipped: SkippedFrames,
 }
 
 impl CaptureHalf {
-    /// One period of capture.
+    /// One period of capture. Stream positions count time, not frames sent: frames the
+    /// device's xruns skipped (a real card's capture loses them) move the position on by
+    /// as many stream frames, so the hub conceals the gap and rejoins the audio after it
+    /// in phase, and this client's input at the hub keeps its depth.
     ///
     /// Runs on: the RT audio thread, once per capture period. Must not: allocate, lock,
     /// block (it pushes to the net thread's pipe and wakes it).
     pub fn capture(&mut self, input: &[f32]) {
         let now = now_ns();
+        let skipped = self.skipped.take();
+        if skipped > 0 {
+            self.skip(skipped);
+        }
         self.meter.process(input);
         let wire: &[f32] = match &mut self.decimator {
             Some(d) => match d
@@ -209,6 +272,24 @@ impl CaptureHalf {
         self.waker.wake();
     }
 
+    /// Moves the stream position on by `device_frames` the device skipped: fewer by
+    /// `downsampleRatio`, and at the hub's clock when the capture is resampled to it.
+    fn skip(&mut self, device_frames: u64) {
+        let down = self
+            .decimator
+            .as_ref()
+            .map_or(1, |d| u64::from(d.ratio()).max(1));
+        let wire = device_frames / down;
+        let frames = match &self.lock {
+            Some(lock) => (wire as f64 * (1.0 + lock.clock.clock_ppm() * 1e-6)).round() as u64,
+            None => wire,
+        };
+        self.position = self.position.wrapping_add(frames);
+        self.stats
+            .skipped_frames
+            .fetch_add(frames, Ordering::Relaxed);
+    }
+
     /// Pushes one packet at the next stream position, captured at `now`, `locked` when it
     /// was resampled to the hub's clock by a measured estimate.
     fn send(
@@ -260,11 +341,9 @@ pub struct PlaybackHalf {
     /// Plays a click train instead of the mix (`izyrt latency` through a loopback cable;
     /// the mix is still recorded by `tap`).
     pub clicks: Option<ClickTrain>,
-    /// The playback device's counters: frames its xruns skipped are frames the speaker will
-    /// never pull, which the clock loop must not take for a fast hub.
-    pub device: Option<Arc<DeviceCounters>>,
-    /// `lost_frames` already told to the playout.
-    pub lost_seen: u64,
+    /// What the playback device's xruns skipped: frames the speaker will never pull,
+    /// which the clock loop must not take for a fast hub.
+    pub skipped: SkippedFrames,
     /// The hub input stopped (a stall on a live connection): misses are held at 0.
     pub input_stopped: bool,
 }
@@ -314,18 +393,13 @@ impl PlaybackHalf {
         self.input.drain_runs(|position, samples, at| {
             playout.push_at(position, samples, at);
         });
-        if let Some(c) = &self.device {
-            let lost = c.lost_frames.load(Ordering::Relaxed);
-            if lost > self.lost_seen {
-                let up = self
-                    .interpolator
-                    .as_ref()
-                    .map_or(1, |i| u64::from(i.ratio()).max(1));
-                self.playout.device_skipped((lost - self.lost_seen) / up);
-            }
-            // Also when the count went back (a device rebuilt with fresh counters): the
-            // frames it skips from now on are counted from there.
-            self.lost_seen = lost;
+        let skipped = self.skipped.take();
+        if skipped > 0 {
+            let up = self
+                .interpolator
+                .as_ref()
+                .map_or(1, |i| u64::from(i.ratio()).max(1));
+            self.playout.device_skipped(skipped / up);
         }
         let before = self.playout.misses();
         let now = now_ns();

@@ -45,7 +45,8 @@ use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
 use audio_thread::{
-    CaptureHalf, CaptureLock, ClickTrain, Duplex, MicStats, PlaybackHalf, SpeakerStats,
+    CaptureHalf, CaptureLock, ClickTrain, Duplex, MicStats, PlaybackHalf, SkippedFrames,
+    SpeakerStats,
 };
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use status::ClientView;
@@ -246,8 +247,7 @@ impl Client {
                 every: u64::from(every),
                 played: 0,
             }),
-            device: None,
-            lost_seen: 0,
+            skipped: SkippedFrames::default(),
             input_stopped: false,
         };
 
@@ -282,6 +282,7 @@ impl Client {
                     out: vec![0.0; cfg.settings.period as usize * 4 * usize::from(ch)],
                     period: cfg.settings.period as usize,
                 }),
+                skipped: SkippedFrames::default(),
             })
         };
 
@@ -300,10 +301,12 @@ impl Client {
         };
         let driver = || Driver::new(DriverConfig::default()).map_err(config_err);
         let (rt, device_rate, device_buffer) = match (&cfg.devices, capture) {
-            (Devices::Duplex(spec), Some(capture)) => {
+            (Devices::Duplex(spec), Some(mut capture)) => {
                 let dev = open_dev(spec, Direction::Duplex, up)?;
                 let o = dev.obtained().clone();
-                playback.device = Some(dev.counters());
+                // One device: its xruns skip both directions' frames.
+                playback.skipped = SkippedFrames::of(dev.counters());
+                capture.skipped = SkippedFrames::of(dev.counters());
                 let h = runner::start(
                     &opts("audio", up),
                     dev,
@@ -319,12 +322,13 @@ impl Client {
                     capture: c,
                     playback: p,
                 },
-                Some(capture),
+                Some(mut capture),
             ) => {
                 let cdev = open_dev(c, Direction::Capture, down)?;
                 let pdev = open_dev(p, Direction::Playback, up)?;
                 let o = pdev.obtained().clone();
-                playback.device = Some(pdev.counters());
+                playback.skipped = SkippedFrames::of(pdev.counters());
+                capture.skipped = SkippedFrames::of(cdev.counters());
                 let ch = runner::start(
                     &opts("capture", down),
                     cdev,
@@ -346,7 +350,7 @@ impl Client {
             (Devices::Playback(spec), None) => {
                 let dev = open_dev(spec, Direction::Playback, up)?;
                 let o = dev.obtained().clone();
-                playback.device = Some(dev.counters());
+                playback.skipped = SkippedFrames::of(dev.counters());
                 let h = runner::start(
                     &opts("playback", up),
                     dev,

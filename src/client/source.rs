@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rtrb::RingBuffer;
 
 use super::ClientError;
-use super::audio_thread::{CaptureHalf, MicStats, SpeakerStats};
+use super::audio_thread::{CaptureHalf, MicStats, SkippedFrames, SpeakerStats};
 use super::net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use super::status::ClientView;
 use crate::config::Settings;
@@ -174,6 +174,7 @@ impl Source {
                 tap: None,
                 // The file is at the stream rate by construction: nothing to lock to.
                 lock: None,
+                skipped: SkippedFrames::default(),
             },
             finished: Arc::clone(&finished),
         };

@@ -52,8 +52,7 @@ fn half() -> (PlaybackHalf, PipeTx, rtrb::Producer<PlaybackCommand>) {
         channels: 1,
         tap: None,
         clicks: None,
-        device: None,
-        lost_seen: 0,
+        skipped: SkippedFrames::default(),
         input_stopped: false,
     };
     (h, tx, cmd_tx)
@@ -148,18 +147,18 @@ fn misses_are_held_at_zero_while_the_input_is_stalled_and_count_again_after() {
 fn device_skips_are_told_after_the_counter_restarts() {
     let (mut h, mut tx, _cmd) = half();
     let counters = Arc::new(DeviceCounters::default());
-    h.device = Some(Arc::clone(&counters));
+    h.skipped = SkippedFrames::of(Arc::clone(&counters));
     let mut out = [0.0f32; P as usize];
     let mut pos = 0;
     counters.lost_frames.store(1_000, Ordering::Relaxed);
     send(&mut tx, &mut pos, 0.5);
     h.play(&mut out);
-    assert_eq!(h.lost_seen, 1_000);
+    assert_eq!(h.skipped.seen, 1_000);
     // A reopened device counts from 0 again: its next skips are new ones.
     counters.lost_frames.store(64, Ordering::Relaxed);
     send(&mut tx, &mut pos, 0.5);
     h.play(&mut out);
-    assert_eq!(h.lost_seen, 64, "a count that went back was ignored");
+    assert_eq!(h.skipped.seen, 64, "a count that went back was ignored");
 }
 
 #[test]
@@ -190,6 +189,7 @@ fn a_capture_period_longer_than_the_decimator_takes_is_counted_not_sliced() {
         position: 0,
         tap: None,
         lock: None,
+        skipped: SkippedFrames::default(),
     };
     c.capture(&[0.25; 2 * P as usize]);
     assert_eq!(c.position, u64::from(P));
@@ -212,4 +212,78 @@ fn misses_reset_when_the_hub_input_stops() {
         h.play(&mut out);
     }
     assert_eq!(h.stats.misses.load(Ordering::Relaxed), 0);
+}
+
+/// A capture half of one channel, `down` device frames a wire frame, resampled to the
+/// hub's clock when `lock` (an estimate of `ppm`), on `counters`; and its pipe.
+fn capture_half(
+    down: u32,
+    lock: Option<f64>,
+    counters: &Arc<DeviceCounters>,
+) -> (CaptureHalf, PipeRx) {
+    let (tx, rx) = pipe(1, 4096, 64);
+    let lock = lock.map(|ppm| {
+        let clock = Arc::new(SpeakerStats::default());
+        clock.clock_ppm.store(ppm.to_bits(), Ordering::Relaxed);
+        CaptureLock {
+            resampler: Resampler::new(1, P as usize * 4).unwrap(),
+            clock,
+            out: vec![0.0; P as usize * 4],
+            period: P as usize,
+        }
+    });
+    let c = CaptureHalf {
+        out: tx,
+        waker: Arc::new(Waker::new().unwrap()),
+        decimator: (down > 1).then(|| Decimator::new(down, 1, (down * P) as usize).unwrap()),
+        wire: vec![0.0; P as usize],
+        meter: meter(),
+        stats: Arc::new(MicStats::default()),
+        channels: 1,
+        position: 0,
+        tap: None,
+        lock,
+        skipped: SkippedFrames::of(Arc::clone(counters)),
+    };
+    (c, rx)
+}
+
+/// The stream positions of the packets queued in `rx`, with their frames.
+fn positions(rx: &mut PipeRx) -> Vec<(u64, usize)> {
+    let mut v = Vec::new();
+    rx.drain_runs(|position, samples, _| v.push((position, samples.len())));
+    v
+}
+
+#[test]
+fn frames_a_capture_xrun_skipped_are_a_gap_in_the_stream() {
+    // Before, the audio after an xrun went out at the next position, spliced to the audio
+    // before it: a step every listener heard, and the stream a piece of time short for good.
+    for (down, lock, lost, gap) in [
+        (1, None, 128, 128),
+        (2, None, 256, 128),
+        // Resampled to a hub 2000 ppm fast: a second lost is a second of the hub's frames.
+        (1, Some(2000.0), 48_000, 48_096),
+    ] {
+        let counters = Arc::new(DeviceCounters::default());
+        counters.lost_frames.store(640, Ordering::Relaxed);
+        let (mut c, mut rx) = capture_half(down, lock, &counters);
+        let period = vec![0.25f32; (down * P) as usize];
+        c.capture(&period);
+        let first = positions(&mut rx);
+        let sent: u64 = first.iter().map(|p| p.1 as u64).sum();
+        assert_eq!(
+            c.position, sent,
+            "the count before the half was built is not news"
+        );
+        counters.lost_frames.fetch_add(lost, Ordering::Relaxed);
+        c.capture(&period);
+        let next = positions(&mut rx);
+        assert_eq!(next[0].0, sent + gap, "down {down}, lock {lock:?}");
+        assert_eq!(c.stats.skipped_frames.load(Ordering::Relaxed), gap);
+        c.capture(&period);
+        let after = positions(&mut rx);
+        let sent2: u64 = next.iter().map(|p| p.1 as u64).sum();
+        assert_eq!(after[0].0, sent + gap + sent2, "one gap, then contiguous");
+    }
 }
