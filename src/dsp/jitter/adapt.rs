@@ -42,7 +42,8 @@
 //!   cannot be told from the two clocks' phase. So the target also grows when the buffer
 //!   runs dry again within `drift_pulls` of the last time (frequent small lateness, or
 //!   slips so frequent that fewer, longer refills are better). A hole inside received
-//!   audio grows the target as lateness does.
+//!   audio is lost audio too (a sender skips its position over what its capture device
+//!   lost; over TCP nothing arrives out of order): it grows nothing.
 //! - *At most one growth per `drift_pulls`*: a host or network disturbance often comes as
 //!   a cluster of stalls within a fraction of a second. Each one runs the buffer dry, but
 //!   a period more after the first would not have saved the others (they are as long as
@@ -249,10 +250,10 @@ impl JitterBuffer {
                     self.grow_target();
                 }
                 self.dry_at = Some(self.pulls);
-            } else {
-                // A hole inside received audio.
-                self.grow_target();
             }
+            // A hole inside received audio grows nothing either: over TCP nothing arrives
+            // out of order, so a span no packet covered is audio the sender lost and
+            // skipped (its capture device's xrun), not late.
             return PullResult::Miss { played, silent };
         }
         self.steady += 1;
