@@ -31,21 +31,55 @@ struct Run {
     misses: u64,
 }
 
+/// One hub input of one channel (`cfg`), read as the mixer reads it, and what it played.
+struct Input {
+    jb: JitterBuffer,
+    conceal: Conceal,
+    out: [f32; P],
+    recording: Vec<f32>,
+    misses: u64,
+}
+
+impl Input {
+    fn new(cfg: JitterConfig) -> Input {
+        Input {
+            jb: JitterBuffer::new(JitterConfig { channels: 1, ..cfg }).unwrap(),
+            conceal: Conceal::new(1, RATE as u32).unwrap(),
+            out: [0.0; P],
+            recording: Vec::new(),
+            misses: 0,
+        }
+    }
+
+    /// One mixer period: the pull, recorded once the stream has started.
+    fn pull(&mut self) {
+        let mut cuts = CUTS_PER_PERIOD;
+        let r = self
+            .jb
+            .pull_concealed(&mut self.out, u64::MAX, &mut cuts, &mut self.conceal);
+        self.misses += u64::from(matches!(r, PullResult::Miss { .. }));
+        if r != PullResult::Priming {
+            self.recording.extend_from_slice(&self.out);
+        }
+    }
+
+    fn played(self) -> Run {
+        Run {
+            trimmed: self.jb.trimmed_frames(),
+            dropped: self.jb.dropped_frames(),
+            recording: self.recording,
+            misses: self.misses,
+        }
+    }
+}
+
 /// `secs` of a sender `ppm` fast into one hub input; with `stall_at`, the sender's packets
 /// are held back for `stall_ms` from that second on, then arrive at once.
 fn run(ppm: f64, secs: f64, stall: Option<(f64, f64)>) -> Run {
-    let mut jb = JitterBuffer::new(JitterConfig {
-        channels: 1,
-        ..JitterConfig::default()
-    })
-    .unwrap();
-    let mut conceal = Conceal::new(1, RATE as u32).unwrap();
+    let mut input = Input::new(JitterConfig::default());
     let send_period = P as f64 / (RATE * (1.0 + ppm * 1e-6));
     let pull_period = P as f64 / RATE;
     let mut packet = [0.0f32; P];
-    let mut out = [0.0f32; P];
-    let mut recording = Vec::new();
-    let mut misses = 0;
     let mut sent = 0u64;
     for j in 0..(secs / pull_period) as u64 {
         let now = j as f64 * pull_period;
@@ -61,22 +95,12 @@ fn run(ppm: f64, secs: f64, stall: Option<(f64, f64)>) -> Run {
             for (i, x) in packet.iter_mut().enumerate() {
                 *x = tone(sent * P as u64 + i as u64);
             }
-            jb.push(sent * P as u64, &packet);
+            input.jb.push(sent * P as u64, &packet);
             sent += 1;
         }
-        let mut cuts = CUTS_PER_PERIOD;
-        let r = jb.pull_concealed(&mut out, u64::MAX, &mut cuts, &mut conceal);
-        misses += u64::from(matches!(r, PullResult::Miss { .. }));
-        if r != PullResult::Priming {
-            recording.extend_from_slice(&out);
-        }
+        input.pull();
     }
-    Run {
-        recording,
-        trimmed: jb.trimmed_frames(),
-        dropped: jb.dropped_frames(),
-        misses,
-    }
+    input.played()
 }
 
 fn events(r: &Run) -> izyrt::measure::GlitchReport {
@@ -158,18 +182,13 @@ fn a_stall_of_a_few_periods_is_bridged_at_full_level_and_joined_in_phase() {
 fn capture_xrun(at: f64, lost: u64, gap: bool) -> Run {
     // The input's target as this host's stalls had grown it (256–832 frames measured):
     // deeper than the stall, so the input does not run dry through it.
-    let mut jb = JitterBuffer::new(JitterConfig {
-        channels: 1,
+    let mut input = Input::new(JitterConfig {
         initial_target_frames: 8 * P as u32,
         min_target_frames: 8 * P as u32,
         ..JitterConfig::default()
-    })
-    .unwrap();
-    let mut conceal = Conceal::new(1, RATE as u32).unwrap();
+    });
     let mut packet = [0.0f32; P];
-    let mut out = [0.0f32; P];
-    let mut recording = Vec::new();
-    let (mut misses, mut device, mut position) = (0, 0u64, 0u64);
+    let (mut device, mut position) = (0u64, 0u64);
     let xrun = (at * RATE) as u64 / P as u64 * P as u64;
     for j in 0..(5.0 * RATE) as u64 / P as u64 {
         let now = j * P as u64;
@@ -183,23 +202,13 @@ fn capture_xrun(at: f64, lost: u64, gap: bool) -> Run {
             for (i, x) in packet.iter_mut().enumerate() {
                 *x = tone(device + i as u64);
             }
-            jb.push(position, &packet);
+            input.jb.push(position, &packet);
             device += P as u64;
             position += P as u64;
         }
-        let mut cuts = CUTS_PER_PERIOD;
-        let r = jb.pull_concealed(&mut out, u64::MAX, &mut cuts, &mut conceal);
-        misses += u64::from(matches!(r, PullResult::Miss { .. }));
-        if r != PullResult::Priming {
-            recording.extend_from_slice(&out);
-        }
+        input.pull();
     }
-    Run {
-        recording,
-        trimmed: jb.trimmed_frames(),
-        dropped: jb.dropped_frames(),
-        misses,
-    }
+    input.played()
 }
 
 #[test]
