@@ -226,7 +226,7 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     let _serial = serial();
     let (_hub, addr, hub_metrics) = hub(&[]);
     let (_alice, _) = peer(addr, "alice", "virtual:tone=440", &[]);
-    let (bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
+    let (bob, bob_metrics) = peer(addr, "bob", "virtual:tone=660", &[]);
     let mixed = |m: &Value, user: &str| m["connections"][user]["jitterTargetFrames"].is_u64();
     wait_for("alice and bob mixed", SECS(10), || {
         let m = metrics(hub_metrics);
@@ -253,6 +253,12 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     assert!(
         (9_600..=16_000).contains(&gap),
         "bob's positions skipped {gap} frames: {before:?} -> {after:?}"
+    );
+    // And bob says so.
+    let skipped = metrics(bob_metrics)["outgoingAudioTracks"][0]["skippedFrames"].as_u64();
+    assert!(
+        skipped.is_some_and(|s| (9_600..=16_000).contains(&s)),
+        "bob skipped {skipped:?}"
     );
     let misses = |user: &str| m["connections"][user]["jitterMisses"].as_u64().unwrap();
     let (alice, bob) = (misses("alice"), misses("bob"));

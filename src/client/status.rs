@@ -323,6 +323,7 @@ impl ClientView {
                 "packets": self.packets_out,
                 "droppedPackets": self.dropped_out + self.mic.as_ref().map_or(0, |m| m.dropped.load(Ordering::Relaxed)),
                 "unfitPeriods": self.mic.as_ref().map_or(0, |m| m.unfit_periods.load(Ordering::Relaxed)),
+                "skippedFrames": self.mic.as_ref().map_or(0, |m| m.skipped_frames.load(Ordering::Relaxed)),
             }]);
         }
         let w = self.welcome.as_ref();

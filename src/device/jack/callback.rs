@@ -83,6 +83,8 @@ pub struct Process {
     pub armed: bool,
     /// The priority this thread last tried to take.
     pub raised: i32,
+    /// The handoff's lost captures already counted.
+    pub captures_lost_seen: u64,
 }
 
 impl jack::ProcessHandler for Process {
@@ -133,6 +135,16 @@ impl jack::ProcessHandler for Process {
                     .lost_frames
                     .fetch_add(u64::from(self.period), Ordering::Relaxed);
             }
+        }
+        // Of late cycles, those whose capture never reached izyrt (a client sends that
+        // time as a gap in its stream; a late answer's capture went out as usual).
+        let lost = sh.handoff.captures_lost();
+        let new = lost.saturating_sub(self.captures_lost_seen);
+        self.captures_lost_seen = lost;
+        if new > 0 {
+            sh.counters
+                .capture_lost_frames
+                .fetch_add(new * u64::from(self.period), Ordering::Relaxed);
         }
         sh.allocations
             .store(thread_allocations(), Ordering::Relaxed);
