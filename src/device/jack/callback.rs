@@ -116,9 +116,15 @@ impl jack::ProcessHandler for Process {
             Served::Closed
         } else if sh.running.load(Ordering::Acquire) {
             let (inputs, outputs) = (&self.inputs, &mut self.outputs);
+            let (seen, period) = (&mut self.captures_lost_seen, self.period);
             sh.handoff.serve(
                 now_ns() + self.budget_ns,
-                |capture| interleave(inputs, ps, capture),
+                |capture| {
+                    // Before izyrt gets this period: a period just taken back unread is
+                    // lost ahead of it, so the client's gap goes before this audio.
+                    count_lost_captures(sh, seen, period);
+                    interleave(inputs, ps, capture);
+                },
                 |playback| deinterleave(playback, outputs, ps),
             )
         } else {
@@ -136,16 +142,8 @@ impl jack::ProcessHandler for Process {
                     .fetch_add(u64::from(self.period), Ordering::Relaxed);
             }
         }
-        // Of late cycles, those whose capture never reached izyrt (a client sends that
-        // time as a gap in its stream; a late answer's capture went out as usual).
-        let lost = sh.handoff.captures_lost();
-        let new = lost.saturating_sub(self.captures_lost_seen);
-        self.captures_lost_seen = lost;
-        if new > 0 {
-            sh.counters
-                .capture_lost_frames
-                .fetch_add(new * u64::from(self.period), Ordering::Relaxed);
-        }
+        // A cycle izyrt was too busy to take: its capture is lost before the next one.
+        count_lost_captures(sh, &mut self.captures_lost_seen, self.period);
         sh.allocations
             .store(thread_allocations(), Ordering::Relaxed);
         Control::Continue
@@ -206,5 +204,22 @@ impl jack::NotificationHandler for Notify {
             sh.stop.set(NEW_RATE, rate, &sh.handoff);
         }
         Control::Continue
+    }
+}
+
+/// Adds to the device's `capture_lost_frames` the periods whose capture never reached
+/// izyrt since `seen` (`Handoff::captures_lost`: a client skips its stream over them; a
+/// late cycle whose period izyrt still processed lost only its playback).
+///
+/// Runs on: JACK's process thread, once or twice per cycle. Must not: allocate, lock,
+/// block.
+fn count_lost_captures(sh: &Shared, seen: &mut u64, period: Frames) {
+    let lost = sh.handoff.captures_lost();
+    let new = lost.saturating_sub(*seen);
+    *seen = lost;
+    if new > 0 {
+        sh.counters
+            .capture_lost_frames
+            .fetch_add(new * u64::from(period), Ordering::Relaxed);
     }
 }
