@@ -53,9 +53,8 @@ pub struct MicStats {
     pub skipped_frames: AtomicU64,
 }
 
-/// Frames a device's xruns skipped that one half has not yet acted on (each half of a
-/// duplex device keeps its own, on the same counters): the playback's `lost_frames`, the
-/// capture's `capture_lost_frames`.
+/// Frames a device's xruns skipped (its `skipped_frames`) that one half has not yet acted
+/// on (each half of a duplex device keeps its own, on the same counters).
 ///
 /// # Example
 /// ```
@@ -64,39 +63,26 @@ pub struct MicStats {
 /// use izyrt::client::audio_thread::SkippedFrames;
 /// use izyrt::device::DeviceCounters;
 /// let counters = Arc::new(DeviceCounters::default());
-/// let mut s = SkippedFrames::playback(Arc::clone(&counters));
-/// counters.lost_frames.store(128, Ordering::Relaxed);
+/// let mut s = SkippedFrames::of(Arc::clone(&counters));
+/// counters.skipped_frames.store(128, Ordering::Relaxed);
 /// assert_eq!((s.take(), s.take()), (128, 0));
 /// ```
 #[derive(Debug, Default)]
 pub struct SkippedFrames {
     /// The device's counters (`None`: no device, a file source or a test).
     pub counters: Option<Arc<DeviceCounters>>,
-    /// Whether the capture's count is read (else the playback's).
-    pub capture: bool,
-    /// The count already taken.
+    /// `skipped_frames` already taken.
     pub seen: u64,
 }
 
 impl SkippedFrames {
-    /// News of what `counters`' playback skipped, from its count now (main thread).
-    pub fn playback(counters: Arc<DeviceCounters>) -> SkippedFrames {
-        SkippedFrames::of(counters, false)
-    }
-
-    /// News of what `counters`' capture lost, from its count now (main thread).
-    pub fn capture(counters: Arc<DeviceCounters>) -> SkippedFrames {
-        SkippedFrames::of(counters, true)
-    }
-
-    fn of(counters: Arc<DeviceCounters>, capture: bool) -> SkippedFrames {
-        let mut s = SkippedFrames {
+    /// News of what `counters`' device skips, from its count now (main thread).
+    pub fn of(counters: Arc<DeviceCounters>) -> SkippedFrames {
+        let seen = counters.skipped_frames.load(Ordering::Relaxed);
+        SkippedFrames {
             counters: Some(counters),
-            capture,
-            seen: 0,
-        };
-        s.take();
-        s
+            seen,
+        }
     }
 
     /// Device frames skipped since the last call.
@@ -106,12 +92,7 @@ impl SkippedFrames {
         let Some(c) = &self.counters else {
             return 0;
         };
-        let lost = if self.capture {
-            &c.capture_lost_frames
-        } else {
-            &c.lost_frames
-        }
-        .load(Ordering::Relaxed);
+        let lost = c.skipped_frames.load(Ordering::Relaxed);
         // A count that went back (a device rebuilt with fresh counters) is news from there.
         let new = lost.saturating_sub(self.seen);
         self.seen = lost;

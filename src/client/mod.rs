@@ -305,8 +305,8 @@ impl Client {
                 let dev = open_dev(spec, Direction::Duplex, up)?;
                 let o = dev.obtained().clone();
                 // One device: its xruns skip both directions' frames.
-                playback.skipped = SkippedFrames::playback(dev.counters());
-                capture.skipped = SkippedFrames::capture(dev.counters());
+                playback.skipped = SkippedFrames::of(dev.counters());
+                capture.skipped = SkippedFrames::of(dev.counters());
                 let h = runner::start(
                     &opts("audio", up),
                     dev,
@@ -327,8 +327,8 @@ impl Client {
                 let cdev = open_dev(c, Direction::Capture, down)?;
                 let pdev = open_dev(p, Direction::Playback, up)?;
                 let o = pdev.obtained().clone();
-                playback.skipped = SkippedFrames::playback(pdev.counters());
-                capture.skipped = SkippedFrames::capture(cdev.counters());
+                playback.skipped = SkippedFrames::of(pdev.counters());
+                capture.skipped = SkippedFrames::of(cdev.counters());
                 let ch = runner::start(
                     &opts("capture", down),
                     cdev,
@@ -350,7 +350,7 @@ impl Client {
             (Devices::Playback(spec), None) => {
                 let dev = open_dev(spec, Direction::Playback, up)?;
                 let o = dev.obtained().clone();
-                playback.skipped = SkippedFrames::playback(dev.counters());
+                playback.skipped = SkippedFrames::of(dev.counters());
                 let h = runner::start(
                     &opts("playback", up),
                     dev,

@@ -189,10 +189,12 @@ pub struct DeviceCounters {
     /// Frames of stream time that xruns and suspends skipped: neither captured nor played
     /// (the time a glitch lasted, where `xruns` counts the glitches).
     pub lost_frames: AtomicU64,
-    /// Of those, the frames whose capture was lost (a capturing device's; the same as
-    /// `lost_frames` but where a glitch cost only the playback, as a native JACK cycle
-    /// whose answer came late). A client skips its stream position over them.
-    pub capture_lost_frames: AtomicU64,
+    /// Frames of stream time izyrt's thread never processed: neither captured for it nor
+    /// pulled by it. The same as `lost_frames` but where a glitch cost only what was
+    /// heard: a native JACK cycle answered late was captured and pulled, and only its
+    /// playback came too late. A client's capture skips its stream position over these,
+    /// and its playout takes them as a latency to drain.
+    pub skipped_frames: AtomicU64,
     /// Lateness of the last wakeup against the period boundary, ns.
     pub last_wakeup_late_ns: AtomicU64,
 }

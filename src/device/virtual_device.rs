@@ -292,11 +292,9 @@ impl Device for VirtualDevice {
             self.counters
                 .lost_frames
                 .fetch_add(skipped, Ordering::Relaxed);
-            if !self.capture.is_empty() {
-                self.counters
-                    .capture_lost_frames
-                    .fetch_add(skipped, Ordering::Relaxed);
-            }
+            self.counters
+                .skipped_frames
+                .fetch_add(skipped, Ordering::Relaxed);
         }
         if !self.capture.is_empty() {
             self.signal

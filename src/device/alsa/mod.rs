@@ -211,11 +211,9 @@ impl AlsaDevice {
                     self.obtained.period_frames,
                 );
                 self.counters.lost_frames.fetch_add(lost, Ordering::Relaxed);
-                if self.obtained.capture_channels > 0 {
-                    self.counters
-                        .capture_lost_frames
-                        .fetch_add(lost, Ordering::Relaxed);
-                }
+                self.counters
+                    .skipped_frames
+                    .fetch_add(lost, Ordering::Relaxed);
                 self.last_read_ns = now;
                 Ok(())
             }

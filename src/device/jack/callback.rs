@@ -83,8 +83,8 @@ pub struct Process {
     pub armed: bool,
     /// The priority this thread last tried to take.
     pub raised: i32,
-    /// The handoff's lost captures already counted.
-    pub captures_lost_seen: u64,
+    /// The handoff's lost periods already counted.
+    pub periods_lost_seen: u64,
 }
 
 impl jack::ProcessHandler for Process {
@@ -116,13 +116,13 @@ impl jack::ProcessHandler for Process {
             Served::Closed
         } else if sh.running.load(Ordering::Acquire) {
             let (inputs, outputs) = (&self.inputs, &mut self.outputs);
-            let (seen, period) = (&mut self.captures_lost_seen, self.period);
+            let (seen, period) = (&mut self.periods_lost_seen, self.period);
             sh.handoff.serve(
                 now_ns() + self.budget_ns,
                 |capture| {
                     // Before izyrt gets this period: a period just taken back unread is
-                    // lost ahead of it, so the client's gap goes before this audio.
-                    count_lost_captures(sh, seen, period);
+                    // skipped ahead of it, so a client's gap goes before this audio.
+                    count_lost_periods(sh, seen, period);
                     interleave(inputs, ps, capture);
                 },
                 |playback| deinterleave(playback, outputs, ps),
@@ -142,8 +142,8 @@ impl jack::ProcessHandler for Process {
                     .fetch_add(u64::from(self.period), Ordering::Relaxed);
             }
         }
-        // A cycle izyrt was too busy to take: its capture is lost before the next one.
-        count_lost_captures(sh, &mut self.captures_lost_seen, self.period);
+        // A cycle izyrt was too busy to take: skipped before the next one.
+        count_lost_periods(sh, &mut self.periods_lost_seen, self.period);
         sh.allocations
             .store(thread_allocations(), Ordering::Relaxed);
         Control::Continue
@@ -207,19 +207,19 @@ impl jack::NotificationHandler for Notify {
     }
 }
 
-/// Adds to the device's `capture_lost_frames` the periods whose capture never reached
-/// izyrt since `seen` (`Handoff::captures_lost`: a client skips its stream over them; a
-/// late cycle whose period izyrt still processed lost only its playback).
+/// Adds to the device's `skipped_frames` the periods izyrt never got since `seen`
+/// (`Handoff::periods_lost`); a late cycle whose period izyrt still processed is not
+/// one (it was captured and pulled; only its playback came too late).
 ///
 /// Runs on: JACK's process thread, once or twice per cycle. Must not: allocate, lock,
 /// block.
-fn count_lost_captures(sh: &Shared, seen: &mut u64, period: Frames) {
-    let lost = sh.handoff.captures_lost();
+fn count_lost_periods(sh: &Shared, seen: &mut u64, period: Frames) {
+    let lost = sh.handoff.periods_lost();
     let new = lost.saturating_sub(*seen);
     *seen = lost;
     if new > 0 {
         sh.counters
-            .capture_lost_frames
+            .skipped_frames
             .fetch_add(new * u64::from(period), Ordering::Relaxed);
     }
 }

@@ -56,10 +56,10 @@ pub struct Handoff {
     state: AtomicU32,
     /// Monotonic ns when JACK's side made the current period READY.
     posted_ns: AtomicU64,
-    /// Capture periods izyrt never got: taken back unread, or not written because izyrt
-    /// was still working (a late cycle whose period izyrt picked up after its deadline
-    /// lost only its playback).
-    captures_lost: AtomicU64,
+    /// Periods izyrt never got: taken back unread, or not written because izyrt was still
+    /// working (a late cycle whose period izyrt picked up after its deadline lost only
+    /// its playback).
+    periods_lost: AtomicU64,
     capture: UnsafeCell<Box<[f32]>>,
     playback: UnsafeCell<Box<[f32]>>,
 }
@@ -75,7 +75,7 @@ impl Handoff {
         Handoff {
             state: AtomicU32::new(IDLE),
             posted_ns: AtomicU64::new(0),
-            captures_lost: AtomicU64::new(0),
+            periods_lost: AtomicU64::new(0),
             capture: UnsafeCell::new(vec![0.0; capture].into_boxed_slice()),
             playback: UnsafeCell::new(vec![0.0; playback].into_boxed_slice()),
         }
@@ -94,7 +94,7 @@ impl Handoff {
             CLOSED => return Served::Closed,
             // The last period came back after its deadline: too late to play.
             DONE => self.state.store(IDLE, Ordering::Release),
-            // izyrt never picked the last one up: take it back (its capture is lost),
+            // izyrt never picked the last one up: take it back (that period is lost),
             // unless it just did (then this cycle's is).
             READY => {
                 if self
@@ -102,13 +102,13 @@ impl Handoff {
                     .compare_exchange(READY, IDLE, Ordering::Acquire, Ordering::Acquire)
                     .is_err()
                 {
-                    self.captures_lost.fetch_add(1, Ordering::Relaxed);
+                    self.periods_lost.fetch_add(1, Ordering::Relaxed);
                     return Served::Late;
                 }
-                self.captures_lost.fetch_add(1, Ordering::Relaxed);
+                self.periods_lost.fetch_add(1, Ordering::Relaxed);
             }
             WORKING => {
-                self.captures_lost.fetch_add(1, Ordering::Relaxed);
+                self.periods_lost.fetch_add(1, Ordering::Relaxed);
                 return Served::Late;
             }
             _ => {}
@@ -137,10 +137,10 @@ impl Handoff {
         Served::Done
     }
 
-    /// Capture periods izyrt never got so far ([`Handoff::serve`]'s late cycles lose their
-    /// playback; these, their capture too).
-    pub fn captures_lost(&self) -> u64 {
-        self.captures_lost.load(Ordering::Relaxed)
+    /// Periods izyrt never got so far ([`Handoff::serve`]'s late cycles lose their
+    /// playback; these were neither captured for izyrt nor played by it).
+    pub fn periods_lost(&self) -> u64 {
+        self.periods_lost.load(Ordering::Relaxed)
     }
 
     /// izyrt's side: waits up to `timeout_ns` for a period, then calls
@@ -292,14 +292,14 @@ mod tests {
         assert_eq!((r, out), (Served::Done, 6.0));
         t.join().unwrap();
         assert_eq!(
-            h.captures_lost(),
+            h.periods_lost(),
             0,
             "the late period's capture was processed"
         );
         // A period never picked up is taken back by the next cycle.
         assert_eq!(h.serve(now_ns() + MS, |c| c[0] = 4.0, |_| {}), Served::Late);
         assert_eq!(h.serve(now_ns() + MS, |c| c[0] = 5.0, |_| {}), Served::Late);
-        assert_eq!(h.captures_lost(), 1, "4.0 never reached izyrt");
+        assert_eq!(h.periods_lost(), 1, "4.0 never reached izyrt");
         let mut seen = 0.0;
         h.run(MS, &mut |c, _| seen = c[0]).unwrap();
         assert_eq!(seen, 5.0, "the newest period, not the stale one");
@@ -331,7 +331,7 @@ mod tests {
             Served::Late
         );
         assert_eq!(
-            h.captures_lost(),
+            h.periods_lost(),
             1,
             "this cycle's capture never reached izyrt"
         );

@@ -240,7 +240,7 @@ fn connect(
         shared: Arc::clone(&shared),
         armed: false,
         raised: 0,
-        captures_lost_seen: 0,
+        periods_lost_seen: 0,
     };
     let notify = Notify {
         shared: Arc::clone(&shared),
