@@ -285,6 +285,55 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     assert!((1..=2).contains(&widest), "widestMiss {widest}");
 }
 
+/// The hub's process stops for 300 ms: its clock device (`virtual`, like a card) skips
+/// the time it was stopped, past what it catches up. No mix was made for that time, so the
+/// hub's stream skips it too: the peer finds the hub's positions moved on by about the
+/// stop, and the hub's input for the peer moves on with it, keeping its depth. Before,
+/// the hub's stream went on where it was, 300 ms behind, and its input held the burst
+/// that came after the stop as latency until a trim or a drop cut it out.
+#[test]
+fn a_stopped_hub_skips_the_time_it_lost_in_its_stream_and_its_inputs() {
+    let _serial = serial();
+    let (hub, addr, hub_metrics) = hub(&[]);
+    let (_alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440", &[]);
+    wait_for("alice mixed", SECS(10), || {
+        let m = metrics(hub_metrics);
+        m["connections"]["alice"]["jitterTargetFrames"]
+            .is_u64()
+            .then_some(())
+    });
+    std::thread::sleep(SECS(1));
+    // The hub's stream as alice receives it: its newest position, and the packets so far.
+    let stream = || {
+        let m = metrics(alice_metrics);
+        let c = &m["connections"]["alice"];
+        let position = c["head"]["position"].as_u64().unwrap() + 64;
+        (position, c["packetsIn"].as_u64().unwrap())
+    };
+    let before = stream();
+    hub.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    hub.signal(libc::SIGCONT);
+    std::thread::sleep(SECS(1));
+    let after = stream();
+    let gap = (after.0 - before.0) - 64 * (after.1 - before.1);
+    let m = metrics(hub_metrics);
+    let lost = m["realtime"]["izyrt-hub-mixer"]["lostFrames"].as_u64();
+    // 300 ms is 14 400 frames; the virtual clock catches up at most 16 periods of it.
+    assert!(
+        (9_600..=16_000).contains(&gap),
+        "the hub's positions skipped {gap} frames: {before:?} -> {after:?}; its device lost {lost:?}"
+    );
+    assert!(lost.is_some_and(|l| l >= gap), "lost {lost:?}, gap {gap}");
+    // The input kept the depth it needs: within two periods of its target.
+    let alice = &m["connections"]["alice"];
+    let figure = |key: &str| alice[key].as_u64().unwrap();
+    assert!(
+        figure("jitterDepthFrames") <= figure("jitterTargetFrames") + 128,
+        "{alice}"
+    );
+}
+
 /// METADATA describes every user and goes to every client, so the hub hands it out a few
 /// clients per mix period (one burst to all of them kept its net thread from the
 /// sockets for milliseconds). Each client still gets it every 500 ms, naming everyone,

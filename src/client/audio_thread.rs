@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::Consumer;
 
-use crate::device::DeviceCounters;
+use crate::device::SkippedFrames;
 use crate::dsp::meter::{Meter, MeterLevels};
 use crate::dsp::playout::Playout;
 use crate::dsp::ratio::{Decimator, Interpolator};
@@ -51,53 +51,6 @@ pub struct MicStats {
     /// Stream frames skipped because the capture device's xruns skipped them: sent as
     /// a gap in the positions.
     pub skipped_frames: AtomicU64,
-}
-
-/// Frames a device's xruns skipped (its `skipped_frames`) that one half has not yet acted
-/// on (each half of a duplex device keeps its own, on the same counters).
-///
-/// # Example
-/// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::Ordering;
-/// use izyrt::client::audio_thread::SkippedFrames;
-/// use izyrt::device::DeviceCounters;
-/// let counters = Arc::new(DeviceCounters::default());
-/// let mut s = SkippedFrames::of(Arc::clone(&counters));
-/// counters.skipped_frames.store(128, Ordering::Relaxed);
-/// assert_eq!((s.take(), s.take()), (128, 0));
-/// ```
-#[derive(Debug, Default)]
-pub struct SkippedFrames {
-    /// The device's counters (`None`: no device, a file source or a test).
-    pub counters: Option<Arc<DeviceCounters>>,
-    /// `skipped_frames` already taken.
-    pub seen: u64,
-}
-
-impl SkippedFrames {
-    /// News of what `counters`' device skips, from its count now (main thread).
-    pub fn of(counters: Arc<DeviceCounters>) -> SkippedFrames {
-        let seen = counters.skipped_frames.load(Ordering::Relaxed);
-        SkippedFrames {
-            counters: Some(counters),
-            seen,
-        }
-    }
-
-    /// Device frames skipped since the last call.
-    ///
-    /// Runs on: the RT audio thread, once per period. Must not: allocate, lock, block.
-    pub fn take(&mut self) -> u64 {
-        let Some(c) = &self.counters else {
-            return 0;
-        };
-        let lost = c.skipped_frames.load(Ordering::Relaxed);
-        // A count that went back (a device rebuilt with fresh counters) is news from there.
-        let new = lost.saturating_sub(self.seen);
-        self.seen = lost;
-        new
-    }
 }
 
 /// Figures of the playback half, written by its RT thread.

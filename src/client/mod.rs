@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use rtrb::RingBuffer;
 
 use crate::config::Settings;
-use crate::device::{Device, DeviceSpec, Direction, StreamConfig, open};
+use crate::device::{Device, DeviceSpec, Direction, SkippedFrames, StreamConfig, open};
 use crate::dsp::jitter::{JitterConfig, half_period_ns};
 use crate::dsp::meter::Meter;
 use crate::dsp::playout::{Playout, PlayoutConfig};
@@ -45,8 +45,7 @@ use crate::rt::runner::{self, RtHandle, RtStatus};
 use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
 use crate::wire::{AudioFormat, Mix, Role};
 use audio_thread::{
-    CaptureHalf, CaptureLock, ClickTrain, Duplex, MicStats, PlaybackHalf, SkippedFrames,
-    SpeakerStats,
+    CaptureHalf, CaptureLock, ClickTrain, Duplex, MicStats, PlaybackHalf, SpeakerStats,
 };
 use net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use status::ClientView;

@@ -40,10 +40,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rtrb::RingBuffer;
 
 use super::ClientError;
-use super::audio_thread::{CaptureHalf, MicStats, SkippedFrames, SpeakerStats};
+use super::audio_thread::{CaptureHalf, MicStats, SpeakerStats};
 use super::net_thread::{ClientLinks, ClientNet, Identity, Refused};
 use super::status::ClientView;
 use crate::config::Settings;
+use crate::device::SkippedFrames;
 use crate::device::{DeviceSpec, Direction, StreamConfig, open};
 use crate::dsp::meter::Meter;
 use crate::file::{Clip, ClipReader};

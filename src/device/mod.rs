@@ -16,12 +16,14 @@ pub mod alsa;
 pub mod hw_name;
 #[cfg(target_os = "linux")]
 pub mod jack;
+mod skipped;
 pub mod spec;
 pub mod virtual_device;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use skipped::SkippedFrames;
 pub use spec::{DeviceSpec, JackOptions, Signal, VirtualOptions};
 pub use virtual_device::VirtualDevice;
 

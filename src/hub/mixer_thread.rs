@@ -7,17 +7,20 @@
 //! a join or leave costs it one pointer move. WAV sources are slots whose input is a looping
 //! [`ClipReader`] instead of a pipe.
 //!
-//! Per period: drain commands; for every slot move the packets waiting in its pipe into its
-//! jitter buffer and pull one period into the mixer input (metered); mix; render each
-//! listener's mix (`minus`, `full` or `loopback`) into its output pipe, stamped with the
-//! hub's stream position and clock; wake the net thread once; play the full mix on the
-//! hub's own device. Each slot publishes its jitter figures through [`SlotStats`] atomics.
+//! Per period: drain commands; move the hub's stream on by the time its device skipped
+//! (an xrun), if any; for every slot move the packets waiting in its pipe into its
+//! jitter buffer, move it on by that skip too, and pull one period into the mixer input
+//! (metered); mix; render each listener's mix (`minus`, `full` or `loopback`) into its
+//! output pipe, stamped with the hub's stream position and clock; wake the net thread
+//! once; play the full mix on the hub's own device. Each slot publishes its jitter
+//! figures through [`SlotStats`] atomics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::{Consumer, Producer};
 
+use crate::device::SkippedFrames;
 use crate::dsp::jitter::{JitterBuffer, JitterConfig, PullResult, half_period_ns};
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{MixMode, Mixer};
@@ -262,6 +265,8 @@ pub struct MixerState {
     rate: f64,
     /// The hub device's time, which the inputs' lateness is measured on.
     device_time: DeviceTime,
+    /// Stream time the hub's device skipped (its xruns), which the mix skips too.
+    skipped: SkippedFrames,
     /// Published figures (leaked slots, miss periods).
     stats: Arc<MixerStats>,
 }
@@ -295,8 +300,24 @@ impl MixerState {
             position: 0,
             rate: f64::from(rate.max(1)),
             device_time: DeviceTime::new(rate),
+            skipped: SkippedFrames::default(),
             stats,
         }
+    }
+
+    /// Follows the stream time `skipped`'s device loses in its xruns (main thread): the
+    /// hub's stream and every input skip it too (see [`step`]).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # fn f(state: izyrt::hub::mixer_thread::MixerState, dev: &dyn izyrt::device::Device) {
+    /// use izyrt::device::SkippedFrames;
+    /// let state = state.following(SkippedFrames::of(dev.counters()));
+    /// # }
+    /// ```
+    pub fn following(mut self, skipped: SkippedFrames) -> MixerState {
+        self.skipped = skipped;
+        self
     }
 
     fn discard(&mut self, slot: Box<Slot>) {
@@ -336,6 +357,13 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
             }
         }
     }
+    // Stream time the hub's device skipped since the last period (an xrun): no mix was
+    // made for it, so the hub's stream skips it too (its listeners find a gap there, which
+    // they conceal and rejoin in phase, and their clocks see no step), and every input
+    // moves on by as much. Played on instead, each input held the span as latency until a
+    // drop cut it back out seconds later, and every listener's stream fell behind by it.
+    let skipped = s.skipped.take();
+    s.position = s.position.wrapping_add(skipped);
     let channels = s.channels;
     let mut missed = 0u64;
     let mut cuts = CUTS_PER_PERIOD;
@@ -353,6 +381,9 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 rx.drain_runs(|position, samples, at| {
                     jitter.push_at(position, samples, at, device);
                 });
+                if skipped > 0 {
+                    jitter.skip(skipped);
+                }
                 drift.set_sender_locked(rx.sender_locked());
                 let r = jitter.pull_within(input, now, &mut cuts);
                 let conceal = jitter.conceal();

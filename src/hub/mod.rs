@@ -34,7 +34,7 @@ use std::sync::Arc;
 use rtrb::RingBuffer;
 
 use crate::config::Settings;
-use crate::device::{DeviceSpec, Direction, StreamConfig, open};
+use crate::device::{DeviceSpec, Direction, SkippedFrames, StreamConfig, open};
 use crate::dsp::meter::Meter;
 use crate::dsp::mixer::{Limit, MixMode, Mixer, MixerConfig};
 use crate::file::{Clip, ClipReader};
@@ -200,7 +200,8 @@ impl Hub {
             garbage_tx,
             Arc::clone(&mixed),
             Arc::clone(&mixer_stats),
-        );
+        )
+        .following(SkippedFrames::of(device.counters()));
         let listener = socket::listen(cfg.listen, 128).map_err(|source| HubError::Listen {
             addr: cfg.listen,
             source,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::device::{DeviceCounters, SkippedFrames};
 use crate::dsp::jitter::JitterConfig;
 use crate::dsp::meter::MeterConfig;
 use crate::rt::pipe::pipe;

@@ -122,6 +122,10 @@
 //! to be lost audio, so it does not count when the buffer runs dry again (a sender whose
 //! device xruns every few hundred ms would otherwise take the target to its maximum, and
 //! every later slip would cost a longer refill).
+//!
+//! The reader's own device may skip time too (the hub device's xrun): the mix for it is
+//! never made, and the hub's stream skips it ([`skip`](JitterBuffer::skip)), so a playing
+//! stream moves on by as much and keeps its depth.
 
 use super::{JitterBuffer, PullResult, SPARE_PERIODS, State};
 
@@ -261,6 +265,46 @@ impl JitterBuffer {
             self.end_steady_window(frames, cuts);
         }
         PullResult::Played
+    }
+
+    /// The reader's own device skipped `n` frames of its time (the hub device's xrun): no
+    /// pull was made for them, and none will be. A playing stream moves on by as much, as
+    /// if those pulls had been made, so that it keeps the depth it had; played on from
+    /// where it was, it held the skipped span as latency, which only a drop a steady
+    /// window later cut back out. The frames passed over are neither misses nor drops
+    /// (nothing was due to play them); a packet of the span that comes later is late. A
+    /// buffer priming or rebuffering waits for its target whatever the time: it has
+    /// nothing to skip. Returns the received frames passed over.
+    ///
+    /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block
+    /// (touches at most the frames held, whatever `n`).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+    /// let cfg = JitterConfig { channels: 1, period_frames: 4, capacity_frames: 64,
+    ///     initial_target_frames: 8, min_target_frames: 4, max_target_frames: 16,
+    ///     slack_frames: 8, steady_pulls: 100, drift_pulls: 1, margin_ns: 0 };
+    /// let mut jb = JitterBuffer::new(cfg).unwrap();
+    /// let mut out = [0.0f32; 4];
+    /// for p in 0..4u64 {
+    ///     jb.push(p * 4, &[p as f32; 4]);
+    /// }
+    /// assert_eq!(jb.pull(&mut out), PullResult::Played);
+    /// assert_eq!(jb.depth_frames(), 12);
+    /// // The reader's device skipped 8 frames, while the sender sent two packets more.
+    /// jb.push(16, &[4.0; 4]);
+    /// jb.push(20, &[5.0; 4]);
+    /// assert_eq!(jb.skip(8), 8);
+    /// assert_eq!(jb.depth_frames(), 12); // as deep as before the skip
+    /// assert_eq!(jb.pull(&mut out), PullResult::Played);
+    /// assert_eq!(out, [3.0; 4]); // the stream's time at the reader's
+    /// ```
+    pub fn skip(&mut self, n: u64) -> u64 {
+        if self.state != State::Playing {
+            return 0;
+        }
+        self.discard_quietly(n)
     }
 
     /// Whether a priming or rebuffering buffer may start playing at this pull: it holds

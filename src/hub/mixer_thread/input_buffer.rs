@@ -111,6 +111,14 @@ impl InputBuffer {
             .pull_concealed(out, now_ns, cuts, &mut self.conceal)
     }
 
+    /// Moves a playing input on by `n` frames of the stream that the hub's device skipped
+    /// ([`JitterBuffer::skip`]).
+    ///
+    /// Runs on: the RT mixer thread, once per period. Must not: allocate, lock, block.
+    pub fn skip(&mut self, n: u64) -> u64 {
+        self.buffer.skip(n)
+    }
+
     /// The concealment (its counters: frames filled, searches run and skipped).
     pub fn conceal(&self) -> &Conceal {
         &self.conceal

@@ -268,6 +268,82 @@ fn a_recurring_stall_costs_misses_once() {
     );
 }
 
+/// The hub's own device skips 4 periods (an xrun: its thread alone was late) every
+/// 3 s for 20 s, while a client keeps its pace. The hub's stream skips each span (its
+/// listener finds the positions moved on by exactly the time lost) and the input moves
+/// on with it, keeping its depth. Played on from where it was (the build before), the
+/// input held each span as latency, up to 320 frames deep (5 periods), until steady
+/// windows dropped the excess again, by cuts a listener could hear.
+#[test]
+fn the_hubs_own_xruns_skip_its_stream_and_its_inputs_keep_their_depth() {
+    const PERIOD: u32 = 64;
+    const SKIP: u64 = 4;
+    let period_ns = u64::from(PERIOD) * 1_000_000_000 / 48_000;
+    let counters = Arc::new(crate::device::DeviceCounters::default());
+    let (s, mut commands) = state_of(1, 1, PERIOD);
+    let mut s = s.following(SkippedFrames::of(Arc::clone(&counters)));
+    let (slot, mut tx) = client_of(input_jitter_config(1, PERIOD, PERIOD, 48_000));
+    let stats = Arc::clone(&slot.stats);
+    let (out_tx, mut out_rx) = pipe(1, PERIOD * 64, 64);
+    let slot = Box::new(Slot {
+        output: Some(out_tx),
+        ..*slot
+    });
+    commands.push(Command::Join(0, slot)).unwrap();
+    let mut out = [0.0; PERIOD as usize];
+    let (mut skips, mut heard) = (0, Vec::new());
+    let mut deepest = 0;
+    for k in 0..15_000u64 {
+        // The client's packet k arrives 0.3 ms before the hub's pull k.
+        let t = 1_000_000_000 + k * period_ns;
+        let meta = PacketMeta {
+            position: k * u64::from(PERIOD),
+            origin_ns: 0,
+            frames: PERIOD,
+            arrival_ns: t - 300_000,
+            locked: false,
+        };
+        assert!(tx.push(meta, &[0.1; PERIOD as usize]));
+        if k >= 1_000 && k % 2_250 < SKIP {
+            // The hub's device is in its xrun: no pull; it counts what it skipped.
+            if k % 2_250 == SKIP - 1 {
+                counters
+                    .skipped_frames
+                    .fetch_add(SKIP * u64::from(PERIOD), Ordering::Relaxed);
+                skips += 1;
+            }
+            continue;
+        }
+        step_at(&mut s, &[], &mut out, t);
+        while out_rx.pop(|meta, _, _| heard.push(meta.position)) {}
+        if k >= 750 {
+            deepest = deepest.max(stats.depth_frames.load(Ordering::Relaxed));
+        }
+    }
+    // The listener's stream: a period on at each packet, and the time lost on at a skip.
+    let jumps: Vec<(usize, u64)> = heard
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1] - w[0] != u64::from(PERIOD))
+        .map(|(i, w)| (i, w[1] - w[0]))
+        .collect();
+    assert_eq!(jumps.len(), skips, "{jumps:?}");
+    assert!(
+        jumps
+            .iter()
+            .all(|&(_, d)| d == (SKIP + 1) * u64::from(PERIOD)),
+        "{jumps:?}"
+    );
+    // The input kept its depth, missed nothing and dropped nothing.
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    assert!(deepest <= 2 * u64::from(PERIOD), "{deepest} frames deep");
+    assert_eq!(
+        (load(&stats.misses), load(&stats.dropped_frames)),
+        (0, 0),
+        "misses, drops"
+    );
+}
+
 #[test]
 fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
     // Six inputs, each a tone of its own, all dry in the same period (their senders'

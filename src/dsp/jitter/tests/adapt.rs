@@ -577,3 +577,39 @@ fn drops_wait_for_the_periods_budget_of_cut_searches() {
     let _ = pull_within(&mut jb, &mut two);
     assert_eq!(two, 2);
 }
+
+#[test]
+fn a_skip_of_the_readers_time_moves_a_playing_stream_on_and_nothing_else() {
+    let mut jb = JitterBuffer::new(cfg()).unwrap();
+    // Priming: nothing to skip, the stream starts where it was.
+    jb.push(0, &packet(0, P.into()));
+    assert_eq!(jb.skip(u64::from(8 * P)), 0);
+    let mut pos = steady(&mut jb, u64::from(P), 5);
+    // Playing: the sender went on while the reader's device skipped 3 periods; the
+    // stream moves on by them and plays its time at the reader's, as deep as before.
+    let depth = jb.depth_frames();
+    for _ in 0..3 {
+        jb.push(pos, &packet(pos, P.into()));
+        pos += u64::from(P);
+    }
+    assert_eq!(jb.skip(u64::from(3 * P)), u64::from(3 * P));
+    assert_eq!(jb.depth_frames(), depth);
+    let expected = pos - depth;
+    jb.push(pos, &packet(pos, P.into()));
+    pos += u64::from(P);
+    let (r, out) = pull(&mut jb);
+    assert_eq!((r, out), (PullResult::Played, packet(expected, P.into())));
+    // Not a miss, not a drop.
+    assert_eq!((jb.misses(), jb.dropped_frames()), (0, 0));
+    // A skip past what came: the reader's time is ahead of the stream; what comes for
+    // the skipped span is late, and the stream refills to its target after it.
+    let held = jb.depth_frames();
+    assert_eq!(jb.skip(held + u64::from(2 * P)), held);
+    assert_eq!(jb.depth_frames(), 0);
+    let (r, _) = pull(&mut jb);
+    assert!(matches!(r, PullResult::Miss { .. }), "{r:?}");
+    jb.push(pos, &packet(pos, P.into()));
+    assert!(jb.late_packets() > 0);
+    // Rebuffering: waits for its target, skips nothing.
+    assert_eq!(jb.skip(u64::from(P)), 0);
+}
