@@ -233,11 +233,13 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
         (mixed(&m, "alice") && mixed(&m, "bob")).then_some(())
     });
     std::thread::sleep(SECS(1));
-    // Bob's stream: its newest position, and the packets the hub has had from it.
+    // Bob's stream: its newest position, the packets the hub has had from it, and the
+    // stream time the hub saw it skip.
     let stream = |m: &Value| {
         let b = &m["connections"]["bob"];
         let position = b["head"]["position"].as_u64().unwrap() + 64;
-        (position, b["packetsIn"].as_u64().unwrap())
+        let skipped = b["senderSkippedFrames"].as_u64().unwrap();
+        (position, b["packetsIn"].as_u64().unwrap(), skipped)
     };
     let before = stream(&metrics(hub_metrics));
     bob.signal(libc::SIGSTOP);
@@ -253,6 +255,14 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
     assert!(
         (9_600..=16_000).contains(&gap),
         "bob's positions skipped {gap} frames: {before:?} -> {after:?}"
+    );
+    // The hub counts it as skipped by the sender: the gap, to within what the packets
+    // that were not a period long make of the estimate above (bob resamples its capture
+    // by its clock estimate, so a packet is now and then a frame longer, sent as two).
+    let seen = after.2 - before.2;
+    assert!(
+        gap.abs_diff(seen) <= 256,
+        "the hub saw bob skip {seen}, the gap is {gap}"
     );
     // And bob says so.
     let skipped = metrics(bob_metrics)["outgoingAudioTracks"][0]["skippedFrames"].as_u64();

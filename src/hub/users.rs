@@ -66,6 +66,12 @@ pub struct User {
     pub seq_gaps: u64,
     /// The last AUDIO seq per track, for the gaps.
     pub seq: SeqTracker,
+    /// Frames of stream time its track 0 skipped over, this connection: a packet whose
+    /// position lies past the end of the one before it (over TCP nothing is lost on the
+    /// way, so this is audio the sender lost, its capture device's xrun).
+    pub sender_skipped_frames: u64,
+    /// The position its next track 0 packet continues at (`None` before the first).
+    pub next_position: Option<u64>,
     /// f32 samples received NaN, infinite or subnormal (zeroed before the mix), this
     /// connection.
     pub non_finite_samples: u64,
@@ -115,6 +121,8 @@ impl User {
             packets_in: 0,
             seq_gaps: 0,
             seq: SeqTracker::default(),
+            sender_skipped_frames: 0,
+            next_position: None,
             non_finite_samples: 0,
             seq_advanced_ns: 0,
             head: Head::default(),
@@ -170,6 +178,17 @@ impl User {
         }
         if note.advanced {
             self.seq_advanced_ns = now_ns;
+        }
+        if track == 0 {
+            if let Some(next) = self.next_position {
+                // Wrapping: positions cross u64::MAX; a packet before `next` (a sender
+                // that restarted its stream) skipped nothing.
+                let ahead = h.position.wrapping_sub(next);
+                if ahead < 1 << 63 {
+                    self.sender_skipped_frames = self.sender_skipped_frames.saturating_add(ahead);
+                }
+            }
+            self.next_position = Some(h.position.wrapping_add(u64::from(h.frames)));
         }
         self.packets_in += 1;
         self.head = Head {
@@ -320,6 +339,7 @@ impl Users {
                     "enableQOSMetrics": u.qos_enabled,
                     "packetsIn": u.packets_in,
                     "seqGaps": u.seq_gaps,
+                    "senderSkippedFrames": u.sender_skipped_frames,
                     "nonFiniteSamples": u.non_finite_samples,
                     "packetsOut": u.packets_out,
                     "droppedOut": u.dropped_out,
@@ -447,6 +467,38 @@ mod tests {
         }
         assert_eq!(users.at(i).seq_gaps, 2, "track 1 counts its own seq from 0");
         assert_eq!(users.connections(200)["alice"]["sampleRate"], 48_000);
+    }
+
+    #[test]
+    fn the_stream_time_a_sender_skipped_is_counted_from_its_positions() {
+        let mut users = Users::default();
+        let i = users.get_or_add("bob");
+        let u = users.at(i);
+        let at = |position: u64, frames: u32| AudioHeader {
+            position,
+            frames,
+            ..h()
+        };
+        // On: 0, 64, 128; a capture xrun skips 256; a short packet, then on. Another
+        // track's positions are not track 0's. A packet before the end (a restarted
+        // stream, here at 0 and then just before u64::MAX) skips nothing; across the
+        // wrap, a packet 96 frames past the end skips 96.
+        let packets = [
+            (0, at(0, 64)),
+            (0, at(64, 64)),
+            (0, at(128, 64)),
+            (0, at(448, 32)),
+            (1, at(9_999, 64)),
+            (0, at(480, 64)),
+            (0, at(0, 64)),
+            (0, at(u64::MAX - 127, 64)),
+            (0, at(32, 64)),
+        ];
+        for (seq, (track, h)) in packets.into_iter().enumerate() {
+            u.on_audio(track, seq as u32, h, 0);
+        }
+        assert_eq!(u.sender_skipped_frames, 256 + 96);
+        assert_eq!(users.connections(0)["bob"]["senderSkippedFrames"], 352);
     }
 
     fn params() -> AudioParams {

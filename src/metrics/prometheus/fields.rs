@@ -203,6 +203,11 @@ pub(super) const CONNECTIONS: &[Field] = &[
         "Frames of the user's input the hub filled with a fading continuation.",
     ),
     counter(
+        "senderSkippedFrames",
+        "izyrt_connection_sender_skipped_frames_total",
+        "Frames of stream time the user's packets skipped over: audio its device lost, sent as a gap.",
+    ),
+    counter(
         "resumesInPhase",
         "izyrt_connection_resumes_in_phase_total",
         "Gaps in the user's input that ended in phase with their concealment.",

@@ -60,7 +60,7 @@ fn base() -> Value {
                                     "driftPpm": 101.5, "trimmedFrames": 192, "senderLocked": false,
                                     "resumesInPhase": 12, "lagSearchesSkipped": 3,
                                     "jitterDepthFrames": 150, "jitterTargetFrames": 128,
-                                    "jitterFloorFrames": 128,
+                                    "jitterFloorFrames": 128, "senderSkippedFrames": 256,
                                     "concealedFrames": null } },
         "mixeradminSharedState": { "alice": { "audioInputMetadata": {} } },
         "role": "monitor",
@@ -118,6 +118,8 @@ fn scalars_states_and_booleans() {
     assert!(t.contains("izyrt_connection_jitter_target_frames{user=\"alice\"} 128\n"));
     assert!(t.contains("izyrt_connection_jitter_floor_frames{user=\"alice\"} 128\n"));
     assert!(!t.contains("izyrt_connection_concealed_frames_total{user=\"alice\"}"));
+    assert!(t.contains("# TYPE izyrt_connection_sender_skipped_frames_total counter\n"));
+    assert!(t.contains("izyrt_connection_sender_skipped_frames_total{user=\"alice\"} 256\n"));
 }
 
 #[test]
