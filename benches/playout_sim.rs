@@ -79,6 +79,16 @@ fn main() {
             },
         ),
         (
+            "+300 ppm, the hub skips 200 ms at 45 s",
+            Scenario {
+                ppm: 300.0,
+                loss_at_s: 45.0,
+                loss_ms: 200.0,
+                loss_skips: true,
+                ..base
+            },
+        ),
+        (
             "+1000 ppm, away 2 s from 60 s (a reconnect)",
             Scenario {
                 ppm: 1000.0,

@@ -55,6 +55,22 @@ fn a_hub_that_loses_time_is_concealed_once_and_nothing_is_dropped() {
 }
 
 #[test]
+fn a_hub_whose_stream_skips_the_time_it_lost_leaves_no_step() {
+    // The same loss, reported by the hub's device: its stream skips the 200 ms (izyrt's
+    // hub since 2026-12-06) instead of going on late. The listener conceals the gap and
+    // rejoins the stream in phase, where it went on late it heard 11 steps.
+    let o = run(&Scenario {
+        loss_at_s: 45.0,
+        loss_ms: 200.0,
+        loss_skips: true,
+        ..Scenario::clean(300.0, 120.0)
+    });
+    assert!(o.misses_after_lock <= 152, "{o:?}");
+    assert_eq!((o.dropped, o.steps), (0, 0), "{o:?}");
+    assert!((o.estimate_ppm - 300.0).abs() <= 2.0, "{o:?}");
+}
+
+#[test]
 fn a_reconnect_locks_again_within_ten_seconds_without_a_drop_or_a_step() {
     // The connection is lost 60 s in and back 2 s later: the client forgets the stream
     // and primes afresh, keeping its clock estimate (the same two clocks).

@@ -10,7 +10,10 @@
 //! optional *stall* model is this VM's: about every `stall_every_s` the host stops for up
 //! to `stall_max_ms`, and every packet due meanwhile arrives when it resumes, at once.
 //! The optional *loss* is a hub whose device xruns once: at `loss_at_s` its clock skips
-//! `loss_ms`, and every later packet is sent that much later, for good. The optional *lost
+//! `loss_ms`, and every later packet is sent that much later, for good; or, when the
+//! device reports the xrun (`loss_skips`, as izyrt's hub does since 2026-12-06), the hub's
+//! stream skips the span: the packets of that time are never sent, and the later ones go
+//! out on time at their positions. The optional *lost
 //! cycles* are what this VM's `jackd -d dummy` servers do on both sides at once: about
 //! `lost_per_s` times a second, independently, the hub's clock and the device's each
 //! stand still for one period to `lost_max_ms` and go on without catching up (the hub's
@@ -58,6 +61,9 @@ pub struct Scenario {
     pub loss_at_s: f64,
     /// ... and how much, ms.
     pub loss_ms: f64,
+    /// Whether the hub's stream skips the loss (its positions move on) rather than going
+    /// on late.
+    pub loss_skips: bool,
     /// Lost cycles on each side, about this many a second (0: none) ...
     pub lost_per_s: f64,
     /// ... each from one period up to this long, ms.
@@ -82,6 +88,7 @@ impl Scenario {
             stall_max_ms: 0.0,
             loss_at_s: f64::INFINITY,
             loss_ms: 0.0,
+            loss_skips: false,
             lost_per_s: 0.0,
             lost_max_ms: 0.0,
             away_at_s: f64::INFINITY,
@@ -251,6 +258,11 @@ pub fn run(s: &Scenario) -> Outcome {
     // client forgets the stream once the last one before is due.
     let back_at = s.away_at_s + s.away_s;
     let away = |k: u64| (s.away_at_s..back_at).contains(&(k as f64 * hub_period));
+    // A reported loss: the hub's packets of the lost span are never made.
+    let skipped = |k: u64| {
+        let span = s.loss_at_s..s.loss_at_s + s.loss_ms * 1e-3;
+        s.loss_skips && span.contains(&(k as f64 * hub_period))
+    };
     let mut forgotten = false;
     let pulls = (s.secs / dev_period) as u64;
     for j in 0..pulls {
@@ -262,7 +274,7 @@ pub fn run(s: &Scenario) -> Outcome {
         }
         while next.0 <= now {
             let k = next.1;
-            if !away(k) {
+            if !away(k) && !skipped(k) {
                 for (i, x) in packet.iter_mut().enumerate() {
                     *x = tone(k * u64::from(P) + i as u64);
                 }
@@ -338,7 +350,7 @@ pub fn run(s: &Scenario) -> Outcome {
 fn sent_at(s: &Scenario, k: u64, hub_period: f64, lost: &mut Lost) -> f64 {
     let mut t = k as f64 * hub_period;
     t += lost.by(t);
-    if t >= s.loss_at_s {
+    if t >= s.loss_at_s && !s.loss_skips {
         t += s.loss_ms * 1e-3;
     }
     t
