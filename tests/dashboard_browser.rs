@@ -1,7 +1,7 @@
 //! The dashboard in a real browser (issue 18): Debian's headless Chromium loads the `/`
 //! page of a hub, a monitor and a peer while the hub serves 8 peers on `virtual` (seven
-//! tones, one silent; one tone peer killed after it joined) and the monitor; the test
-//! reads the DOM Chromium rendered.
+//! tones, one silent; one tone peer killed after it joined, one stopped for 300 ms) and
+//! the monitor; the test reads the DOM Chromium rendered.
 //!
 //! Design: one `chromium --headless --dump-dom --screenshot` run per page, with
 //! `--virtual-time-budget`. Virtual time fires the page's 1 s poll timer as soon as the
@@ -48,6 +48,9 @@ const KILLED: &str = "gabe";
 const SILENT: &str = "mute";
 /// The monitor's user.
 const MONITOR: &str = "desk";
+/// The peer stopped for 300 ms: its `virtual` card loses that time, which it sends as a
+/// gap (the "sender lost" column).
+const STOPPED: &str = "ben";
 
 /// Virtual time Chromium gives the page: about this many polls.
 const BUDGET_MS: u32 = 6000;
@@ -295,6 +298,20 @@ fn check_sessions(page: &Rendered, name: &str) {
             );
             continue;
         }
+        // What its own card lost, sent as gaps: the stopped peer's 300 ms (less the
+        // periods its card catches up); for the others, whatever this shared machine's
+        // stalls cost their cards.
+        let lost = text(element(row, "td", "class=\"sender-lost\"").unwrap());
+        let lost: f64 = lost
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} {user}: sender lost {lost:?}"));
+        assert!(lost >= 0.0, "{name} {user}: lost {lost} ms");
+        if user == STOPPED {
+            assert!(
+                (150.0..=2000.0).contains(&lost),
+                "{name} {user}: lost {lost} ms"
+            );
+        }
         let (peak, rms) = levels(cell);
         assert!(peak >= rms, "{name} {user}: peak {peak} below RMS {rms}");
         // Whether the peer locked to the hub's clock (`senderLocked`) is marked: which
@@ -349,6 +366,11 @@ fn check_sessions(page: &Rendered, name: &str) {
         text(element(row, "td", "class=\"drift\"").unwrap()),
         "n/a",
         "{name}: a monitor has no clock to lock"
+    );
+    assert_eq!(
+        text(element(row, "td", "class=\"sender-lost\"").unwrap()),
+        "n/a",
+        "{name}: a monitor sends no audio to lose"
     );
     // Every user's round trip is plotted from several polls.
     let rtt = elements(dom, "svg")
@@ -408,6 +430,11 @@ fn hub_monitor_and_peer_pages_render_every_session() {
                 .then_some(())
         },
     );
+    let stopped = &peers.iter().find(|p| p.0 == STOPPED).unwrap().1.0;
+    stopped.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    stopped.signal(libc::SIGCONT);
+    let lost = |s: &Value| session(s, STOPPED)["senderSkippedMs"].as_f64() >= Some(150.0);
     let killed = peers.iter_mut().find(|p| p.0 == KILLED).unwrap();
     killed.1.0.kill();
     let (peer_user, (_, peer_metrics)) = (PEERS[0].0, &peers[0].1);
@@ -418,13 +445,14 @@ fn hub_monitor_and_peer_pages_render_every_session() {
             let s = metrics(hub_metrics);
             let silent = session(&s, SILENT)["audioInputMetadata"]["silent"] == true;
             let left = session(&s, KILLED)["connected"] == false;
-            (silent && left && levels_in(&s)).then_some(())
+            (silent && left && levels_in(&s) && lost(&s)).then_some(())
         },
     );
     wait_for("the monitor's sessions to match", secs(60), || {
         let s = metrics(monitor_metrics);
         (session(&s, KILLED)["connected"] == false
             && session(&s, SILENT)["audioInputMetadata"]["silent"] == true
+            && lost(&s)
             && all().all(|u| session(&s, u).is_object()))
         .then_some(())
     });

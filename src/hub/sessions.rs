@@ -136,7 +136,8 @@ impl MissWindow {
 /// the seed's keys (`connected`, `role`, `audioInputMetadata`, `QOSMetrics`) and the
 /// session table's (`since`, `leftReason`, `leftAt`, `hubMisses`, `hubMisses10s`,
 /// `rttMs`, `driftPpm`, `senderLocked`, `concealedFrames`, `jitterDepthFrames`, `jitterLateFrames`,
-/// `jitterDroppedFrames`). Times are Unix ms; `rttMs` is measured by the hub.
+/// `jitterDroppedFrames`, `senderSkippedMs`: the audio its own device lost, sent as gaps,
+/// over every connection). Times are Unix ms; `rttMs` is measured by the hub.
 pub fn entry(u: &User, now_ns: u64) -> Value {
     let stats = u.stats.as_deref();
     // Jitter figures exist only for a user that sends audio through a slot.
@@ -160,6 +161,9 @@ pub fn entry(u: &User, now_ns: u64) -> Value {
         "jitterDepthFrames": live(|s| s.depth_frames.load(Ordering::Relaxed)),
         "jitterLateFrames": totals.map(|t| t.late_frames),
         "jitterDroppedFrames": totals.map(|t| t.dropped_frames),
+        "senderSkippedMs": u.audio.map(|a| {
+            u.sender_skipped_frames as f64 * 1e3 / f64::from(a.sample_rate.max(1))
+        }),
     })
 }
 

@@ -66,10 +66,12 @@ pub struct User {
     pub seq_gaps: u64,
     /// The last AUDIO seq per track, for the gaps.
     pub seq: SeqTracker,
-    /// Frames of stream time its track 0 skipped over, this connection: a packet whose
-    /// position lies past the end of the one before it (over TCP nothing is lost on the
-    /// way, so this is audio the sender lost, its capture device's xrun).
+    /// Frames of stream time its track 0 skipped over, over every connection: a packet
+    /// whose position lies past the end of the one before it (over TCP nothing is lost
+    /// on the way, so this is audio the sender lost, its capture device's xrun).
     pub sender_skipped_frames: u64,
+    /// `sender_skipped_frames` when its live connection joined.
+    pub sender_skipped_at_join: u64,
     /// The position its next track 0 packet continues at (`None` before the first).
     pub next_position: Option<u64>,
     /// f32 samples received NaN, infinite or subnormal (zeroed before the mix), this
@@ -122,6 +124,7 @@ impl User {
             seq_gaps: 0,
             seq: SeqTracker::default(),
             sender_skipped_frames: 0,
+            sender_skipped_at_join: 0,
             next_position: None,
             non_finite_samples: 0,
             seq_advanced_ns: 0,
@@ -339,7 +342,7 @@ impl Users {
                     "enableQOSMetrics": u.qos_enabled,
                     "packetsIn": u.packets_in,
                     "seqGaps": u.seq_gaps,
-                    "senderSkippedFrames": u.sender_skipped_frames,
+                    "senderSkippedFrames": u.sender_skipped_frames - u.sender_skipped_at_join,
                     "nonFiniteSamples": u.non_finite_samples,
                     "packetsOut": u.packets_out,
                     "droppedOut": u.dropped_out,
@@ -499,6 +502,18 @@ mod tests {
         }
         assert_eq!(u.sender_skipped_frames, 256 + 96);
         assert_eq!(users.connections(0)["bob"]["senderSkippedFrames"], 352);
+        // A new connection (as the net thread joins it) counts its own; the session
+        // table keeps the user's total, in ms at its rate.
+        let u = users.at(i);
+        u.audio = Some(params());
+        u.sender_skipped_at_join = u.sender_skipped_frames;
+        u.next_position = None;
+        u.on_audio(0, 0, at(1_000, 64), 0);
+        u.on_audio(0, 1, at(1_112, 64), 0);
+        assert_eq!(users.connections(0)["bob"]["senderSkippedFrames"], 48);
+        let entry = super::super::sessions::entry(users.at(i), 0);
+        let ms = entry["senderSkippedMs"].as_f64().unwrap();
+        assert!((ms - 400.0 / 48.0).abs() < 1e-9, "{ms} ms");
     }
 
     fn params() -> AudioParams {

@@ -186,7 +186,7 @@ function renderSessions(sessions, now) {
   if (!users.length) {
     const tr = el("tr");
     const td = el("td", "no sessions");
-    td.colSpan = 10;
+    td.colSpan = 11;
     tr.appendChild(td);
     body.appendChild(tr);
   }
@@ -218,6 +218,9 @@ function renderSessions(sessions, now) {
     tr.appendChild(el("td", state, "state"));
     tr.appendChild(el("td", count(u.hubMisses10s), "misses10"));
     tr.appendChild(el("td", count(u.hubMisses), "misses"));
+    // What the sender's own device lost (sent as gaps): of the hub's misses, those that are
+    // not the network's.
+    tr.appendChild(el("td", fmt(u.senderSkippedMs, 0), "sender-lost"));
     tr.appendChild(el("td", qos ? count(qos.incomingBufferMisses) : "n/a", "peer-misses"));
     tr.appendChild(el("td", qos ? fmt(qos.latencyMs, 1) : "n/a", "peer-latency"));
     tr.appendChild(el("td", fmt(u.rttMs, 1), "rtt"));

@@ -66,6 +66,14 @@ const USER: &[Field] = &[
         "izyrt_user_concealed_frames_total",
         "Frames of the user's input the hub filled with a fading continuation.",
     ),
+    // A counter in seconds, from the session table's milliseconds.
+    Field {
+        json: "senderSkippedMs",
+        name: "izyrt_user_sender_skipped_seconds_total",
+        counter: true,
+        scale: Scale::Milli,
+        help: "Audio the user's own device lost and sent as gaps (its packets skipped over that stream time).",
+    },
     gauge(
         "rttMs",
         "izyrt_user_rtt_seconds",
