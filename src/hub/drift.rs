@@ -244,6 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_that_flips_its_lock_flag_at_every_packet_reads_nothing_until_it_stops() {
+        // A broken or hostile client sets CLOCK_LOCKED on every other packet for 60 s:
+        // each flip starts the measurement again (O(1)), so no reading forms from a
+        // stream whose rate is not known, and none is kept from before; once the flag
+        // holds, the meter reads the stream as it does from a lock.
+        let mut d = DriftMeter::at_phase(48_000, 0);
+        let mut end = 1_000_000u64;
+        let steady_from = 48_000 * 60 / 64u64;
+        for i in 0..48_000 * 80 / 64u64 {
+            let mixed = i * 64;
+            end += 64;
+            d.set_sender_locked(i >= steady_from || i % 2 == 0);
+            d.observe(end, 0.0, mixed);
+            if i == steady_from - 1 {
+                assert_eq!(d.ppm(), None, "a reading while the flag flipped");
+            }
+        }
+        let ppm = d.ppm().expect("measured once the flag held");
+        assert!(ppm.abs() < 2.0, "{ppm}");
+    }
+
+    #[test]
     fn none_before_enough_blocks() {
         assert_eq!(run(100.0, 8, |_| 0), None);
         assert!(run(100.0, 10, |_| 0).is_some());
