@@ -206,6 +206,25 @@ impl DeviceCounters {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// `frames` of stream time an xrun of izyrt's own thread cost: heard as lost
+    /// (`lost_frames`) and never processed (`skipped_frames`), as on ALSA and `virtual`.
+    ///
+    /// Runs on: the RT thread that drives the device. Must not: allocate, lock, block.
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use izyrt::device::DeviceCounters;
+    /// let c = DeviceCounters::default();
+    /// c.lose(128);
+    /// assert_eq!(c.lost_frames.load(Ordering::Relaxed), 128);
+    /// assert_eq!(c.skipped_frames.load(Ordering::Relaxed), 128);
+    /// ```
+    pub fn lose(&self, frames: u64) {
+        self.lost_frames.fetch_add(frames, Ordering::Relaxed);
+        self.skipped_frames.fetch_add(frames, Ordering::Relaxed);
+    }
 }
 
 /// A device stream that one RT thread owns and drives.

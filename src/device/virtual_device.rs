@@ -289,12 +289,7 @@ impl Device for VirtualDevice {
             self.frame += skipped;
             self.signal.skip(skipped);
             DeviceCounters::bump(&self.counters.xruns);
-            self.counters
-                .lost_frames
-                .fetch_add(skipped, Ordering::Relaxed);
-            self.counters
-                .skipped_frames
-                .fetch_add(skipped, Ordering::Relaxed);
+            self.counters.lose(skipped);
         }
         if !self.capture.is_empty() {
             self.signal

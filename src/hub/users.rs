@@ -155,6 +155,9 @@ impl User {
         self.since_ns = now_ns;
         self.since_unix_ms = unix_ms;
         self.left_because = None;
+        // Its stream starts afresh: what it skips is counted from here for this connection.
+        self.sender_skipped_at_join = self.sender_skipped_frames;
+        self.next_position = None;
         let misses = self.life.misses;
         self.miss_window.note(now_ns, misses);
     }
@@ -502,12 +505,11 @@ mod tests {
         }
         assert_eq!(u.sender_skipped_frames, 256 + 96);
         assert_eq!(users.connections(0)["bob"]["senderSkippedFrames"], 352);
-        // A new connection (as the net thread joins it) counts its own; the session
-        // table keeps the user's total, in ms at its rate.
+        // A new connection counts its own; the session table keeps the user's total, in
+        // ms at its rate.
         let u = users.at(i);
         u.audio = Some(params());
-        u.sender_skipped_at_join = u.sender_skipped_frames;
-        u.next_position = None;
+        u.joined(Arc::default(), 0, 0);
         u.on_audio(0, 0, at(1_000, 64), 0);
         u.on_audio(0, 1, at(1_112, 64), 0);
         assert_eq!(users.connections(0)["bob"]["senderSkippedFrames"], 48);

@@ -210,10 +210,7 @@ impl AlsaDevice {
                     self.io.rate,
                     self.obtained.period_frames,
                 );
-                self.counters.lost_frames.fetch_add(lost, Ordering::Relaxed);
-                self.counters
-                    .skipped_frames
-                    .fetch_add(lost, Ordering::Relaxed);
+                self.counters.lose(lost);
                 self.last_read_ns = now;
                 Ok(())
             }

@@ -95,17 +95,16 @@ impl Handoff {
             // The last period came back after its deadline: too late to play.
             DONE => self.state.store(IDLE, Ordering::Release),
             // izyrt never picked the last one up: take it back (that period is lost),
-            // unless it just did (then this cycle's is).
+            // unless it just did (then this cycle's is). One period is lost either way.
             READY => {
+                self.periods_lost.fetch_add(1, Ordering::Relaxed);
                 if self
                     .state
                     .compare_exchange(READY, IDLE, Ordering::Acquire, Ordering::Acquire)
                     .is_err()
                 {
-                    self.periods_lost.fetch_add(1, Ordering::Relaxed);
                     return Served::Late;
                 }
-                self.periods_lost.fetch_add(1, Ordering::Relaxed);
             }
             WORKING => {
                 self.periods_lost.fetch_add(1, Ordering::Relaxed);

@@ -153,8 +153,6 @@ impl HubNet {
         user.joined(stats, now_ns(), unix_ms());
         user.packets_in = 0;
         user.seq.clear();
-        user.sender_skipped_at_join = user.sender_skipped_frames;
-        user.next_position = None;
         user.non_finite_samples = 0;
         user.qos.clear();
         self.logs.join.log(
