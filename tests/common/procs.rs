@@ -178,6 +178,14 @@ fn with_periods<'a>(args: &mut Vec<&'a str>, extra: &[&'a str]) {
     }
 }
 
+/// One scenario at a time within a test binary: each runs several processes with RT
+/// threads, and two cores shared by several scenarios would measure the machine rather
+/// than izyrt. Hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A hub on loopback with its metrics; returns it with (stream address, metrics address).
 pub fn hub(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
     let mut args = vec!["hub", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"];

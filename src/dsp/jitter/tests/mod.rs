@@ -1,9 +1,10 @@
 //! The jitter buffer's unit tests: the ring, its readers and the configuration here, the
-//! adaptation policy of `pull` in `adapt.rs`; the helpers below serve both.
+//! adaptation policy of `pull` in `adapt.rs` and `clocks.rs`; the helpers below serve all.
 
 use super::*;
 
 mod adapt;
+mod clocks;
 mod floor;
 
 const P: u32 = 4;
