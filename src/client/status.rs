@@ -394,7 +394,6 @@ impl ClientView {
 mod tests {
     use super::*;
     use crate::dsp::meter::{Meter, MeterConfig};
-    use crate::wire::AudioFormat;
 
     fn view() -> ClientView {
         let meter = Meter::new(MeterConfig {
@@ -419,15 +418,7 @@ mod tests {
     }
 
     fn h() -> AudioHeader {
-        AudioHeader {
-            sample_rate: 48_000,
-            channels: 2,
-            format: AudioFormat::F32,
-            frames: 64,
-            position: 0,
-            origin_ns: 0,
-            echo_ns: 0,
-        }
+        AudioHeader::for_tests()
     }
 
     #[test]

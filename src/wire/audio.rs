@@ -97,6 +97,21 @@ pub struct AudioHeader {
 }
 
 impl AudioHeader {
+    /// A 64-frame stereo f32 packet at 48 kHz, position 0, no timestamps: the header unit
+    /// tests start from.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> AudioHeader {
+        AudioHeader {
+            sample_rate: 48_000,
+            channels: 2,
+            format: AudioFormat::F32,
+            frames: 64,
+            position: 0,
+            origin_ns: 0,
+            echo_ns: 0,
+        }
+    }
+
     /// Interleaved samples in the packet.
     pub fn samples(&self) -> usize {
         self.frames as usize * self.channels as usize

@@ -4,15 +4,7 @@ use super::*;
 use crate::wire::AudioFormat;
 
 fn h() -> AudioHeader {
-    AudioHeader {
-        sample_rate: 48_000,
-        channels: 2,
-        format: AudioFormat::F32,
-        frames: 64,
-        position: 0,
-        origin_ns: 0,
-        echo_ns: 0,
-    }
+    AudioHeader::for_tests()
 }
 
 #[test]

@@ -39,31 +39,26 @@ fn a_burst_after_a_stall_is_kept_while_drift_is_trimmed() {
     let mut pos = steady(&mut jb, 0, 20);
     // A stall, then its packets all at once: depth target + 3 periods, above the
     // 2-period slack for 3 pulls only; it drains by itself and nothing is dropped.
-    for _ in 0..3 {
-        jb.push(pos, &packet(pos, u64::from(P)));
-        pos += u64::from(P);
-    }
-    for _ in 0..3 {
-        jb.push(pos, &packet(pos, u64::from(P)));
-        pos += u64::from(P);
-        assert_eq!(pull(&mut jb).0, PullResult::Played);
-    }
+    pos = ahead_by(&mut jb, pos, 3);
     for _ in 0..3 {
         assert_eq!(pull(&mut jb).0, PullResult::Played);
     }
     assert_eq!(jb.dropped_frames(), 0);
     // A floor that stays high (a fast sender): trimmed after 4 pulls above the slack.
-    for _ in 0..4 {
-        jb.push(pos, &packet(pos, u64::from(P)));
-        pos += u64::from(P);
-    }
-    for _ in 0..4 {
-        jb.push(pos, &packet(pos, u64::from(P)));
-        pos += u64::from(P);
-        assert_eq!(pull(&mut jb).0, PullResult::Played);
-    }
+    let _ = ahead_by(&mut jb, pos, 4);
     assert!(jb.dropped_frames() > 0);
     assert!(jb.depth_frames() <= u64::from(jb.target_frames()));
+}
+
+/// Pushes `periods` periods from `pos` at once, then as many again each with a pull (all
+/// played, each a contiguous period): the buffer stands `periods` above where it was for that many pulls. Returns
+/// the next position.
+fn ahead_by(jb: &mut JitterBuffer, mut pos: u64, periods: u32) -> u64 {
+    for _ in 0..periods {
+        jb.push(pos, &packet(pos, u64::from(P)));
+        pos += u64::from(P);
+    }
+    steady(jb, pos, periods)
 }
 
 #[test]
