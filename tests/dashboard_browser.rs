@@ -431,9 +431,7 @@ fn hub_monitor_and_peer_pages_render_every_session() {
         },
     );
     let stopped = &peers.iter().find(|p| p.0 == STOPPED).unwrap().1.0;
-    stopped.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(300));
-    stopped.signal(libc::SIGCONT);
+    stopped.stall(Duration::from_millis(300));
     let lost = |s: &Value| session(s, STOPPED)["senderSkippedMs"].as_f64() >= Some(150.0);
     let killed = peers.iter_mut().find(|p| p.0 == KILLED).unwrap();
     killed.1.0.kill();

@@ -37,9 +37,7 @@ fn the_hub_counts_the_periods_its_inputs_missed_in() {
         (position, b["packetsIn"].as_u64().unwrap(), skipped)
     };
     let before = stream(&metrics(hub_metrics));
-    bob.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(300));
-    bob.signal(libc::SIGCONT);
+    bob.stall(Duration::from_millis(300));
     std::thread::sleep(SECS(1));
     let m = metrics(hub_metrics);
     let after = stream(&m);
@@ -116,9 +114,7 @@ fn a_stopped_hub_skips_the_time_it_lost_in_its_stream_and_its_inputs() {
         (position, c["packetsIn"].as_u64().unwrap())
     };
     let before = stream();
-    hub.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(300));
-    hub.signal(libc::SIGCONT);
+    hub.stall(Duration::from_millis(300));
     std::thread::sleep(SECS(1));
     let after = stream();
     let gap = (after.0 - before.0) - 64 * (after.1 - before.1);

@@ -190,7 +190,7 @@ impl User {
                 // Wrapping: positions cross u64::MAX; a packet before `next` (a sender
                 // that restarted its stream) skipped nothing.
                 let ahead = h.position.wrapping_sub(next);
-                if ahead < 1 << 63 {
+                if ahead as i64 >= 0 {
                     self.sender_skipped_frames = self.sender_skipped_frames.saturating_add(ahead);
                 }
             }

@@ -135,6 +135,14 @@ impl Proc {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// Stops the process for `d` (SIGSTOP, then SIGCONT), as a stall of the host or a busy
+    /// laptop stops it: its threads and its device's clock stand still meanwhile.
+    pub fn stall(&self, d: Duration) {
+        self.signal(libc::SIGSTOP);
+        std::thread::sleep(d);
+        self.signal(libc::SIGCONT);
+    }
+
     /// Sends SIGINT and waits for the exit status (killing it after `timeout`).
     pub fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
         self.signal(libc::SIGINT);
