@@ -109,6 +109,21 @@ fn counts_known_defects_in_every_format() {
         assert_eq!(kinds, ["step+hole", "hole", "step"], "{what}");
         let at = v["eventList"][0]["atSeconds"].as_f64().unwrap();
         assert!((at - 1.4).abs() < 0.002, "{what}");
+        // What each did to the timeline: the cut and the fade left it where it was, the
+        // drop moved it 64 frames ahead (modulo the tone's period, wrapped to half of it).
+        let jumps: Vec<f64> = v["eventList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["jumpFrames"].as_f64().unwrap())
+            .collect();
+        let period = rate as f64 / 441.0;
+        let dropped = 64.0 - if 64.0 > period / 2.0 { period } else { 0.0 };
+        for (j, want) in jumps.iter().zip([0.0, 0.0, dropped]) {
+            assert!((j - want).abs() < 0.5, "{what}: jumps {jumps:?}");
+        }
+        assert_eq!(v["eventList"][0]["zeroFrames"], r / 200, "{what}");
+        assert_eq!(v["eventList"][2]["zeroFrames"], 0, "{what}");
         assert!(
             (v["toneHz"].as_f64().unwrap() - 441.0).abs() < 0.05,
             "{what}"

@@ -78,6 +78,8 @@ fn to_json(r: &GlitchReport) -> Value {
             "step": e.step,
             "depth": e.depth,
             "holeMs": e.hole_ms,
+            "jumpFrames": e.jump_frames,
+            "zeroFrames": e.zero_frames,
         })).collect::<Vec<_>>(),
     })
 }

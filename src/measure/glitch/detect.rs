@@ -334,6 +334,9 @@ pub(super) fn merge_events(parts: Vec<Part>, merge: usize) -> Vec<GlitchEvent> {
             step: e.step,
             depth: e.depth,
             hole_ms: e.hole_ms,
+            // Filled by `jump::annotate`, which needs the samples.
+            jump_frames: None,
+            zero_frames: 0,
         })
         .collect()
 }

@@ -60,6 +60,7 @@
 use std::fmt;
 
 mod detect;
+mod jump;
 
 use crate::dsp::quantile::median;
 use detect::{Channel, Grid, Part, SILENCE, cluster, merge_events};
@@ -146,6 +147,17 @@ pub struct GlitchEvent {
     pub depth: f64,
     /// Time its level spent below the hole threshold, ms.
     pub hole_ms: f64,
+    /// What it did to the tone's timeline, frames (`jump.rs`): the phase of the tone after
+    /// it against the tone before it, positive when the audio after it is ahead (a span
+    /// dropped), negative when behind (a span repeated or played late), about 0 when it
+    /// left the timeline where it was (a gap concealed and rejoined in phase). Known only
+    /// modulo the tone's period, so wrapped to half of it either way (a dropped 64-frame
+    /// period of 441 Hz at 48 kHz reads −44.8); `None` without clean tone on both sides.
+    pub jump_frames: Option<f64>,
+    /// The longest run of exact digital zeros in it, frames (silence a device or a JACK
+    /// cycle played, as against a fade); runs under 8 frames (the tone crossing zero)
+    /// count as none.
+    pub zero_frames: usize,
 }
 
 /// What [`tone_glitches`] found.
@@ -262,6 +274,10 @@ pub fn tone_glitches(
     if loud < SILENCE {
         return Err(GlitchError::NoTone("the file is silent".into()));
     }
+    // The loudest channel is the one whose tone says what each event did (`jump.rs`).
+    let lead = (0..channels)
+        .max_by(|&a, &b| chans[a].loud.total_cmp(&chans[b].loud))
+        .unwrap_or(0);
     let chans: Vec<&Channel> = chans.iter().filter(|c| c.loud >= loud / 4.0).collect();
     // The span every tone channel shares, its ends left out.
     let onset = chans.iter().map(|c| c.onset).max().unwrap_or(0);
@@ -310,11 +326,22 @@ pub fn tone_glitches(
         }))
         .collect();
     parts.sort_by_key(|p| p.start);
+    let mut events = merge_events(parts, g.merge);
+    let tone_hz = median(&mut hz).unwrap_or(0.0);
+    jump::annotate(
+        &mut events,
+        samples,
+        channels,
+        lead,
+        rate,
+        tone_hz,
+        start..end,
+    );
     Ok(GlitchReport {
         steps: steps.len(),
         holes: holes.len(),
-        events: merge_events(parts, g.merge),
-        tone_hz: median(&mut hz).unwrap_or(0.0),
+        events,
+        tone_hz,
         amplitude: median(&mut amp).unwrap_or(0.0),
         start_frame: start,
         end_frame: end,

@@ -342,3 +342,82 @@ fn silence_noise_and_shapes_are_refused() {
     let e = tone_glitches(&short, 1, RATE, &cfg).unwrap_err();
     assert!(matches!(e, GlitchError::TooShort(_)), "{e}");
 }
+
+/// The tone's period at 441 Hz, frames.
+const TONE_PERIOD: f64 = 48_000.0 / 441.0;
+
+/// `frames` wrapped to half the tone's period either way, as `jump_frames` reports them.
+fn wrapped(frames: f64) -> f64 {
+    let w = frames.rem_euclid(TONE_PERIOD);
+    if w > TONE_PERIOD / 2.0 {
+        w - TONE_PERIOD
+    } else {
+        w
+    }
+}
+
+fn jumps(r: &GlitchReport) -> Vec<f64> {
+    r.events
+        .iter()
+        .map(|e| e.jump_frames.expect("clean tone on both sides"))
+        .collect()
+}
+
+#[test]
+fn each_event_says_what_it_did_to_the_timeline() {
+    // Dropped spans move the tone ahead by their length, repeated ones back, at any phase.
+    for (how, len, sign) in [("drop", 64, 1.0), ("drop", 30, 1.0), ("repeat", 20, -1.0)] {
+        let x = splice(&tone(5.0, AMP), &places(4), len, how);
+        let r = run(&x);
+        assert_eq!(r.events.len(), 4, "{how} {len}");
+        for (j, e) in jumps(&r).iter().zip(&r.events) {
+            let want = wrapped(sign * len as f64);
+            assert!((j - want).abs() < 0.5, "{how} {len}: {j} (want {want})");
+            assert_eq!(e.zero_frames, 0);
+        }
+    }
+    // A dropped 64-frame period of 441 Hz reads −44.8: the jump is known modulo the tone.
+    assert!((wrapped(64.0) + 44.84).abs() < 0.01);
+}
+
+#[test]
+fn silence_over_the_timeline_is_zeros_without_a_jump_and_inserted_silence_a_jump_back() {
+    // 192 frames of the tone replaced by zeros (a device that played silence while its
+    // stream went on): a hole, the timeline where it was.
+    let mut x = tone(5.0, AMP);
+    let places = places(4);
+    for &p in &places {
+        x[p..p + 192].fill(0.0);
+    }
+    let r = run(&x);
+    assert_eq!(r.events.len(), 4);
+    for (j, e) in jumps(&r).iter().zip(&r.events) {
+        assert!(j.abs() < 0.5, "{j}");
+        assert_eq!(e.zero_frames, 192);
+    }
+    // 64 frames of zeros inserted (the stream waited): the tone comes back 64 late.
+    let r = run(&splice(&tone(5.0, AMP), &places, 64, "silence"));
+    for (j, e) in jumps(&r).iter().zip(&r.events) {
+        assert!((j - wrapped(-64.0)).abs() < 0.5, "{j}");
+        assert!(e.zero_frames >= 63, "{}", e.zero_frames);
+    }
+}
+
+#[test]
+fn close_events_each_measure_their_own_jump() {
+    // Two drops 25 ms apart are two events (merge_ms is 20), with only 25 ms of tone
+    // between them: each fits its own sides there. Three 2 ms apart are one event, the
+    // jump of all three.
+    let base = tone(3.0, AMP);
+    let at = RATE as usize + 999;
+    let r = run(&splice(&base, &[at, at + 1_200], 40, "drop"));
+    assert_eq!(r.events.len(), 2);
+    assert!(
+        jumps(&r).iter().all(|j| (j - 40.0).abs() < 0.5),
+        "{:?}",
+        jumps(&r)
+    );
+    let r = run(&splice(&base, &[at, at + 96, at + 192], 10, "drop"));
+    assert_eq!(r.events.len(), 1);
+    assert!((jumps(&r)[0] - 30.0).abs() < 0.5, "{:?}", jumps(&r));
+}
