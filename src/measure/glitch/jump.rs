@@ -82,7 +82,7 @@ fn phase(
     omega: f64,
     least: usize,
 ) -> Option<f64> {
-    if range.end < range.start + least || !omega.is_finite() || omega <= 0.0 {
+    if range.len() < least || !omega.is_finite() || omega <= 0.0 {
         return None;
     }
     // Normal equations of x[n] ≈ a·sin(ωt) + b·cos(ωt), t = n − origin.
