@@ -211,8 +211,9 @@ impl Channel {
 const TKEO_GUARD: f64 = 0.8;
 
 /// Least-squares fit of `a·sin(ωk) + b·cos(ωk)`, k = 0..win, to a window: the
-/// amplitude `√(a² + b²)` of the sinusoid at ω closest to it.
-struct SineFit {
+/// amplitude `√(a² + b²)` of the sinusoid at ω closest to it (holes), and its phase
+/// (`jump.rs`).
+pub(super) struct SineFit {
     sin: Vec<f64>,
     cos: Vec<f64>,
     /// The inverse of the basis' Gram matrix: [ss, sc; sc, cc]⁻¹ as (a, b, d) of
@@ -221,7 +222,7 @@ struct SineFit {
 }
 
 impl SineFit {
-    fn new(cos_w: f64, win: usize) -> SineFit {
+    pub(super) fn new(cos_w: f64, win: usize) -> SineFit {
         let w = cos_w.clamp(-1.0, 1.0).acos();
         let sin: Vec<f64> = (0..win).map(|k| (w * k as f64).sin()).collect();
         let cos: Vec<f64> = (0..win).map(|k| (w * k as f64).cos()).collect();
@@ -237,14 +238,19 @@ impl SineFit {
     }
 
     fn amplitude(&self, x: &[f64]) -> f64 {
+        let (a, b) = self.coefficients(x);
+        (a * a + b * b).sqrt()
+    }
+
+    /// `(a, b)` of the fit to `x` (as long as the window).
+    pub(super) fn coefficients(&self, x: &[f64]) -> (f64, f64) {
         let (mut ps, mut pc) = (0.0, 0.0);
         for ((v, s), c) in x.iter().zip(&self.sin).zip(&self.cos) {
             ps += v * s;
             pc += v * c;
         }
         let (i, j, d) = self.inv;
-        let (a, b) = (i * ps + j * pc, j * ps + d * pc);
-        (a * a + b * b).sqrt()
+        (i * ps + j * pc, j * ps + d * pc)
     }
 }
 

@@ -17,6 +17,7 @@
 use std::ops::Range;
 
 use super::GlitchEvent;
+use super::detect::SineFit;
 
 /// Clean tone fitted on each side, ms.
 const FIT_MS: f64 = 10.0;
@@ -51,20 +52,29 @@ pub(super) fn annotate(
     } else {
         usize::MAX
     });
-    let frames = samples.len() / channels.max(1);
-    let bounds: Vec<(usize, usize)> = events.iter().map(|e| (e.frame, e.end_frame)).collect();
-    for (i, e) in events.iter_mut().enumerate() {
-        let prev_end = if i > 0 { bounds[i - 1].1 } else { span.start };
-        let next_start = bounds.get(i + 1).map_or(span.end, |b| b.0);
+    let frames = samples.len() / channels;
+    for i in 0..events.len() {
+        let prev_end = if i > 0 {
+            events[i - 1].end_frame
+        } else {
+            span.start
+        };
+        let next_start = events.get(i + 1).map_or(span.end, |e| e.frame);
+        let e = &mut events[i];
         let before_end = e.frame.saturating_sub(guard);
         let before = before_end.saturating_sub(fit).max(prev_end + guard)..before_end;
         let after_start = e.end_frame + guard;
         let after = after_start..(after_start + fit).min(next_start.saturating_sub(guard));
         e.jump_frames = match (
-            phase(&at, &before, e.frame, omega, least),
-            phase(&at, &after, e.frame, omega, least),
+            phase(&at, before.clone(), omega, least),
+            phase(&at, after.clone(), omega, least),
         ) {
-            (Some(a), Some(b)) => Some(wrap(b - a) / omega),
+            // Each phase is at its window's first frame: the tone alone would have moved
+            // ω per frame between them.
+            (Some(a), Some(b)) => {
+                let moved = omega * (after.start - before.start) as f64;
+                Some(wrap(b - a - moved) / omega)
+            }
             _ => None,
         };
         let look = e.frame.saturating_sub(guard)..(e.end_frame + guard).min(frames);
@@ -72,37 +82,16 @@ pub(super) fn annotate(
     }
 }
 
-/// The phase, rad, of the sinusoid at `omega` (rad per frame, time counted from frame
-/// `origin`) that best fits the frames in `range`; `None` when the range is shorter than
-/// `least` or holds no tone.
-fn phase(
-    at: &impl Fn(usize) -> f32,
-    range: &Range<usize>,
-    origin: usize,
-    omega: f64,
-    least: usize,
-) -> Option<f64> {
+/// The phase, rad, at the first frame of `range`, of the sinusoid at `omega` (rad per
+/// frame) that best fits it ([`SineFit`]); `None` when the range is shorter than `least`
+/// or holds no tone.
+fn phase(at: &impl Fn(usize) -> f32, range: Range<usize>, omega: f64, least: usize) -> Option<f64> {
     if range.len() < least || !omega.is_finite() || omega <= 0.0 {
         return None;
     }
-    // Normal equations of x[n] ≈ a·sin(ωt) + b·cos(ωt), t = n − origin.
-    let (mut ss, mut sc, mut cc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for n in range.clone() {
-        let t = (n as f64 - origin as f64) * omega;
-        let (s, c) = t.sin_cos();
-        let x = f64::from(at(n));
-        ss += s * s;
-        sc += s * c;
-        cc += c * c;
-        xs += x * s;
-        xc += x * c;
-    }
-    let det = ss * cc - sc * sc;
-    if det.abs() < 1e-12 {
-        return None;
-    }
-    let a = (xs * cc - xc * sc) / det;
-    let b = (xc * ss - xs * sc) / det;
+    let x: Vec<f64> = range.map(|n| f64::from(at(n))).collect();
+    // a·sin(ωk) + b·cos(ωk) = A·sin(ωk + φ) with a = A·cos φ, b = A·sin φ.
+    let (a, b) = SineFit::new(omega.cos(), x.len()).coefficients(&x);
     (a.hypot(b) > 1e-6).then(|| b.atan2(a))
 }
 
