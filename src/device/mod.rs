@@ -21,7 +21,7 @@ pub mod spec;
 pub mod virtual_device;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use skipped::SkippedFrames;
 pub use spec::{DeviceSpec, JackOptions, Signal, VirtualOptions};
@@ -189,14 +189,10 @@ pub struct DeviceCounters {
     /// Times the device vanished (ENODEV) and was reopened.
     pub reopens: AtomicU64,
     /// Frames of stream time that xruns and suspends skipped: neither captured nor played
-    /// (the time a glitch lasted, where `xruns` counts the glitches).
+    /// (the time a glitch lasted, where `xruns` counts the glitches). A client's capture
+    /// skips its stream position over these, and its playout takes them as a latency to
+    /// drain ([`SkippedFrames`]).
     pub lost_frames: AtomicU64,
-    /// Frames of stream time izyrt's thread never processed: neither captured for it nor
-    /// pulled by it. The same as `lost_frames` but where a glitch cost only what was
-    /// heard: a native JACK cycle answered late was captured and pulled, and only its
-    /// playback came too late. A client's capture skips its stream position over these,
-    /// and its playout takes them as a latency to drain.
-    pub skipped_frames: AtomicU64,
     /// Lateness of the last wakeup against the period boundary, ns.
     pub last_wakeup_late_ns: AtomicU64,
 }
@@ -207,10 +203,10 @@ impl DeviceCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `frames` of stream time an xrun of izyrt's own thread cost: heard as lost
-    /// (`lost_frames`) and never processed (`skipped_frames`), as on ALSA and `virtual`.
+    /// `frames` of stream time an xrun cost: neither captured nor played (`lost_frames`).
     ///
-    /// Runs on: the RT thread that drives the device. Must not: allocate, lock, block.
+    /// Runs on: the thread that runs the device's periods. Must not: allocate, lock,
+    /// block.
     ///
     /// # Example
     /// ```
@@ -219,19 +215,23 @@ impl DeviceCounters {
     /// let c = DeviceCounters::default();
     /// c.lose(128);
     /// assert_eq!(c.lost_frames.load(Ordering::Relaxed), 128);
-    /// assert_eq!(c.skipped_frames.load(Ordering::Relaxed), 128);
     /// ```
     pub fn lose(&self, frames: u64) {
         self.lost_frames.fetch_add(frames, Ordering::Relaxed);
-        self.skipped_frames.fetch_add(frames, Ordering::Relaxed);
     }
 }
+
+/// What [`Device::drive`] calls once per period on the device's own thread: capture,
+/// playback (interleaved, as for [`Device::cycle`]) and how late in its period that thread
+/// ran, ns.
+pub type DrivenPeriod<'a> = dyn FnMut(&[f32], &mut [f32], u64) + Send + 'a;
 
 /// A device stream that one RT thread owns and drives.
 ///
 /// # Realtime contract
 /// After [`Device::start`], [`Device::cycle`] must not allocate, lock, log or block on
-/// anything but the device or its clock.
+/// anything but the device or its clock; nor may [`Device::drive`] on the device's own
+/// thread, which runs the caller's closure there (so that closure must be `Send`).
 pub trait Device: Send {
     /// What was obtained at open.
     fn obtained(&self) -> &Obtained;
@@ -257,8 +257,24 @@ pub trait Device: Send {
     /// other variants for faults it could not recover.
     fn cycle(
         &mut self,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<Option<u64>, DeviceError>;
+
+    /// For a device whose periods come from a thread of its own (a sound server's process
+    /// callback): runs `period(capture, playback, late_ns)` there, once per period, until
+    /// `stop` is set, while the calling RT thread sleeps; `late_ns` is how late in its
+    /// period that thread ran. `None` (the default) when the device has no such thread: the
+    /// caller then calls [`Device::cycle`] once per period.
+    ///
+    /// # Errors
+    /// As [`Device::cycle`].
+    fn drive(
+        &mut self,
+        _period: &mut DrivenPeriod<'_>,
+        _stop: &AtomicBool,
+    ) -> Option<Result<(), DeviceError>> {
+        None
+    }
 
     /// Stops the stream; `start` may be called again.
     fn stop(&mut self);

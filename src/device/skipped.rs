@@ -2,7 +2,7 @@
 //! and RT mixer thread, once per period).
 //!
 //! Design: a device counts the stream time its thread never processed
-//! ([`DeviceCounters::skipped_frames`]); every stream izyrt sends is addressed by stream
+//! ([`DeviceCounters::lost_frames`]); every stream izyrt sends is addressed by stream
 //! time, so each reader of a device moves its stream on by what the device skipped: a
 //! client's capture and its playout, and the hub's mix. One reader per stream it drives
 //! (each half of a duplex device keeps its own, on the same counters).
@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::DeviceCounters;
 
-/// Frames a device's xruns skipped (its `skipped_frames`) that one reader has not yet
+/// Frames a device's xruns skipped (its `lost_frames`) that one reader has not yet
 /// acted on.
 ///
 /// # Example
@@ -22,21 +22,21 @@ use super::DeviceCounters;
 /// use izyrt::device::{DeviceCounters, SkippedFrames};
 /// let counters = Arc::new(DeviceCounters::default());
 /// let mut s = SkippedFrames::of(Arc::clone(&counters));
-/// counters.skipped_frames.store(128, Ordering::Relaxed);
+/// counters.lost_frames.store(128, Ordering::Relaxed);
 /// assert_eq!((s.take(), s.take()), (128, 0));
 /// ```
 #[derive(Debug, Default)]
 pub struct SkippedFrames {
     /// The device's counters (`None`: no device, a file source or a test).
     pub counters: Option<Arc<DeviceCounters>>,
-    /// `skipped_frames` already taken.
+    /// `lost_frames` already taken.
     pub seen: u64,
 }
 
 impl SkippedFrames {
     /// News of what `counters`' device skips, from its count now (main thread).
     pub fn of(counters: Arc<DeviceCounters>) -> SkippedFrames {
-        let seen = counters.skipped_frames.load(Ordering::Relaxed);
+        let seen = counters.lost_frames.load(Ordering::Relaxed);
         SkippedFrames {
             counters: Some(counters),
             seen,
@@ -51,7 +51,7 @@ impl SkippedFrames {
         let Some(c) = &self.counters else {
             return 0;
         };
-        let lost = c.skipped_frames.load(Ordering::Relaxed);
+        let lost = c.lost_frames.load(Ordering::Relaxed);
         // A count that went back (a device rebuilt with fresh counters) is news from there.
         let new = lost.saturating_sub(self.seen);
         self.seen = lost;

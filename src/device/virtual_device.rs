@@ -277,7 +277,7 @@ impl Device for VirtualDevice {
 
     fn cycle(
         &mut self,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<Option<u64>, DeviceError> {
         if !self.running {
             return Err(DeviceError::not_running(&self.obtained.name));

@@ -20,6 +20,13 @@
 //! itself (it already recovers xruns and suspends inside `cycle`), so the loop stops the
 //! device and returns the error to whoever joins the thread.
 //!
+//! A device whose periods come from a thread of its own (a native JACK client: JACK's
+//! process thread) runs the loop's period there ([`Device::drive`]): doing the work inside
+//! the server's cycle, as every JACK client does, is what keeps a period from depending on
+//! this thread being scheduled in time. The per-period bookkeeping (wakeup histogram, cycle
+//! count) goes with it, so it is the same code on either thread; this thread sleeps until
+//! the stop, a fault or a vanished device, and recovers as above.
+//!
 //! The device counts its own reopens ([`DeviceCounters::reopens`](crate::device::DeviceCounters));
 //! the driver counts recoveries (reopened and restarted) in [`DriverStats::reopens`].
 
@@ -208,7 +215,8 @@ impl Driver {
     }
 
     /// Starts `device` and calls `device.cycle(process)` once per period until the stop
-    /// flag is set, then stops the device. Recovers from [`DeviceError::Gone`] by
+    /// flag is set, then stops the device. A device with a thread of its own runs
+    /// `process` there instead ([`Device::drive`]), while this thread sleeps. Recovers from [`DeviceError::Gone`] by
     /// reopening (see the module notes); publishes the wakeup figures once more on exit.
     ///
     /// # Errors
@@ -217,7 +225,7 @@ impl Driver {
     pub fn run(
         &mut self,
         device: &mut dyn Device,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<(), DriverError> {
         let result = self.run_inner(device, process);
         self.wakeup.publish();
@@ -231,7 +239,7 @@ impl Driver {
     fn run_inner(
         &mut self,
         device: &mut dyn Device,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<(), DriverError> {
         match device.start() {
             Ok(()) => {}
@@ -244,13 +252,25 @@ impl Driver {
         }
         self.stats.set_state(DriverState::Running);
         while !self.stop.load(Ordering::Relaxed) {
-            match device.cycle(process) {
-                Ok(late) => {
+            let (wakeup, stats) = (&mut self.wakeup, &*self.stats);
+            // On the device's own thread when it has one (`Device::drive`), which then
+            // runs every period until the stop; else here, one `cycle` per period.
+            let mut period = |capture: &[f32], playback: &mut [f32], late: u64| {
+                process(capture, playback);
+                wakeup.record(late);
+                stats.cycles.fetch_add(1, Ordering::Relaxed);
+            };
+            let result = match device.drive(&mut period, &self.stop) {
+                Some(result) => result,
+                None => device.cycle(process).map(|late| {
                     if let Some(late) = late {
                         self.wakeup.record(late);
                     }
                     self.stats.cycles.fetch_add(1, Ordering::Relaxed);
-                }
+                }),
+            };
+            match result {
+                Ok(()) => {}
                 Err(DeviceError::Gone { .. }) => {
                     if !self.recover(device) {
                         return Ok(());
@@ -304,7 +324,8 @@ impl Driver {
 mod tests {
     use super::*;
     use crate::device::{
-        DeviceCounters, Direction, Obtained, StreamConfig, VirtualDevice, VirtualOptions,
+        DeviceCounters, Direction, DrivenPeriod, Obtained, StreamConfig, VirtualDevice,
+        VirtualOptions,
     };
     use std::time::Instant;
 
@@ -354,7 +375,7 @@ mod tests {
         }
         fn cycle(
             &mut self,
-            process: &mut dyn FnMut(&[f32], &mut [f32]),
+            process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
         ) -> Result<Option<u64>, DeviceError> {
             self.cycles += 1;
             if self.cycles == self.vanish_at {
@@ -468,6 +489,105 @@ mod tests {
         assert_eq!(stats.state(), DriverState::Failed);
         assert_eq!(stats.cycles(), 6);
         assert_eq!(stats.reopen_attempts(), 0);
+    }
+
+    /// A device whose periods come from a thread of its own, as a sound server's do: its
+    /// `drive` runs them there, and the first drive ends with the device gone after
+    /// `vanish_after` periods.
+    struct OwnThread {
+        inner: VirtualDevice,
+        vanish_after: u64,
+        drives: u32,
+    }
+
+    impl Device for OwnThread {
+        fn obtained(&self) -> &Obtained {
+            self.inner.obtained()
+        }
+        fn counters(&self) -> Arc<DeviceCounters> {
+            self.inner.counters()
+        }
+        fn start(&mut self) -> Result<(), DeviceError> {
+            Ok(())
+        }
+        fn cycle(
+            &mut self,
+            _: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
+        ) -> Result<Option<u64>, DeviceError> {
+            panic!("a device with a thread of its own is driven, not cycled")
+        }
+        fn drive(
+            &mut self,
+            period: &mut DrivenPeriod<'_>,
+            stop: &AtomicBool,
+        ) -> Option<Result<(), DeviceError>> {
+            self.drives += 1;
+            let vanish_after = (self.drives == 1).then_some(self.vanish_after);
+            let ended = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        if Some(n) == vanish_after {
+                            return Err(DeviceError::Gone { name: "own".into() });
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                        period(&[0.5; 2], &mut [0.0; 2], 1_000 + n);
+                        n += 1;
+                    }
+                    Ok(())
+                })
+                .join()
+                .unwrap()
+            });
+            Some(ended)
+        }
+        fn stop(&mut self) {}
+        fn reopen(&mut self) -> Result<(), DeviceError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_device_with_its_own_thread_runs_every_period_there() {
+        let mut dev = OwnThread {
+            inner: VirtualDevice::open(
+                VirtualOptions::default(),
+                Direction::Duplex,
+                StreamConfig::default(),
+            )
+            .unwrap(),
+            vanish_after: 10,
+            drives: 0,
+        };
+        let mut driver = Driver::new(DriverConfig::default()).unwrap();
+        let (stats, stop) = (driver.stats(), driver.stop_flag());
+        let here = std::thread::current().id();
+        let mut elsewhere = 0;
+        let mut calls = 0;
+        driver
+            .run(&mut dev, &mut |capture, _| {
+                assert_eq!(capture, [0.5; 2]);
+                elsewhere += u32::from(std::thread::current().id() != here);
+                calls += 1;
+                if calls == 30 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            (calls, elsewhere),
+            (30, 30),
+            "every period on the device's thread"
+        );
+        assert_eq!(stats.cycles(), 30);
+        assert_eq!(
+            driver.wakeup_stats().snapshot().count,
+            30,
+            "each lateness recorded"
+        );
+        // Gone after 10 periods, reopened, driven again.
+        assert_eq!((stats.gone(), stats.reopens(), dev.drives), (1, 1, 2));
+        assert_eq!(stats.state(), DriverState::Stopped);
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl Device for AlsaDevice {
     /// restarts the stream with silence, so the period being processed may be lost.
     fn cycle(
         &mut self,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<Option<u64>, DeviceError> {
         if !self.running {
             return Err(self.not_running());

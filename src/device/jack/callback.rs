@@ -1,22 +1,22 @@
 //! What runs on JACK's own threads: the process callback (JACK's RT thread: interleave
-//! the input ports, hand the period to izyrt's RT thread and wait for it, write the output
-//! ports) and the server notifications.
+//! the input ports, run izyrt's lent period closure on them, write the output ports) and
+//! the server notifications.
 //!
 //! The process callback follows the RT rules like izyrt's own threads: no allocation, no
-//! lock, no log; its only wait is the bounded one in [`Handoff::serve`]. It arms the
-//! counting allocator on its first call and publishes its count, so tests can prove it.
-//! On that first call it also sets FTZ/DAZ on JACK's thread (`rt::denormals`), as izyrt's
-//! own RT threads do at spawn, and publishes whether the mode took.
+//! lock, no log, no wait; what it runs is izyrt's period, under the same rules. It arms
+//! the counting allocator on its first call and publishes its count, so tests can prove
+//! it. On that first call it also sets FTZ/DAZ on JACK's thread (`rt::denormals`), as
+//! izyrt's own RT threads do at spawn, and publishes whether the mode took.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use jack::{AudioIn, AudioOut, Client, ClientStatus, Control, Frames, Port, ProcessScope};
 
-use super::handoff::{Handoff, Served};
+use super::lend::{Lend, Served};
 use crate::device::DeviceCounters;
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
-use crate::rt::clock::now_ns;
+use crate::rt::clock::frames_ns;
 use crate::rt::denormals::{denormals_flushed, flush_denormals};
 use crate::rt::promote::{raise_to_fifo, realtime_priority};
 
@@ -37,19 +37,19 @@ pub const NEW_PERIOD: u32 = 2;
 pub const NEW_RATE: u32 = 3;
 
 impl Stop {
-    fn set(&self, why: u32, value: u32, handoff: &Handoff) {
+    fn set(&self, why: u32, value: u32, lend: &Lend) {
         self.value.store(value, Ordering::Relaxed);
         self.why.store(why, Ordering::Release);
-        handoff.close();
+        lend.close();
     }
 }
 
 /// State both callbacks share with the device.
 pub struct Shared {
-    /// The period handoff.
-    pub handoff: Handoff,
-    /// Set while izyrt's RT thread is cycling ([`crate::device::Device::start`]); until
-    /// then the callback plays silence without waiting.
+    /// izyrt's period closure, lent to the callback.
+    pub lend: Lend,
+    /// Set while izyrt's RT thread is cycling ([`crate::device::Device::start`]): a cycle
+    /// with nothing lent is then late; before, it is silence.
     pub running: AtomicBool,
     /// izyrt's RT thread's `SCHED_FIFO` priority (0: none), which the process thread
     /// takes when it runs lower.
@@ -63,7 +63,7 @@ pub struct Shared {
     pub allocations: AtomicU64,
     /// Whether FTZ/DAZ is set on JACK's process thread (from its first call on).
     pub denormals_flushed: AtomicBool,
-    /// xruns (cycles izyrt did not answer in time) and lost frames.
+    /// xruns (cycles izyrt had lent nothing to while cycling) and lost frames.
     pub counters: Arc<DeviceCounters>,
 }
 
@@ -73,21 +73,25 @@ pub struct Process {
     pub inputs: Vec<Port<AudioIn>>,
     /// Output ports, one per playback channel.
     pub outputs: Vec<Port<AudioOut>>,
+    /// The capture period, interleaved.
+    pub capture: Box<[f32]>,
+    /// The playback period, interleaved.
+    pub playback: Box<[f32]>,
     /// Frames per period (the server's buffer size at open).
     pub period: Frames,
-    /// How long a cycle waits for izyrt's answer, ns.
-    pub budget_ns: u64,
+    /// The server's rate.
+    pub rate: u32,
     /// Shared with the device.
     pub shared: Arc<Shared>,
     /// Whether the allocation counter is armed on this thread.
     pub armed: bool,
     /// The priority this thread last tried to take.
     pub raised: i32,
-    /// The handoff's lost periods already counted.
-    pub periods_lost_seen: u64,
 }
 
 impl jack::ProcessHandler for Process {
+    /// Runs on: JACK's process thread, once per cycle. Must not: allocate, lock, block,
+    /// log; it runs izyrt's period closure (`Lend::serve`) under the same rules.
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
         let sh = &*self.shared;
         if !self.armed {
@@ -112,38 +116,34 @@ impl jack::ProcessHandler for Process {
         }
         let served = if ps.n_frames() != self.period {
             // A buffer-size change the notification has not reported yet.
-            sh.stop.set(NEW_PERIOD, ps.n_frames(), &sh.handoff);
+            sh.stop.set(NEW_PERIOD, ps.n_frames(), &sh.lend);
             Served::Closed
-        } else if sh.running.load(Ordering::Acquire) {
-            let (inputs, outputs) = (&self.inputs, &mut self.outputs);
-            let (seen, period) = (&mut self.periods_lost_seen, self.period);
-            sh.handoff.serve(
-                now_ns() + self.budget_ns,
-                |capture| {
-                    // Before izyrt gets this period: a period just taken back unread is
-                    // skipped ahead of it, so a client's gap goes before this audio.
-                    count_lost_periods(sh, seen, period);
-                    interleave(inputs, ps, capture);
-                },
-                |playback| deinterleave(playback, outputs, ps),
-            )
         } else {
-            // Nobody to serve yet (or any more): silence, not an xrun.
-            Served::Closed
+            interleave(&self.inputs, ps, &mut self.capture);
+            self.playback.fill(0.0);
+            let late = frames_ns(u64::from(ps.frames_since_cycle_start()), self.rate);
+            let served = sh.lend.serve(&self.capture, &mut self.playback, late);
+            if served == Served::Done {
+                DeviceCounters::bump(&sh.counters.cycles);
+                sh.counters
+                    .last_wakeup_late_ns
+                    .store(late, Ordering::Relaxed);
+            }
+            served
         };
-        if served != Served::Done {
+        if served == Served::Done {
+            deinterleave(&self.playback, &mut self.outputs, ps);
+        } else {
             for port in &mut self.outputs {
                 port.as_mut_slice(ps).fill(0.0);
             }
-            if served == Served::Late {
+            if served == Served::Idle && sh.running.load(Ordering::Acquire) {
+                // izyrt's thread had not lent its period again: neither captured nor
+                // played.
                 DeviceCounters::bump(&sh.counters.xruns);
-                sh.counters
-                    .lost_frames
-                    .fetch_add(u64::from(self.period), Ordering::Relaxed);
+                sh.counters.lose(u64::from(self.period));
             }
         }
-        // A cycle izyrt was too busy to take: skipped before the next one.
-        count_lost_periods(sh, &mut self.periods_lost_seen, self.period);
         sh.allocations
             .store(thread_allocations(), Ordering::Relaxed);
         Control::Continue
@@ -152,7 +152,7 @@ impl jack::ProcessHandler for Process {
     fn buffer_size(&mut self, _: &Client, size: Frames) -> Control {
         if size != self.period {
             let sh = &*self.shared;
-            sh.stop.set(NEW_PERIOD, size, &sh.handoff);
+            sh.stop.set(NEW_PERIOD, size, &sh.lend);
         }
         Control::Continue
     }
@@ -195,31 +195,14 @@ pub struct Notify {
 impl jack::NotificationHandler for Notify {
     unsafe fn shutdown(&mut self, _: ClientStatus, _: &str) {
         let sh = &*self.shared;
-        sh.stop.set(SHUT_DOWN, 0, &sh.handoff);
+        sh.stop.set(SHUT_DOWN, 0, &sh.lend);
     }
 
     fn sample_rate(&mut self, _: &Client, rate: Frames) -> Control {
         if rate != self.rate {
             let sh = &*self.shared;
-            sh.stop.set(NEW_RATE, rate, &sh.handoff);
+            sh.stop.set(NEW_RATE, rate, &sh.lend);
         }
         Control::Continue
-    }
-}
-
-/// Adds to the device's `skipped_frames` the periods izyrt never got since `seen`
-/// (`Handoff::periods_lost`); a late cycle whose period izyrt still processed is not
-/// one (it was captured and pulled; only its playback came too late).
-///
-/// Runs on: JACK's process thread, once or twice per cycle. Must not: allocate, lock,
-/// block.
-fn count_lost_periods(sh: &Shared, seen: &mut u64, period: Frames) {
-    let lost = sh.handoff.periods_lost();
-    let new = lost.saturating_sub(*seen);
-    *seen = lost;
-    if new > 0 {
-        sh.counters
-            .skipped_frames
-            .fetch_add(new * u64::from(period), Ordering::Relaxed);
     }
 }

@@ -9,19 +9,21 @@
 //! answer within a period of the plugin's clock or xrun. A native client has none of that:
 //! izyrt's period is JACK's cycle itself.
 //!
-//! **Why izyrt's own thread still runs the period.** JACK calls its clients from its own
-//! RT thread, while everything in izyrt — the driver loop, the wakeup histogram, reopen
-//! after a server restart, the per-thread allocation proof — is built around an RT thread
-//! that owns its device and blocks in [`Device::cycle`]. So the JACK callback hands the
-//! period to that thread and waits for it within the same cycle (`handoff`: one atomic
-//! word and a futex each way, no queue). The cost is two thread wakeups per cycle; the
-//! gain is that a JACK device is one more [`Device`] and every role can use it. The
-//! callback waits at most three quarters of a period: a cycle izyrt does not answer in
-//! time plays silence and counts an xrun, and never holds the server's graph beyond its
-//! own cycle. Since JACK's process thread now carries izyrt's audio, it takes the
-//! priority of izyrt's RT thread when JACK gave it less (jackd runs its clients five
-//! below the server, e.g. 65 under `-P 70`: below izyrt's network threads, which would
-//! otherwise delay the cycle).
+//! **Why JACK's thread runs izyrt's period.** Everything in izyrt — the driver loop, the
+//! wakeup histogram, reopen after a server restart, the per-thread allocation proof — is
+//! built around an RT thread that owns its device. A JACK device keeps that thread, but
+//! lends its period closure to JACK's process thread, which calls it inside the cycle
+//! ([`Device::drive`], `lend`): the work happens where JACK's other clients do theirs, and
+//! no cycle depends on a second thread being scheduled in time. It replaced a handoff in
+//! which JACK's thread posted the period and waited up to three quarters of the cycle for
+//! izyrt's thread to answer: on a host that stalls a CPU now and then, the cycles that
+//! thread answered late were the largest share of the native path's audible events, and
+//! the two wakeups per cycle cost CPU. Since JACK's process thread carries izyrt's audio,
+//! it takes the priority of izyrt's RT thread when JACK gave it less (jackd runs its
+//! clients five below the server, e.g. 65 under `-P 70`: below izyrt's network threads,
+//! which would otherwise delay the cycle). A caller of [`Device::cycle`] (one period at a
+//! time, as tests do) lends for one period and waits; a cycle that finds nothing lent
+//! while the device runs plays silence and counts an xrun.
 //!
 //! **The server decides.** Rate and period are the server's: a configuration that differs
 //! is refused with the values to use, and a server that changes them later, or shuts
@@ -32,7 +34,7 @@
 //! izyrt runs without JACK installed.
 
 mod callback;
-mod handoff;
+mod lend;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -40,10 +42,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use jack::{AsyncClient, AudioIn, AudioOut, Client, ClientOptions, PortFlags, PortSpec};
 
 use self::callback::{NEW_PERIOD, NEW_RATE, Notify, Process, Shared, Stop};
-use self::handoff::{Handoff, WaitError};
+use self::lend::{Lend, WaitError};
 use super::{
-    Device, DeviceCounters, DeviceError, Direction, JackOptions, Obtained, SampleFormat,
-    StreamConfig,
+    Device, DeviceCounters, DeviceError, Direction, DrivenPeriod, JackOptions, Obtained,
+    SampleFormat, StreamConfig,
 };
 
 /// How long [`Device::cycle`] waits for a JACK cycle before the server counts as stalled.
@@ -142,7 +144,35 @@ impl JackDevice {
         self.shared.running.store(on, Ordering::Release);
     }
 
-    /// The error for a closed handoff: why the server stopped serving us (cold path).
+    /// An error unless izyrt's side is started.
+    fn check_running(&mut self) -> Result<(), DeviceError> {
+        if self.client.is_none() || self.shared.lend.is_closed() {
+            Err(self.stopped())
+        } else if self.running() {
+            Ok(())
+        } else {
+            Err(DeviceError::not_running(&self.obtained.name))
+        }
+    }
+
+    /// A loan's end as the device's result.
+    fn served<T>(&mut self, r: Result<T, WaitError>) -> Result<T, DeviceError> {
+        r.map_err(|e| match e {
+            WaitError::Closed => self.stopped(),
+            WaitError::Stalled => {
+                self.set_running(false);
+                DeviceError::Failed {
+                    name: self.obtained.name.clone(),
+                    reason: format!(
+                        "the JACK server ran no cycle for {} s",
+                        STALL_NS / 1_000_000_000
+                    ),
+                }
+            }
+        })
+    }
+
+    /// The error for a closed lender: why the server stopped serving us (cold path).
     #[cold]
     fn stopped(&mut self) -> DeviceError {
         self.set_running(false);
@@ -221,9 +251,8 @@ fn connect(
     };
     let in_names = names(inputs.iter().map(|p| p.name()).collect())?;
     let out_names = names(outputs.iter().map(|p| p.name()).collect())?;
-    let period_ns = crate::rt::clock::frames_ns(u64::from(period), rate);
     let shared = Arc::new(Shared {
-        handoff: Handoff::new(period as usize * n_in, period as usize * n_out),
+        lend: Lend::default(),
         running: AtomicBool::new(false),
         priority: AtomicI32::new(0),
         process_priority: AtomicI32::new(0),
@@ -235,12 +264,13 @@ fn connect(
     let process = Process {
         inputs,
         outputs,
+        capture: vec![0.0; period as usize * n_in].into_boxed_slice(),
+        playback: vec![0.0; period as usize * n_out].into_boxed_slice(),
         period,
-        budget_ns: period_ns * 3 / 4,
+        rate,
         shared: Arc::clone(&shared),
         armed: false,
         raised: 0,
-        periods_lost_seen: 0,
     };
     let notify = Notify {
         shared: Arc::clone(&shared),
@@ -300,7 +330,7 @@ impl Device for JackDevice {
     }
 
     fn start(&mut self) -> Result<(), DeviceError> {
-        if self.client.is_none() || self.shared.handoff.is_closed() {
+        if self.client.is_none() || self.shared.lend.is_closed() {
             return Err(self.stopped());
         }
         // The driver starts the device on izyrt's RT thread: its priority is the one the
@@ -311,40 +341,30 @@ impl Device for JackDevice {
         Ok(())
     }
 
-    /// Waits for JACK's next cycle, runs `process` on its period and hands the playback
-    /// back within the cycle. Returns the wakeup's lateness: the time from JACK's post to
-    /// this thread running, ns.
+    /// Lends `process` to JACK's next cycle and waits for it to run there. Returns the
+    /// lateness JACK's thread ran with in that cycle, ns.
     fn cycle(
         &mut self,
-        process: &mut dyn FnMut(&[f32], &mut [f32]),
+        process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
     ) -> Result<Option<u64>, DeviceError> {
-        if !self.running() {
-            return Err(if self.client.is_none() {
-                self.stopped()
-            } else {
-                DeviceError::not_running(&self.obtained.name)
-            });
-        }
-        match self.shared.handoff.run(STALL_NS, process) {
-            Ok(late) => {
-                DeviceCounters::bump(&self.counters.cycles);
-                self.counters
-                    .last_wakeup_late_ns
-                    .store(late, Ordering::Relaxed);
-                Ok(Some(late))
-            }
-            Err(WaitError::Closed) => Err(self.stopped()),
-            Err(WaitError::Stalled) => {
-                self.set_running(false);
-                Err(DeviceError::Failed {
-                    name: self.obtained.name.clone(),
-                    reason: format!(
-                        "the JACK server ran no cycle for {} s",
-                        STALL_NS / 1_000_000_000
-                    ),
-                })
-            }
-        }
+        self.check_running()?;
+        let r = self
+            .shared
+            .lend
+            .lend_once(&mut |c, p, _| process(c, p), STALL_NS);
+        self.served(r).map(Some)
+    }
+
+    /// Lends `period` to every JACK cycle until `stop`, sleeping meanwhile.
+    fn drive(
+        &mut self,
+        period: &mut DrivenPeriod<'_>,
+        stop: &AtomicBool,
+    ) -> Option<Result<(), DeviceError>> {
+        Some(
+            self.check_running()
+                .and_then(|()| self.served(self.shared.lend.lend(period, stop, STALL_NS))),
+        )
     }
 
     fn stop(&mut self) {

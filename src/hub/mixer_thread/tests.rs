@@ -308,7 +308,7 @@ fn the_hubs_own_xruns_skip_its_stream_and_its_inputs_keep_their_depth() {
             // The hub's device is in its xrun: no pull; it counts what it skipped.
             if k % 2_250 == SKIP - 1 {
                 counters
-                    .skipped_frames
+                    .lost_frames
                     .fetch_add(SKIP * u64::from(PERIOD), Ordering::Relaxed);
                 skips += 1;
             }
