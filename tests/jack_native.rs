@@ -166,6 +166,7 @@ fn driven_every_period_runs_on_jacks_thread_until_the_stop() {
     let ch = usize::from(CHANNELS);
     let here = std::thread::current().id();
     let stop = AtomicBool::new(false);
+    let late_before = jackd.client_xruns();
     let (mut n, mut intact, mut elsewhere) = (0u64, 0u32, 0u32);
     let mut period = |input: &[f32], output: &mut [f32], _late: u64| {
         let mut ok = n > 0;
@@ -189,16 +190,19 @@ fn driven_every_period_runs_on_jacks_thread_until_the_stop() {
     dev.drive(&mut period, &stop)
         .expect("a JACK device runs its own periods")
         .unwrap();
+    let late = jackd.client_xruns() - late_before;
     println!(
-        "{intact} of 499 periods intact; {} late cycles, JACK client xruns {}",
+        "{intact} of 499 periods intact; {} late cycles, JACK client xruns {late}",
         counters.xruns.load(Ordering::Relaxed),
-        jackd.client_xruns()
     );
     assert_eq!(n, 500, "no period after the stop");
     assert_eq!(elsewhere, 500, "every period on JACK's process thread");
     // Every period got the previous one's output back through the graph (a cycle the
-    // server itself lost may break one or two).
-    assert!(intact + 5 >= 499, "{intact} of 499 intact");
+    // server reported late may break one or two).
+    assert!(
+        intact as usize + 5 + 2 * late >= 499,
+        "{intact} of 499 intact, {late} late"
+    );
     // Taken back: one period at a time works again on the same device.
     dev.cycle(&mut |i, o| o.copy_from_slice(i)).unwrap();
 }
