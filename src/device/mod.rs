@@ -268,6 +268,19 @@ pub trait Device: Send {
     ///
     /// # Errors
     /// As [`Device::cycle`].
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use izyrt::device::{open, DeviceSpec, Direction, StreamConfig};
+    ///
+    /// let spec: DeviceSpec = "virtual".parse()?;
+    /// let mut dev = open(&spec, Direction::Duplex, StreamConfig::default())?;
+    /// // `virtual` has no thread of its own: its caller cycles it (a `jack:` device runs
+    /// // the closure on JACK's process thread until the stop).
+    /// assert!(dev.drive(&mut |_, _, _| {}, &AtomicBool::new(false)).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn drive(
         &mut self,
         _period: &mut DrivenPeriod<'_>,

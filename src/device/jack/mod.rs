@@ -48,7 +48,8 @@ use super::{
     SampleFormat, StreamConfig,
 };
 
-/// How long [`Device::cycle`] waits for a JACK cycle before the server counts as stalled.
+/// How long [`Device::cycle`] and [`Device::drive`] wait for a JACK cycle before the
+/// server counts as stalled.
 const STALL_NS: u64 = 2_000_000_000;
 
 /// A native JACK client driven by one RT thread.
@@ -144,9 +145,14 @@ impl JackDevice {
         self.shared.running.store(on, Ordering::Release);
     }
 
+    /// Whether the server stopped serving this client (or it is not connected).
+    fn closed(&self) -> bool {
+        self.client.is_none() || self.shared.lend.is_closed()
+    }
+
     /// An error unless izyrt's side is started.
     fn check_running(&mut self) -> Result<(), DeviceError> {
-        if self.client.is_none() || self.shared.lend.is_closed() {
+        if self.closed() {
             Err(self.stopped())
         } else if self.running() {
             Ok(())
@@ -330,7 +336,7 @@ impl Device for JackDevice {
     }
 
     fn start(&mut self) -> Result<(), DeviceError> {
-        if self.client.is_none() || self.shared.lend.is_closed() {
+        if self.closed() {
             return Err(self.stopped());
         }
         // The driver starts the device on izyrt's RT thread: its priority is the one the
