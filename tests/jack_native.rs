@@ -255,7 +255,7 @@ fn hub_and_peer_run_on_native_jack_clients() {
         "jack:name=izalice,noconnect",
         &["--period", "64"],
     );
-    let (_bob, _) = procs::peer(addr, "bob", "virtual:tone=660", &["--period", "64"]);
+    let (_bob, bob_metrics) = procs::peer(addr, "bob", "virtual:tone=660", &["--period", "64"]);
     let m = procs::wait_for("alice hears bob through JACK", secs(30), || {
         let m = procs::metrics(alice_metrics);
         let level = m["levels"]["speakerPeakDbfs"].as_f64()?;
@@ -263,6 +263,22 @@ fn hub_and_peer_run_on_native_jack_clients() {
     });
     let rt = &m["realtime"]["izyrt-peer-audio"];
     assert_eq!(rt["device"], "jack:name=izalice,noconnect", "{rt}");
+    // Its periods run on JACK's process thread, at least at the peer's priority when it
+    // could be raised (0: the machine allows no realtime).
+    let jack_priority = rt["deviceThread"]["priority"].as_i64();
+    println!(
+        "peer's RT thread priority {}, JACK's process thread {:?}",
+        rt["priority"], jack_priority
+    );
+    assert!(
+        jack_priority == Some(0) || jack_priority >= Some(rt["priority"].as_i64().unwrap()),
+        "{rt}"
+    );
+    let bob_rt = &procs::metrics(bob_metrics)["realtime"]["izyrt-peer-audio"];
+    assert!(
+        bob_rt["deviceThread"].is_null(),
+        "virtual runs on the peer's own thread: {bob_rt}"
+    );
     assert_eq!(
         (rt["periodFrames"].as_u64(), rt["bufferFrames"].as_u64()),
         (Some(64), Some(64))

@@ -21,7 +21,7 @@ pub mod spec;
 pub mod virtual_device;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 pub use skipped::SkippedFrames;
 pub use spec::{DeviceSpec, JackOptions, Signal, VirtualOptions};
@@ -195,6 +195,10 @@ pub struct DeviceCounters {
     pub lost_frames: AtomicU64,
     /// Lateness of the last wakeup against the period boundary, ns.
     pub last_wakeup_late_ns: AtomicU64,
+    /// The `SCHED_FIFO` priority of the device's own thread that runs the periods
+    /// ([`Device::drive`]: JACK's process thread), once it has run one since the start
+    /// (0: not realtime, or no such thread).
+    pub device_thread_priority: AtomicI32,
 }
 
 impl DeviceCounters {

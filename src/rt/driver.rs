@@ -107,6 +107,7 @@ pub struct DriverStats {
     gone: AtomicU64,
     reopen_attempts: AtomicU64,
     reopens: AtomicU64,
+    driven: AtomicBool,
 }
 
 impl DriverStats {
@@ -129,6 +130,11 @@ impl DriverStats {
     /// Recoveries completed (reopened and restarted).
     pub fn reopens(&self) -> u64 {
         self.reopens.load(Ordering::Relaxed)
+    }
+    /// Whether the periods run on the device's own thread ([`Device::drive`]: JACK's
+    /// process thread), not on the driver's.
+    pub fn driven(&self) -> bool {
+        self.driven.load(Ordering::Relaxed)
     }
     fn set_state(&self, s: DriverState) {
         self.state.store(s as u8, Ordering::Relaxed);
@@ -259,6 +265,7 @@ impl Driver {
                 process(capture, playback);
                 wakeup.record(late);
                 stats.cycles.fetch_add(1, Ordering::Relaxed);
+                stats.driven.store(true, Ordering::Relaxed);
             };
             let result = match device.drive(&mut period, &self.stop) {
                 Some(result) => result,
@@ -425,6 +432,7 @@ mod tests {
         let mut process = stop_after(driver.stop_flag(), 25);
         driver.run(&mut dev, &mut process).unwrap();
         assert_eq!(stats.cycles(), 25);
+        assert!(!stats.driven(), "cycled on the driver's thread");
         assert_eq!(stats.state(), DriverState::Stopped);
         assert_eq!(driver.wakeup_stats().snapshot().count, 25);
         assert_eq!(dev.counters().cycles.load(Ordering::Relaxed), 25);
@@ -579,6 +587,7 @@ mod tests {
             (30, 30),
             "every period on the device's thread"
         );
+        assert!(stats.driven());
         assert_eq!(stats.cycles(), 30);
         assert_eq!(
             driver.wakeup_stats().snapshot().count,

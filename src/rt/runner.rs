@@ -95,6 +95,10 @@ impl RtStatus {
             "reopens": self.driver.reopens(),
             "state": self.driver.state().name(),
             "steadyAllocations": self.steady_allocation_count(),
+            // The device's own thread that runs the periods (JACK's process thread).
+            "deviceThread": self.driver.driven().then(|| json!({
+                "priority": self.counters.device_thread_priority.load(Ordering::Relaxed),
+            })),
         })
     }
 }

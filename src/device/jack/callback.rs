@@ -54,9 +54,6 @@ pub struct Shared {
     /// izyrt's RT thread's `SCHED_FIFO` priority (0: none), which the process thread
     /// takes when it runs lower.
     pub priority: AtomicI32,
-    /// The process thread's realtime priority after that (0: not realtime, or no cycle
-    /// since the start yet).
-    pub process_priority: AtomicI32,
     /// Why the client stopped.
     pub stop: Stop,
     /// Allocator calls the process callback made since its first call.
@@ -111,7 +108,8 @@ impl jack::ProcessHandler for Process {
             if priority > 0 {
                 raise_to_fifo(priority);
             }
-            sh.process_priority
+            sh.counters
+                .device_thread_priority
                 .store(realtime_priority().unwrap_or(0), Ordering::Relaxed);
         }
         let served = if ps.n_frames() != self.period {

@@ -128,7 +128,7 @@ impl JackDevice {
     /// The `SCHED_FIFO` priority of JACK's process thread for this client, once it has run
     /// a cycle since [`Device::start`] (0 when it is not realtime or has not run yet).
     pub fn process_priority(&self) -> i32 {
-        self.shared.process_priority.load(Ordering::Relaxed)
+        self.counters.device_thread_priority.load(Ordering::Relaxed)
     }
 
     /// The JACK client's name (the server may have added a suffix to make it unique).
@@ -261,7 +261,6 @@ fn connect(
         lend: Lend::default(),
         running: AtomicBool::new(false),
         priority: AtomicI32::new(0),
-        process_priority: AtomicI32::new(0),
         stop: Stop::default(),
         allocations: AtomicU64::new(0),
         denormals_flushed: AtomicBool::new(false),
