@@ -250,6 +250,12 @@ pub(super) const REALTIME: &[Field] = &[
         Scale::One,
         "Scheduling priority actually obtained by the RT thread.",
     ),
+    gauge(
+        "deviceThread.priority",
+        "izyrt_realtime_device_thread_priority",
+        Scale::One,
+        "Scheduling priority of the device's own thread that runs the RT thread's periods (JACK's process thread); absent when the RT thread runs them.",
+    ),
     counter(
         "xruns",
         "izyrt_realtime_xruns_total",

@@ -73,7 +73,7 @@ fn base() -> Value {
         "realtime": {
             "izyrt-audio": { "policy": "SCHED_FIFO", "priority": 80, "p50Us": 12,
                              "p99Us": 40, "p999Us": 90, "maxUs": 150, "xruns": 0,
-                             "lostFrames": 128,
+                             "lostFrames": 128, "deviceThread": { "priority": 85 },
                              "wakeupHistogram": { "boundsUs": [10.0, 50.0, 1000.0],
                                                   "cumulative": [5, 9, 10, 12],
                                                   "sumUs": 1500.5 } }
@@ -146,13 +146,15 @@ fn realtime_per_thread_object_or_array() {
     let t = render_prometheus(&full());
     let th = "{thread=\"izyrt-audio\"}";
     assert!(t.contains(&format!("izyrt_realtime_priority{th} 80\n")));
+    assert!(t.contains(&format!("izyrt_realtime_device_thread_priority{th} 85\n")));
     assert!(t.contains(&format!(
         "izyrt_realtime_wakeup_latency_p99_seconds{th} 0.00004\n"
     )));
     assert!(t.contains(&format!("izyrt_realtime_xruns_total{th} 0\n")));
     assert!(t.contains(&format!("izyrt_realtime_lost_frames_total{th} 128\n")));
     assert!(!t.contains("SCHED_FIFO"));
-    let arr = json!({ "realtime": [{ "thread": "hub", "maxUs": 1000 }, { "maxUs": 1 }] });
+    // A thread that runs its own periods (`deviceThread` null) has no such sample.
+    let arr = json!({ "realtime": [{ "thread": "hub", "maxUs": 1000, "deviceThread": null }, { "maxUs": 1 }] });
     assert!(render_prometheus(&arr).ends_with(
         "# HELP izyrt_realtime_wakeup_latency_max_seconds Maximum wakeup latency of the RT thread.\n\
          # TYPE izyrt_realtime_wakeup_latency_max_seconds gauge\n\
