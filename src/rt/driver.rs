@@ -263,18 +263,14 @@ impl Driver {
             // runs every period until the stop; else here, one `cycle` per period.
             let mut period = |capture: &[f32], playback: &mut [f32], late: u64| {
                 process(capture, playback);
-                wakeup.record(late);
-                stats.cycles.fetch_add(1, Ordering::Relaxed);
+                count_period(wakeup, stats, Some(late));
                 stats.driven.store(true, Ordering::Relaxed);
             };
             let result = match device.drive(&mut period, &self.stop) {
                 Some(result) => result,
-                None => device.cycle(process).map(|late| {
-                    if let Some(late) = late {
-                        self.wakeup.record(late);
-                    }
-                    self.stats.cycles.fetch_add(1, Ordering::Relaxed);
-                }),
+                None => device
+                    .cycle(process)
+                    .map(|late| count_period(&mut self.wakeup, &self.stats, late)),
             };
             match result {
                 Ok(()) => {}
@@ -325,6 +321,17 @@ impl Driver {
             }
         }
     }
+}
+
+/// One period done: its lateness recorded (when the device can tell) and counted.
+///
+/// Runs on: the thread that runs the periods (the driver's, or the device's own), once per
+/// period. Must not: allocate, lock, block.
+fn count_period(wakeup: &mut WakeupHistogram, stats: &DriverStats, late: Option<u64>) {
+    if let Some(late) = late {
+        wakeup.record(late);
+    }
+    stats.cycles.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]
