@@ -3,11 +3,8 @@
 //! tones, one silent; one tone peer killed after it joined, one stopped for 300 ms) and
 //! the monitor; the test reads the DOM Chromium rendered.
 //!
-//! Design: one `chromium --headless --dump-dom --screenshot` run per page, with
-//! `--virtual-time-budget`. Virtual time fires the page's 1 s poll timer as soon as the
-//! previous fetch is answered (a pending fetch holds virtual time), so the budget buys
-//! that many real polls of the real processes without sleeping; the DOM is dumped and
-//! the 1400×1000 screenshot taken after them. The page marks `<html>` with `data-polls`
+//! Design: one headless Chromium run per page (`common/browser.rs` says how virtual time
+//! buys real polls without sleeping). The page marks `<html>` with `data-polls`
 //! and `data-fits` (its width is no more than the window's: no horizontal scrollbar),
 //! which is how the screenshot's layout is checked. Nothing here depends on timing
 //! beyond "eventually": the test first waits, through getMetrics, for the state it then
@@ -19,16 +16,16 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "common/browser.rs"]
+mod browser;
 #[path = "common/procs.rs"]
 mod procs;
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use procs::{hub, metrics, monitor, peer, scratch, wait_for};
+use browser::{Rendered, attr, chromium, element, elements, html_tag, render, text};
+use procs::{hub, metrics, monitor, peer, wait_for};
 use serde_json::Value;
 
 /// Peers and the tone each sends (`None`: silence).
@@ -51,163 +48,6 @@ const MONITOR: &str = "desk";
 /// The peer stopped for 300 ms: its `virtual` card loses that time, which it sends as a
 /// gap (the "sender lost" column).
 const STOPPED: &str = "ben";
-
-/// Virtual time Chromium gives the page: about this many polls.
-const BUDGET_MS: u32 = 6000;
-/// Real time one Chromium run may take (generous: the machine is shared).
-const CHROMIUM_DEADLINE: Duration = Duration::from_secs(300);
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("IZYRT_CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    path.is_file().then_some(path)
-}
-
-/// What Chromium rendered of one page: the DOM after the budget and the screenshot's path.
-struct Rendered {
-    dom: String,
-    png: PathBuf,
-}
-
-/// Loads `http://ADDR/` in headless Chromium at 1400×1000 with a fresh profile.
-fn render(chrome: &Path, addr: SocketAddr, name: &str) -> Rendered {
-    let dir = scratch(&format!("dashboard-{name}"));
-    let profile = dir.join("profile");
-    let _ = std::fs::remove_dir_all(&profile);
-    std::fs::create_dir_all(&profile).unwrap();
-    let png = dir.join(format!("{name}.png"));
-    let _ = std::fs::remove_file(&png);
-    let mut child = Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1400,1000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--virtual-time-budget={BUDGET_MS}"))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--dump-dom")
-        .arg(format!("http://{addr}/"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let dom = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > CHROMIUM_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium on {name} ran past {CHROMIUM_DEADLINE:?}:\n{}",
-                log.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (dom, log) = (dom.join().unwrap(), log.join().unwrap());
-    assert!(
-        status.success() && dom.contains("</html>"),
-        "chromium on {name}: {status}\n{log}"
-    );
-    eprintln!(
-        "dashboard_browser: {name} page rendered in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
-    Rendered { dom, png }
-}
-
-/// The first element `<tag …>…</tag>` whose opening tag contains `needle`.
-fn element<'a>(dom: &'a str, tag: &str, needle: &str) -> Option<&'a str> {
-    elements(dom, tag).into_iter().find(|e| {
-        let open = &e[..e.find('>').unwrap_or(e.len())];
-        open.contains(needle)
-    })
-}
-
-/// Every element `<tag …>…</tag>` in `dom`, outermost first, nested ones included.
-fn elements<'a>(dom: &'a str, tag: &str) -> Vec<&'a str> {
-    let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
-    // An opening tag is `<tag` followed by a space or `>` (so `<tr` is not `<track`).
-    let opens_at = |i: usize| {
-        dom[i..].starts_with(&open)
-            && matches!(dom.as_bytes().get(i + open.len()), Some(b' ' | b'>'))
-    };
-    let mut found = Vec::new();
-    for (start, _) in dom.match_indices(&open).filter(|(i, _)| opens_at(*i)) {
-        let mut depth = 0usize;
-        let mut i = start;
-        while i < dom.len() {
-            if opens_at(i) {
-                depth += 1;
-                i += open.len();
-            } else if dom[i..].starts_with(&close) {
-                depth -= 1;
-                i += close.len();
-                if depth == 0 {
-                    found.push(&dom[start..i]);
-                    break;
-                }
-            } else {
-                i += dom[i..].chars().next().map_or(1, char::len_utf8);
-            }
-        }
-    }
-    found
-}
-
-/// The text of an HTML fragment: tags dropped, the entities the DOM dump uses decoded.
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
-}
-
-/// The value of attribute `name` in the opening tag of `element`.
-fn attr<'a>(element: &'a str, name: &str) -> Option<&'a str> {
-    let open = &element[..element.find('>')?];
-    let key = format!(" {name}=\"");
-    let at = open.find(&key)? + key.len();
-    open[at..].split('"').next()
-}
-
-/// The `<html>` opening tag.
-fn html_tag(dom: &str) -> &str {
-    let at = dom.find("<html").expect("an <html> element");
-    &dom[at..at + dom[at..].find('>').unwrap() + 1]
-}
 
 /// (peak, RMS) in dBFS from a level cell's "P / R dBFS".
 fn levels(cell: &str) -> (f64, f64) {
@@ -269,6 +109,11 @@ fn check_common(page: &Rendered, name: &str, role: &str, title: &str) {
         "{name}: an svg that is not a plot"
     );
     assert_eq!(png_size(&page.png), (1400, 1000), "{name} screenshot");
+    // Every thread here runs its own periods (virtual devices): none is said to run on a
+    // device's thread (tests/jack_native.rs renders one that does).
+    let table = element(dom, "tbody", "id=\"realtime-body\"").unwrap();
+    assert!(!elements(table, "tr").is_empty(), "{name}: no realtime row");
+    assert!(!text(table).contains("device's thread"), "{name}: {table}");
 }
 
 /// The session table: every user, levels, the silent peer marked, the killed one left.

@@ -7,6 +7,8 @@
 
 #[path = "common/alsa.rs"]
 mod alsa_env;
+#[path = "common/browser.rs"]
+mod browser;
 #[path = "common/procs.rs"]
 mod procs;
 
@@ -288,6 +290,21 @@ fn hub_and_peer_run_on_native_jack_clients() {
         h["realtime"]["izyrt-hub-mixer"]["device"],
         "jack:name=izhub"
     );
+    // The dashboard says so in the thread's row, with JACK's thread's priority.
+    if let Some(chrome) = browser::chromium() {
+        let page = browser::render(&chrome, alice_metrics, "jack-peer");
+        let row = browser::element(&page.dom, "tr", "data-thread=\"izyrt-peer-audio\"")
+            .unwrap_or_else(|| panic!("no izyrt-peer-audio row: {}", page.dom));
+        let want = match jack_priority {
+            Some(0) => "on the device's thread, not realtime".to_owned(),
+            p => format!("on the device's thread at {}", p.unwrap()),
+        };
+        assert!(browser::text(row).contains(&want), "want {want:?}: {row}");
+        let html = browser::html_tag(&page.dom);
+        assert_eq!(browser::attr(html, "data-fits"), Some("true"), "{html}");
+    } else {
+        println!("dashboard check SKIPPED: no chromium (scripts/setup installs it)");
+    }
     // The peer's RT thread, fed by JACK's cycle, does not allocate once steady (the
     // counter arms after 2000 periods: 2.7 s at 64 frames).
     let rt = procs::wait_for("the allocation counter armed", secs(30), || {

@@ -318,7 +318,17 @@ function renderRealtime(s, now) {
     tr.setAttribute("data-thread", name);
     tr.appendChild(el("td", name));
     const rt = policy === "SCHED_FIFO" || policy === "SCHED_RR";
-    tr.appendChild(el("td", policy + (num(r.priority) !== null ? " " + r.priority : ""), rt ? "" : "warn"));
+    const cell = el("td", policy + (num(r.priority) !== null ? " " + r.priority : ""), rt ? "" : "warn");
+    // A device with its own thread (native JACK) runs this thread's periods there: say so,
+    // with that thread's priority (0: not realtime), since that is the one that must be high.
+    if (r.deviceThread && typeof r.deviceThread === "object") {
+      const p = num(r.deviceThread.priority);
+      const on = el("span", " · on the device's thread" + (p ? " at " + p : ", not realtime"),
+        p ? "device-thread" : "device-thread warn");
+      on.title = "the device (native JACK) runs this thread's periods on its own thread";
+      cell.appendChild(on);
+    }
+    tr.appendChild(cell);
     tr.appendChild(el("td", str(r.device) || "n/a"));
     tr.appendChild(el("td", count(r.periodFrames) + " fr · " + fmt(period, 0, "µs")));
     tr.appendChild(el("td", count(r.wakeups)));
