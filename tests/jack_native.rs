@@ -255,7 +255,7 @@ fn hub_and_peer_run_on_native_jack_clients() {
         addr,
         "alice",
         "jack:name=izalice,noconnect",
-        &["--period", "64"],
+        &["--period", "64", "--cpu", "0"],
     );
     let (_bob, bob_metrics) = procs::peer(addr, "bob", "virtual:tone=660", &["--period", "64"]);
     let m = procs::wait_for("alice hears bob through JACK", secs(30), || {
@@ -276,6 +276,12 @@ fn hub_and_peer_run_on_native_jack_clients() {
         jack_priority == Some(0) || jack_priority >= Some(rt["priority"].as_i64().unwrap()),
         "{rt}"
     );
+    // `--cpu 0` keeps JACK's thread there too, once izyrt's RT thread could be pinned.
+    if rt["cpu"] == 0 {
+        assert_eq!(rt["deviceThread"]["cpu"], 0, "{rt}");
+    } else {
+        println!("--cpu 0 refused here: {rt}");
+    }
     let bob_rt = &procs::metrics(bob_metrics)["realtime"]["izyrt-peer-audio"];
     assert!(
         bob_rt["deviceThread"].is_null(),
@@ -289,6 +295,13 @@ fn hub_and_peer_run_on_native_jack_clients() {
     assert_eq!(
         h["realtime"]["izyrt-hub-mixer"]["device"],
         "jack:name=izhub"
+    );
+    // Without --cpu JACK's thread stays where JACK put it.
+    let hub_thread = &h["realtime"]["izyrt-hub-mixer"]["deviceThread"];
+    assert!(
+        hub_thread.is_object() && hub_thread["cpu"].is_null(),
+        "{}",
+        h["realtime"]["izyrt-hub-mixer"]
     );
     // The dashboard says so in the thread's row, with JACK's thread's priority.
     if let Some(chrome) = browser::chromium() {

@@ -84,6 +84,39 @@ pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The one CPU the calling thread is kept on (`Some` only when its affinity is exactly one
+/// CPU, as [`pin_current_thread`] leaves it), so that another thread doing its work can be
+/// kept on the same one.
+///
+/// # Example
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// # {
+/// izyrt::rt::promote::pin_current_thread(0).unwrap();
+/// assert_eq!(izyrt::rt::promote::pinned_cpu(), Some(0));
+/// # }
+/// ```
+#[cfg(target_os = "linux")]
+pub fn pinned_cpu() -> Option<usize> {
+    // SAFETY: cpu_set_t is plain data; pid 0 is the calling thread; the size is the set's.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        if libc::CPU_COUNT(&set) != 1 {
+            return None;
+        }
+        (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &set))
+    }
+}
+
+/// The one CPU the calling thread is kept on: never, off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn pinned_cpu() -> Option<usize> {
+    None
+}
+
 /// Keeps the calling thread on `cpu`: only on Linux.
 ///
 /// # Errors

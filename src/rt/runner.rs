@@ -98,6 +98,7 @@ impl RtStatus {
             // The device's own thread that runs the periods (JACK's process thread).
             "deviceThread": self.driver.driven().then(|| json!({
                 "priority": self.counters.device_thread_priority.load(Ordering::Relaxed),
+                "cpu": self.counters.device_thread_cpu(),
             })),
         })
     }

@@ -37,7 +37,7 @@ mod callback;
 mod lend;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use jack::{AsyncClient, AudioIn, AudioOut, Client, ClientOptions, PortFlags, PortSpec};
 
@@ -261,6 +261,7 @@ fn connect(
         lend: Lend::default(),
         running: AtomicBool::new(false),
         priority: AtomicI32::new(0),
+        cpu_plus_1: AtomicU32::new(0),
         stop: Stop::default(),
         allocations: AtomicU64::new(0),
         denormals_flushed: AtomicBool::new(false),
@@ -275,7 +276,7 @@ fn connect(
         rate,
         shared: Arc::clone(&shared),
         armed: false,
-        raised: 0,
+        raised: (0, 0),
     };
     let notify = Notify {
         shared: Arc::clone(&shared),
@@ -338,10 +339,12 @@ impl Device for JackDevice {
         if self.closed() {
             return Err(self.stopped());
         }
-        // The driver starts the device on izyrt's RT thread: its priority is the one the
-        // JACK process thread needs.
+        // The driver starts the device on izyrt's RT thread: its priority and CPU are the
+        // ones the JACK process thread needs.
         let priority = crate::rt::promote::realtime_priority().unwrap_or(0);
         self.shared.priority.store(priority, Ordering::Relaxed);
+        let cpu = crate::rt::promote::pinned_cpu().map_or(0, |c| c as u32 + 1);
+        self.shared.cpu_plus_1.store(cpu, Ordering::Relaxed);
         self.set_running(true);
         Ok(())
     }
