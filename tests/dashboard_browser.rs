@@ -113,6 +113,17 @@ fn check_common(page: &Rendered, name: &str, role: &str, title: &str) {
     // device's thread (tests/jack_native.rs renders one that does).
     let table = element(dom, "tbody", "id=\"realtime-body\"").unwrap();
     assert!(!elements(table, "tr").is_empty(), "{name}: no realtime row");
+    // Every thread's work per period: "p99.9 / max" in µs, both measured.
+    for row in elements(table, "tr") {
+        let cell = element(row, "td", "data-series=\"work\"")
+            .unwrap_or_else(|| panic!("{name}: no work cell in {row}"));
+        let t = text(cell);
+        let (p999, max) = t
+            .split_once(" / ")
+            .unwrap_or_else(|| panic!("{name}: {t:?}"));
+        let (p999, max): (f64, f64) = (p999.parse().unwrap(), max.parse().unwrap());
+        assert!(p999 > 0.0 && max >= p999, "{name}: work {t:?}");
+    }
     assert!(!text(table).contains("device's thread"), "{name}: {table}");
 }
 

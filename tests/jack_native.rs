@@ -327,6 +327,9 @@ fn hub_and_peer_run_on_native_jack_clients() {
     std::thread::sleep(secs(1));
     let rt2 = &procs::metrics(alice_metrics)["realtime"]["izyrt-peer-audio"];
     assert_eq!(rt2["steadyAllocations"], 0, "{rt} → {rt2}");
+    // Its work, timed on JACK's thread, fits well inside the 1333 µs period.
+    let p50 = rt2["work"]["p50Us"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 < 1333.0, "{rt2}");
 
     // A period the server does not run is refused with the one to use.
     let out = Command::new(env!("CARGO_BIN_EXE_izyrt"))

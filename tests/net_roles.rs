@@ -303,6 +303,17 @@ fn rt_threads_and_audio_paths_of_hub_and_peer_do_not_allocate() {
             assert_eq!(t["steadyAllocations"], 0, "{who} {thread}: {t}");
             assert_eq!(t["policy"], "SCHED_FIFO", "{who} {thread}");
             assert!(t["wakeups"].as_u64().unwrap() > 0, "{who} {thread}");
+            // The period's own work was timed: some, and within the period it ran in.
+            let work = &t["work"];
+            let period_us = t["periodFrames"].as_f64().unwrap() / 48_000.0 * 1e6;
+            let (p50, max) = (
+                work["p50Us"].as_f64().unwrap(),
+                work["maxUs"].as_f64().unwrap(),
+            );
+            assert!(
+                p50 > 0.0 && p50 < period_us && max >= p50,
+                "{who} {thread}: {work}"
+            );
         }
     }
 }

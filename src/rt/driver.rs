@@ -1,8 +1,8 @@
 //! The loop an RT audio thread runs over a device (RT audio thread).
 //!
 //! Design: the driver is the only code between the device and the engine's `process`, so
-//! it holds the RT rules for every device: in steady state one iteration is `cycle`, one
-//! histogram recording, a few relaxed atomic stores and a load of the stop flag; nothing
+//! it holds the RT rules for every device: in steady state one iteration is `cycle`, two
+//! histogram recordings, a few relaxed atomic stores and a load of the stop flag; nothing
 //! allocates, locks, logs or blocks except the device's own wait. Everything it needs
 //! (the histogram, the shared counters) is built by [`Driver::new`] on the main thread.
 //!
@@ -24,8 +24,13 @@
 //! process thread) runs the loop's period there ([`Device::drive`]): doing the work inside
 //! the server's cycle, as every JACK client does, is what keeps a period from depending on
 //! this thread being scheduled in time. The per-period bookkeeping (wakeup histogram, cycle
-//! count) goes with it, so it is the same code on either thread; this thread sleeps until
-//! the stop, a fault or a vanished device, and recovers as above.
+//! count, work time) goes with it, so it is the same code on either thread; this thread
+//! sleeps until the stop, a fault or a vanished device, and recovers as above.
+//!
+//! **Work time.** How long `process` took, every period, in a second histogram: the share of
+//! the period izyrt's own work uses (JACK's "DSP load", per thread), so that an operator can
+//! tell a host that runs izyrt late (wakeups) from izyrt running out of time (work). Two
+//! `CLOCK_MONOTONIC` reads per period (vDSO: no system call).
 //!
 //! The device counts its own reopens ([`DeviceCounters::reopens`](crate::device::DeviceCounters));
 //! the driver counts recoveries (reopened and restarted) in [`DriverStats::reopens`].
@@ -163,6 +168,7 @@ pub enum DriverError {
 /// let mut dev = open(&spec, Direction::Duplex, StreamConfig::default())?;
 /// let mut driver = Driver::new(DriverConfig::default())?; // main thread: allocates
 /// let (stop, stats, wakeups) = (driver.stop_flag(), driver.stats(), driver.wakeup_stats());
+/// let work = driver.work_stats();
 /// let rt = std::thread::spawn(move || {
 ///     // RT thread (normally through izyrt::rt::thread::spawn)
 ///     let mut n = 0;
@@ -175,12 +181,14 @@ pub enum DriverError {
 /// rt.join().unwrap()?;
 /// assert_eq!(stats.cycles(), 30);
 /// assert_eq!(wakeups.snapshot().count, 30);
+/// assert_eq!(work.snapshot().count, 30); // how long each `process` took
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Driver {
     config: DriverConfig,
     wakeup: WakeupHistogram,
+    work: WakeupHistogram,
     stats: Arc<DriverStats>,
     stop: Arc<AtomicBool>,
 }
@@ -194,6 +202,7 @@ impl Driver {
         Ok(Driver {
             config,
             wakeup: WakeupHistogram::new(config.publish_every)?,
+            work: WakeupHistogram::new(config.publish_every)?,
             stats: Arc::new(DriverStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -213,6 +222,12 @@ impl Driver {
     /// The published wakeup-latency figures, for other threads.
     pub fn wakeup_stats(&self) -> Arc<WakeupStats> {
         self.wakeup.stats()
+    }
+
+    /// The published work-time figures (how long `process` took each period), for other
+    /// threads.
+    pub fn work_stats(&self) -> Arc<WakeupStats> {
+        self.work.stats()
     }
 
     /// The wakeup histogram itself (for a full report once the loop has ended).
@@ -235,6 +250,7 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let result = self.run_inner(device, process);
         self.wakeup.publish();
+        self.work.publish();
         self.stats.set_state(match result {
             Ok(()) => DriverState::Stopped,
             Err(_) => DriverState::Failed,
@@ -258,18 +274,20 @@ impl Driver {
         }
         self.stats.set_state(DriverState::Running);
         while !self.stop.load(Ordering::Relaxed) {
-            let (wakeup, stats) = (&mut self.wakeup, &*self.stats);
+            let (wakeup, work, stats) = (&mut self.wakeup, &mut self.work, &*self.stats);
             // On the device's own thread when it has one (`Device::drive`), which then
             // runs every period until the stop; else here, one `cycle` per period.
             let mut period = |capture: &[f32], playback: &mut [f32], late: u64| {
-                process(capture, playback);
+                timed(work, process, capture, playback);
                 count_period(wakeup, stats, Some(late));
                 stats.driven.store(true, Ordering::Relaxed);
             };
             let result = match device.drive(&mut period, &self.stop) {
                 Some(result) => result,
                 None => device
-                    .cycle(process)
+                    .cycle(&mut |capture, playback| {
+                        timed(&mut self.work, process, capture, playback);
+                    })
                     .map(|late| count_period(&mut self.wakeup, &self.stats, late)),
             };
             match result {
@@ -321,6 +339,21 @@ impl Driver {
             }
         }
     }
+}
+
+/// Runs `process` and records how long it took.
+///
+/// Runs on: the thread that runs the periods (the driver's, or the device's own), once per
+/// period. Must not: allocate, lock, block.
+fn timed(
+    work: &mut WakeupHistogram,
+    process: &mut (dyn FnMut(&[f32], &mut [f32]) + Send),
+    capture: &[f32],
+    playback: &mut [f32],
+) {
+    let start = now_ns();
+    process(capture, playback);
+    work.record(now_ns().saturating_sub(start));
 }
 
 /// One period done: its lateness recorded (when the device can tell) and counted.

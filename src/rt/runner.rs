@@ -40,6 +40,8 @@ pub struct RtStatus {
     pub obtained: Obtained,
     /// Wakeup-latency figures, published by the driver.
     pub wakeups: Arc<WakeupStats>,
+    /// How long the engine's work took each period, published by the driver.
+    pub work: Arc<WakeupStats>,
     /// The device's counters (xruns, suspends, reopens).
     pub counters: Arc<DeviceCounters>,
     /// The driver's state and recovery counters.
@@ -68,6 +70,7 @@ impl RtStatus {
     /// ```
     pub fn json(&self) -> Value {
         let w = self.wakeups.snapshot();
+        let work = self.work.snapshot();
         json!({
             "policy": self.report.policy.name(),
             "priority": self.report.priority,
@@ -96,6 +99,13 @@ impl RtStatus {
             "state": self.driver.state().name(),
             "steadyAllocations": self.steady_allocation_count(),
             // The device's own thread that runs the periods (JACK's process thread).
+            // How long the period's work took (not counting the wait for the device).
+            "work": {
+                "p50Us": work.p50_us(),
+                "p99Us": work.p99_us(),
+                "p999Us": work.p999_us(),
+                "maxUs": work.max_us(),
+            },
             "deviceThread": self.driver.driven().then(|| json!({
                 "priority": self.counters.device_thread_priority.load(Ordering::Relaxed),
                 "cpu": self.counters.device_thread_cpu(),
@@ -160,6 +170,7 @@ pub fn start<S: Send + 'static>(
     let allocs = Arc::new(AtomicU64::new(u64::MAX));
     let driver_stats = driver.stats();
     let wakeups = driver.wakeup_stats();
+    let work = driver.work_stats();
     let published = Arc::clone(&allocs);
     let (go_tx, go_rx) = mpsc::sync_channel::<bool>(1);
     let body = move || {
@@ -197,6 +208,7 @@ pub fn start<S: Send + 'static>(
         },
         obtained,
         wakeups,
+        work,
         counters,
         driver: driver_stats,
         steady_allocations: allocs,

@@ -337,6 +337,12 @@ function renderRealtime(s, now) {
     const late = period !== null && num(r.p999Us) !== null && r.p999Us > period;
     tr.appendChild(el("td", fmt(r.p999Us, 1), late ? "warn" : ""));
     tr.appendChild(el("td", fmt(r.maxUs, 1)));
+    // The thread's own work per period: past half the period it is running out of time.
+    const work = obj(r.work);
+    const busy = period !== null && num(work.p999Us) !== null && work.p999Us > period / 2;
+    const workCell = el("td", fmt(work.p999Us, 1) + " / " + fmt(work.maxUs, 1), busy ? "warn" : "");
+    workCell.setAttribute("data-series", "work");
+    tr.appendChild(workCell);
     tr.appendChild(el("td", count(r.xruns), (num(r.xruns) || 0) > 0 ? "warn" : ""));
     tr.appendChild(el("td", count(r.lostFrames)));
     tr.appendChild(el("td", str(r.state) || "n/a"));

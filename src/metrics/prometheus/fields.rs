@@ -245,6 +245,30 @@ pub(super) const REALTIME: &[Field] = &[
         "Maximum wakeup latency of the RT thread.",
     ),
     gauge(
+        "work.p50Us",
+        "izyrt_realtime_work_p50_seconds",
+        Scale::Micro,
+        "Median time the RT thread's work took per period (not counting the wait for the device).",
+    ),
+    gauge(
+        "work.p99Us",
+        "izyrt_realtime_work_p99_seconds",
+        Scale::Micro,
+        "99th percentile time the RT thread's work took per period.",
+    ),
+    gauge(
+        "work.p999Us",
+        "izyrt_realtime_work_p999_seconds",
+        Scale::Micro,
+        "99.9th percentile time the RT thread's work took per period.",
+    ),
+    gauge(
+        "work.maxUs",
+        "izyrt_realtime_work_max_seconds",
+        Scale::Micro,
+        "Longest time the RT thread's work took in one period.",
+    ),
+    gauge(
         "priority",
         "izyrt_realtime_priority",
         Scale::One,

@@ -74,6 +74,7 @@ fn base() -> Value {
             "izyrt-audio": { "policy": "SCHED_FIFO", "priority": 80, "p50Us": 12,
                              "p99Us": 40, "p999Us": 90, "maxUs": 150, "xruns": 0,
                              "lostFrames": 128, "deviceThread": { "priority": 85 },
+                             "work": { "p50Us": 8, "p99Us": 20, "p999Us": 45, "maxUs": 310 },
                              "wakeupHistogram": { "boundsUs": [10.0, 50.0, 1000.0],
                                                   "cumulative": [5, 9, 10, 12],
                                                   "sumUs": 1500.5 } }
@@ -150,6 +151,8 @@ fn realtime_per_thread_object_or_array() {
     assert!(t.contains(&format!(
         "izyrt_realtime_wakeup_latency_p99_seconds{th} 0.00004\n"
     )));
+    assert!(t.contains(&format!("izyrt_realtime_work_p999_seconds{th} 0.000045\n")));
+    assert!(t.contains(&format!("izyrt_realtime_work_max_seconds{th} 0.00031\n")));
     assert!(t.contains(&format!("izyrt_realtime_xruns_total{th} 0\n")));
     assert!(t.contains(&format!("izyrt_realtime_lost_frames_total{th} 128\n")));
     assert!(!t.contains("SCHED_FIFO"));

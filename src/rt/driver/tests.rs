@@ -106,6 +106,52 @@ fn runs_until_stopped_and_records_every_wakeup() {
     assert_eq!(dev.counters().cycles.load(Ordering::Relaxed), 25);
 }
 
+/// Spins for `us` microseconds (a period's work that takes that long).
+fn busy(us: u64) {
+    let until = Instant::now() + std::time::Duration::from_micros(us);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn times_the_work_of_every_period_on_either_thread() {
+    let open = || {
+        VirtualDevice::open(
+            VirtualOptions::default(),
+            Direction::Duplex,
+            StreamConfig::default(),
+        )
+        .unwrap()
+    };
+    // Cycled here, then driven on the device's thread: 20 periods of 300 µs of work each.
+    let mut cycled = open();
+    let mut driven = OwnThread {
+        inner: open(),
+        vanish_after: u64::MAX,
+        drives: 0,
+    };
+    for dev in [&mut cycled as &mut dyn Device, &mut driven] {
+        let mut driver = Driver::new(DriverConfig::default()).unwrap();
+        let (stop, work) = (driver.stop_flag(), driver.work_stats());
+        let mut n = 0;
+        driver
+            .run(dev, &mut |_, _| {
+                busy(300);
+                n += 1;
+                if n == 20 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })
+            .unwrap();
+        let w = work.snapshot();
+        assert_eq!(w.count, 20, "{w:?}");
+        // Not the wait for the device: a 64-frame period is 1333 µs, the work 300.
+        assert!(w.p50_us() >= 299.0 && w.p50_us() < 1000.0, "{w:?}");
+        assert!(w.max_us() >= w.p50_us(), "{w:?}");
+    }
+}
+
 #[test]
 fn reopens_a_vanished_device_every_interval() {
     // Gone at cycle 10; the first two reopen attempts fail, the third works.
