@@ -156,6 +156,11 @@ fn plays_a_wav_file_to_the_end_in_real_time() {
     // 375 periods of clip plus the 2-period tail.
     assert_eq!(w["count"], 377, "{w}");
     assert!(w["p50"].as_f64().unwrap() <= w["max"].as_f64().unwrap());
+    // Each period's work timed too: every period, inside the period.
+    let work = &j["realtime"]["workUs"];
+    assert_eq!(work["count"], 377, "{work}");
+    let p50 = work["p50"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 < 1333.0 && p50 <= work["max"].as_f64().unwrap());
     assert!(
         j["realtime"]["policy"]
             .as_str()
@@ -187,6 +192,10 @@ fn plays_a_wav_file_to_the_end_in_real_time() {
     );
     assert!(
         stderr.contains("played:    24000 of 24000 frames (0.500 s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("work:      p50 ") && stderr.contains(" periods)"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -197,6 +197,8 @@ pub(super) struct Outcome<S> {
     pub reopens: u64,
     /// Wakeup latency over the run.
     pub wakeup: WakeupSnapshot,
+    /// How long the RT thread's work took per period over the run.
+    pub work: WakeupSnapshot,
     /// Allocator calls the RT thread made in steady state (after
     /// [`WARM_UP_CYCLES`](runner::WARM_UP_CYCLES) periods); `None` when the run was shorter.
     /// Counted only where the counting allocator is installed (the `izyrt` binary).
@@ -231,19 +233,12 @@ impl<S> Outcome<S> {
             "faults:    xruns {}, suspends {}, reopens {}",
             self.xruns, self.suspends, self.reopens
         );
-        let w = &self.wakeup;
-        if w.count == 0 {
+        if self.wakeup.count == 0 {
             eprintln!("wakeup:    not measured (the device cannot tell its lateness)");
         } else {
-            eprintln!(
-                "wakeup:    p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs ({} wakeups)",
-                w.p50_us(),
-                w.p99_us(),
-                w.p999_us(),
-                w.max_us(),
-                w.count
-            );
+            eprintln!("wakeup:    {}", quantiles(&self.wakeup, "wakeups"));
         }
+        eprintln!("work:      {}", quantiles(&self.work, "periods"));
         if let Some(e) = &self.failure {
             eprintln!("failed:    {e}");
         }
@@ -273,13 +268,10 @@ impl<S> Outcome<S> {
                 "refused": r.refused,
                 "memoryLocked": r.memory_locked,
                 "cpu": r.cpu,
-                "wakeupLatencyUs": {
-                    "count": w.count,
-                    "p50": w.p50_us(),
-                    "p99": w.p99_us(),
-                    "p99_9": w.p999_us(),
-                    "max": w.max_us(),
-                },
+                "wakeupLatencyUs": quantiles_json(w),
+                // How long the thread's work took per period (the wait for the device not
+                // counted).
+                "workUs": quantiles_json(&self.work),
                 "steadyAllocations": self.steady_allocations,
             },
             "elapsedSeconds": self.elapsed.as_secs_f64(),
@@ -294,6 +286,29 @@ impl<S> Outcome<S> {
             _ => unreachable!("json! of an object literal is an object"),
         }
     }
+}
+
+/// "p50 … µs, p99 … µs, p99.9 … µs, max … µs (N `what`)" for a summary line.
+fn quantiles(w: &WakeupSnapshot, what: &str) -> String {
+    format!(
+        "p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs ({} {what})",
+        w.p50_us(),
+        w.p99_us(),
+        w.p999_us(),
+        w.max_us(),
+        w.count
+    )
+}
+
+/// The same figures for the JSON summary.
+fn quantiles_json(w: &WakeupSnapshot) -> Value {
+    json!({
+        "count": w.count,
+        "p50": w.p50_us(),
+        "p99": w.p99_us(),
+        "p99_9": w.p999_us(),
+        "max": w.max_us(),
+    })
 }
 
 fn ms(frames: u32, rate: u32) -> f64 {
@@ -403,6 +418,7 @@ pub(super) fn run<S: Send + 'static>(
         suspends: status.counters.suspends.load(Ordering::Relaxed),
         reopens: status.driver.reopens(),
         wakeup: status.wakeups.snapshot(),
+        work: status.work.snapshot(),
         steady_allocations,
         signal,
         failure: end.result.err(),
