@@ -21,6 +21,7 @@ pub const BUDGET_MS: u32 = 6000;
 /// Real time one Chromium run may take (generous: the machine is shared).
 pub const CHROMIUM_DEADLINE: Duration = Duration::from_secs(300);
 
+/// Chromium's path (`IZYRT_CHROMIUM`, else Debian's), when it is there.
 pub fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("IZYRT_CHROMIUM")
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
