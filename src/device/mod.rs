@@ -21,7 +21,9 @@ pub mod spec;
 pub mod virtual_device;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use crate::rt::promote::CpuSlot;
 
 pub use skipped::SkippedFrames;
 pub use spec::{DeviceSpec, JackOptions, Signal, VirtualOptions};
@@ -199,20 +201,12 @@ pub struct DeviceCounters {
     /// ([`Device::drive`]: JACK's process thread), once it has run one since the start
     /// (0: not realtime, or no such thread).
     pub device_thread_priority: AtomicI32,
-    /// 1 + the CPU that thread is kept on, the RT thread's (`--cpu`); 0 when it is not
-    /// kept on one ([`DeviceCounters::device_thread_cpu`] reads it).
-    pub device_thread_cpu_plus_1: AtomicU32,
+    /// The CPU that thread is kept on, the RT thread's (`--cpu`); none when it is not kept
+    /// on one.
+    pub device_thread_cpu: CpuSlot,
 }
 
 impl DeviceCounters {
-    /// The CPU the device's own thread is kept on, if any (`device_thread_cpu_plus_1`).
-    pub fn device_thread_cpu(&self) -> Option<usize> {
-        match self.device_thread_cpu_plus_1.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(n as usize - 1),
-        }
-    }
-
     /// Adds one to a counter (relaxed; counters are statistics, not synchronisation).
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 //! design note is `rt::thread`'s.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::thread::{RtOptions, RtReport, SchedPolicy};
 
@@ -108,6 +109,36 @@ pub fn pinned_cpu() -> Option<usize> {
             return None;
         }
         (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &set))
+    }
+}
+
+/// A CPU number, or none, that one thread sets and another reads (lock-free: an
+/// `AtomicU32` holding 1 + the CPU, 0 for none).
+///
+/// # Example
+/// ```
+/// use izyrt::rt::promote::CpuSlot;
+/// let slot = CpuSlot::default();
+/// assert_eq!(slot.get(), None);
+/// slot.set(Some(0));
+/// assert_eq!(slot.get(), Some(0));
+/// ```
+#[derive(Debug, Default)]
+pub struct CpuSlot(AtomicU32);
+
+impl CpuSlot {
+    /// Stores `cpu` (relaxed: a setting, not synchronisation).
+    pub fn set(&self, cpu: Option<usize>) {
+        self.0
+            .store(cpu.map_or(0, |c| c as u32 + 1), Ordering::Relaxed);
+    }
+
+    /// The CPU last stored, if any.
+    pub fn get(&self) -> Option<usize> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n as usize - 1),
+        }
     }
 }
 

@@ -108,7 +108,7 @@ impl RtStatus {
             },
             "deviceThread": self.driver.driven().then(|| json!({
                 "priority": self.counters.device_thread_priority.load(Ordering::Relaxed),
-                "cpu": self.counters.device_thread_cpu(),
+                "cpu": self.counters.device_thread_cpu.get(),
             })),
         })
     }

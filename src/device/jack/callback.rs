@@ -18,7 +18,9 @@ use crate::device::DeviceCounters;
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::clock::frames_ns;
 use crate::rt::denormals::{denormals_flushed, flush_denormals};
-use crate::rt::promote::{pin_current_thread, pinned_cpu, raise_to_fifo, realtime_priority};
+use crate::rt::promote::{
+    CpuSlot, pin_current_thread, pinned_cpu, raise_to_fifo, realtime_priority,
+};
 
 /// Why the server stopped serving this client (read by the device after a close).
 #[derive(Debug, Default)]
@@ -54,9 +56,8 @@ pub struct Shared {
     /// izyrt's RT thread's `SCHED_FIFO` priority (0: none), which the process thread
     /// takes when it runs lower.
     pub priority: AtomicI32,
-    /// 1 + the CPU izyrt's RT thread is kept on (`--cpu`; 0: none), where the process
-    /// thread goes too.
-    pub cpu_plus_1: AtomicU32,
+    /// The CPU izyrt's RT thread is kept on (`--cpu`), where the process thread goes too.
+    pub cpu: CpuSlot,
     /// Why the client stopped.
     pub stop: Stop,
     /// Allocator calls the process callback made since its first call.
@@ -85,8 +86,8 @@ pub struct Process {
     pub shared: Arc<Shared>,
     /// Whether the allocation counter is armed on this thread.
     pub armed: bool,
-    /// The priority and `cpu_plus_1` this thread last tried to take.
-    pub raised: (i32, u32),
+    /// The priority and CPU this thread last tried to take.
+    pub raised: (i32, Option<usize>),
 }
 
 impl jack::ProcessHandler for Process {
@@ -103,25 +104,23 @@ impl jack::ProcessHandler for Process {
                 .store(denormals_flushed(), Ordering::Relaxed);
         }
         let priority = sh.priority.load(Ordering::Relaxed);
-        let cpu_plus_1 = sh.cpu_plus_1.load(Ordering::Relaxed);
-        if (priority, cpu_plus_1) != self.raised {
+        let cpu = sh.cpu.get();
+        if (priority, cpu) != self.raised {
             // Once per start, outside steady state: this thread carries izyrt's audio now
             // and must not wait behind izyrt's own network threads (JACK gives its clients
             // a priority below the server's, often below those); and it goes where the
             // user put izyrt's RT thread (`--cpu`), since the work is done here.
-            self.raised = (priority, cpu_plus_1);
+            self.raised = (priority, cpu);
             if priority > 0 {
                 raise_to_fifo(priority);
             }
-            if cpu_plus_1 > 0 {
-                let _ = pin_current_thread(cpu_plus_1 as usize - 1);
+            if let Some(cpu) = cpu {
+                let _ = pin_current_thread(cpu);
             }
             sh.counters
                 .device_thread_priority
                 .store(realtime_priority().unwrap_or(0), Ordering::Relaxed);
-            sh.counters
-                .device_thread_cpu_plus_1
-                .store(pinned_cpu().map_or(0, |c| c as u32 + 1), Ordering::Relaxed);
+            sh.counters.device_thread_cpu.set(pinned_cpu());
         }
         let served = if ps.n_frames() != self.period {
             // A buffer-size change the notification has not reported yet.

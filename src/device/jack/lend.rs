@@ -21,9 +21,9 @@
 //! The closure lives on izyrt's RT thread's stack. That thread never returns while JACK's
 //! thread may call it: it withdraws LENT → IDLE, and waits out a BUSY call first, which is
 //! what makes the lent pointer sound. A loan that ends on a stop leaves the HALTED flag:
-//! the cycles until the next loan play silence without counting as late. A close (the server went away, or changed its
-//! period) is a flag in the same word: JACK's side stops calling at once, izyrt's side
-//! sees it, withdraws and returns. A panic in the closure is caught on JACK's thread (it
+//! the cycles until the next loan play silence without counting as late. A close (the
+//! server went away, or changed its period) is a flag in the same word: JACK's side stops
+//! calling at once, izyrt's side sees it, withdraws and returns. A panic in the closure is caught on JACK's thread (it
 //! must not unwind into libjack) and resumed on izyrt's, where it would have been raised
 //! before. Lent for good ([`Lend::lend`]), JACK's side makes no system call per cycle:
 //! izyrt's thread sleeps and looks every [`LOOK_NS`] for a stop, a close or a stall; a stop

@@ -37,7 +37,7 @@ mod callback;
 mod lend;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use jack::{AsyncClient, AudioIn, AudioOut, Client, ClientOptions, PortFlags, PortSpec};
 
@@ -261,7 +261,7 @@ fn connect(
         lend: Lend::default(),
         running: AtomicBool::new(false),
         priority: AtomicI32::new(0),
-        cpu_plus_1: AtomicU32::new(0),
+        cpu: crate::rt::promote::CpuSlot::default(),
         stop: Stop::default(),
         allocations: AtomicU64::new(0),
         denormals_flushed: AtomicBool::new(false),
@@ -276,7 +276,7 @@ fn connect(
         rate,
         shared: Arc::clone(&shared),
         armed: false,
-        raised: (0, 0),
+        raised: (0, None),
     };
     let notify = Notify {
         shared: Arc::clone(&shared),
@@ -343,8 +343,7 @@ impl Device for JackDevice {
         // ones the JACK process thread needs.
         let priority = crate::rt::promote::realtime_priority().unwrap_or(0);
         self.shared.priority.store(priority, Ordering::Relaxed);
-        let cpu = crate::rt::promote::pinned_cpu().map_or(0, |c| c as u32 + 1);
-        self.shared.cpu_plus_1.store(cpu, Ordering::Relaxed);
+        self.shared.cpu.set(crate::rt::promote::pinned_cpu());
         self.set_running(true);
         Ok(())
     }
