@@ -22,6 +22,14 @@
 //! last quarter to half second, not the whole window, so that an error of the clock
 //! estimate (which tilts every offset) costs at most half a second's worth of tilt.
 //!
+//! A late run that ends in a *skip* is taken back: when the sender's stream jumps ahead
+//! (its device lost the time a stall took, and it moved its position on by as much) right
+//! after packets that came late, those packets were caught in the same stall, in the
+//! sender's pipe. No depth would have spared the listener that stall's gap, which the
+//! skip makes anyway, so the lateness they raised the target by goes again: kept, it held
+//! the hub's input for a peer stopped 300 ms at the cap for the whole window
+//! (`tests/stopped_processes.rs`, now and then: when the stop caught a packet unsent).
+//!
 //! `benches/playout_sim.rs` weighs the choice by simulation against this VM's stalls.
 
 /// One block of lateness statistics, s.
@@ -46,6 +54,11 @@ pub const WARMUP_S: f64 = 1.0;
 /// [`LatencyPolicy::restart`]. Far above any scheduling stall (this VM's longest seen:
 /// tens of milliseconds).
 pub const OUTAGE_S: f64 = 0.5;
+/// How much more than a skip the late run before it may have been, s, and still be the
+/// stall the skip lost: a device skips whole periods of what a stall took, less what its
+/// buffer still held (a few periods), and the packet caught in the stall was sent a little
+/// after the device woke.
+const SKIP_SLACK_S: f64 = 0.005;
 /// Blocks kept: the window over which the largest lateness is remembered.
 const BLOCKS: usize = 16;
 /// The window, s.
@@ -114,6 +127,9 @@ pub struct LatencyPolicy {
     started_ns: u64,
     /// Whether the newest packet came within the warm-up.
     warming: bool,
+    /// A late run in progress: the block it raised, that block's largest lateness before
+    /// it, and the run's largest lateness, ns (see the design note on skips).
+    late_run: Option<(usize, f64, f64)>,
 }
 
 impl LatencyPolicy {
@@ -133,6 +149,7 @@ impl LatencyPolicy {
             spell_ns: 0.0,
             started_ns: 0,
             warming: true,
+            late_run: None,
         };
         p.target = p.floor();
         p
@@ -159,6 +176,12 @@ impl LatencyPolicy {
         };
         let rate = f64::from(self.cfg.rate.max(1)) * (1.0 + ppm * 1e-6);
         let end = position.wrapping_add(u64::from(frames));
+        // Stream frames the sender skipped just before this packet (its position ahead of
+        // where the last one ended).
+        let skipped = self.sched.map_or(0, |(pos, _)| {
+            let ahead = position.wrapping_sub(pos) as i64;
+            u64::try_from(ahead).unwrap_or(0)
+        });
         let t = arrival_ns as f64;
         let expected = match self.sched {
             None => {
@@ -203,6 +226,23 @@ impl LatencyPolicy {
             (offset - base).max(0.0)
         };
         self.worst_ns = self.worst_ns.max(lateness);
+        if let Some((block, before, run)) = self.late_run {
+            let skipped_ns = skipped as f64 * 1e9 / rate;
+            if skipped > 0 && block == self.block && run <= skipped_ns + SKIP_SLACK_S * 1e9 {
+                // The run was the stall this skip lost: not the link's lateness.
+                self.late[block] = before;
+                self.late_run = None;
+            } else if lateness * 2.0 < run {
+                // On time again: the run is the link's.
+                self.late_run = None;
+            } else {
+                self.late_run = Some((block, before, run.max(lateness)));
+            }
+        }
+        let b = self.block;
+        if self.late_run.is_none() && lateness > self.older.max(self.late[b]) {
+            self.late_run = Some((b, self.late[b], lateness));
+        }
         self.note(lateness);
     }
 
@@ -383,6 +423,34 @@ mod tests {
             p.on_packet(i * 64, 64, t as u64, 0.0);
         }
         p
+    }
+
+    #[test]
+    fn a_late_run_that_ends_in_a_skip_was_the_stall_the_skip_lost() {
+        // 10 s on time, then the sender stops for 300 ms with two packets unsent: they come
+        // 300 ms late, and the next packet skips the 300 ms its device lost.
+        let stalled = |skip: bool| {
+            let mut p = policy();
+            for i in 0..7_500u64 {
+                p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+            }
+            let resumed = 7_500.0 * PERIOD_NS + 300e6;
+            for i in 7_500..7_502u64 {
+                p.on_packet(i * 64, 64, resumed as u64, 0.0);
+            }
+            let lost = if skip { 225 } else { 0 };
+            for k in 0..750u64 {
+                let i = 7_502 + k;
+                let at = resumed + (k as f64 + if skip { 1.0 } else { 0.0 }) * PERIOD_NS;
+                p.on_packet((i + lost) * 64, 64, at as u64, 0.0);
+            }
+            p.target_frames()
+        };
+        // Skipped: the target is back where the link keeps it.
+        assert_eq!(stalled(true), 96);
+        // Control: the same late run with the stream going on where it was is the link's
+        // (300 ms, held at the largest target, 100 ms).
+        assert_eq!(stalled(false), 4_800);
     }
 
     #[test]
