@@ -209,6 +209,12 @@ impl Playout {
         // loop steering for a fill it cannot reach, running dry again and again.
         if self.playing && r.skipped > 0 {
             self.clock.shift(-(r.skipped as f64));
+            // Nor was the dry spell so far lateness, as far as the skip covers it (still a
+            // spell: its end rejoins in phase).
+            if self.dry_frames > 0 {
+                self.dry_frames = self.dry_frames.saturating_sub(r.skipped).max(1);
+            }
+            self.policy.skipped(r.skipped);
         }
         let frames = (samples.len() / self.ch) as u32;
         let end = position.saturating_add(u64::from(frames));

@@ -29,6 +29,8 @@
 //! skip makes anyway, so the lateness they raised the target by goes again: kept, it held
 //! the hub's input for a peer stopped 300 ms at the cap for the whole window
 //! (`tests/stopped_processes.rs`, now and then: when the stop caught a packet unsent).
+//! A client's dry spell that ends in such a skip is likewise not held for what the skip
+//! covers ([`LatencyPolicy::skipped`]).
 //!
 //! `benches/playout_sim.rs` weighs the choice by simulation against this VM's stalls.
 
@@ -279,6 +281,18 @@ impl LatencyPolicy {
         }
     }
 
+    /// The stream resumed `frames` further on than where it stopped (the sender skipped
+    /// what its device lost): that much of the current dry spell was the sender's lost
+    /// time, whose gap no depth would have spared, not lateness to hold.
+    ///
+    /// Runs on: the RT audio thread, once per packet that skips. Must not: allocate,
+    /// lock, block.
+    pub fn skipped(&mut self, frames: u64) {
+        let rate = f64::from(self.cfg.rate.max(1));
+        self.spell_ns = (self.spell_ns - frames as f64 / rate * 1e9).max(0.0);
+        self.set_target();
+    }
+
     /// Takes `lateness` (ns) into the current block and sets the target from the window.
     fn note(&mut self, lateness: f64) {
         let b = self.block;
@@ -423,6 +437,24 @@ mod tests {
             p.on_packet(i * 64, 64, t as u64, 0.0);
         }
         p
+    }
+
+    #[test]
+    fn a_dry_spell_the_stream_skipped_was_not_lateness() {
+        let spell = |skipped: u64| {
+            let mut p = policy();
+            for i in 0..1500u64 {
+                p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
+            }
+            // 300 ms dry; the stream then resumes 300 ms further on, or 250 ms.
+            p.cover(96 + 14_400);
+            p.skipped(skipped);
+            p.resumed();
+            p.target_frames()
+        };
+        assert_eq!(spell(14_400), 96);
+        // What the skip does not cover (50 ms) was the link's.
+        assert_eq!(spell(12_000), 96 + 2_400);
     }
 
     #[test]
