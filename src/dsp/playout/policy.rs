@@ -358,12 +358,18 @@ mod tests {
 
     const PERIOD_NS: f64 = 64.0 * 1e9 / 48_000.0;
 
-    #[test]
-    fn a_dry_spell_is_held_only_when_the_stream_resumes() {
+    /// A policy fed `packets` of 64 frames on time from the stream's start.
+    fn on_time(packets: u64) -> LatencyPolicy {
         let mut p = policy();
-        for i in 0..1500u64 {
+        for i in 0..packets {
             p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
         }
+        p
+    }
+
+    #[test]
+    fn a_dry_spell_is_held_only_when_the_stream_resumes() {
+        let mut p = on_time(1500);
         assert_eq!(p.target_frames(), 96);
         // 50 ms dry beyond the need and the margin: covered at once.
         p.cover(96 + 2400);
@@ -442,10 +448,7 @@ mod tests {
     #[test]
     fn a_dry_spell_the_stream_skipped_was_not_lateness() {
         let spell = |skipped: u64| {
-            let mut p = policy();
-            for i in 0..1500u64 {
-                p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
-            }
+            let mut p = on_time(1500);
             // 300 ms dry; the stream then resumes 300 ms further on, or 250 ms.
             p.cover(96 + 14_400);
             p.skipped(skipped);
@@ -462,10 +465,7 @@ mod tests {
         // 10 s on time, then the sender stops for 300 ms with two packets unsent: they come
         // 300 ms late, and the next packet skips the 300 ms its device lost.
         let stalled = |skip: bool| {
-            let mut p = policy();
-            for i in 0..7_500u64 {
-                p.on_packet(i * 64, 64, (i as f64 * PERIOD_NS) as u64, 0.0);
-            }
+            let mut p = on_time(7_500);
             let resumed = 7_500.0 * PERIOD_NS + 300e6;
             for i in 7_500..7_502u64 {
                 p.on_packet(i * 64, 64, resumed as u64, 0.0);
