@@ -210,11 +210,10 @@ impl Playout {
         if self.playing && r.skipped > 0 {
             self.clock.shift(-(r.skipped as f64));
             // Nor was the dry spell so far lateness, as far as the skip covers it (still a
-            // spell: its end rejoins in phase).
+            // spell: its end rejoins in phase; the policy takes its share back itself).
             if self.dry_frames > 0 {
                 self.dry_frames = self.dry_frames.saturating_sub(r.skipped).max(1);
             }
-            self.policy.skipped(r.skipped);
         }
         let frames = (samples.len() / self.ch) as u32;
         let end = position.saturating_add(u64::from(frames));

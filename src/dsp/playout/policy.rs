@@ -30,7 +30,7 @@
 //! the hub's input for a peer stopped 300 ms at the cap for the whole window
 //! (`tests/stopped_processes.rs`, now and then: when the stop caught a packet unsent).
 //! A client's dry spell that ends in such a skip is likewise not held for what the skip
-//! covers ([`LatencyPolicy::skipped`]).
+//! covers.
 //!
 //! `benches/playout_sim.rs` weighs the choice by simulation against this VM's stalls.
 
@@ -184,6 +184,8 @@ impl LatencyPolicy {
             let ahead = position.wrapping_sub(pos) as i64;
             u64::try_from(ahead).unwrap_or(0)
         });
+        // As much of a dry spell as the skip covers was the sender's lost time too.
+        self.spell_ns = (self.spell_ns - skipped as f64 * 1e9 / rate).max(0.0);
         let t = arrival_ns as f64;
         let expected = match self.sched {
             None => {
@@ -279,18 +281,6 @@ impl LatencyPolicy {
         if spell > 0.0 {
             self.note(spell);
         }
-    }
-
-    /// The stream resumed `frames` further on than where it stopped (the sender skipped
-    /// what its device lost): that much of the current dry spell was the sender's lost
-    /// time, whose gap no depth would have spared, not lateness to hold.
-    ///
-    /// Runs on: the RT audio thread, once per packet that skips. Must not: allocate,
-    /// lock, block.
-    pub fn skipped(&mut self, frames: u64) {
-        let rate = f64::from(self.cfg.rate.max(1));
-        self.spell_ns = (self.spell_ns - frames as f64 / rate * 1e9).max(0.0);
-        self.set_target();
     }
 
     /// Takes `lateness` (ns) into the current block and sets the target from the window.
@@ -451,7 +441,8 @@ mod tests {
             let mut p = on_time(1500);
             // 300 ms dry; the stream then resumes 300 ms further on, or 250 ms.
             p.cover(96 + 14_400);
-            p.skipped(skipped);
+            let at = 1500.0 * PERIOD_NS + 300e6;
+            p.on_packet(1500 * 64 + skipped, 64, at as u64, 0.0);
             p.resumed();
             p.target_frames()
         };
