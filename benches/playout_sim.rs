@@ -10,7 +10,9 @@
 //! again once back); and this VM's JACK servers, whose clocks on both sides lose time at
 //! random (a period, half a time and twice a second; 1.3–3 ms, once and four times a
 //! second), at +100 ppm. The last column is what the hub's input would hold of the
-//! client's capture: its spread shows the walk that lost time leaves there.
+//! client's capture: its spread shows the walk that lost time leaves there, with the
+//! capture steered by the hub's reports of that input (as izyrt's clients do) and by the
+//! clock estimate alone.
 //!
 //! `cargo bench --bench playout_sim`. Other draws of the same models:
 //! `IZYRT_SIM_SEED=N` (the random stream of every row; the README's rows are the
@@ -137,16 +139,16 @@ fn main() {
     println!("simulated seconds per row: {secs}, seed {:#x}", base.seed);
     println!();
     println!(
-        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) | hub input spread (ms) |"
+        "| scenario | locked after (s) | misses (after lock) | dropped frames | estimate (ppm) | worst error 5–10 s / after 60 s (ppm) | steps | largest residual | target mean (frames) | queued mean / p99 (ms) | hub input spread (ms): reports / estimate alone | hub input misses, dropped frames, depth (ms): reports / estimate alone |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, s) in rows
         .into_iter()
         .filter(|(name, _)| name.contains(only.as_str()))
     {
         let o = run(&s);
         println!(
-            "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} | {:.2} |",
+            "| {name} | {} | {} ({}) | {} | {:.2} | {:.0} / {:.2} | {} | {:.1e} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {}, {}({}), {:.2} / {}, {}({}), {:.2} |",
             locked(&s, &o),
             o.misses,
             o.misses_after_lock,
@@ -160,6 +162,15 @@ fn main() {
             o.fill_mean_ms,
             o.fill_p99_ms,
             o.hub_spread_ms,
+            o.hub_spread_alone_ms,
+            o.hub[0].misses,
+            o.hub[0].dropped,
+            o.hub[0].trimmed,
+            o.hub[0].depth_mean_ms,
+            o.hub[1].misses,
+            o.hub[1].dropped,
+            o.hub[1].trimmed,
+            o.hub[1].depth_mean_ms,
         );
     }
 }

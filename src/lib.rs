@@ -13,7 +13,7 @@
 //! | `measure` | round trips from click trains, glitches in a recorded tone | main thread (after the fact) |
 //! | `file`    | WAV/RIFF reading and writing                 | main thread (prepares buffers) |
 //! | `hub`     | the mixer hub: `mixer_thread` and `drift` (RT), `net_thread`, `users` (net) | RT mixer / net thread |
-//! | `client`  | peer, monitor and source: `audio_thread` (RT), `source` (a file paced by an RT clock), `net_thread`, `status` (net) | RT audio / net thread |
+//! | `client`  | peer, monitor and source: `audio_thread` (RT), `hub_input` (its report written by the net thread, its loop run by the RT capture), `source` (a file paced by an RT clock), `net_thread`, `status` (net) | RT audio / net thread |
 //! | `config`  | common options, `--config` JSON, `IZYRT_*`   | main thread |
 //! | `cli`     | the command line                             | main thread |
 //!

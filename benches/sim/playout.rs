@@ -28,14 +28,20 @@
 //! 441 Hz tone at 0.25, and a *step* is a sample that the tone's two-term recursion
 //! (at the frequency the current ratio plays it) misses by more than [`STEP`]. What the
 //! hub's input would hold of the client's capture is counted too: the hub frames the
-//! capture sends (resampled by the clock estimate), less those the hub's clock has
-//! consumed.
+//! capture sends (resampled by the clock estimate and by the correction the hub's reports
+//! of that input ask for, every 500 ms, `client::hub_input`), less those the hub's clock
+//! has consumed; and, beside it, what the estimate alone would leave there.
 
 #![allow(dead_code)]
 
-use izyrt::dsp::jitter::{JitterConfig, PullResult};
+use std::collections::VecDeque;
+
+use izyrt::client::hub_input::{HubInputLoop, HubInputReport};
+use izyrt::dsp::jitter::{JitterBuffer, JitterConfig, PullResult};
+use izyrt::dsp::playout::device_time::DeviceTime;
 use izyrt::dsp::playout::{Playout, PlayoutConfig};
 use izyrt::dsp::quantile::quantile;
+use izyrt::hub::mixer_thread::{CUTS_PER_PERIOD, InputBuffer, input_jitter_config};
 
 /// Frames per packet and per device period.
 pub const P: u32 = 64;
@@ -129,11 +135,114 @@ pub struct Outcome {
     pub fill_mean_ms: f64,
     pub fill_p99_ms: f64,
     /// What the hub's input would hold of this client's capture, resampled by the clock
-    /// estimate (frames sent less frames the hub's clock consumed, transit left out), ms
+    /// estimate and the correction the hub's reports of it ask for (`client::hub_input`;
+    /// frames sent less frames the hub's clock consumed, transit left out), ms
     /// from 60 s on: the spread between its 0.5th and 99.5th percentiles. Time either
     /// clock loses stays in it: a walk the hub brings back only by running dry or
     /// dropping audio.
     pub hub_spread_ms: f64,
+    /// The same without the hub's reports (the capture resampled by the estimate alone,
+    /// as before 2026-12-07).
+    pub hub_spread_alone_ms: f64,
+    /// The hub's input for the capture as its mixer runs it (steered by the hub's
+    /// reports; by the estimate alone).
+    pub hub: [HubFigures; 2],
+}
+
+/// A hub input's figures over a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HubFigures {
+    /// Pulls that missed (each a gap every mix hears, concealed).
+    pub misses: u64,
+    /// Frames the hub dropped (trims, shrinks, overflow: each drop a splice).
+    pub dropped: u64,
+    pub trimmed: u64,
+    /// Mean depth before a pull from 60 s on, ms: the latency the input adds.
+    pub depth_mean_ms: f64,
+}
+
+/// The hub's input for this client's capture: packets of what one capture period made
+/// (in whole frames, the remainder carried), each after a base delay and a uniform
+/// jitter, in order (TCP), into the mixer's own [`InputBuffer`], pulled a period at each
+/// of the hub's periods on its device's time.
+struct HubSide {
+    input: InputBuffer,
+    device: DeviceTime,
+    /// Packets on their way: arrival (s), position, frames.
+    queue: VecDeque<(f64, u64, usize)>,
+    rng: Rng,
+    carry: f64,
+    position: u64,
+    last_arrival: f64,
+    samples: Vec<f32>,
+    out: Vec<f32>,
+    misses: u64,
+    depth: (f64, u64),
+}
+
+impl HubSide {
+    fn new(seed: u64) -> HubSide {
+        let cfg = input_jitter_config(1, P, P, RATE as u32);
+        HubSide {
+            input: InputBuffer::new(JitterBuffer::new(cfg).expect("buffer"), RATE as u32)
+                .expect("input"),
+            device: DeviceTime::new(RATE as u32),
+            queue: VecDeque::new(),
+            rng: Rng(seed ^ 0x5bd1_e995 | 1),
+            carry: 0.0,
+            position: 0,
+            last_arrival: 0.0,
+            samples: vec![0.1; 2 * P as usize],
+            out: vec![0.0; P as usize],
+            misses: 0,
+            depth: (0.0, 0),
+        }
+    }
+
+    /// The capture period at `now` made `frames` hub frames; they travel up to `jitter` s
+    /// beyond the base delay.
+    fn send(&mut self, now: f64, frames: f64, jitter: f64) {
+        self.carry += frames;
+        let n = self.carry.floor();
+        self.carry -= n;
+        let at = (now + 0.0005 + self.rng.unit() * jitter).max(self.last_arrival);
+        self.last_arrival = at;
+        self.queue.push_back((at, self.position, n as usize));
+        self.position += n as u64;
+    }
+
+    /// The hub's period at `at`: what has arrived by then, then one pull.
+    fn pull(&mut self, at: f64) {
+        let ns = (at * 1e9) as u64;
+        while let Some(&(arrival, position, n)) = self.queue.front() {
+            if arrival > at {
+                break;
+            }
+            self.queue.pop_front();
+            let samples = &self.samples[..n.min(self.samples.len())];
+            self.input
+                .push_at(position, samples, (arrival * 1e9) as u64, &self.device);
+        }
+        if at >= 60.0 {
+            self.depth.0 += self.input.buffer().depth_frames() as f64;
+            self.depth.1 += 1;
+        }
+        let mut cuts = CUTS_PER_PERIOD;
+        let r = self.input.pull_within(&mut self.out, ns, &mut cuts);
+        if matches!(r, PullResult::Miss { .. }) {
+            self.misses += 1;
+        }
+        self.device.tick(ns, u64::from(P));
+    }
+
+    fn figures(&self) -> HubFigures {
+        HubFigures {
+            misses: self.misses,
+            dropped: self.input.buffer().dropped_frames(),
+            trimmed: self.input.buffer().trimmed_frames(),
+            depth_mean_ms: self.depth.0 / self.depth.1.max(1) as f64 / RATE * 1e3,
+        }
+    }
 }
 
 struct Rng(u64);
@@ -237,6 +346,16 @@ pub fn run(s: &Scenario) -> Outcome {
     // The hub's clock again (the same losses), for what it has consumed by a time.
     let mut hub_clock = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
     let (mut sent, mut held) = (0.0f64, Vec::new());
+    let (mut sent_alone, mut held_alone) = (0.0f64, Vec::new());
+    // The hub's report of this client's input (its mean excess over a quarter second,
+    // every 500 ms) and the capture's loop on it (`client::hub_input`).
+    let report = HubInputReport::default();
+    let mut hub_loop = HubInputLoop::new(RATE as u32);
+    let mut next_report = 0.5f64;
+    // The hub's input for the capture, as its mixer runs it: steered by its reports, and
+    // by the estimate alone. Its pulls come on the hub's clock (the same losses again).
+    let mut hub_in = [HubSide::new(s.seed), HubSide::new(s.seed)];
+    let mut hub_pulls = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
     let mut dev_lost = Lost::new(s, s.seed ^ 0x7f4a_7c15);
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
         let mut t = sent_at(s, k, hub_period, &mut hub_lost)
@@ -298,14 +417,41 @@ pub fn run(s: &Scenario) -> Outcome {
         }
         // This period's capture, in hub frames, against what the hub's clock (with its
         // lost time and its one loss) has consumed by now.
-        sent += f64::from(P) * (1.0 + playout.clock_ppm() * 1e-6);
+        let correction = if playout.clock_measured() {
+            hub_loop.correction_ppm(&report, (now * 1e9) as u64)
+        } else {
+            0.0
+        };
+        sent += f64::from(P) * (1.0 + (playout.clock_ppm() + correction) * 1e-6);
+        sent_alone += f64::from(P) * (1.0 + playout.clock_ppm() * 1e-6);
         let (clock, consumed) = &mut hub_clock;
         while sent_at(s, *consumed + 1, hub_period, clock) <= now {
             *consumed += 1;
         }
+        let (pulls_clock, pulled) = &mut hub_pulls;
+        let corrections = [correction, 0.0];
+        for (side, c) in hub_in.iter_mut().zip(corrections) {
+            let frames = f64::from(P) * (1.0 + (playout.clock_ppm() + c) * 1e-6);
+            side.send(now, frames, s.jitter_periods * dev_period);
+        }
+        loop {
+            let at = sent_at(s, *pulled, hub_period, pulls_clock);
+            if at > now {
+                break;
+            }
+            *pulled += 1;
+            for side in &mut hub_in {
+                side.pull(at);
+            }
+        }
+        if now >= next_report {
+            next_report += 0.5;
+            report.report(hub_in[0].input.excess_frames(), (now * 1e9) as u64);
+        }
         if now >= 60.0 {
             let c = (*consumed * u64::from(P)) as f64;
             held.push((sent - c) / RATE * 1e3);
+            held_alone.push((sent_alone - c) / RATE * 1e3);
         }
         let err = (playout.clock_ppm() - s.ppm).abs();
         if now >= 60.0 {
@@ -342,6 +488,8 @@ pub fn run(s: &Scenario) -> Outcome {
         o.fill_p99_ms = fills[(fills.len() * 99 / 100).min(fills.len() - 1)];
     }
     o.hub_spread_ms = spread(&mut held);
+    o.hub_spread_alone_ms = spread(&mut held_alone);
+    o.hub = hub_in.map(|side| side.figures());
     o
 }
 

@@ -8,7 +8,9 @@
 //!
 //! - **Capture**: meter (for `micStatus` and levels), decimate by `downsampleRatio`,
 //!   resample to the hub's clock by the playback half's estimate (so the hub receives its
-//!   own rate and never trims or runs dry for this client), push what it made, in packets
+//!   own rate and never trims or runs dry for this client) and by the correction the
+//!   hub's reports of this client's input ask for (`hub_input.rs`: what the estimate
+//!   cannot repay, such as a JACK server's lost cycles), push what it made, in packets
 //!   of at most a period, to the net thread (stamped with their stream position and the
 //!   clock) and wake it. Frames the capture device's xruns skipped are skipped in the
 //!   stream's positions too ([`CaptureHalf::capture`]): the hub sees a gap, which it
@@ -28,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rtrb::Consumer;
 
+use super::hub_input::{HubInputLoop, HubInputReport};
 use crate::device::SkippedFrames;
 use crate::dsp::meter::{Meter, MeterLevels};
 use crate::dsp::playout::Playout;
@@ -51,6 +54,9 @@ pub struct MicStats {
     /// Stream frames skipped because the capture device's xruns skipped them: sent as
     /// a gap in the positions.
     pub skipped_frames: AtomicU64,
+    /// The correction the hub's reports add to the capture's ratio, ppm (f64 bits):
+    /// [`HubInputLoop`].
+    pub correction_ppm: AtomicU64,
 }
 
 /// Figures of the playback half, written by its RT thread.
@@ -84,6 +90,9 @@ pub struct SpeakerStats {
     /// 1 once the clock estimate is measured (`Playout::clock_measured`): the capture is
     /// then resampled by it and sent flagged `CLOCK_LOCKED`.
     pub measured: AtomicU64,
+    /// Where this client's input stands at the hub (from METADATA, by the net thread):
+    /// what the capture's [`HubInputLoop`] steers by.
+    pub hub_input: HubInputReport,
 }
 
 impl SpeakerStats {
@@ -100,12 +109,15 @@ impl SpeakerStats {
 }
 
 /// The capture side of the clock lock: resamples the capture to the hub's clock (by the
-/// playback half's estimate) and sends it in packets of at most one period.
+/// playback half's estimate, and the correction that holds this client's input at the
+/// hub at its target) and sends it in packets of at most one period.
 pub struct CaptureLock {
     /// The resampler (device frames in, hub frames out).
     pub resampler: Resampler,
-    /// Where the estimate comes from.
+    /// Where the estimate, and the hub's report of this client's input, come from.
     pub clock: Arc<SpeakerStats>,
+    /// The correction from the hub's reports.
+    pub hub: HubInputLoop,
     /// One period's resampled frames, interleaved (room for a few periods).
     pub out: Vec<f32>,
     /// The most frames in one packet (`framesPerPacket`).
@@ -160,7 +172,11 @@ impl CaptureHalf {
     /// Runs on: the RT audio thread, once per capture period. Must not: allocate, lock,
     /// block (it pushes to the net thread's pipe and wakes it).
     pub fn capture(&mut self, input: &[f32]) {
-        let now = now_ns();
+        self.capture_at(input, now_ns());
+    }
+
+    /// [`capture`](Self::capture) at `now` (monotonic ns).
+    fn capture_at(&mut self, input: &[f32], now: u64) {
         let skipped = self.skipped.take();
         if skipped > 0 {
             self.skip(skipped);
@@ -200,14 +216,24 @@ impl CaptureHalf {
                 // period (one more, of a frame or two, when a fast hub clock has made the
                 // output a little longer): holding frames back until a whole period had
                 // gathered would add up to a period of latency for nothing.
-                let step = 1.0 / (1.0 + lock.clock.clock_ppm() * 1e-6);
+                // Resampled by a measured estimate: the hub may take this stream's rate as
+                // its own (wire flag CLOCK_LOCKED), and the hub's reports of where this
+                // input stands steer it from then on.
+                let locked = lock.clock.measured.load(Ordering::Relaxed) != 0;
+                let correction = if locked {
+                    lock.hub.correction_ppm(&lock.clock.hub_input, now)
+                } else {
+                    lock.hub.reset();
+                    0.0
+                };
+                self.stats
+                    .correction_ppm
+                    .store(correction.to_bits(), Ordering::Relaxed);
+                let step = 1.0 / (1.0 + (lock.clock.clock_ppm() + correction) * 1e-6);
                 lock.resampler.push(wire);
                 let ch = self.channels;
                 let made = lock.resampler.process_available(&mut lock.out, step);
                 let made = lock.out.get(..made * ch).unwrap_or(&[]);
-                // Resampled by a measured estimate: the hub may take this stream's rate as
-                // its own (wire flag CLOCK_LOCKED).
-                let locked = lock.clock.measured.load(Ordering::Relaxed) != 0;
                 for packet in made.chunks((lock.period * ch).max(1)) {
                     Self::send(
                         &mut self.out,

@@ -18,6 +18,7 @@
 #![cfg(target_os = "linux")]
 
 pub mod audio_thread;
+pub mod hub_input;
 pub mod net_thread;
 pub mod source;
 pub mod status;
@@ -278,6 +279,7 @@ impl Client {
                     resampler: Resampler::new(ch, cfg.settings.period as usize * 4)
                         .map_err(config_err)?,
                     clock: Arc::clone(&speaker),
+                    hub: hub_input::HubInputLoop::new(cfg.settings.rate),
                     out: vec![0.0; cfg.settings.period as usize * 4 * usize::from(ch)],
                     period: cfg.settings.period as usize,
                 }),

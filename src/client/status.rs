@@ -299,6 +299,14 @@ impl ClientView {
         snap["concealedFrames"] = json!(lock.concealed_frames);
         snap["rejoinsInPhase"] = json!(s.rejoins_in_phase.load(Ordering::Relaxed));
         snap["latencyTargetFrames"] = json!(lock.latency_target_frames);
+        // What the capture adds to the estimate to hold this client's input at the hub at
+        // its target (`client::hub_input`); null for a monitor.
+        snap["captureCorrectionPpm"] = json!(
+            self.mic
+                .as_ref()
+                .map(|m| { f64::from_bits(m.correction_ppm.load(Ordering::Relaxed)) })
+        );
+        snap["hubInputExcessFrames"] = json!(s.hub_input.latest().map(|(x, _)| x));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);
         let (track, seq) = self.head.map_or((0, 0), |(t, s, _)| (t, s));

@@ -35,7 +35,7 @@ use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 
 mod input_buffer;
 
-pub use input_buffer::InputBuffer;
+pub use input_buffer::{EXCESS_S, InputBuffer};
 
 /// Searches for a cut or a resume in phase (`dsp/jitter/splice.rs`, `resume.rs`) or for
 /// a concealment's lag (`dsp/playout/conceal/lag.rs`) the mixer allows itself per period,
@@ -57,6 +57,9 @@ pub struct SlotStats {
     pub depth_frames: AtomicU64,
     /// The jitter buffer's current target, frames.
     pub target_frames: AtomicU64,
+    /// Where the input stands against its target, frames (f64 bits):
+    /// [`InputBuffer::excess_frames`].
+    pub excess_frames: AtomicU64,
     /// Of that, the floor the input's measured lateness holds, frames (the target is the
     /// larger of this and what the buffer's own probing keeps).
     pub floor_frames: AtomicU64,
@@ -97,6 +100,7 @@ impl Default for SlotStats {
         SlotStats {
             depth_frames: AtomicU64::new(0),
             target_frames: AtomicU64::new(0),
+            excess_frames: AtomicU64::new(0f64.to_bits()),
             floor_frames: AtomicU64::new(0),
             max_frames: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -388,6 +392,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                 let r = jitter.pull_within(input, now, &mut cuts);
                 let conceal = jitter.conceal();
                 let (concealed, skipped) = (conceal.concealed_frames(), conceal.skipped_searches());
+                let excess = jitter.excess_frames();
                 let jitter = jitter.buffer();
                 missed += u64::from(matches!(r, PullResult::Miss { .. }));
                 if r != PullResult::Priming {
@@ -415,6 +420,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     .store(u64::from(jitter.target_frames()), Ordering::Relaxed);
                 st.floor_frames
                     .store(u64::from(jitter.floor_frames()), Ordering::Relaxed);
+                st.excess_frames.store(excess.to_bits(), Ordering::Relaxed);
                 st.misses.store(jitter.misses(), Ordering::Relaxed);
                 st.late_frames
                     .store(jitter.late_packets(), Ordering::Relaxed);

@@ -135,7 +135,10 @@ impl MissWindow {
 /// One user's entry of `mixeradminSharedState` (METADATA) and of getMetrics' `sessions`:
 /// the seed's keys (`connected`, `role`, `audioInputMetadata`, `QOSMetrics`) and the
 /// session table's (`since`, `leftReason`, `leftAt`, `hubMisses`, `hubMisses10s`,
-/// `rttMs`, `driftPpm`, `senderLocked`, `concealedFrames`, `jitterDepthFrames`, `jitterLateFrames`,
+/// `rttMs`, `driftPpm`, `senderLocked`, `concealedFrames`, `jitterDepthFrames`,
+/// `jitterTargetFrames`, `jitterExcessFrames` (the input's depth before each pull less its
+/// target, a mean over a quarter second: what the client's capture steers by),
+/// `jitterLateFrames`,
 /// `jitterDroppedFrames`, `senderSkippedMs`: the audio its own device lost, sent as gaps,
 /// over every connection). Times are Unix ms; `rttMs` is measured by the hub.
 pub fn entry(u: &User, now_ns: u64) -> Value {
@@ -159,6 +162,11 @@ pub fn entry(u: &User, now_ns: u64) -> Value {
         "senderLocked": stats.filter(|_| input).map(SlotStats::sender_locked),
         "concealedFrames": totals.map(|t| t.concealed_frames),
         "jitterDepthFrames": live(|s| s.depth_frames.load(Ordering::Relaxed)),
+        "jitterTargetFrames": live(|s| s.target_frames.load(Ordering::Relaxed)),
+        // Where the input stands against its target (the client's capture steers by it).
+        "jitterExcessFrames": stats.filter(|_| input && u.connected).map(|s| {
+            (f64::from_bits(s.excess_frames.load(Ordering::Relaxed)) * 10.0).round() / 10.0
+        }),
         "jitterLateFrames": totals.map(|t| t.late_frames),
         "jitterDroppedFrames": totals.map(|t| t.dropped_frames),
         "senderSkippedMs": u.audio.map(|a| {

@@ -229,6 +229,7 @@ fn capture_half(
         CaptureLock {
             resampler: Resampler::new(1, P as usize * 4).unwrap(),
             clock,
+            hub: HubInputLoop::new(48_000),
             out: vec![0.0; P as usize * 4],
             period: P as usize,
         }
@@ -287,4 +288,56 @@ fn frames_a_capture_xrun_skipped_are_a_gap_in_the_stream() {
         let sent2: u64 = next.iter().map(|p| p.1 as u64).sum();
         assert_eq!(after[0].0, sent + gap + sent2, "one gap, then contiguous");
     }
+}
+
+#[test]
+fn the_hubs_report_of_a_short_input_sends_it_more_once_the_clock_is_measured() {
+    // 4 s of capture on a clock the estimate puts at 0 ppm, the hub saying this input
+    // stands 480 frames short: once measured, the capture sends more (2000 ppm, after a
+    // glide of half a second: about 350 frames in 4 s); not before, and not unasked.
+    let sent = |measured: bool, report: Option<f64>| {
+        let counters = Arc::new(DeviceCounters::default());
+        let (mut c, mut rx) = capture_half(1, Some(0.0), &counters);
+        let lock = c.lock.as_ref().unwrap();
+        lock.clock
+            .measured
+            .store(u64::from(measured), Ordering::Relaxed);
+        if let Some(excess) = report {
+            lock.clock.hub_input.report(excess, 1);
+        }
+        let period = vec![0.25f32; P as usize];
+        let mut frames = 0u64;
+        for k in 1..=3000u64 {
+            c.capture_at(&period, k * 1_333_333);
+            frames += positions(&mut rx).iter().map(|p| p.1 as u64).sum::<u64>();
+            if let Some(excess) = report {
+                // The hub reports every 500 ms; here it keeps saying the same.
+                if k % 375 == 0 {
+                    c.lock
+                        .as_ref()
+                        .unwrap()
+                        .clock
+                        .hub_input
+                        .report(excess, k * 1_333_333);
+                }
+            }
+        }
+        (
+            frames,
+            f64::from_bits(c.stats.correction_ppm.load(Ordering::Relaxed)),
+        )
+    };
+    let (alone, ppm) = sent(true, None);
+    assert_eq!(ppm, 0.0);
+    let (short, ppm) = sent(true, Some(-480.0));
+    assert_eq!(ppm, 2000.0);
+    let extra = short as i64 - alone as i64;
+    assert!((300..=400).contains(&extra), "{extra} frames more");
+    let (unmeasured, ppm) = sent(false, Some(-480.0));
+    assert_eq!((unmeasured, ppm), (alone, 0.0), "not before the estimate");
+    let (long, _) = sent(true, Some(480.0));
+    assert!(
+        (300..=400).contains(&(alone as i64 - long as i64)),
+        "and fewer when long"
+    );
 }

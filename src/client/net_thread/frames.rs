@@ -13,6 +13,19 @@ use crate::rt::clock::now_ns;
 use crate::rt::pipe::PipeTx;
 use crate::wire::{AudioFormat, ErrorCode, ErrorMsg, Frame, Kind, Welcome, check_json_object};
 
+/// Where a METADATA says `user`'s input stands at the hub: its entry's
+/// `jitterExcessFrames` in `mixeradminSharedState` (`None` when absent: a hub that does
+/// not say, or a user that sends no audio).
+///
+/// Runs on: the net thread, per METADATA (parses the frame: allocates).
+fn input_excess(payload: &[u8], user: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    v.get("mixeradminSharedState")?
+        .get(user)?
+        .get("jitterExcessFrames")?
+        .as_f64()
+}
+
 impl ClientNet {
     pub(super) fn read(&mut self) {
         let Some(conn) = self.conn.as_mut() else {
@@ -51,6 +64,9 @@ impl ClientNet {
                         view.metadata.clear();
                         view.metadata.extend_from_slice(frame.payload);
                         view.metadata_frames += 1;
+                        if let Some(excess) = input_excess(frame.payload, &id.user) {
+                            view.speaker.hub_input.report(excess, now_ns());
+                        }
                     }
                     Err(e) => link.send_error(&e),
                 },
@@ -191,4 +207,22 @@ fn on_audio(
         t.header,
         link.last_rx_ns,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_excess;
+
+    #[test]
+    fn a_metadata_says_where_this_users_input_stands() {
+        let m = br#"{"mixeradminSharedState":{"alice":{"jitterExcessFrames":-12.5},
+            "bob":{"jitterExcessFrames":40}},"aggregatorStatus":"running"}"#;
+        assert_eq!(input_excess(m, "alice"), Some(-12.5));
+        assert_eq!(input_excess(m, "bob"), Some(40.0));
+        assert_eq!(input_excess(m, "carol"), None, "not in it");
+        let old = br#"{"mixeradminSharedState":{"alice":{"jitterDepthFrames":64}}}"#;
+        assert_eq!(input_excess(old, "alice"), None, "a hub that does not say");
+        let null = br#"{"mixeradminSharedState":{"alice":{"jitterExcessFrames":null}}}"#;
+        assert_eq!(input_excess(null, "alice"), None, "no audio");
+    }
 }

@@ -282,6 +282,8 @@ impl ClientNet {
             let _ = self.ev.deregister(conn.link.sock.as_fd());
         }
         self.input_stopped = false; // the Reset below (or the next session) clears it
+        // The next session's input at the hub is another one.
+        self.view.speaker.hub_input.clear();
         if matches!(self.phase, Phase::Running) {
             let _ = self.links.playback.push(PlaybackCommand::Reset);
             self.view.disconnects += 1;

@@ -53,7 +53,19 @@ pub struct InputBuffer {
     buffer: JitterBuffer,
     lateness: LatencyPolicy,
     conceal: Conceal,
+    /// The depth before each pull less the target, frames: a moving mean over about
+    /// [`EXCESS_S`] (what the hub tells the client, which steers its capture by it:
+    /// `client/hub_input.rs`). A buffer that started at its target (priming) and receives
+    /// what it plays stands at 0: each pull finds the target.
+    excess: f64,
+    /// The mean's weight of one period.
+    excess_weight: f64,
 }
+
+/// The time the reported excess averages over, s: long enough to smooth the phase of
+/// the packets against the pulls (a period's swing), short against the client's loop
+/// (`client::hub_input::TAU_S`).
+pub const EXCESS_S: f64 = 0.25;
 
 impl InputBuffer {
     /// `buffer` with its lateness measured and its gaps concealed at the hub's `rate`
@@ -72,10 +84,14 @@ impl InputBuffer {
             min_frames: cfg.min_target_frames,
             max_frames: cfg.max_target_frames,
         });
+        let excess_weight =
+            (f64::from(cfg.period_frames) / (f64::from(rate.max(1)) * EXCESS_S)).min(1.0);
         Ok(InputBuffer {
             conceal: Conceal::new(cfg.channels, rate)?,
             buffer,
             lateness,
+            excess: 0.0,
+            excess_weight,
         })
     }
 
@@ -107,6 +123,9 @@ impl InputBuffer {
     /// (at most `*cuts` searches for a cut, a resume in phase or a concealment's lag).
     pub fn pull_within(&mut self, out: &mut [f32], now_ns: u64, cuts: &mut u32) -> PullResult {
         self.buffer.set_floor(self.lateness.target_frames());
+        let b = &self.buffer;
+        let x = b.depth_frames() as f64 - f64::from(b.target_frames());
+        self.excess += (x - self.excess) * self.excess_weight;
         self.buffer
             .pull_concealed(out, now_ns, cuts, &mut self.conceal)
     }
@@ -119,6 +138,13 @@ impl InputBuffer {
         self.buffer.skip(n)
     }
 
+    /// Where the input stands against its target, frames: the mean over about
+    /// [`EXCESS_S`] of its depth before each pull less the target (0 for an input that
+    /// receives what it plays since it started at its target; negative: short).
+    pub fn excess_frames(&self) -> f64 {
+        self.excess
+    }
+
     /// The concealment (its counters: frames filled, searches run and skipped).
     pub fn conceal(&self) -> &Conceal {
         &self.conceal
@@ -127,5 +153,50 @@ impl InputBuffer {
     /// The buffer (its figures, its gap and splice for concealment).
     pub fn buffer(&self) -> &JitterBuffer {
         &self.buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::mixer_thread::input_jitter_config;
+
+    #[test]
+    fn the_excess_says_where_the_input_stands_against_its_target() {
+        let cfg = input_jitter_config(1, 64, 64, 48_000);
+        let mut input = InputBuffer::new(JitterBuffer::new(cfg).unwrap(), 48_000).unwrap();
+        let mut device = DeviceTime::new(48_000);
+        let period_ns = 1_333_333u64;
+        let (mut out, mut sent) = (vec![0.0f32; 64], 0u64);
+        let mut run = |input: &mut InputBuffer, from: u64, to: u64, per_period: u64| {
+            for k in from..to {
+                for _ in 0..per_period {
+                    input.push_at(sent * 64, &[0.1; 64], k * period_ns, &device);
+                    sent += 1;
+                }
+                input.pull_within(&mut out, k * period_ns, &mut 2);
+                device.tick(k * period_ns, 64);
+            }
+        };
+        // A packet a period, each arriving as the pull comes: the input started a period
+        // above its target (the start's margin in time: the newest frame a pull needs
+        // must have waited half a period) and stays there.
+        run(&mut input, 0, 1500, 1);
+        let x = input.excess_frames();
+        assert!((x - 64.0).abs() < 1.0, "steady: {x}");
+        assert_eq!(input.buffer().target_frames(), 64);
+        // A period without a packet: the next comes a period late and the floor rises by
+        // it at once, inserting nothing: the input stands a period short of its new
+        // target, which is what the client's capture is asked to fill.
+        run(&mut input, 1500, 1501, 0);
+        run(&mut input, 1501, 3000, 1);
+        let x = input.excess_frames();
+        assert!((x + 64.0).abs() < 1.0, "short: {x}");
+        assert_eq!(input.buffer().target_frames(), 128);
+        // The sender sends a period more: at its target.
+        run(&mut input, 3000, 3001, 2);
+        run(&mut input, 3001, 4500, 1);
+        let x = input.excess_frames();
+        assert!(x.abs() < 1.0, "at the target: {x}");
     }
 }

@@ -52,6 +52,18 @@ pub(super) const SCALARS: &[Field] = &[
         "Hub frames played per device frame: the clock estimate plus any latency move.",
     ),
     gauge(
+        "captureCorrectionPpm",
+        "izyrt_capture_correction_ppm",
+        Scale::One,
+        "What a peer's capture adds to its clock estimate to hold its input at the hub at the hub's target, ppm (positive: sends more).",
+    ),
+    gauge(
+        "hubInputExcessFrames",
+        "izyrt_hub_input_excess_frames",
+        Scale::One,
+        "Where the hub last said this client's input stands against its target, frames (negative: short).",
+    ),
+    gauge(
         "locked",
         "izyrt_clock_locked",
         Scale::One,
