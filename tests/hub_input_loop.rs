@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use izyrt::wire::{AudioFormat, Decoder, FLAG_CLOCK_LOCKED, Kind, encode_json};
-use procs::{audio_frame, hub, metrics, peer, serial, wait_for};
+use procs::{audio_frame, hub, metrics, peer, read_hello, serial, wait_for};
 use serde_json::json;
 
 #[test]
@@ -131,18 +131,7 @@ fn a_peer_told_its_input_is_short_sends_more_and_long_fewer() {
     let (mut sock, _) = listener.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    // Its HELLO: what comes before the WELCOME.
-    let mut dec = Decoder::new();
-    let mut buf = [0u8; 4096];
-    let mut hello = false;
-    while !hello {
-        let n = sock.read(&mut buf).unwrap();
-        assert!(n > 0, "the peer closed before HELLO");
-        dec.feed(&buf[..n]);
-        while let Ok(Some(f)) = dec.next_frame() {
-            hello |= f.kind() == Some(Kind::Hello);
-        }
-    }
+    read_hello(&mut sock);
     let excess = Arc::new(AtomicI64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {

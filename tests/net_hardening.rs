@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use izyrt::wire::{AudioFormat, Decoder, ErrorMsg, Kind, encode_json};
-use procs::{Raw, hub, metrics, peer, wait_for};
+use procs::{Raw, hub, metrics, peer, read_hello, wait_for};
 use serde_json::{Value, json};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -234,17 +234,8 @@ fn fake_hub(then: impl FnOnce(&mut TcpStream)) -> Vec<(Option<Kind>, Vec<u8>)> {
     let (peer_proc, _) = peer(addr, "victim", "virtual", &["--qos"]);
     let (mut sock, _) = listener.accept().unwrap();
     sock.set_read_timeout(Some(SECS(10))).unwrap();
-    let mut dec = Decoder::new();
+    read_hello(&mut sock);
     let mut buf = [0u8; 4096];
-    let mut hello = false;
-    while !hello {
-        let n = sock.read(&mut buf).unwrap();
-        assert!(n > 0, "peer closed before HELLO");
-        dec.feed(&buf[..n]);
-        while let Ok(Some(f)) = dec.next_frame() {
-            hello |= f.kind() == Some(Kind::Hello);
-        }
-    }
     let welcome = json!({"proto":"streamproto1","session":"fake","hub":"fake/0",
         "sampleRate":48000,"channels":2,"format":"f32","framesPerPacket":64,"mix":"minus"});
     let mut out = vec![0u8; 1024];

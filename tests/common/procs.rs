@@ -342,6 +342,22 @@ pub fn median_tones(path: &Path, hz: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// A fake hub's first step: reads what a client sends until its HELLO has come (its
+/// capture may follow at once; what came after the HELLO in the same read is dropped).
+pub fn read_hello(sock: &mut TcpStream) {
+    let mut dec = Decoder::new();
+    let mut buf = [0u8; 4096];
+    let mut hello = false;
+    while !hello {
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "the client closed before HELLO");
+        dec.feed(&buf[..n]);
+        while let Ok(Some(f)) = dec.next_frame() {
+            hello |= f.kind() == Some(Kind::Hello);
+        }
+    }
+}
+
 /// Frames read by [`Raw`]: kind (None for unknown) and payload.
 pub type Frames = Vec<(Option<Kind>, Vec<u8>)>;
 

@@ -51,6 +51,18 @@ const USER: &[Field] = &[
         Scale::One,
         "Frames queued in the hub's buffer for the user's input (absent when it has none).",
     ),
+    gauge(
+        "jitterTargetFrames",
+        "izyrt_user_jitter_target_frames",
+        Scale::One,
+        "The depth the hub's buffer for the user's input aims at, frames.",
+    ),
+    gauge(
+        "jitterExcessFrames",
+        "izyrt_user_jitter_excess_frames",
+        Scale::One,
+        "Where the user's input stands against its target at the hub, frames (mean over 0.25 s; negative: short); an izyrt client's capture steers it to 0.",
+    ),
     counter(
         "jitterLateFrames",
         "izyrt_user_jitter_late_frames_total",
