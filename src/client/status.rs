@@ -301,11 +301,9 @@ impl ClientView {
         snap["latencyTargetFrames"] = json!(lock.latency_target_frames);
         // What the capture adds to the estimate to hold this client's input at the hub at
         // its target (`client::hub_input`); null for a monitor.
-        snap["captureCorrectionPpm"] = json!(
-            self.mic
-                .as_ref()
-                .map(|m| { f64::from_bits(m.correction_ppm.load(Ordering::Relaxed)) })
-        );
+        let correction =
+            |m: &Arc<MicStats>| f64::from_bits(m.correction_ppm.load(Ordering::Relaxed));
+        snap["captureCorrectionPpm"] = json!(self.mic.as_ref().map(correction));
         snap["hubInputExcessFrames"] = json!(s.hub_input.latest().map(|(x, _)| x));
         snap["aggregatorStatus"] = json!(self.aggregator_status(now));
         snap["micStatus"] = json!(mic_status);
