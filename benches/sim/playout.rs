@@ -156,6 +156,7 @@ pub struct HubFigures {
     pub misses: u64,
     /// Frames the hub dropped (trims, shrinks, overflow: each drop a splice).
     pub dropped: u64,
+    /// Of those, frames the drift rule trimmed (the input too long for a second).
     pub trimmed: u64,
     /// Mean depth before a pull from 60 s on, ms: the latency the input adds.
     pub depth_mean_ms: f64,
