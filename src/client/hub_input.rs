@@ -28,7 +28,9 @@
 //! 35–63 % less often than by the estimate alone, at the same mean depth
 //! (`benches/RESULTS.md`). The report comes every 500 ms (the hub's METADATA cadence)
 //! and a few ms late, which a 2 s loop does not notice (tried in the simulation: 0.3 s
-//! late moved the input's spread by about 1 ms).
+//! late moved the input's spread by about 1 ms). The hub's drift meter of this client
+//! reads these moves as the stream's rate while they last (its input brought to a target
+//! that moved; after the lock, the excess the unlocked start left).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
