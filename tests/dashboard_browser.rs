@@ -191,6 +191,11 @@ fn check_sessions(page: &Rendered, name: &str) {
             card.is_some_and(|p| p.abs() < 1000.0),
             "{name} {user}: drift cell {drift}"
         );
+        // And where its input stands against the hub's target, which it steers.
+        assert!(
+            attr(drift, "title").is_some_and(|t| t.contains("frames from its target")),
+            "{name} {user}: drift cell {drift}"
+        );
         assert!(
             class.split(' ').any(|c| c == "connected"),
             "{name} {user}: {row}"

@@ -238,6 +238,13 @@ function renderSessions(sessions, now) {
     // negation.
     const hubVsCard = qos ? num(qos.clockRatioPpm) : null;
     if (hubVsCard !== null) drift.title = "sound card " + fmt(-hubVsCard, 0, "ppm") + " against the hub's clock (its QOS)";
+    // Where its input stands against the hub's target (`jitterExcessFrames`): an izyrt
+    // client steers its capture to bring it to 0, which the drift shows while it lasts.
+    const excess = num(u.jitterExcessFrames);
+    if (excess !== null) {
+      const at = "its input at the hub " + fmt(excess, 0, "frames") + " from its target";
+      drift.title = drift.title ? drift.title + "; " + at : at;
+    }
     tr.appendChild(drift);
     const level = el("td", undefined, "level-cell");
     if (input) level.appendChild(meter(input.peakDbfs, input.rmsDbfs, input.clipping === true, silent, input.clippedSamples));
