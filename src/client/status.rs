@@ -128,8 +128,8 @@ pub struct ClientView {
     pub unsent: u64,
     /// QOS reports sent.
     pub qos_sent: u64,
-    /// Latest METADATA, raw.
-    pub metadata: Vec<u8>,
+    /// Latest METADATA, parsed once as it arrives (`Null` before the first).
+    pub metadata: Value,
     /// METADATA frames received.
     pub metadata_frames: u64,
     /// Playback figures.
@@ -187,7 +187,7 @@ impl ClientView {
             dropped_out: 0,
             unsent: 0,
             qos_sent: 0,
-            metadata: Vec::with_capacity(64 * 1024),
+            metadata: Value::Null,
             metadata_frames: 0,
             speaker,
             speaker_levels,
@@ -368,7 +368,7 @@ impl ClientView {
                 "originNs": h.origin_ns,
             })),
         }});
-        let meta: Value = serde_json::from_slice(&self.metadata).unwrap_or(Value::Null);
+        let meta = self.metadata.clone();
         // The hub's session table, as the latest METADATA gave it ({} before the first).
         snap["sessions"] = json!({});
         if let Some(shared) = meta.get("mixeradminSharedState") {

@@ -17,10 +17,10 @@ use crate::wire::{AudioFormat, ErrorCode, ErrorMsg, Frame, Kind, Welcome, check_
 /// `jitterExcessFrames` in `mixeradminSharedState` (`None` when absent: a hub that does
 /// not say, or a user that sends no audio).
 ///
-/// Runs on: the net thread, per METADATA (parses the frame: allocates).
-fn input_excess(payload: &[u8], user: &str) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    v.get("mixeradminSharedState")?
+/// Runs on: the net thread, per METADATA (on the frame as parsed once for the view).
+fn input_excess(metadata: &serde_json::Value, user: &str) -> Option<f64> {
+    metadata
+        .get("mixeradminSharedState")?
         .get(user)?
         .get("jitterExcessFrames")?
         .as_f64()
@@ -61,10 +61,10 @@ impl ClientNet {
                 }
                 Some(Kind::Metadata) => match check_json_object(frame.payload) {
                     Ok(()) => {
-                        view.metadata.clear();
-                        view.metadata.extend_from_slice(frame.payload);
+                        view.metadata = serde_json::from_slice(frame.payload)
+                            .unwrap_or(serde_json::Value::Null);
                         view.metadata_frames += 1;
-                        if let Some(excess) = input_excess(frame.payload, &id.user) {
+                        if let Some(excess) = input_excess(&view.metadata, &id.user) {
                             view.speaker.hub_input.report(excess, now_ns());
                         }
                     }
@@ -213,16 +213,20 @@ fn on_audio(
 mod tests {
     use super::input_excess;
 
+    fn excess(m: &[u8], user: &str) -> Option<f64> {
+        input_excess(&serde_json::from_slice(m).unwrap(), user)
+    }
+
     #[test]
     fn a_metadata_says_where_this_users_input_stands() {
         let m = br#"{"mixeradminSharedState":{"alice":{"jitterExcessFrames":-12.5},
             "bob":{"jitterExcessFrames":40}},"aggregatorStatus":"running"}"#;
-        assert_eq!(input_excess(m, "alice"), Some(-12.5));
-        assert_eq!(input_excess(m, "bob"), Some(40.0));
-        assert_eq!(input_excess(m, "carol"), None, "not in it");
+        assert_eq!(excess(m, "alice"), Some(-12.5));
+        assert_eq!(excess(m, "bob"), Some(40.0));
+        assert_eq!(excess(m, "carol"), None, "not in it");
         let old = br#"{"mixeradminSharedState":{"alice":{"jitterDepthFrames":64}}}"#;
-        assert_eq!(input_excess(old, "alice"), None, "a hub that does not say");
+        assert_eq!(excess(old, "alice"), None, "a hub that does not say");
         let null = br#"{"mixeradminSharedState":{"alice":{"jitterExcessFrames":null}}}"#;
-        assert_eq!(input_excess(null, "alice"), None, "no audio");
+        assert_eq!(excess(null, "alice"), None, "no audio");
     }
 }
