@@ -169,8 +169,10 @@ pub struct HubFigures {
 struct HubSide {
     input: InputBuffer,
     device: DeviceTime,
-    /// Packets on their way: arrival (s), position, frames.
-    queue: VecDeque<(f64, u64, usize)>,
+    /// Packets on their way: arrival (s), position, frames, `CLOCK_LOCKED`.
+    queue: VecDeque<(f64, u64, usize, bool)>,
+    /// The newest packet's `CLOCK_LOCKED`.
+    locked: bool,
     rng: Rng,
     carry: f64,
     position: u64,
@@ -189,6 +191,7 @@ impl HubSide {
                 .expect("input"),
             device: DeviceTime::new(RATE as u32),
             queue: VecDeque::new(),
+            locked: false,
             rng: Rng(seed ^ 0x5bd1_e995 | 1),
             carry: 0.0,
             position: 0,
@@ -201,25 +204,29 @@ impl HubSide {
     }
 
     /// The capture period at `now` made `frames` hub frames; they travel up to `jitter` s
-    /// beyond the base delay.
-    fn send(&mut self, now: f64, frames: f64, jitter: f64) {
+    /// beyond the base delay, flagged `locked` (`CLOCK_LOCKED`: the capture resampled by
+    /// a measured estimate). The hub's pulls go by the newest packet's flag, as the
+    /// mixer's do; a packet in flight carries the flag it was sent with.
+    fn send(&mut self, now: f64, frames: f64, jitter: f64, locked: bool) {
         self.carry += frames;
         let n = self.carry.floor();
         self.carry -= n;
         let at = (now + 0.0005 + self.rng.unit() * jitter).max(self.last_arrival);
         self.last_arrival = at;
-        self.queue.push_back((at, self.position, n as usize));
+        self.queue
+            .push_back((at, self.position, n as usize, locked));
         self.position += n as u64;
     }
 
     /// The hub's period at `at`: what has arrived by then, then one pull.
     fn pull(&mut self, at: f64) {
         let ns = (at * 1e9) as u64;
-        while let Some(&(arrival, position, n)) = self.queue.front() {
+        while let Some(&(arrival, position, n, locked)) = self.queue.front() {
             if arrival > at {
                 break;
             }
             self.queue.pop_front();
+            self.locked = locked;
             let samples = &self.samples[..n.min(self.samples.len())];
             self.input
                 .push_at(position, samples, (arrival * 1e9) as u64, &self.device);
@@ -229,6 +236,7 @@ impl HubSide {
             self.depth.1 += 1;
         }
         let mut cuts = CUTS_PER_PERIOD;
+        self.input.set_sender_locked(self.locked);
         let r = self.input.pull_within(&mut self.out, ns, &mut cuts);
         if matches!(r, PullResult::Miss { .. }) {
             self.misses += 1;
@@ -433,7 +441,12 @@ pub fn run(s: &Scenario) -> Outcome {
         let corrections = [correction, 0.0];
         for (side, c) in hub_in.iter_mut().zip(corrections) {
             let frames = f64::from(P) * (1.0 + (playout.clock_ppm() + c) * 1e-6);
-            side.send(now, frames, s.jitter_periods * dev_period);
+            side.send(
+                now,
+                frames,
+                s.jitter_periods * dev_period,
+                playout.clock_measured(),
+            );
         }
         loop {
             let at = sent_at(s, *pulled, hub_period, pulls_clock);

@@ -35,7 +35,7 @@ use crate::rt::pipe::{PacketMeta, PipeRx, PipeTx};
 
 mod input_buffer;
 
-pub use input_buffer::{EXCESS_S, InputBuffer};
+pub use input_buffer::{EXCESS_S, InputBuffer, LOCKED_TRIM_S};
 
 /// Searches for a cut or a resume in phase (`dsp/jitter/splice.rs`, `resume.rs`) or for
 /// a concealment's lag (`dsp/playout/conceal/lag.rs`) the mixer allows itself per period,
@@ -389,6 +389,7 @@ fn step_at(s: &mut MixerState, _capture: &[f32], playback: &mut [f32], now: u64)
                     jitter.skip(skipped);
                 }
                 drift.set_sender_locked(rx.sender_locked());
+                jitter.set_sender_locked(rx.sender_locked());
                 let r = jitter.pull_within(input, now, &mut cuts);
                 let conceal = jitter.conceal();
                 let (concealed, skipped) = (conceal.concealed_frames(), conceal.skipped_searches());

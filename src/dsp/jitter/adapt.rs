@@ -96,7 +96,10 @@
 //!   (counted). `slack` must cover the largest packet and the normal burstiness; the run
 //!   of pulls tells drift (a floor that stays high) from the burst that follows a stall
 //!   (a spike that drains by itself): trimming a burst would throw away exactly the audio
-//!   the next stall needs, then miss.
+//!   the next stall needs, then miss. The reader may set that wait apart from
+//!   `drift_pulls` ([`set_trim_pulls`](JitterBuffer::set_trim_pulls)): the hub waits
+//!   longer for a sender that says it is locked to the hub's clock, which does not drift
+//!   and repays an excess itself (`hub::mixer_thread::LOCKED_TRIM_S`).
 //!
 //! - *Floor*: the largest lateness of the last 32 s plus the pull's need, measured on
 //!   arrival stamps by the reader, in whole periods. It rises at once but inserts
@@ -210,7 +213,7 @@ impl JitterBuffer {
         let depth = self.depth_frames();
         if depth > target + u64::from(self.cfg.slack_frames) {
             self.over = self.over.saturating_add(1);
-            if self.over >= self.cfg.drift_pulls && spend(cuts) {
+            if self.over >= self.trim_pulls && spend(cuts) {
                 // A trim in phase may take more (up to half a period), as long as this
                 // pull keeps its frames.
                 let cut = match self.aligned_drop(depth - target, target.saturating_sub(frames)) {

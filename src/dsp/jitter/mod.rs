@@ -176,6 +176,9 @@ pub struct JitterBuffer {
     floor: u32,
     steady: u32,
     over: u32,
+    /// Pulls in a row above `target + slack` before the drift rule trims
+    /// ([`set_trim_pulls`](Self::set_trim_pulls); `drift_pulls` until set).
+    trim_pulls: u32,
     low_water: u64,
     /// For k = 1..=[`SPARE_PERIODS`]: the least time, over the window, that the newest
     /// frame a pull would have needed, had the buffer held k periods less, had been
@@ -258,6 +261,7 @@ impl JitterBuffer {
             floor: 0,
             steady: 0,
             over: 0,
+            trim_pulls: cfg.drift_pulls,
             low_water: u64::MAX,
             spare_ns: [u64::MAX; SPARE_PERIODS],
             misses: 0,

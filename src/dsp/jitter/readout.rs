@@ -94,6 +94,14 @@ impl JitterBuffer {
             .min(self.cfg.max_target_frames);
     }
 
+    /// Sets how many pulls in a row above `target + slack` the drift rule waits before it
+    /// trims (at least 1; `drift_pulls` until set).
+    ///
+    /// Runs on: the reader's RT thread, once per period. Must not: allocate, lock, block.
+    pub fn set_trim_pulls(&mut self, pulls: u32) {
+        self.trim_pulls = pulls.max(1);
+    }
+
     /// Whether the buffer is playing received audio (not idle, priming or rebuffering).
     pub fn is_playing(&self) -> bool {
         self.state == State::Playing

@@ -452,3 +452,59 @@ fn inputs_that_all_miss_at_once_search_for_their_lags_within_the_budget() {
         .collect();
     assert_eq!(locked, (0..N).map(|i| i % 2 == 0).collect::<Vec<_>>());
 }
+
+/// Two clients whose inputs stand four periods above the target (a burst the sender
+/// never repays): the one whose packets say `CLOCK_LOCKED` is trimmed after
+/// [`LOCKED_TRIM_S`], the other after its buffer's `drift_pulls` (1 s), as before.
+#[test]
+fn a_locked_senders_input_waits_longer_before_its_drift_trim() {
+    const PERIOD: u32 = 64;
+    let period_ns = u64::from(PERIOD) * 1_000_000_000 / 48_000;
+    let (mut s, mut commands) = state_of(2, 1, PERIOD);
+    let mut senders: Vec<(PipeTx, Arc<SlotStats>)> = (0..2)
+        .map(|i| {
+            let (slot, tx) = client_of(input_jitter_config(1, PERIOD, PERIOD, 48_000));
+            let stats = Arc::clone(&slot.stats);
+            commands.push(Command::Join(i, slot)).unwrap();
+            (tx, stats)
+        })
+        .collect();
+    let mut out = [0.0; PERIOD as usize];
+    let mut position = 0u64;
+    let mut trimmed_at = [None; 2];
+    let pulls = (LOCKED_TRIM_S * 1.5 * 48_000.0 / f64::from(PERIOD)) as u64;
+    for k in 0..pulls {
+        let t = 1_000_000_000 + k * period_ns;
+        // Five packets at first, then one a period, each 0.3 ms before the pull.
+        for _ in 0..if k == 0 { 5 } else { 1 } {
+            for (i, (tx, _)) in senders.iter_mut().enumerate() {
+                let meta = PacketMeta {
+                    position,
+                    origin_ns: 0,
+                    frames: PERIOD,
+                    arrival_ns: t - 300_000,
+                    locked: i == 1,
+                };
+                assert!(tx.push(meta, &[0.1; PERIOD as usize]));
+            }
+            position += u64::from(PERIOD);
+        }
+        step_at(&mut s, &[], &mut out, t);
+        for (at, (_, stats)) in trimmed_at.iter_mut().zip(&senders) {
+            if at.is_none() && stats.trimmed_frames.load(Ordering::Relaxed) > 0 {
+                *at = Some(k as f64 * f64::from(PERIOD) / 48_000.0);
+            }
+        }
+    }
+    let [Some(unlocked), Some(locked)] = trimmed_at else {
+        panic!("both inputs should have been trimmed: {trimmed_at:?}");
+    };
+    assert!(
+        (0.95..1.05).contains(&unlocked),
+        "unlocked trimmed at {unlocked} s"
+    );
+    assert!(
+        (LOCKED_TRIM_S - 0.05..LOCKED_TRIM_S + 0.05).contains(&locked),
+        "locked trimmed at {locked} s"
+    );
+}
