@@ -25,8 +25,8 @@ fn hub_and_peer_on_alsa_devices() {
         return;
     };
     let alsa = ["--period", "256", "--periods", "4"];
-    let (_hub, addr, hub_metrics) = hub(&[&["--device", "izyrt_play"][..], &alsa].concat());
-    let (_alice, alice_metrics) = peer(
+    let (hub_proc, addr, hub_metrics) = hub(&[&["--device", "izyrt_play"][..], &alsa].concat());
+    let (alice, alice_metrics) = peer(
         addr,
         "alice",
         "izyrt_jack",
@@ -54,14 +54,19 @@ fn hub_and_peer_on_alsa_devices() {
     let mixer = &h["realtime"]["izyrt-hub-mixer"];
     assert_eq!(mixer["device"], "izyrt_play", "{mixer}");
     // Where realtime is granted (to izyrt, so to jackd -R -P 70 as well), the PCM's JACK
-    // threads in each process run at 65 and izyrt's RT thread one below them.
-    for t in [rt, mixer] {
+    // threads in each process run at 65, izyrt's RT thread one below them and its net
+    // thread one above them (not ten below the RT thread).
+    for (t, pid, net) in [
+        (rt, alice.child.id(), "izyrt-peer-net"),
+        (mixer, hub_proc.child.id(), "izyrt-hub-net"),
+    ] {
         if t["policy"] == "SCHED_FIFO" {
             assert_eq!(
                 (t["priority"].as_u64(), t["belowPluginThreads"].as_u64()),
                 (Some(64), Some(65)),
                 "{t}"
             );
+            assert_eq!(rt_priority_of_thread(pid, net), Some(66), "{net}");
         }
     }
     assert!(mixer["wakeups"].as_u64().unwrap_or(0) > 0 || mixer["periodFrames"] == 256);
@@ -137,4 +142,21 @@ fn latency_through_a_loopback_cable() {
     // Device out + cable + device in + hub: at least two periods, well under a second.
     let p50 = v["p50Frames"].as_f64().unwrap();
     assert!((512.0..24_000.0).contains(&p50), "{v}");
+}
+
+/// The realtime priority of process `pid`'s thread named `name` (`/proc`'s `rt_priority`).
+fn rt_priority_of_thread(pid: u32, name: &str) -> Option<u64> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        // After the command's closing parenthesis: field 3 (state) onwards; rt_priority is
+        // field 40.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        return rest.split_whitespace().nth(40 - 3)?.parse().ok();
+    }
+    None
 }

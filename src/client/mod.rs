@@ -405,19 +405,17 @@ impl Client {
             snapshot: Arc::clone(&snapshot),
         };
         let net = ClientNet::new(id, links, view).map_err(config_err)?;
-        // Below the lowest audio thread (a device's plugin may have lowered it).
+        // The audio threads' net priority (a device's plugin may have moved it:
+        // `rt::plugin_threads::net_priority`), the lower of two.
         let priority = match &rt {
-            Rt::Duplex(h) => h.options().priority,
-            Rt::Playback(h) => h.options().priority,
-            Rt::Split(c, p) => c.options().priority.min(p.options().priority),
+            Rt::Duplex(h) => h.net_priority(),
+            Rt::Playback(h) => h.net_priority(),
+            Rt::Split(c, p) => c.net_priority().min(p.net_priority()),
         };
-        let net_opts = net_thread_options(
-            &format!("izyrt-{tag}-net"),
-            &RtOptions {
-                priority,
-                ..opts("net", 1)
-            },
-        );
+        let net_opts = RtOptions {
+            priority,
+            ..net_thread_options(&format!("izyrt-{tag}-net"), &opts("net", 1))
+        };
         let net = thread::spawn(&net_opts, move || net.run()).map_err(config_err)?;
         match &rt {
             Rt::Duplex(h) => h.go(),

@@ -52,7 +52,7 @@ use crate::net::Waker;
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::pipe::pipe;
 use crate::rt::runner::{self, RtHandle};
-use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
+use crate::rt::thread::{self, RtOptions, RtThread};
 use crate::wire::{AudioFormat, Role};
 
 /// How a source is set up.
@@ -225,11 +225,8 @@ impl Source {
             snapshot: Arc::clone(&snapshot),
         };
         let net = ClientNet::new(id, links, view).map_err(config_err)?;
-        let net = thread::spawn(
-            &net_thread_options("izyrt-source-net", rt.options()),
-            move || net.run(),
-        )
-        .map_err(config_err)?;
+        let net = thread::spawn(&rt.net_options("izyrt-source-net"), move || net.run())
+            .map_err(config_err)?;
         Ok(Source {
             rt,
             net,

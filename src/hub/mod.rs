@@ -42,7 +42,7 @@ use crate::metrics::{SnapshotCell, default_snapshot};
 use crate::net::{SocketTuning, Waker, socket};
 use crate::rt::driver::{Driver, DriverConfig};
 use crate::rt::runner::{self, RtHandle, RtStatus};
-use crate::rt::thread::{self, RtOptions, RtThread, net_thread_options};
+use crate::rt::thread::{self, RtOptions, RtThread};
 use crate::wire::Mix;
 use file_sources::FileSource;
 use mixer_thread::{Input, MixerState, MixerStats, Slot, SlotStats};
@@ -249,11 +249,8 @@ impl Hub {
             mixer_stats,
         };
         let net = HubNet::new(net_cfg, links, listener, slots).map_err(failed)?;
-        let net = thread::spawn(
-            &net_thread_options("izyrt-hub-net", rt.options()),
-            move || net.run(),
-        )
-        .map_err(|e| HubError::Failed(e.to_string()))?;
+        let net = thread::spawn(&rt.net_options("izyrt-hub-net"), move || net.run())
+            .map_err(|e| HubError::Failed(e.to_string()))?;
         rt.go();
         Ok(Hub {
             rt,

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use crate::device::{Device, DeviceCounters, Obtained};
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
 use crate::rt::driver::{Driver, DriverError, DriverStats};
-use crate::rt::plugin_threads::below_plugin_threads;
-use crate::rt::thread::{RtOptions, RtReport, RtThread, SpawnError, spawn};
+use crate::rt::plugin_threads::{self, below_plugin_threads};
+use crate::rt::thread::{RtOptions, RtReport, RtThread, SpawnError, net_thread_options, spawn};
 use crate::rt::wakeup::{WakeupSnapshot, WakeupStats};
 
 /// Periods before the allocation counter is armed (2.7 s at 64 frames / 48 kHz): opening
@@ -135,6 +135,8 @@ pub struct RtHandle<S> {
     stop: Arc<AtomicBool>,
     status: RtStatus,
     opts: RtOptions,
+    /// The priority of the net threads that serve it (`rt::plugin_threads::net_priority`).
+    net_priority: u8,
 }
 
 /// Spawns the RT thread for `device` (see the module notes). `step(&mut state, capture,
@@ -163,8 +165,11 @@ pub fn start<S: Send + 'static>(
     step: fn(&mut S, &[f32], &mut [f32]),
 ) -> Result<RtHandle<S>, SpawnError> {
     let obtained = device.obtained().clone();
-    // On a sound server's plugin, below the threads that feed the device.
+    let requested = opts.priority;
+    // On a sound server's plugin, below the threads that feed the device (and the net
+    // threads above them).
     let (opts, below_plugin) = below_plugin_threads(opts, &obtained);
+    let net_priority = plugin_threads::net_priority(requested, below_plugin);
     let counters = device.counters();
     let stop = driver.stop_flag();
     let allocs = Arc::new(AtomicU64::new(u64::MAX));
@@ -219,6 +224,7 @@ pub fn start<S: Send + 'static>(
         stop,
         status,
         opts,
+        net_priority,
     })
 }
 
@@ -228,6 +234,22 @@ impl<S> RtHandle<S> {
     /// derive theirs from these.
     pub fn options(&self) -> &RtOptions {
         &self.opts
+    }
+
+    /// The priority of the net threads that serve this thread: ten below the priority it
+    /// was asked for, or on a sound server's plugin one above the plugin's threads when
+    /// that is lower (`rt::plugin_threads::net_priority`).
+    pub fn net_priority(&self) -> u8 {
+        self.net_priority
+    }
+
+    /// The options of a net thread named `name` that serves this thread
+    /// ([`net_thread_options`] at [`RtHandle::net_priority`]).
+    pub fn net_options(&self, name: &str) -> RtOptions {
+        RtOptions {
+            priority: self.net_priority,
+            ..net_thread_options(name, &self.opts)
+        }
     }
 
     /// Lets the thread start the device.

@@ -302,6 +302,8 @@ where
     let handle = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
+            // Known as izyrt's own, not a plugin's (`rt::plugin_threads`), while it runs.
+            let _own = super::plugin_threads::OwnThread::register();
             let mut report = promote(&setup);
             report.memory_locked = memory_is_locked();
             // Subnormals cost microcode assists: an RT thread flushes them to zero.
@@ -332,7 +334,9 @@ where
 /// Why realtime at all: the net thread carries the audio between sockets and RT
 /// threads; at `SCHED_OTHER` any busy process on the machine (even one exiting and
 /// tearing down its address space) delays it by milliseconds, which the jitter buffers
-/// then have to absorb as latency. Below the audio threads, it never delays a period.
+/// then have to absorb as latency. Below the audio threads, it never delays a period. (On
+/// a sound server's plugin the audio thread is lowered below the plugin's threads and the
+/// net threads go above them instead: [`crate::rt::runner::RtHandle::net_options`].)
 ///
 /// # Example
 /// ```
