@@ -65,9 +65,9 @@ pub fn below_plugin_threads(opts: &RtOptions, obtained: &Obtained) -> (RtOptions
 /// wait as latency. A net thread's work per wake is short (a packet in or out), so above
 /// the copy it delays the copy by microseconds, where the audio thread above it made the
 /// servers log late clients. Measured side by side at 32-frame periods, hub and peer on the
-/// PCM (`benches/RESULTS.md`): round trip 245.8 frames against 300.9 (median of three
-/// rounds), the servers' xruns alike. Never above ten below `requested`: a `--priority`
-/// chosen low keeps its net threads low.
+/// PCM, 8 alternating pairs (`benches/RESULTS.md`): round trip 260.3 frames against 301.3
+/// (medians), lower in 6 pairs; the servers' xruns alike (124 against 130). Never above
+/// ten below `requested`: a `--priority` chosen low keeps its net threads low.
 ///
 /// # Example
 /// ```
