@@ -146,9 +146,15 @@ fn latency_through_a_loopback_cable() {
 
 /// The realtime priority of process `pid`'s thread named `name` (`/proc`'s `rt_priority`).
 fn rt_priority_of_thread(pid: u32, name: &str) -> Option<u64> {
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let path = task.ok()?.path();
-        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let path = task.path();
+        // A thread that ended since the listing has no comm: not the one looked for.
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
         if comm.trim_end() != name {
             continue;
         }
