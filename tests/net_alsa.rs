@@ -144,8 +144,8 @@ fn latency_through_a_loopback_cable() {
     assert!((512.0..24_000.0).contains(&p50), "{v}");
 }
 
-/// The realtime priority of process `pid`'s thread named `name` (`/proc`'s `rt_priority`).
-fn rt_priority_of_thread(pid: u32, name: &str) -> Option<u64> {
+/// The realtime priority of process `pid`'s thread named `name`.
+fn rt_priority_of_thread(pid: u32, name: &str) -> Option<i32> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
@@ -158,11 +158,8 @@ fn rt_priority_of_thread(pid: u32, name: &str) -> Option<u64> {
         if comm.trim_end() != name {
             continue;
         }
-        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-        // After the command's closing parenthesis: field 3 (state) onwards; rt_priority is
-        // field 40.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        return rest.split_whitespace().nth(40 - 3)?.parse().ok();
+        let tid = path.file_name()?.to_str()?.parse().ok()?;
+        return izyrt::rt::promote::realtime_priority_of(tid);
     }
     None
 }

@@ -258,11 +258,18 @@ pub fn realtime_priority() -> Option<i32> {
     policy.is_realtime().then_some(priority)
 }
 
-/// The realtime priority of thread `tid` of this process (`SCHED_FIFO` or `SCHED_RR`),
-/// if it has one: [`realtime_priority`] for a thread izyrt did not start (a device
-/// plugin's: `rt::plugin_threads`).
+/// The realtime priority of thread `tid` (`SCHED_FIFO` or `SCHED_RR`), if it has one:
+/// [`realtime_priority`] for a thread izyrt did not start (a device plugin's:
+/// `rt::plugin_threads`) or one of another process (a test's look at a child's threads).
+///
+/// # Example
+/// ```
+/// // SAFETY: gettid has no preconditions.
+/// let me = unsafe { libc::gettid() };
+/// assert_eq!(izyrt::rt::promote::realtime_priority_of(me), izyrt::rt::promote::realtime_priority());
+/// ```
 #[cfg(target_os = "linux")]
-pub(crate) fn realtime_priority_of(tid: libc::pid_t) -> Option<i32> {
+pub fn realtime_priority_of(tid: libc::pid_t) -> Option<i32> {
     // SAFETY: plain syscalls on a thread id; `param` is plain data written by the kernel.
     unsafe {
         let policy = libc::sched_getscheduler(tid);
