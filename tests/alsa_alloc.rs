@@ -7,12 +7,12 @@
 #[path = "common/alsa.rs"]
 mod alsa_env;
 
-use std::sync::atomic::Ordering;
-
 use alsa_env::{CHANNELS, JackServer, RATE, jack_stream};
 use izyrt::device::alsa::AlsaDevice;
 use izyrt::device::{Device, Direction};
-use izyrt::rt::alloc_count::{CountingAllocator, count_allocations};
+use izyrt::rt::alloc_count::{
+    CountingAllocator, SteadyAllocations, arm_thread, count_allocations, thread_allocations,
+};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -30,6 +30,11 @@ fn process_into(phase: &mut f32, energy: &mut f32, input: &[f32], output: &mut [
             (*phase + 2.0 * std::f32::consts::PI * 440.0 / RATE as f32) % std::f32::consts::TAU;
     }
 }
+
+/// Cycles measured in steady state, per device and direction (200 ms at 64 frames).
+const STEADY_CYCLES: u64 = 150;
+/// Cycles tried before giving up (8 s at 64 frames).
+const MAX_CYCLES: u32 = 6_000;
 
 #[test]
 fn steady_state_cycles_make_no_allocation() {
@@ -52,35 +57,34 @@ fn steady_state_cycles_make_no_allocation() {
             dev.cycle(&mut |i, o| process_into(&mut phase, &mut energy, i, o))
                 .unwrap();
         }
-        let mut clean = false;
-        for attempt in 1..=4 {
-            let xruns = counters.xruns.load(Ordering::Relaxed);
-            let (result, allocations) = count_allocations(|| {
-                for _ in 0..150 {
-                    dev.cycle(&mut |i, o| process_into(&mut phase, &mut energy, i, o))?;
-                }
-                Ok::<(), izyrt::device::DeviceError>(())
-            });
-            result.unwrap_or_else(|e| panic!("{name} {dir:?}: {e}"));
-            let xruns = counters.xruns.load(Ordering::Relaxed) - xruns;
-            if xruns > 0 {
-                // Recovery is not steady state (it restarts the JACK client): measure again.
-                println!(
-                    "{name} {dir:?} attempt {attempt}: {xruns} xrun(s) during the stretch, measuring again"
-                );
-                continue;
+        // Steady state as the RT runner publishes it (`SteadyAllocations`): every cycle
+        // but those in which the device recovered from an xrun (the recovery restarts the
+        // plugin's JACK client, which allocates) and a few after each. Counted cycle by
+        // cycle rather than as one unbroken stretch, so that a host whose stalls cause an
+        // xrun every few hundred milliseconds still gets its proof (this project's shared
+        // VM in a storm: four stretches of 150 cycles in a row each met one).
+        arm_thread();
+        let mut steady = SteadyAllocations::new(counters.recoveries());
+        let mut allocations = 0;
+        for _ in 0..MAX_CYCLES {
+            if steady.periods() == STEADY_CYCLES {
+                break;
             }
-            println!("{name} {dir:?}: 150 steady-state cycles, {allocations} allocator calls");
-            assert_eq!(
-                allocations, 0,
-                "{name} {dir:?}: cycle allocated in steady state"
-            );
-            clean = true;
-            break;
+            dev.cycle(&mut |i, o| process_into(&mut phase, &mut energy, i, o))
+                .unwrap_or_else(|e| panic!("{name} {dir:?}: {e}"));
+            allocations = steady.update(thread_allocations(), counters.recoveries());
         }
-        assert!(
-            clean,
-            "{name} {dir:?}: xruns in every stretch, steady state never reached"
+        let (periods, recoveries) = (steady.periods(), counters.recoveries());
+        println!(
+            "{name} {dir:?}: {periods} steady-state cycles, {allocations} allocator calls ({recoveries} recoveries in all)"
+        );
+        assert_eq!(
+            periods, STEADY_CYCLES,
+            "{name} {dir:?}: xruns kept the stream from steady state ({recoveries} in {MAX_CYCLES} cycles)"
+        );
+        assert_eq!(
+            allocations, 0,
+            "{name} {dir:?}: cycle allocated in steady state"
         );
         dev.stop();
     }

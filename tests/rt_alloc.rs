@@ -1,7 +1,9 @@
 //! The RT rule, proven: the driver loop over the `virtual` device allocates nothing in
 //! steady state (capture, playback, duplex; wakeup-histogram recording, its quantile
 //! publication and meter publication included), with a control showing the counter does
-//! see an allocation made inside `process`. Plus the device's pacing: N periods take
+//! see an allocation made inside `process`, and the RT runner's published count
+//! (`steadyAllocations`), which leaves a device's recovery out and counts the rest. Plus
+//! the device's pacing: N periods take
 //! ~N × 1.333 ms, and a skew changes the number of periods in a fixed wall time in
 //! proportion. Timing bounds are deliberately generous: the machine is shared.
 
@@ -455,5 +457,69 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     assert!(
         jb.buffer().aligned_resumes() > before.1,
         "no resume in phase in the counted periods"
+    );
+}
+
+/// The runner's published count (`steadyAllocations`): a period in which the device
+/// recovered is left out, with the periods settling after it, and a steady period that
+/// allocates is counted. Exactly: vec + free in the steady period, nothing of the
+/// recovery's.
+#[test]
+fn the_runner_counts_a_steady_allocation_and_leaves_a_recovery_out() {
+    use izyrt::device::DeviceCounters;
+    use izyrt::rt::runner::{WARM_UP_CYCLES, start};
+
+    struct Steps {
+        n: u64,
+        counters: Arc<DeviceCounters>,
+    }
+    fn step(s: &mut Steps, _capture: &[f32], playback: &mut [f32]) {
+        s.n += 1;
+        playback.fill(0.0);
+        if s.n == WARM_UP_CYCLES + 100 {
+            // A recovery as the device would count it, allocating in its period.
+            DeviceCounters::bump(&s.counters.xruns);
+            std::hint::black_box(vec![0u8; 64]);
+        }
+        if s.n == WARM_UP_CYCLES + 200 {
+            std::hint::black_box(vec![0u8; 64]);
+        }
+    }
+    let dev = open(
+        &"virtual".parse().unwrap(),
+        Direction::Playback,
+        StreamConfig::default(),
+    )
+    .unwrap();
+    let counters = dev.counters();
+    let steps = Steps {
+        n: 0,
+        counters: Arc::clone(&counters),
+    };
+    let rt = start(
+        &RtOptions::default(),
+        dev,
+        Driver::new(DriverConfig::default()).unwrap(),
+        steps,
+        step,
+    )
+    .unwrap();
+    rt.go();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counters.cycles.load(Ordering::Relaxed) < WARM_UP_CYCLES + 300 {
+        assert!(
+            Instant::now() < deadline,
+            "the runner did not reach its periods"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let published = rt.status().steady_allocation_count();
+    rt.stop();
+    let end = rt.join().unwrap();
+    assert!(end.state.n >= WARM_UP_CYCLES + 300);
+    assert_eq!(
+        published,
+        Some(2),
+        "the steady period's vec and free, no more"
     );
 }

@@ -228,6 +228,24 @@ impl DeviceCounters {
     pub fn lose(&self, frames: u64) {
         self.lost_frames.fetch_add(frames, Ordering::Relaxed);
     }
+
+    /// Every recovery so far: xruns, suspends and reopens.
+    ///
+    /// Runs on: any thread, the RT thread once per period among them (three relaxed loads).
+    ///
+    /// # Example
+    /// ```
+    /// use izyrt::device::DeviceCounters;
+    /// let c = DeviceCounters::default();
+    /// DeviceCounters::bump(&c.xruns);
+    /// DeviceCounters::bump(&c.reopens);
+    /// assert_eq!(c.recoveries(), 2);
+    /// ```
+    pub fn recoveries(&self) -> u64 {
+        self.xruns.load(Ordering::Relaxed)
+            + self.suspends.load(Ordering::Relaxed)
+            + self.reopens.load(Ordering::Relaxed)
+    }
 }
 
 /// What [`Device::drive`] calls once per period on the device's own thread: capture,
