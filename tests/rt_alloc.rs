@@ -460,10 +460,12 @@ fn hub_input_trims_in_phase_allocate_nothing() {
     );
 }
 
-/// The runner's published count (`steadyAllocations`): a period in which the device
-/// recovered is left out, with the periods settling after it, and a steady period that
-/// allocates is counted. Exactly: vec + free in the steady period, nothing of the
-/// recovery's.
+/// The runner's published counts: a period in which the device recovered is left out of
+/// `steadyAllocations`, with the periods settling after it, and counted in
+/// `recoveryAllocations`; a steady period that allocates is counted in the first.
+/// Exactly: vec + free in each. (A real xrun of the host near the steady period would move
+/// that one too: the device buffer is 16 periods deep so that only a 20 ms stall makes
+/// one, and if one came, the two counts' sum is what is checked.)
 #[test]
 fn the_runner_counts_a_steady_allocation_and_leaves_a_recovery_out() {
     use izyrt::device::DeviceCounters;
@@ -488,7 +490,10 @@ fn the_runner_counts_a_steady_allocation_and_leaves_a_recovery_out() {
     let dev = open(
         &"virtual".parse().unwrap(),
         Direction::Playback,
-        StreamConfig::default(),
+        StreamConfig {
+            periods: 16,
+            ..StreamConfig::default()
+        },
     )
     .unwrap();
     let counters = dev.counters();
@@ -514,12 +519,20 @@ fn the_runner_counts_a_steady_allocation_and_leaves_a_recovery_out() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let published = rt.status().steady_allocation_count();
+    let recovery = rt.status().recovery_allocation_count();
+    let recoveries = counters.recoveries();
     rt.stop();
     let end = rt.join().unwrap();
     assert!(end.state.n >= WARM_UP_CYCLES + 300);
-    assert_eq!(
-        published,
-        Some(2),
-        "the steady period's vec and free, no more"
-    );
+    if recoveries == 1 {
+        assert_eq!(
+            published,
+            Some(2),
+            "the steady period's vec and free, no more"
+        );
+        assert_eq!(recovery, Some(2), "the recovery's vec and free, no more");
+    } else {
+        // The host stalled the thread into real xruns as well.
+        assert_eq!(published.zip(recovery).map(|(a, b)| a + b), Some(4));
+    }
 }

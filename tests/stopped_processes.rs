@@ -134,3 +134,49 @@ fn a_stopped_hub_skips_the_time_it_lost_in_its_stream_and_its_inputs() {
         "{alice}"
     );
 }
+
+/// What the RT threads do to recover from a stop (the device's xrun, the capture's gap
+/// sent on, the hub's inputs and stream skipped on, the speaker's concealment and rejoin)
+/// is izyrt's own code on `virtual`, and it allocates nothing: `recoveryAllocations`, the
+/// calls of the periods left out of `steadyAllocations`, stays 0 through stops of the hub
+/// and of a peer. (On the ALSA `jack` PCM it would not: the plugin's restart allocates.)
+#[test]
+fn recovering_from_a_stop_allocates_nothing_on_the_rt_threads() {
+    let _serial = serial();
+    let (hub, addr, hub_metrics) = hub(&[]);
+    let (alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440", &[]);
+    let (_bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
+    // The counters arm after 2000 periods (2.7 s).
+    let armed = |addr| {
+        wait_for("the allocation counters armed", SECS(30), || {
+            let m = metrics(addr);
+            let rt = m["realtime"].as_object()?.clone();
+            rt.values()
+                .all(|t| t["recoveryAllocations"].is_u64())
+                .then_some(())
+        })
+    };
+    armed(hub_metrics);
+    armed(alice_metrics);
+    for _ in 0..2 {
+        hub.stall(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
+        alice.stall(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(SECS(1));
+    for (who, addr) in [("hub", hub_metrics), ("alice", alice_metrics)] {
+        let m = metrics(addr);
+        for (thread, t) in m["realtime"].as_object().unwrap() {
+            assert!(
+                t["xruns"].as_u64().unwrap() >= 2,
+                "{who} {thread} did not recover from the stops: {t}"
+            );
+            assert_eq!(t["recoveryAllocations"], 0, "{who} {thread}: {t}");
+            assert_eq!(t["steadyAllocations"], 0, "{who} {thread}: {t}");
+        }
+    }
+    // And the speaker went on: alice still hears the mix.
+    let c = &metrics(alice_metrics)["connections"]["alice"];
+    assert!(c["packetsIn"].as_u64().unwrap() > 1000, "{c}");
+}

@@ -203,6 +203,10 @@ pub(super) struct Outcome<S> {
     /// [`WARM_UP_CYCLES`](runner::WARM_UP_CYCLES) periods); `None` when the run was shorter.
     /// Counted only where the counting allocator is installed (the `izyrt` binary).
     pub steady_allocations: Option<u64>,
+    /// Allocator calls in the periods of the device's recoveries (and the settling after
+    /// each), left out of `steady_allocations`; `None` when the run was shorter than the
+    /// warm-up.
+    pub recovery_allocations: Option<u64>,
     /// The signal that stopped the run early.
     pub signal: Option<i32>,
     /// Why the driver failed, when it did.
@@ -273,6 +277,7 @@ impl<S> Outcome<S> {
                 // counted).
                 "workUs": quantiles_json(&self.work),
                 "steadyAllocations": self.steady_allocations,
+                "recoveryAllocations": self.recovery_allocations,
             },
             "elapsedSeconds": self.elapsed.as_secs_f64(),
             "xruns": self.xruns,
@@ -409,6 +414,7 @@ pub(super) fn run<S: Send + 'static>(
         .join()
         .map_err(|_| CliError::Failed(format!("RT thread 'izyrt-{tag}' panicked")))?;
     let steady_allocations = status.steady_allocation_count();
+    let recovery_allocations = status.recovery_allocation_count();
     Ok(Outcome {
         state: end.state,
         obtained,
@@ -420,6 +426,7 @@ pub(super) fn run<S: Send + 'static>(
         wakeup: status.wakeups.snapshot(),
         work: status.work.snapshot(),
         steady_allocations,
+        recovery_allocations,
         signal,
         failure: end.result.err(),
     })

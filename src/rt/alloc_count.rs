@@ -118,6 +118,7 @@ pub fn thread_allocations() -> u64 {
 /// }
 /// assert_eq!(s.update(8, 1), 2); // a steady period that allocated twice counts
 /// assert_eq!(s.periods(), 2);
+/// assert_eq!(s.recovery_calls(), 6); // what the recovery and its settling made
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SteadyAllocations {
@@ -172,5 +173,13 @@ impl SteadyAllocations {
     /// The steady periods counted so far.
     pub fn periods(&self) -> u64 {
         self.periods
+    }
+
+    /// The allocator calls left out: those of the recovery periods and the periods
+    /// settling after them. While the recoveries are xruns on a device whose recovery is
+    /// izyrt's own code alone (`virtual`, a native `jack:` client) this is 0 too; on the
+    /// ALSA `jack` PCM it holds the plugin's restarts.
+    pub fn recovery_calls(&self) -> u64 {
+        self.excluded
     }
 }

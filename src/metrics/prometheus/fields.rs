@@ -302,4 +302,14 @@ pub(super) const REALTIME: &[Field] = &[
         "izyrt_realtime_lost_frames_total",
         "Frames of stream time that the RT thread's device faults skipped.",
     ),
+    counter(
+        "steadyAllocations",
+        "izyrt_realtime_steady_allocations_total",
+        "Allocator calls of the RT thread in steady state (anything but 0 is a bug); absent before the counter arms.",
+    ),
+    counter(
+        "recoveryAllocations",
+        "izyrt_realtime_recovery_allocations_total",
+        "Allocator calls of the RT thread in its device's recoveries and the 10 periods after each (0 on virtual and jack: xruns; an ALSA plugin's restart adds its own).",
+    ),
 ];

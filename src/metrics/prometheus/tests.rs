@@ -155,6 +155,15 @@ fn realtime_per_thread_object_or_array() {
     assert!(t.contains(&format!("izyrt_realtime_work_max_seconds{th} 0.00031\n")));
     assert!(t.contains(&format!("izyrt_realtime_xruns_total{th} 0\n")));
     assert!(t.contains(&format!("izyrt_realtime_lost_frames_total{th} 128\n")));
+    // The allocation counts, once armed (null before: no sample).
+    let armed = json!({ "realtime": { "izyrt-audio": { "steadyAllocations": 0, "recoveryAllocations": 6 },
+                                      "izyrt-hub-mixer": { "steadyAllocations": null, "recoveryAllocations": null } } });
+    let a = render_prometheus(&armed);
+    assert!(a.contains(&format!("izyrt_realtime_steady_allocations_total{th} 0\n")));
+    assert!(a.contains(&format!(
+        "izyrt_realtime_recovery_allocations_total{th} 6\n"
+    )));
+    assert!(!a.contains("izyrt-hub-mixer"), "{a}");
     assert!(!t.contains("SCHED_FIFO"));
     // A thread that runs its own periods (`deviceThread` null) has no such sample.
     let arr = json!({ "realtime": [{ "thread": "hub", "maxUs": 1000, "deviceThread": null }, { "maxUs": 1 }] });
