@@ -35,11 +35,21 @@ fn verdict(body: &str) -> String {
     stdout
 }
 
-/// The glitch phase's figures of one system: events/min and round trips (frames) by round.
-fn glitch(sys: &str, epm: &str, rt: &str) -> String {
-    format!(
-        "g_all_epm[{sys}]='{epm} '; g_all_steps[{sys}]='0 '; g_all_holes[{sys}]='0 '; g_all_rt[{sys}]='{rt} '\n"
-    )
+/// A run's figures, then `goal_report`: each period's medians (period, JackTrip, izyrt
+/// through the PCM, izyrt native; frames, '' for a figure never measured) and each glitch
+/// system's events/min and round trips (frames) by round.
+fn run(periods: &[(u32, &str, &str, &str)], glitch: &[(&str, &str, &str)]) -> String {
+    let mut body = String::new();
+    for (p, jt, iz, nv) in periods {
+        body += &format!("tally_period {p} '{jt}' '{iz}' '{nv}'\n");
+    }
+    body += "echo \"ratios ${pcm_ratios[*]} / ${nv_ratios[*]}\"\n";
+    for (sys, epm, rt) in glitch {
+        body += &format!(
+            "g_all_epm[{sys}]='{epm} '; g_all_steps[{sys}]='0 '; g_all_holes[{sys}]='0 '; g_all_rt[{sys}]='{rt} '\n"
+        );
+    }
+    verdict(&(body + "goal_report"))
 }
 
 /// The last line of the section: the run as a row of RESULTS.md's table.
@@ -49,16 +59,19 @@ fn row(report: &str) -> &str {
 
 #[test]
 fn every_goal_met_on_both_paths() {
-    let r = verdict(&format!(
-        "tally_period 32 256 237.4 210\n\
-         tally_period 64 512 312.6 298.9\n\
-         tally_period 128 1152 651.6 532.3\n\
-         {}{}{}{}goal_report",
-        glitch("jack", "0 1 0", "32 32 32"),
-        glitch("jacktrip", "2 1 3", "512 512 448"),
-        glitch("izyrt", "1 2 0", "359.7 360 380"),
-        glitch("native", "1 1 2", "380.2 370 390"),
-    ));
+    let r = run(
+        &[
+            (32, "256", "237.4", "210"),
+            (64, "512", "312.6", "298.9"),
+            (128, "1152", "651.6", "532.3"),
+        ],
+        &[
+            ("jack", "0 1 0", "32 32 32"),
+            ("jacktrip", "2 1 3", "512 512 448"),
+            ("izyrt", "1 2 0", "359.7 360 380"),
+            ("native", "1 1 2", "380.2 370 390"),
+        ],
+    );
     assert!(
         r.contains("- izyrt (ALSA jack PCM): every goal **met**."),
         "{r}"
@@ -83,16 +96,19 @@ fn every_goal_met_on_both_paths() {
 fn a_period_and_the_glitch_phase_fail_by_name() {
     // Through the PCM: 32 frames at JackTrip's round trip (equal is not below) and more
     // events; natively: every period below, the glitch windows' round trip not lower.
-    let r = verdict(&format!(
-        "tally_period 32 256 256 240\n\
-         tally_period 64 512 400 300\n\
-         tally_period 128 1152 700 600\n\
-         {}{}{}{}goal_report",
-        glitch("jack", "1 1 1", "32 32 32"),
-        glitch("jacktrip", "3 3 4", "448 448 448"),
-        glitch("izyrt", "5 4 6", "400 410 420"),
-        glitch("native", "3 2 9", "448 460 470"),
-    ));
+    let r = run(
+        &[
+            (32, "256", "256", "240"),
+            (64, "512", "400", "300"),
+            (128, "1152", "700", "600"),
+        ],
+        &[
+            ("jack", "1 1 1", "32 32 32"),
+            ("jacktrip", "3 3 4", "448 448 448"),
+            ("izyrt", "5 4 6", "400 410 420"),
+            ("native", "3 2 9", "448 460 470"),
+        ],
+    );
     assert!(
         r.contains("- izyrt (ALSA jack PCM): **not met** (fails: 32, ev)."),
         "{r}"
@@ -112,16 +128,19 @@ fn a_period_and_the_glitch_phase_fail_by_name() {
 #[test]
 fn no_failed_period_does_not_hide_a_failed_glitch_phase() {
     // The bug of 2026-12-07: with no period over, the closing verdict said "met".
-    let r = verdict(&format!(
-        "tally_period 32 256 200 200\n\
-         tally_period 64 512 300 300\n\
-         tally_period 128 1152 600 600\n\
-         {}{}{}{}goal_report",
-        glitch("jack", "0 0 0", "32 32 32"),
-        glitch("jacktrip", "1 1 1", "448 448 448"),
-        glitch("izyrt", "9 9 9", "600 600 600"),
-        glitch("native", "1 0 1", "400 400 400"),
-    ));
+    let r = run(
+        &[
+            (32, "256", "200", "200"),
+            (64, "512", "300", "300"),
+            (128, "1152", "600", "600"),
+        ],
+        &[
+            ("jack", "0 0 0", "32 32 32"),
+            ("jacktrip", "1 1 1", "448 448 448"),
+            ("izyrt", "9 9 9", "600 600 600"),
+            ("native", "1 0 1", "400 400 400"),
+        ],
+    );
     assert!(
         r.contains("- izyrt (ALSA jack PCM): **not met** (fails: ev, rt)."),
         "{r}"
@@ -136,16 +155,18 @@ fn no_failed_period_does_not_hide_a_failed_glitch_phase() {
 fn a_figure_that_was_never_measured_fails_its_goal() {
     // JackTrip's 64-frame round trip failed every round, and izyrt native's glitch rounds:
     // neither can be called below JackTrip's.
-    let r = verdict(&format!(
-        "tally_period 32 256 200 190\n\
-         tally_period 64 '' 300 280\n\
-         tally_period 128 1152 600 500\n\
-         echo \"ratios ${{pcm_ratios[*]}} / ${{nv_ratios[*]}}\"\n\
-         {}{}{}goal_report",
-        glitch("jack", "0 0 0", "32 32 32"),
-        glitch("jacktrip", "2 2 2", "448 448 448"),
-        glitch("izyrt", "1 1 1", "400 400 400"),
-    ));
+    let r = run(
+        &[
+            (32, "256", "200", "190"),
+            (64, "", "300", "280"),
+            (128, "1152", "600", "500"),
+        ],
+        &[
+            ("jack", "0 0 0", "32 32 32"),
+            ("jacktrip", "2 2 2", "448 448 448"),
+            ("izyrt", "1 1 1", "400 400 400"),
+        ],
+    );
     assert!(r.contains("ratios 0.78 — 0.52 / 0.74 — 0.43"), "{r}");
     assert!(
         r.contains("- izyrt (ALSA jack PCM): **not met** (fails: 64)."),

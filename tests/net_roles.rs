@@ -11,7 +11,10 @@ mod procs;
 use std::time::Duration;
 
 use izyrt::wire::Kind;
-use procs::{Proc, Raw, hub, median_tones, metrics, monitor, peer, scratch, serial, wait_for};
+use procs::{
+    Proc, Raw, hub, median_tones, metrics, monitor, peer, rt_counters_armed, scratch, serial,
+    wait_for,
+};
 use serde_json::{Value, json};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -269,17 +272,8 @@ fn rt_threads_and_audio_paths_of_hub_and_peer_do_not_allocate() {
     let (_bob, _) = peer(addr, "bob", "virtual:impulse", &[]);
     // The counter is armed after 2000 periods (2.7 s); then let it run 3 s more, in which a
     // third client joins and leaves (a join must not allocate on the mixer thread either).
-    let armed = |addr| {
-        wait_for("the allocation counter armed", SECS(30), || {
-            let m = metrics(addr);
-            let rt = m["realtime"].as_object()?.clone();
-            rt.values()
-                .all(|t| t["steadyAllocations"].is_u64())
-                .then_some(rt)
-        })
-    };
-    armed(hub_metrics);
-    armed(alice_metrics);
+    rt_counters_armed(hub_metrics);
+    rt_counters_armed(alice_metrics);
     let (mut carol, _) = peer(addr, "carol", "virtual:tone=1000", &[]);
     wait_for("carol joined", SECS(10), || {
         connected(&metrics(hub_metrics), "carol").then_some(())

@@ -11,7 +11,7 @@ mod procs;
 
 use std::time::Duration;
 
-use procs::{hub, metrics, peer, serial, wait_for};
+use procs::{hub, metrics, peer, rt_counters_armed, serial, wait_for};
 use serde_json::Value;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -146,18 +146,8 @@ fn recovering_from_a_stop_allocates_nothing_on_the_rt_threads() {
     let (hub, addr, hub_metrics) = hub(&[]);
     let (alice, alice_metrics) = peer(addr, "alice", "virtual:tone=440", &[]);
     let (_bob, _) = peer(addr, "bob", "virtual:tone=660", &[]);
-    // The counters arm after 2000 periods (2.7 s).
-    let armed = |addr| {
-        wait_for("the allocation counters armed", SECS(30), || {
-            let m = metrics(addr);
-            let rt = m["realtime"].as_object()?.clone();
-            rt.values()
-                .all(|t| t["recoveryAllocations"].is_u64())
-                .then_some(())
-        })
-    };
-    armed(hub_metrics);
-    armed(alice_metrics);
+    rt_counters_armed(hub_metrics);
+    rt_counters_armed(alice_metrics);
     for _ in 0..2 {
         hub.stall(Duration::from_millis(100));
         std::thread::sleep(Duration::from_millis(500));

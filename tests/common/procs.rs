@@ -264,6 +264,23 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Waits (up to 30 s) until every RT thread in `addr`'s getMetrics has armed its
+/// allocation counter (`steadyAllocations` and `recoveryAllocations` numbers, not null:
+/// after 2000 periods, 2.7 s at 64 frames).
+pub fn rt_counters_armed(addr: SocketAddr) {
+    wait_for(
+        "the allocation counters armed",
+        Duration::from_secs(30),
+        || {
+            let m = metrics(addr);
+            let rt = m["realtime"].as_object()?.clone();
+            rt.values()
+                .all(|t| t["steadyAllocations"].is_u64() && t["recoveryAllocations"].is_u64())
+                .then_some(())
+        },
+    );
+}
+
 /// A scratch directory for one test, inside this process's own, which is removed when the
 /// process exits (pass or fail) unless `IZYRT_TEST_KEEP` is set: a run leaves nothing in
 /// the temporary directory (it had left some 17 directories, up to 6 MiB each, per run).
