@@ -123,6 +123,12 @@ fn check_common(page: &Rendered, name: &str, role: &str, title: &str) {
             .unwrap_or_else(|| panic!("{name}: {t:?}"));
         let (p999, max): (f64, f64) = (p999.parse().unwrap(), max.parse().unwrap());
         assert!(p999 > 0.0 && max >= p999, "{name}: work {t:?}");
+        // Allocations, steady / in recoveries: none on `virtual` (or not yet counted, before
+        // the counter arms).
+        let allocs = element(row, "td", "data-series=\"allocations\"")
+            .unwrap_or_else(|| panic!("{name}: no allocations cell in {row}"));
+        let t = text(allocs);
+        assert!(t == "0 / 0" || t == "n/a / n/a", "{name}: allocations {t:?}");
     }
     assert!(!text(table).contains("device's thread"), "{name}: {table}");
 }

@@ -353,7 +353,12 @@ function renderRealtime(s, now) {
     tr.appendChild(el("td", count(r.xruns), (num(r.xruns) || 0) > 0 ? "warn" : ""));
     tr.appendChild(el("td", count(r.lostFrames)));
     tr.appendChild(el("td", str(r.state) || "n/a"));
-    tr.appendChild(el("td", count(r.steadyAllocations), (num(r.steadyAllocations) || 0) > 0 ? "warn" : ""));
+    // Steady allocations (a bug when above 0), then what the device's recoveries allocated,
+    // unwarned: an ALSA plugin's restart allocates by itself (izyrt's own recovery does not).
+    const allocs = el("td", count(r.steadyAllocations) + " / " + count(r.recoveryAllocations),
+      (num(r.steadyAllocations) || 0) > 0 ? "warn" : "");
+    allocs.setAttribute("data-series", "allocations");
+    tr.appendChild(allocs);
     body.appendChild(tr);
     const h = history.threads.get(name);
     if (h) {
