@@ -128,7 +128,10 @@ fn check_common(page: &Rendered, name: &str, role: &str, title: &str) {
         let allocs = element(row, "td", "data-series=\"allocations\"")
             .unwrap_or_else(|| panic!("{name}: no allocations cell in {row}"));
         let t = text(allocs);
-        assert!(t == "0 / 0" || t == "n/a / n/a", "{name}: allocations {t:?}");
+        assert!(
+            t == "0 / 0" || t == "n/a / n/a",
+            "{name}: allocations {t:?}"
+        );
     }
     assert!(!text(table).contains("device's thread"), "{name}: {table}");
 }

@@ -177,8 +177,8 @@ impl SteadyAllocations {
 
     /// The allocator calls left out: those of the recovery periods and the periods
     /// settling after them. While the recoveries are xruns on a device whose recovery is
-    /// izyrt's own code alone (`virtual`, a native `jack:` client) this is 0 too; on the
-    /// ALSA `jack` PCM it holds the plugin's restarts.
+    /// izyrt's own code alone (`virtual`) this is 0 too; on the ALSA `jack` PCM it holds
+    /// the plugin's restarts.
     pub fn recovery_calls(&self) -> u64 {
         self.excluded
     }

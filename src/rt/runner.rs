@@ -15,7 +15,7 @@
 //! device recovered (an xrun, a suspend, a reopen) is not steady state and is left out
 //! ([`SteadyAllocations`]); what those periods allocated is published apart
 //! ([`RtStatus::recovery_allocations`]), so that izyrt's own recovery code is still held to
-//! zero where nothing else runs in it (an xrun on `virtual` or a native `jack:` client).
+//! zero where nothing else runs in it (an xrun on `virtual`: `tests/stopped_processes.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,9 +66,9 @@ impl RtStatus {
 
     /// Allocator calls in the periods of the device's recoveries and the
     /// [`SETTLE_PERIODS`](crate::rt::alloc_count::SETTLE_PERIODS) after each, since the
-    /// counter armed; `None` before it arms. 0 while the recoveries are xruns on `virtual`
-    /// or `jack:`, whose recovery is izyrt's own code alone; a reopen (a vanished device
-    /// opened again) and an xrun on an ALSA plugin add the device layer's own work.
+    /// counter armed; `None` before it arms. 0 while the recoveries are xruns on `virtual`,
+    /// whose recovery is izyrt's own code alone; a reopen (a vanished device opened again)
+    /// and an xrun on an ALSA plugin add the device layer's own work.
     pub fn recovery_allocation_count(&self) -> Option<u64> {
         armed_count(&self.recovery_allocations)
     }

@@ -310,6 +310,6 @@ pub(super) const REALTIME: &[Field] = &[
     counter(
         "recoveryAllocations",
         "izyrt_realtime_recovery_allocations_total",
-        "Allocator calls of the RT thread in its device's recoveries and the 10 periods after each (0 on virtual and jack: xruns; an ALSA plugin's restart adds its own).",
+        "Allocator calls of the RT thread in its device's recoveries and the 10 periods after each (0 on xruns of virtual; an ALSA plugin's restart adds its own).",
     ),
 ];
