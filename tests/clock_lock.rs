@@ -96,8 +96,11 @@ fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
 fn a_client_that_does_not_lock_shows_its_drift_at_the_hub() {
     // A third-party client written from the spec, which sends at its own clock: 64-frame
     // packets paced 500 ppm fast. The hub cannot make it lock; it must show the operator
-    // which peer this is (`driftPpm`) and trim it (`trimmedFrames`).
-    let (mut h, addr, hub_metrics) = hub(&[]);
+    // which peer this is (`driftPpm`) and trim it (`trimmedFrames`). The input's depth is
+    // capped at 4 ms (192 frames), so that the surplus (480 frames in 20 s) must be
+    // trimmed: uncapped, a stalling host raised the input's floor toward its 1024-frame
+    // cap and the surplus fitted under it (fresh-clone CI, 2026-12-07: "nothing trimmed").
+    let (mut h, addr, hub_metrics) = hub(&["--jitter-max-ms", "4"]);
     let mut raw = Raw::connect(addr);
     raw.hello("carol", json!({}));
     let (frames, closed) = raw.read_until(Kind::Welcome, Duration::from_secs(5));
