@@ -9,7 +9,9 @@
 //! lost for 2 s at 60 s, at +1000 ppm (its "locked after" adds how long it took to lock
 //! again once back); and this VM's JACK servers, whose clocks on both sides lose time at
 //! random (a period, half a time and twice a second; 1.3–3 ms, once and four times a
-//! second), at +100 ppm. The last column is what the hub's input would hold of the
+//! second), at +100 ppm, and a storm that costs the client's side twice the hub's
+//! (2 and 4 lost periods a second: about 2700 ppm of net lost time, beyond the clock
+//! loop's ±2000 ppm). The last column is what the hub's input would hold of the
 //! client's capture: its spread shows the walk that lost time leaves there, with the
 //! capture steered by the hub's reports of that input (as izyrt's clients do) and by the
 //! clock estimate alone.
@@ -132,6 +134,16 @@ fn main() {
                 ppm: 100.0,
                 lost_per_s: 4.0,
                 lost_max_ms: 3.0,
+                ..base
+            },
+        ),
+        (
+            "+100 ppm, storm: lost JACK cycles ~2/s at the hub, ~4/s at the client, 1 period",
+            Scenario {
+                ppm: 100.0,
+                lost_per_s: 2.0,
+                lost_max_ms: 0.0,
+                lost_device_factor: 2.0,
                 ..base
             },
         ),

@@ -74,6 +74,9 @@ pub struct Scenario {
     pub lost_per_s: f64,
     /// ... each from one period up to this long, ms.
     pub lost_max_ms: f64,
+    /// How many times as often the client's device loses cycles as the hub's (1: alike;
+    /// a storm on this VM read as if the client side lost several times more).
+    pub lost_device_factor: f64,
     /// When the client's connection is lost, s (`f64::INFINITY`: never) ...
     pub away_at_s: f64,
     /// ... and how long until it is back, s.
@@ -97,6 +100,7 @@ impl Scenario {
             loss_skips: false,
             lost_per_s: 0.0,
             lost_max_ms: 0.0,
+            lost_device_factor: 1.0,
             away_at_s: f64::INFINITY,
             away_s: 0.0,
             seed: 0x1234_5678,
@@ -275,10 +279,11 @@ struct Lost {
 }
 
 impl Lost {
-    fn new(s: &Scenario, seed: u64) -> Lost {
+    /// The losses of one side, `per_s` of them a second.
+    fn new(s: &Scenario, per_s: f64, seed: u64) -> Lost {
         let mut l = Lost {
             rng: Rng(seed | 1),
-            per_s: s.lost_per_s,
+            per_s,
             max_s: s.lost_max_ms * 1e-3,
             next: f64::INFINITY,
             total: 0.0,
@@ -351,9 +356,9 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut hist = [0.0f32; 2];
     let mut fills = Vec::new();
     let (mut targets, mut periods) = (0.0, 0u64);
-    let mut hub_lost = Lost::new(s, s.seed ^ 0x9e37_79b9);
+    let mut hub_lost = Lost::new(s, s.lost_per_s, s.seed ^ 0x9e37_79b9);
     // The hub's clock again (the same losses), for what it has consumed by a time.
-    let mut hub_clock = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
+    let mut hub_clock = (Lost::new(s, s.lost_per_s, s.seed ^ 0x9e37_79b9), 0u64);
     let (mut sent, mut held) = (0.0f64, Vec::new());
     let (mut sent_alone, mut held_alone) = (0.0f64, Vec::new());
     // The hub's report of this client's input (its mean excess over a quarter second,
@@ -364,8 +369,8 @@ pub fn run(s: &Scenario) -> Outcome {
     // The hub's input for the capture, as its mixer runs it: steered by its reports, and
     // by the estimate alone. Its pulls come on the hub's clock (the same losses again).
     let mut hub_in = [HubSide::new(s.seed), HubSide::new(s.seed)];
-    let mut hub_pulls = (Lost::new(s, s.seed ^ 0x9e37_79b9), 0u64);
-    let mut dev_lost = Lost::new(s, s.seed ^ 0x7f4a_7c15);
+    let mut hub_pulls = (Lost::new(s, s.lost_per_s, s.seed ^ 0x9e37_79b9), 0u64);
+    let mut dev_lost = Lost::new(s, s.lost_per_s * s.lost_device_factor, s.seed ^ 0x7f4a_7c15);
     let mut arrival = |k: u64, rng: &mut Rng, last: &mut f64| -> f64 {
         let mut t = sent_at(s, k, hub_period, &mut hub_lost)
             + base
