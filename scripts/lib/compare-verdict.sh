@@ -27,28 +27,33 @@ fmt() { # frames → "F (M.MM)" (ms)
     awk -v f="$(frames "$1")" -v r="$rate" 'BEGIN { printf "%s (%.2f)", f, f * 1000 / r }'
 }
 
+# Median $2 against JackTrip's $1 at one period: "RATIO OVER", the ratio ("—" when either
+# median is missing) and OVER 1 when $2 is not below JackTrip's or was not measured.
+against_jacktrip() {
+    local ratio=— over=1
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        ratio=$(ratio_of "$2" "$1")
+        if below "$2" "$1"; then over=0; fi
+    fi
+    echo "$ratio $over"
+}
+
 # Period $1's medians: JackTrip $2, izyrt through the PCM $3, izyrt native $4 (each empty
 # when every round failed). Appends the ratios to `pcm_ratios`/`nv_ratios` ("—" when a
 # median is missing) and the period to `pcm_over`/`nv_over` when its round trip is not
 # below JackTrip's or was not measured; with `native` 0 the native side gets "—" only.
 tally_period() {
-    local p=$1 jt=$2 iz=$3 nv=$4 ratio=— nv_ratio=—
-    if [ -n "$jt" ] && [ -n "$iz" ]; then
-        ratio=$(ratio_of "$iz" "$jt")
-        below "$iz" "$jt" || pcm_over+=("$p")
-    else
-        pcm_over+=("$p")
-    fi
+    local p=$1 ratio over
+    read -r ratio over <<<"$(against_jacktrip "$2" "$3")"
     pcm_ratios+=("$ratio")
-    if [ "$native" != 0 ]; then
-        if [ -n "$nv" ] && [ -n "$jt" ]; then
-            nv_ratio=$(ratio_of "$nv" "$jt")
-            below "$nv" "$jt" || nv_over+=("$p")
-        else
-            nv_over+=("$p")
-        fi
+    [ "$over" = 0 ] || pcm_over+=("$p")
+    if [ "$native" = 0 ]; then
+        nv_ratios+=(—)
+        return 0
     fi
-    nv_ratios+=("$nv_ratio")
+    read -r ratio over <<<"$(against_jacktrip "$2" "$4")"
+    nv_ratios+=("$ratio")
+    [ "$over" = 0 ] || nv_over+=("$p")
 }
 
 # The glitch phase's medians for system $1: "events/min steps holes round-trip" (each "—"

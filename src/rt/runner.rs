@@ -209,16 +209,17 @@ pub fn start<S: Send + 'static>(
         drop(go_rx);
         let start = Instant::now();
         let mut cycles = 0u64;
-        let mut steady = SteadyAllocations::new(0);
+        // Armed after the warm-up.
+        let mut steady: Option<SteadyAllocations> = None;
         let result = if go {
             driver.run(&mut *device, &mut |capture, playback| {
                 step(&mut state, capture, playback);
                 cycles += 1;
                 if cycles == WARM_UP_CYCLES {
                     arm_thread();
-                    steady = SteadyAllocations::new(device_counters.recoveries());
+                    steady = Some(SteadyAllocations::new(device_counters.recoveries()));
                 }
-                if cycles >= WARM_UP_CYCLES {
+                if let Some(steady) = &mut steady {
                     let n = steady.update(thread_allocations(), device_counters.recoveries());
                     published.store(n, Ordering::Relaxed);
                     published_recovery.store(steady.recovery_calls(), Ordering::Relaxed);
