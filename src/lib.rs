@@ -5,7 +5,7 @@
 //! | folder    | what it is                                   | thread |
 //! |-----------|----------------------------------------------|--------|
 //! | `wire`    | the streamproto1 codec                       | net thread (and tools) |
-//! | `device`  | sound devices: ALSA, `virtual`, native JACK (`jack/callback.rs` runs on JACK's process thread, and there runs the RT thread's period, lent to it: `jack/lend.rs`) | RT audio thread |
+//! | `device`  | sound devices: ALSA, `virtual`, native JACK (`jack/callback.rs` runs on JACK's process thread, and there runs the RT thread's period, lent to it: `jack/lend.rs`; its shutdown callback, on whichever JACK thread libjack ends, first makes that thread immune to libjack's cancellation: `jack/cancel.rs`) | RT audio thread |
 //! | `dsp`     | meters, sample conversion, resampling, quantiles (`quantile`, also the glitch detector's), the jitter ring, `playout` (clock lock, clock estimate, latency policy on the device's time, concealment and the rejoin in phase after a gap), `slope` (a stream's clock from block summaries, steps taken out; also the hub's `drift`) | RT audio thread (and the RT mixer thread) |
 //! | `rt`      | spawning RT threads (`thread`; their promotion, `promote`, on the new thread; memory locking, `memory`, and their priority against a device plugin's threads, `plugin_threads`, on the main thread), wakeup histograms | RT audio thread |
 //! | `net`     | epoll loop, sockets                          | net thread |

@@ -245,6 +245,47 @@ fn a_vanished_server_is_gone_and_reopen_brings_the_device_back() {
 }
 
 #[test]
+fn a_server_that_vanishes_never_aborts_the_hub_or_the_peer() {
+    // The server's end runs the shutdown callback on JACK's threads, which wakes izyrt's
+    // RT thread into closing the client, and libjack cancels those threads as it closes
+    // it (`src/device/jack/cancel.rs`). Before the callback made its thread immune, a hub
+    // or a peer on `jack:` aborted (SIGABRT) in about half the servers that went away.
+    // Five servers, each with a hub and a peer on it, each killed under them: both must
+    // still run (the driver retries), and neither may have died.
+    let Some((_lock, first)) = alsa_env::locked_server(RATE, 64) else {
+        return;
+    };
+    let mut first = Some(first);
+    for round in 0..5 {
+        let jackd = first
+            .take()
+            .unwrap_or_else(|| JackServer::start(RATE, 64).expect("jackd started before"));
+        let (mut hub, addr, _) = procs::hub(&["--device", "jack:name=izhub", "--period", "64"]);
+        let (mut peer, peer_metrics) = procs::peer(
+            addr,
+            "alice",
+            "jack:name=izalice,noconnect",
+            &["--period", "64"],
+        );
+        procs::wait_for("the peer cycling on JACK", Duration::from_secs(30), || {
+            let m = procs::metrics(peer_metrics);
+            (m["realtime"]["izyrt-peer-audio"]["wakeups"].as_u64()? > 100).then_some(())
+        });
+        drop(jackd);
+        std::thread::sleep(Duration::from_millis(1500));
+        for p in [&mut hub, &mut peer] {
+            let status = p.child.try_wait().unwrap();
+            assert!(
+                status.is_none(),
+                "round {round}: the {} ended ({status:?}) when its JACK server went away:\n{}",
+                p.name,
+                p.lines.lock().unwrap().join("\n")
+            );
+        }
+    }
+}
+
+#[test]
 fn hub_and_peer_run_on_native_jack_clients() {
     let Some((_lock, _jackd)) = alsa_env::locked_server(RATE, 64) else {
         return;

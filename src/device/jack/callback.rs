@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use jack::{AudioIn, AudioOut, Client, ClientStatus, Control, Frames, Port, ProcessScope};
 
+use super::cancel;
 use super::lend::{Lend, Served};
 use crate::device::DeviceCounters;
 use crate::rt::alloc_count::{arm_thread, thread_allocations};
@@ -201,11 +202,17 @@ pub struct Notify {
 }
 
 impl jack::NotificationHandler for Notify {
+    /// Runs on: a JACK thread (the process or the notification thread), once, as libjack
+    /// ends it. Must not: allocate, lock, block.
     unsafe fn shutdown(&mut self, _: ClientStatus, _: &str) {
+        // Before the wake: izyrt's RT thread then closes the client, which cancels this
+        // thread (`cancel`).
+        cancel::leaving();
         let sh = &*self.shared;
         sh.stop.set(SHUT_DOWN, 0, &sh.lend);
     }
 
+    /// Runs on: JACK's notification thread. Must not: allocate, lock, block.
     fn sample_rate(&mut self, _: &Client, rate: Frames) -> Control {
         if rate != self.rate {
             let sh = &*self.shared;

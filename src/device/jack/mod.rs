@@ -34,6 +34,7 @@
 //! izyrt runs without JACK installed.
 
 mod callback;
+mod cancel;
 mod lend;
 
 use std::sync::Arc;
