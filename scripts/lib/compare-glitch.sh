@@ -121,9 +121,7 @@ run_jack_alone() {
     start_tone "$srv" "$p" || return 1
     start_iodelay "$srv" "$logs/iodelay-jack-$p.log" || return 1
     wire "$srv" jack_delay:out jack_delay:in || return 1
-    x_servers=("$srv")
-    x_metrics=()
-    x_pids=()
+    watch_window "$srv"
     g_server=$srv g_port=izytone:out_1
     measure "$logs/iodelay-jack-$p.log" glitch_hook "$iod_pid"
 }

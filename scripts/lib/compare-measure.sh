@@ -69,6 +69,13 @@ cpu_ticks() {
 x_servers=()
 x_metrics=()
 x_pids=()
+# What the next window watches: "$1" its servers, "$2" izyrt's metrics endpoints, "$3" the
+# system's pids (each a space-separated list, possibly empty).
+watch_window() {
+    read -ra x_servers <<<"$1"
+    read -ra x_metrics <<<"${2:-}"
+    read -ra x_pids <<<"${3:-}"
+}
 x_jack0=0 x_jack=0 x_izyrt0=0 x_izyrt=0 x_cpu0=0 x_ns0=0 x_cpu=''
 clk_tck=$(getconf CLK_TCK)
 xrun_hook() {
@@ -132,9 +139,7 @@ run_jacktrip() {
     fi
     wire "$cli" jack_delay:out "$name:send_$ch" || return 1
     wire "$cli" "$name:receive_$ch" jack_delay:in || return 1
-    x_servers=("$hub" "$cli")
-    x_metrics=()
-    x_pids=("$hub_pid" "$cli_pid")
+    watch_window "$hub $cli" "" "$hub_pid $cli_pid"
     if ! measure "$logs/iodelay-jacktrip-$p.log" "$hook" "$iod_pid"; then
         alive "$hub_pid" || phase_fail "$failed_phase; the JackTrip hub server had exited" "$logs/jacktrip-hub-$p.log"
         alive "$cli_pid" || phase_fail "$failed_phase; the JackTrip client had exited" "$logs/jacktrip-client-$p.log"
@@ -204,9 +209,7 @@ run_izyrt() {
         wire "$cli" jack_delay:out izycmp_peer:in_1 || return 1
         wire "$cli" izycmp_peer:out_1 jack_delay:in || return 1
     fi
-    x_servers=("$hub" "$cli")
-    x_metrics=("$hub_metrics" "$(addr_after "$log_p" 'metrics: +')")
-    x_pids=("$hub_pid" "$peer_pid")
+    watch_window "$hub $cli" "$hub_metrics $(addr_after "$log_p" 'metrics: +')" "$hub_pid $peer_pid"
     if ! measure "$logs/iodelay-izyrt-$p-$n-$mode.log" "$hook" "$iod_pid"; then
         alive "$hub_pid" || phase_fail "$failed_phase; the izyrt hub had exited" "$log_h"
         alive "$peer_pid" || phase_fail "$failed_phase; the izyrt peer had exited" "$log_p"
@@ -232,9 +235,7 @@ run_floor() {
     start_iodelay "$srv" "$logs/iodelay-jack-$p.log" || return 1
     # JACK alone: jack_iodelay's output straight into its input (one graph cycle).
     wire "$srv" jack_delay:out jack_delay:in || return 1
-    x_servers=("$srv")
-    x_metrics=()
-    x_pids=()
+    watch_window "$srv"
     local save_w=$warmup save_s=$secs
     warmup=1 secs=2
     if measure "$logs/iodelay-jack-$p.log" xrun_hook "$iod_pid"; then fl_jack=$r_median; fi
