@@ -69,20 +69,31 @@ fn s(p: &Path) -> &str {
 fn records_exactly_half_a_second_of_the_virtual_tone() {
     let dir = scratch("record");
     let wav = dir.join("tone.wav");
-    let out = izyrt(&[
-        "record",
-        s(&wav),
-        "--device",
-        "virtual:tone=1000",
-        "--seconds",
-        "0.5",
-        "--rate",
-        "48000",
-        "--channels",
-        "2",
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    // The tone's shape is judged below: a take in which the device overran on a loaded
+    // machine (an xrun skips ahead, a step in the tone: a fresh-clone CI run counted 1014
+    // zero crossings) is recorded again, as `record_decimated` does.
+    let mut attempt = 0;
+    let (out, stderr) = loop {
+        attempt += 1;
+        let out = izyrt(&[
+            "record",
+            s(&wav),
+            "--device",
+            "virtual:tone=1000",
+            "--seconds",
+            "0.5",
+            "--rate",
+            "48000",
+            "--channels",
+            "2",
+        ]);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        if stderr.contains("faults:    xruns 0,") || attempt == 3 {
+            break (out, stderr);
+        }
+        eprintln!("attempt {attempt}: the device overran on a loaded machine; recording again");
+    };
     assert!(out.stdout.is_empty(), "stdout stays free");
     for line in [
         "period:    64 frames (1.333 ms)",

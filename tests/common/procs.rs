@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ pub struct Proc {
     pub child: Child,
     pub lines: Arc<Mutex<Vec<String>>>,
     pub name: String,
+    /// Set when stderr has been read to its end (the process closed it: it exited).
+    eof: Arc<AtomicBool>,
 }
 
 impl Proc {
@@ -66,16 +69,20 @@ impl Proc {
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
+        let eof = Arc::new(AtomicBool::new(false));
+        let end = Arc::clone(&eof);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().unwrap().push(line);
             }
+            end.store(true, Ordering::Release);
         });
         Proc {
             child,
             lines,
             name: name.into(),
+            eof,
         }
     }
 
@@ -143,12 +150,18 @@ impl Proc {
         self.signal(libc::SIGCONT);
     }
 
-    /// Sends SIGINT and waits for the exit status (killing it after `timeout`).
+    /// Sends SIGINT and waits for the exit status (killing it after `timeout`), and for its
+    /// output to be read to the end, so that [`Proc::output`] after it has every line.
     pub fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
         self.signal(libc::SIGINT);
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Its last lines may still be in the pipe: read them all, so that
+                // `output` after this has everything the process printed.
+                while !self.eof.load(Ordering::Acquire) && start.elapsed() < timeout {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.code();
             }
             if start.elapsed() > timeout {
