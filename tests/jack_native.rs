@@ -279,7 +279,7 @@ fn a_server_that_vanishes_never_aborts_the_hub_or_the_peer() {
                 status.is_none(),
                 "round {round}: the {} ended ({status:?}) when its JACK server went away:\n{}",
                 p.name,
-                p.lines.lock().unwrap().join("\n")
+                p.output()
             );
         }
     }
