@@ -20,16 +20,23 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use izyrt::wire::{AudioFormat, Kind};
-use procs::{Raw, audio_frame, hub, metrics, peer};
+use procs::{Raw, audio_frame, hub, metrics, peer, serial};
 use serde_json::json;
 
 #[test]
 fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
-    // The hub's input held at 20 ms: the peer's capture also steers that input to its
-    // target from the hub's reports, and a target that moves (a noisy stretch of this
-    // machine raised it to the cap in one traced run of eight) is followed at up to
-    // 2000 ppm, which the hub's meter reads as the stream's rate while it lasts.
-    let (mut h, addr, hub_metrics) = hub(&["--jitter-min-ms", "20"]);
+    // One scenario at a time: the other test's realtime sender, beside this one on two
+    // cores, made the hub's input for alice miss in the stretch its meter reads.
+    let _serial = serial();
+    // The hub's input held at 20 ms, floor and cap: the peer's capture also steers that
+    // input to its target from the hub's reports, and a target that moves is followed at
+    // up to 2000 ppm, which the hub's meter reads as the stream's rate while it lasts (a
+    // noisy stretch of this machine raised it to the cap in one traced run of eight; with
+    // only the floor set, the target stepped between 960 and its 1024-frame cap without
+    // a miss, and the meter read −61 to +59 ppm while the peer followed: traced). Held at
+    // 150 ms instead, the input still missed (the peer's card losing time sends a gap no
+    // depth covers) and the start's repayment lasted longer than the lock's first 45 s.
+    let (mut h, addr, hub_metrics) = hub(&["--jitter-min-ms", "20", "--jitter-max-ms", "20"]);
     let (mut p, peer_metrics) = peer(addr, "alice", "virtual:tone=441,skew=500", &[]);
     // The peer's estimate is measured from about the 9th second, and its capture is
     // resampled by it and flagged CLOCK_LOCKED from then on. The hub starts its drift
@@ -44,49 +51,99 @@ fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
     // peer also repays, in the seconds after the lock, what its unlocked start left in
     // its input at the hub (the card's 500 ppm for 9 s), and the hub's fit shows that
     // repayment for the 32 s it spans (−60 to −78 ppm at 20–24 s after the lock in the
-    // run that found it): read from 35 s after the lock, it is out of the window.
+    // run that found it).
+    //
+    // So is every later loss repaid: a stall of this host that empties alice's input, or
+    // costs the peer's card time it then sends as a gap, is made good by the capture's
+    // correction at up to 2000 ppm (a whole 20 ms in 10 s), and the hub's meter reads the
+    // repayment for the 32 s its fit spans (fresh-clone CI, 2026-12-08: 228 ppm after 159
+    // misses). That is the stream's true rate while it lasts, not a failure to lock. This
+    // VM's storms are the hypervisor taking 50–75 % of both cores for 20–40 s at a time
+    // (traced: `steal` in /proc/stat, a realtime thread's 1 ms sleeps late by up to
+    // 108 ms, thousands of misses), with quiet minutes between. So the hub's reading is
+    // judged only where nothing was repaid in the stretch its fit spans: [`QUIET`] after
+    // the lock (the fit's 32 s, a block, and a repayment's tail) without a miss or a trim
+    // at the hub, and with every sample of the peer's correction under [`REPAYING_PPM`]
+    // (a repayment rides its 2000 ppm bound; at rest the samples swing within ±300 ppm
+    // from one METADATA report to the next, traced); the test waits for such a stretch.
+    //
+    // The capture's correction itself must rest near zero: were the capture not resampled
+    // by the estimate, the correction would carry the card's 500 ppm (a mutation that
+    // dropped the estimate from the capture's ratio: −510 ppm over 30 s), and the hub
+    // would read zero all the same. Repayments are bursts, so the median of its samples
+    // since the lock is judged, whatever the host did.
+    const QUIET: Duration = Duration::from_secs(36);
+    const REPAYING_PPM: f64 = 500.0;
     let start = Instant::now();
     let mut locked_at = None;
     let mut readings = Vec::new();
-    let mut misses = 0;
-    while start.elapsed() < Duration::from_secs(80) {
+    // Each second: when, alice's misses and trimmed frames at the hub, and the peer's
+    // capture correction (ppm).
+    let mut trace: Vec<(Instant, (u64, u64), f64)> = Vec::new();
+    while start.elapsed() < Duration::from_secs(240) {
         std::thread::sleep(Duration::from_millis(1000));
         let alice = metrics(hub_metrics)["connections"]["alice"].clone();
+        let peer_now = metrics(peer_metrics);
+        let now = Instant::now();
+        let faults = (
+            alice["jitterMisses"].as_u64().unwrap_or(0),
+            alice["trimmedFrames"].as_u64().unwrap_or(0),
+        );
+        let correction = peer_now["captureCorrectionPpm"].as_f64().unwrap_or(0.0);
         if alice["senderLocked"] != true {
             assert!(locked_at.is_none(), "the lock flag went off: {alice}");
             continue;
         }
-        let at = *locked_at.get_or_insert_with(Instant::now);
-        if at.elapsed() < Duration::from_secs(35) {
-            continue;
-        }
-        let clock = metrics(peer_metrics)["clockRatioPpm"].as_f64();
-        let drift = alice["driftPpm"].as_f64();
-        misses = alice["jitterMisses"].as_u64().expect("the hub's misses");
-        readings.push((
-            clock.expect("the peer's clock"),
-            drift.expect("the hub's drift"),
-        ));
-        if readings.len() == 4 {
-            break;
+        let at = *locked_at.get_or_insert(now);
+        trace.push((now, faults, correction));
+        let quiet = now - at >= QUIET
+            && trace
+                .iter()
+                .filter(|t| now - t.0 <= QUIET)
+                .all(|t| t.1 == faults && t.2.abs() < REPAYING_PPM);
+        if quiet {
+            readings.push((
+                peer_now["clockRatioPpm"]
+                    .as_f64()
+                    .expect("the peer's clock"),
+                alice["driftPpm"].as_f64().expect("the hub's drift"),
+            ));
+            if readings.len() == 3 {
+                break;
+            }
         }
     }
     let locked_at = locked_at.expect("the hub saw alice's packets flagged CLOCK_LOCKED");
+    let seen: Vec<String> = trace
+        .iter()
+        .map(|(_, (m, t), c)| format!("{m}/{t}/{c:.0}"))
+        .collect();
     eprintln!(
-        "locked {:.1} s after the start; {misses} misses at the hub; the peer measured, and \
-         the hub sees, ppm: {readings:?}",
-        (locked_at - start).as_secs_f64()
+        "locked {:.1} s after the start; each second since, alice's misses/trimmed frames \
+         at the hub/the capture's correction (ppm): {}; the peer measured, and the hub \
+         sees, ppm: {readings:?}",
+        (locked_at - start).as_secs_f64(),
+        seen.join(" ")
     );
-    assert!(readings.len() == 4, "only {} readings", readings.len());
+    let mut corrections: Vec<f64> = trace.iter().map(|t| t.2).collect();
+    corrections.sort_by(f64::total_cmp);
+    let median = corrections[corrections.len() / 2];
+    assert!(
+        median.abs() < 150.0,
+        "the capture's correction carried {median} ppm (median since the lock)"
+    );
+    assert!(
+        readings.len() == 3,
+        "only {} readings: the host never let alice's input at the hub go {QUIET:?} \
+         without a repayment (each second above)",
+        readings.len()
+    );
     for (clock, drift) in readings {
         assert!(
             (clock + 500.0).abs() < 50.0,
             "the peer measured {clock} ppm"
         );
-        assert!(
-            drift.abs() < 50.0,
-            "the hub sees {drift} ppm ({misses} misses at the hub)"
-        );
+        assert!(drift.abs() < 50.0, "the hub sees {drift} ppm");
     }
     p.kill();
     h.kill();
@@ -100,6 +157,7 @@ fn a_client_that_does_not_lock_shows_its_drift_at_the_hub() {
     // capped at 4 ms (192 frames), so that the surplus (480 frames in 20 s) must be
     // trimmed: uncapped, a stalling host raised the input's floor toward its 1024-frame
     // cap and the surplus fitted under it (fresh-clone CI, 2026-12-07: "nothing trimmed").
+    let _serial = serial();
     let (mut h, addr, hub_metrics) = hub(&["--jitter-max-ms", "4"]);
     let mut raw = Raw::connect(addr);
     raw.hello("carol", json!({}));
