@@ -69,7 +69,7 @@ fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
     //
     // The capture's correction itself must rest near zero: were the capture not resampled
     // by the estimate, the correction would carry the card's 500 ppm (a mutation that
-    // dropped the estimate from the capture's ratio: −510 ppm over 30 s), and the hub
+    // dropped the estimate from the capture's ratio: a median of −536 ppm), and the hub
     // would read zero all the same. Repayments are bursts, so the median of its samples
     // since the lock is judged, whatever the host did.
     const QUIET: Duration = Duration::from_secs(36);
@@ -89,12 +89,13 @@ fn a_skewed_peer_reports_its_clock_and_sends_the_hub_its_own_rate() {
             alice["jitterMisses"].as_u64().unwrap_or(0),
             alice["trimmedFrames"].as_u64().unwrap_or(0),
         );
-        let correction = peer_now["captureCorrectionPpm"].as_f64().unwrap_or(0.0);
+        let correction = peer_now["captureCorrectionPpm"].as_f64();
         if alice["senderLocked"] != true {
             assert!(locked_at.is_none(), "the lock flag went off: {alice}");
             continue;
         }
         let at = *locked_at.get_or_insert(now);
+        let correction = correction.expect("the peer's capture correction");
         trace.push((now, faults, correction));
         let quiet = now - at >= QUIET
             && trace
