@@ -63,9 +63,18 @@ cpu_ticks() {
     echo "$n"
 }
 
+# The machine's CPU time so far, summed over its CPUs (/proc/stat's first line, guest time
+# left out: it is in user time already): "STEAL TOTAL" in ticks, steal being the time the
+# hypervisor gave this VM's CPUs to others while they had work. On this shared VM that is
+# what a storm is: 50-75 % of both cores taken for 20-40 s at a time.
+host_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat
+}
+
 # Window hooks: JACK xruns of the phase's servers, plus izyrt's own, and the CPU the
 # system's own processes (x_pids: JackTrip's two, izyrt's hub and peer) used in the window,
-# as a share of one core (x_cpu, "" when it has none).
+# as a share of one core (x_cpu, "" when it has none); the share of the machine's CPU time
+# the hypervisor took in the window, % (x_steal).
 x_servers=()
 x_metrics=()
 x_pids=()
@@ -76,7 +85,7 @@ watch_window() {
     read -ra x_metrics <<<"${2:-}"
     read -ra x_pids <<<"${3:-}"
 }
-x_jack0=0 x_jack=0 x_izyrt0=0 x_izyrt=0 x_cpu0=0 x_ns0=0 x_cpu=''
+x_jack0=0 x_jack=0 x_izyrt0=0 x_izyrt=0 x_cpu0=0 x_ns0=0 x_cpu='' x_host0='' x_steal=''
 clk_tck=$(getconf CLK_TCK)
 xrun_hook() {
     local n=0 m
@@ -85,7 +94,11 @@ xrun_hook() {
         x_jack0=$(jack_xruns "${x_servers[@]}")
         x_izyrt0=$n
         x_cpu0=$(cpu_ticks "${x_pids[@]}") x_ns0=$(date +%s%N) x_cpu=''
+        x_host0=$(host_ticks) x_steal=''
     else
+        x_steal=$(awk -v a="$x_host0" -v b="$(host_ticks)" 'BEGIN {
+            split(a, s); split(b, e); t = e[2] - s[2]
+            if (t > 0) printf "%.1f", 100 * (e[1] - s[1]) / t }')
         x_jack=$(($(jack_xruns "${x_servers[@]}") - x_jack0))
         x_izyrt=$((n - x_izyrt0))
         if [ "${#x_pids[@]}" -gt 0 ]; then
@@ -146,7 +159,7 @@ run_jacktrip() {
         return 1
     fi
     jt_median=$r_median
-    jt_detail="JackTrip $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack"
+    jt_detail="JackTrip $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
     [ "$r_below" = 0 ] || jt_detail+=", signal lost $r_below times"
     jt_queue=$(grep -m1 -oE 'JitterBuffer strategy [0-9]+' "$logs/jacktrip-client-$p.log" || echo 'JitterBuffer strategy ?')
 }
@@ -218,9 +231,9 @@ run_izyrt() {
     iz_median=$r_median
     iz_xruns=$x_izyrt
     if [ "$mode" = native ]; then
-        iz_detail="izyrt native $(frames "$r_min")–$(frames "$r_max") over $r_count readings, izyrt late cycles $x_izyrt, JACK xruns $x_jack"
+        iz_detail="izyrt native $(frames "$r_min")–$(frames "$r_max") over $r_count readings, izyrt late cycles $x_izyrt, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
     else
-        iz_detail="izyrt $(frames "$r_min")–$(frames "$r_max") over $r_count readings with --periods $n, izyrt xruns $x_izyrt, JACK xruns $x_jack"
+        iz_detail="izyrt $(frames "$r_min")–$(frames "$r_max") over $r_count readings with --periods $n, izyrt xruns $x_izyrt, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
     fi
     [ "$r_below" = 0 ] || iz_detail+=", signal lost $r_below times"
 }
@@ -250,7 +263,7 @@ run_floor() {
         return 1
     fi
     fl_median=$r_median
-    fl_detail="floor $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack"
+    fl_detail="floor $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
     [ "$r_below" = 0 ] || fl_detail+=", signal lost $r_below times"
 }
 
