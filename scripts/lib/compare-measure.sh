@@ -74,7 +74,7 @@ host_ticks() {
 # Window hooks: JACK xruns of the phase's servers, plus izyrt's own, and the CPU the
 # system's own processes (x_pids: JackTrip's two, izyrt's hub and peer) used in the window,
 # as a share of one core (x_cpu, "" when it has none); the share of the machine's CPU time
-# the hypervisor took in the window, % (x_steal).
+# the hypervisor took in the window, % (x_steal; x_steal_note ", steal X %", or "").
 x_servers=()
 x_metrics=()
 x_pids=()
@@ -85,7 +85,7 @@ watch_window() {
     read -ra x_metrics <<<"${2:-}"
     read -ra x_pids <<<"${3:-}"
 }
-x_jack0=0 x_jack=0 x_izyrt0=0 x_izyrt=0 x_cpu0=0 x_ns0=0 x_cpu='' x_host0='' x_steal=''
+x_jack0=0 x_jack=0 x_izyrt0=0 x_izyrt=0 x_cpu0=0 x_ns0=0 x_cpu='' x_host0='' x_steal='' x_steal_note=''
 clk_tck=$(getconf CLK_TCK)
 xrun_hook() {
     local n=0 m
@@ -94,11 +94,12 @@ xrun_hook() {
         x_jack0=$(jack_xruns "${x_servers[@]}")
         x_izyrt0=$n
         x_cpu0=$(cpu_ticks "${x_pids[@]}") x_ns0=$(date +%s%N) x_cpu=''
-        x_host0=$(host_ticks) x_steal=''
+        x_host0=$(host_ticks) x_steal='' x_steal_note=''
     else
         x_steal=$(awk -v a="$x_host0" -v b="$(host_ticks)" 'BEGIN {
             split(a, s); split(b, e); t = e[2] - s[2]
             if (t > 0) printf "%.1f", 100 * (e[1] - s[1]) / t }')
+        x_steal_note=${x_steal:+, steal $x_steal %} # as the round trip's notes append it
         x_jack=$(($(jack_xruns "${x_servers[@]}") - x_jack0))
         x_izyrt=$((n - x_izyrt0))
         if [ "${#x_pids[@]}" -gt 0 ]; then
@@ -159,7 +160,7 @@ run_jacktrip() {
         return 1
     fi
     jt_median=$r_median
-    jt_detail="JackTrip $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
+    jt_detail="JackTrip $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack$x_steal_note"
     [ "$r_below" = 0 ] || jt_detail+=", signal lost $r_below times"
     jt_queue=$(grep -m1 -oE 'JitterBuffer strategy [0-9]+' "$logs/jacktrip-client-$p.log" || echo 'JitterBuffer strategy ?')
 }
@@ -231,9 +232,9 @@ run_izyrt() {
     iz_median=$r_median
     iz_xruns=$x_izyrt
     if [ "$mode" = native ]; then
-        iz_detail="izyrt native $(frames "$r_min")–$(frames "$r_max") over $r_count readings, izyrt late cycles $x_izyrt, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
+        iz_detail="izyrt native $(frames "$r_min")–$(frames "$r_max") over $r_count readings, izyrt late cycles $x_izyrt, JACK xruns $x_jack$x_steal_note"
     else
-        iz_detail="izyrt $(frames "$r_min")–$(frames "$r_max") over $r_count readings with --periods $n, izyrt xruns $x_izyrt, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
+        iz_detail="izyrt $(frames "$r_min")–$(frames "$r_max") over $r_count readings with --periods $n, izyrt xruns $x_izyrt, JACK xruns $x_jack$x_steal_note"
     fi
     [ "$r_below" = 0 ] || iz_detail+=", signal lost $r_below times"
 }
@@ -263,7 +264,7 @@ run_floor() {
         return 1
     fi
     fl_median=$r_median
-    fl_detail="floor $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack${x_steal:+, steal $x_steal %}"
+    fl_detail="floor $(frames "$r_min")–$(frames "$r_max") over $r_count readings, JACK xruns $x_jack$x_steal_note"
     [ "$r_below" = 0 ] || fl_detail+=", signal lost $r_below times"
 }
 
