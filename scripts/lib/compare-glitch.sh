@@ -159,7 +159,13 @@ glitch_system() {
             jack) run_jack_alone "$p" ;;
             jacktrip) run_jacktrip "$p" glitch ;;
             izyrt) run_izyrt "$p" "$n" alsa glitch ;;
-            izyrt-b) iz_bin=$bin_b_run run_izyrt "$p" "$n" alsa glitch ;;
+            izyrt-b)
+                if [ "$bin_b_device" = native ]; then
+                    iz_bin=$bin_b_run run_izyrt "$p" 2 native glitch
+                else
+                    iz_bin=$bin_b_run run_izyrt "$p" "$n" alsa glitch
+                fi
+                ;;
             native) run_izyrt "$p" 2 native glitch ;;
         esac || true
         stop_all
@@ -203,9 +209,11 @@ glitch_report() {
     echo
     echo "## What a listener hears: audible events on the loopback path"
     echo
-    local order="JACK alone, JackTrip, izyrt"
-    [ -z "$bin_b" ] || order+=", izyrt B"
+    local order="JACK alone, JackTrip, izyrt" b_path="ALSA jack PCM" b_how="through the ALSA jack PCM" b_after=izyrt
+    [ "$bin_b_device" = pcm ] || b_path="native JACK" b_how="as native JACK clients" b_after="izyrt native"
+    [ -z "$bin_b" ] || [ "$bin_b_device" = native ] || order+=", izyrt B"
     [ "$native" = 0 ] || order+=", izyrt native JACK"
+    [ -z "$bin_b" ] || [ "$bin_b_device" = pcm ] || order+=", izyrt B"
     echo "At $glitch_period frames, $glitch_rounds round(s) of ${glitch_secs} s windows, each round running one"
     echo "system after the other on fresh servers with the same names ($order)."
     echo "The same 441 Hz tone at -12 dBFS (\`izyrt play\` of one file, a native JACK"
@@ -229,7 +237,7 @@ glitch_report() {
     echo "the last take counts. izyrt at its defaults but \`--period $glitch_period"
     echo "--periods $glitch_n\` ($glitch_n_why; the native peer has no device buffer), JackTrip at its"
     echo "defaults (queue 4)."
-    [ -z "$bin_b" ] || echo "*izyrt B* is \`$bin_b\` (IZYRT_COMPARE_BIN_B) at izyrt's settings, run right after izyrt in every round."
+    [ -z "$bin_b" ] || echo "*izyrt B* is \`$bin_b\` (IZYRT_COMPARE_BIN_B) at izyrt's settings $b_how, run right after $b_after in every round."
     echo
     echo "| round | system | events/min | events | steps | holes | seconds measured | JACK xruns | CPU, % of a core | steal, % | round trip frames (ms) |"
     echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -241,7 +249,8 @@ glitch_report() {
     echo "|---|---:|---:|---:|---:|---:|"
     for sys in "${g_systems[@]}"; do
         case $sys in
-            izyrt | izyrt-b) label="$(system_label "$sys") (ALSA jack PCM)" ;;
+            izyrt) label="izyrt (ALSA jack PCM)" ;;
+            izyrt-b) label="izyrt B ($b_path)" ;;
             native) label="izyrt native JACK" ;;
             *) label=$(system_label "$sys") ;;
         esac
