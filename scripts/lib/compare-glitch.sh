@@ -137,6 +137,16 @@ system_label() {
     esac
 }
 
+# Its name with the path it takes, as the report's medians and its order of systems say it.
+system_path_label() {
+    case $1 in
+        izyrt) echo "izyrt (ALSA jack PCM)" ;;
+        izyrt-b) echo "izyrt B ($b_path)" ;;
+        native) echo "izyrt native JACK" ;;
+        *) system_label "$1" ;;
+    esac
+}
+
 # One system ($1: jack, jacktrip, izyrt, izyrt-b or native) in glitch round $round at period $2, izyrt
 # with --periods $3. Appends its row, its note and its figures (g_all_*[$1]). A window in
 # which the hypervisor took more than $steal_max % of the machine (a storm of this shared
@@ -159,13 +169,7 @@ glitch_system() {
             jack) run_jack_alone "$p" ;;
             jacktrip) run_jacktrip "$p" glitch ;;
             izyrt) run_izyrt "$p" "$n" alsa glitch ;;
-            izyrt-b)
-                if [ "$bin_b_device" = native ]; then
-                    iz_bin=$bin_b_run run_izyrt "$p" 2 native glitch
-                else
-                    iz_bin=$bin_b_run run_izyrt "$p" "$n" alsa glitch
-                fi
-                ;;
+            izyrt-b) iz_bin=$bin_b_run run_izyrt "$p" "${b_periods:-$n}" "$b_mode" glitch ;;
             native) run_izyrt "$p" 2 native glitch ;;
         esac || true
         stop_all
@@ -209,11 +213,8 @@ glitch_report() {
     echo
     echo "## What a listener hears: audible events on the loopback path"
     echo
-    local order="JACK alone, JackTrip, izyrt" b_path="ALSA jack PCM" b_how="through the ALSA jack PCM" b_after=izyrt
-    [ "$bin_b_device" = pcm ] || b_path="native JACK" b_how="as native JACK clients" b_after="izyrt native"
-    [ -z "$bin_b" ] || [ "$bin_b_device" = native ] || order+=", izyrt B"
-    [ "$native" = 0 ] || order+=", izyrt native JACK"
-    [ -z "$bin_b" ] || [ "$bin_b_device" = pcm ] || order+=", izyrt B"
+    local order=''
+    for sys in "${g_systems[@]}"; do order+="${order:+, }$(system_path_label "$sys")"; done
     echo "At $glitch_period frames, $glitch_rounds round(s) of ${glitch_secs} s windows, each round running one"
     echo "system after the other on fresh servers with the same names ($order)."
     echo "The same 441 Hz tone at -12 dBFS (\`izyrt play\` of one file, a native JACK"
@@ -248,12 +249,7 @@ glitch_report() {
     echo "| system | events/min | steps | holes | CPU, % of a core | round trip frames (ms) |"
     echo "|---|---:|---:|---:|---:|---:|"
     for sys in "${g_systems[@]}"; do
-        case $sys in
-            izyrt) label="izyrt (ALSA jack PCM)" ;;
-            izyrt-b) label="izyrt B ($b_path)" ;;
-            native) label="izyrt native JACK" ;;
-            *) label=$(system_label "$sys") ;;
-        esac
+        label=$(system_path_label "$sys")
         read -r epm steps holes rt cpu <<<"$(glitch_medians "$sys")"
         [ "$rt" = — ] || rt=$(fmt "$rt")
         if [ "$epm" = — ]; then
